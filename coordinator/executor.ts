@@ -1,0 +1,366 @@
+/**
+ * The `Executor` contract shared by every pool, and the machinery they share: option checks,
+ * shutdown, per-task timeouts and signals, and `map`/`starmap` with `chunksize` and `buffersize`.
+ * An executor only decides how one task (or one chunk of calls) runs.
+ */
+import { CancelledError, ExecutorShutdownError, TimeoutError } from '../shared/errors.ts';
+import { checkTimeout, Future, interruptWith } from './future.ts';
+
+/** Options for one task, given to `submitWith`. */
+export interface SubmitOptions {
+  /**
+   * Milliseconds the task may run, counted from when it starts. When it passes, the task is
+   * stopped (its signal fires; a remote worker node ends it) and the future fails with
+   * `TimeoutError`. Default: no limit.
+   */
+  timeout?: number;
+  /** Aborting this signal aborts the task, as `future.abort(signal.reason)`. */
+  signal?: AbortSignal;
+}
+
+export interface MapOptions {
+  /**
+   * Milliseconds from the `map` call after which the iteration throws `TimeoutError` (and the
+   * remaining calls are cancelled). Default: no limit.
+   */
+  timeout?: number;
+  /**
+   * How many calls ride in one task (default 1). Large values cut per-task overhead on the
+   * process pool; the local pool runs every call as its own task, as Python's ThreadPool does.
+   */
+  chunksize?: number;
+  /**
+   * At most this many tasks (chunks) are submitted and not yet yielded, so a huge or endless
+   * (also async) iterable is read lazily. Default: the whole iterable is submitted at once.
+   */
+  buffersize?: number;
+}
+
+export interface ShutdownOptions {
+  /** Wait until every submitted task has settled and resources are released (default true). */
+  wait?: boolean;
+  /** Cancel every task that has not started yet (default false). */
+  cancelFutures?: boolean;
+}
+
+/** A function of any arguments; `this` may be typed as `TaskContext`. */
+// deno-lint-ignore no-explicit-any
+export type AnyFunction = (this: any, ...args: any[]) => unknown;
+
+/** The interface every wsfutures executor implements, as Python's `Executor`. */
+export interface Executor {
+  submit<F extends AnyFunction>(fn: F, ...args: Parameters<F>): Future<Awaited<ReturnType<F>>>;
+  submitWith<F extends AnyFunction>(options: SubmitOptions, fn: F, ...args: Parameters<F>): Future<Awaited<ReturnType<F>>>;
+  map<T, R>(fn: (item: T) => R, iterable: Iterable<T> | AsyncIterable<T>, options?: MapOptions): AsyncGenerator<Awaited<R>, void, undefined>;
+  starmap<F extends AnyFunction>(fn: F, iterable: Iterable<Parameters<F>> | AsyncIterable<Parameters<F>>, options?: MapOptions): AsyncGenerator<Awaited<ReturnType<F>>, void, undefined>;
+  shutdown(options?: ShutdownOptions): Promise<void>;
+  [Symbol.asyncDispose](): Promise<void>;
+}
+
+/** What a chunk of calls produced: the values in order, up to the first error if any. */
+export interface ChunkOutcome<R> {
+  values: R[];
+  /** Set when call number `values.length` of the chunk threw. */
+  error?: { thrown: unknown };
+}
+
+/** Checks an optional positive integer option and says which one is wrong. */
+export function checkPositiveInt(name: string, value: unknown, allowZero = false): void {
+  if (value === undefined) return;
+  if (typeof value !== 'number' || !Number.isInteger(value) || value < (allowZero ? 0 : 1)) {
+    throw new RangeError(`${name} must be a ${allowZero ? 'non-negative' : 'positive'} integer: got ${describeValue(value)}`);
+  }
+}
+
+export function describeValue(value: unknown): string {
+  if (typeof value === 'string') return JSON.stringify(value);
+  if (typeof value === 'function') return `function ${value.name || '(anonymous)'}`;
+  if (typeof value === 'bigint') return `${value}n`;
+  if (value === null || typeof value !== 'object') return String(value);
+  try {
+    return JSON.stringify(value);
+  } catch {
+    return Object.prototype.toString.call(value);
+  }
+}
+
+function checkFunction(fn: unknown, where: string): void {
+  if (typeof fn !== 'function') throw new TypeError(`${where}: fn must be a function: got ${describeValue(fn)}`);
+}
+
+/** A map entry in flight: either one call's future, or a chunk's. */
+type InFlight<R> = { one: Future<R> } | { chunk: Future<ChunkOutcome<R>> };
+
+export abstract class BaseExecutor implements Executor {
+  #shutdown = false;
+  #closing: Promise<void> | undefined;
+  /** Futures not yet done, so shutdown can cancel or wait for them. */
+  readonly #unfinished = new Set<Future<unknown>>();
+  /** The class name, for messages ("ProcessPoolExecutor.submit"). */
+  protected abstract readonly kind: string;
+
+  /** Runs (or queues) one call. The future is new and pending. */
+  protected abstract schedule(future: Future<unknown>, fn: AnyFunction, args: unknown[]): void;
+
+  /**
+   * Runs (or queues) a chunk of calls as one task. Executors that do not batch leave this
+   * undefined, and `map` submits each call on its own.
+   */
+  protected scheduleChunk?(future: Future<ChunkOutcome<unknown>>, fn: AnyFunction, argLists: unknown[][]): void;
+
+  /** Releases the executor's resources once every task has settled. */
+  protected abstract close(): Promise<void>;
+
+  /** Checks that `fn` can be run by this executor; throws a TypeError that says how to fix it. */
+  protected checkCallable(_fn: AnyFunction, _where: string): void {}
+
+  /** True after `shutdown()` was called. */
+  get isShutdown(): boolean {
+    return this.#shutdown;
+  }
+
+  submit<F extends AnyFunction>(fn: F, ...args: Parameters<F>): Future<Awaited<ReturnType<F>>> {
+    return this.#submit(`${this.kind}.submit`, {}, fn, args);
+  }
+
+  /**
+   * `submit` with per-task options (timeout, signal).
+   *
+   * @example
+   * const f = pool.submitWith({ timeout: 5_000 }, crunch, data);
+   */
+  submitWith<F extends AnyFunction>(options: SubmitOptions, fn: F, ...args: Parameters<F>): Future<Awaited<ReturnType<F>>> {
+    if (options === null || typeof options !== 'object') {
+      throw new TypeError(`${this.kind}.submitWith(options, fn, ...args): options must be an object: got ${describeValue(options)}`);
+    }
+    return this.#submit(`${this.kind}.submitWith`, options, fn, args);
+  }
+
+  #submit<R>(where: string, options: SubmitOptions, fn: AnyFunction, args: unknown[]): Future<R> {
+    checkFunction(fn, where);
+    checkTimeout('options.timeout', options.timeout);
+    if (options.signal !== undefined && !(options.signal instanceof AbortSignal)) {
+      throw new TypeError(`options.signal must be an AbortSignal: got ${describeValue(options.signal)}`);
+    }
+    this.#checkOpen();
+    this.checkCallable(fn, where);
+    const future = new Future<R>();
+    this.#track(future as Future<unknown>, options);
+    this.schedule(future as Future<unknown>, fn, args);
+    return future;
+  }
+
+  #checkOpen(): void {
+    if (this.#shutdown) throw new ExecutorShutdownError(`cannot submit new tasks after ${this.kind}.shutdown(): create a new executor`);
+  }
+
+  /** Keeps the future until it settles; wires its timeout and signal. */
+  #track(future: Future<unknown>, options: SubmitOptions): void {
+    this.#unfinished.add(future);
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const { signal, timeout } = options;
+    const onAbort = () => future.abort(signal!.reason);
+    if (signal) {
+      if (signal.aborted) future.cancel(signal.reason);
+      else signal.addEventListener('abort', onAbort, { once: true });
+    }
+    if (timeout !== undefined && timeout !== Infinity) {
+      // The clock starts when the task starts running, not when it is queued: a timeout is a
+      // limit on the task, and queueing time depends on everyone else's work.
+      this.onRunning(future, () => {
+        timer = setTimeout(() => interruptWith(future, new TimeoutError(`the task ran longer than its timeout of ${timeout} ms and was stopped`)), timeout);
+      });
+    }
+    future.addDoneCallback(() => {
+      this.#unfinished.delete(future);
+      if (timer !== undefined) clearTimeout(timer);
+      signal?.removeEventListener('abort', onAbort);
+    });
+  }
+
+  readonly #runningHooks = new WeakMap<Future<unknown>, () => void>();
+
+  /** Calls `fn` when the executor starts running `future` (see `markRunning`). */
+  private onRunning(future: Future<unknown>, fn: () => void): void {
+    this.#runningHooks.set(future, fn);
+  }
+
+  /**
+   * Moves a future to RUNNING; returns false if it was cancelled and must not run. Engines call
+   * this instead of `future.setRunningOrNotifyCancel()` so that task timeouts start on time.
+   */
+  protected markRunning(future: Future<unknown>): boolean {
+    if (future.state === 'RUNNING') return true; // a retried task keeps its first clock
+    if (!future.setRunningOrNotifyCancel()) return false;
+    const hook = this.#runningHooks.get(future);
+    if (hook) {
+      this.#runningHooks.delete(future);
+      hook();
+    }
+    return true;
+  }
+
+  map<T, R>(fn: (item: T) => R, iterable: Iterable<T> | AsyncIterable<T>, options: MapOptions = {}): AsyncGenerator<Awaited<R>, void, undefined> {
+    return this.#map(`${this.kind}.map`, fn as AnyFunction, iterable, options, (item) => [item]);
+  }
+
+  starmap<F extends AnyFunction>(fn: F, iterable: Iterable<Parameters<F>> | AsyncIterable<Parameters<F>>, options: MapOptions = {}): AsyncGenerator<Awaited<ReturnType<F>>, void, undefined> {
+    return this.#map(`${this.kind}.starmap`, fn, iterable, options, (args) => {
+      if (!Array.isArray(args)) throw new TypeError(`${this.kind}.starmap: every item must be an array of arguments: got ${describeValue(args)}`);
+      return args;
+    });
+  }
+
+  #map<T, R>(
+    where: string,
+    fn: AnyFunction,
+    iterable: Iterable<T> | AsyncIterable<T>,
+    options: MapOptions,
+    toArgs: (item: T) => unknown[],
+  ): AsyncGenerator<R, void, undefined> {
+    // Everything here runs at call time, as in Python: bad arguments throw at once, and the
+    // calls are submitted before the first result is asked for.
+    checkFunction(fn, where);
+    if (options === null || typeof options !== 'object') throw new TypeError(`${where}: options must be an object: got ${describeValue(options)}`);
+    const { timeout, chunksize = 1, buffersize } = options;
+    checkTimeout('options.timeout', timeout);
+    checkPositiveInt('options.chunksize', chunksize);
+    checkPositiveInt('options.buffersize', buffersize);
+    const isAsync = iterable != null && typeof (iterable as AsyncIterable<T>)[Symbol.asyncIterator] === 'function';
+    if (!isAsync && (iterable == null || typeof (iterable as Iterable<T>)[Symbol.iterator] !== 'function')) {
+      throw new TypeError(`${where}: iterable must be an Iterable or AsyncIterable: got ${describeValue(iterable)}`);
+    }
+    this.#checkOpen();
+    this.checkCallable(fn, where);
+    const deadline = timeout === undefined || timeout === Infinity ? Infinity : Date.now() + timeout;
+
+    const inFlight: InFlight<R>[] = [];
+    let inputDone = false;
+    let inputError: { thrown: unknown } | undefined;
+    let closed = false;
+    let wakeConsumer: (() => void) | undefined;
+    let wakeFeeder: (() => void) | undefined;
+    const iterator = isAsync ? (iterable as AsyncIterable<T>)[Symbol.asyncIterator]() : (iterable as Iterable<T>)[Symbol.iterator]();
+    const batching = chunksize > 1 && this.scheduleChunk !== undefined;
+
+    const submitOne = (argLists: unknown[][]) => {
+      if (batching) {
+        const future = new Future<ChunkOutcome<R>>();
+        this.#track(future as Future<unknown>, {});
+        this.scheduleChunk!(future as Future<ChunkOutcome<unknown>>, fn, argLists);
+        inFlight.push({ chunk: future });
+      } else {
+        for (const args of argLists) {
+          const future = new Future<R>();
+          this.#track(future as Future<unknown>, {});
+          this.schedule(future as Future<unknown>, fn, args);
+          inFlight.push({ one: future });
+        }
+      }
+      wakeConsumer?.();
+    };
+
+    // Reads the input and submits; synchronous for a sync iterable until it must wait for room.
+    const feed = async () => {
+      try {
+        for (;;) {
+          while (buffersize !== undefined && inFlight.length >= buffersize && !closed) {
+            await new Promise<void>((r) => (wakeFeeder = r));
+          }
+          if (closed) return;
+          const argLists: unknown[][] = [];
+          while (argLists.length < chunksize) {
+            const step = isAsync ? await (iterator as AsyncIterator<T>).next() : (iterator as Iterator<T>).next();
+            if (closed) return;
+            if (step.done) {
+              inputDone = true;
+              break;
+            }
+            argLists.push(toArgs(step.value));
+          }
+          if (argLists.length > 0) {
+            if (this.#shutdown) throw new ExecutorShutdownError(`${where}: the executor was shut down while the input was still being read`);
+            submitOne(argLists);
+          }
+          if (inputDone) break;
+        }
+      } catch (err) {
+        inputError = { thrown: err };
+      } finally {
+        inputDone = true;
+        wakeConsumer?.();
+      }
+    };
+    void feed();
+
+    const cancelAll = () => {
+      closed = true;
+      wakeFeeder?.();
+      for (const entry of inFlight) ('one' in entry ? entry.one : entry.chunk).cancel();
+      inFlight.length = 0;
+      if (!inputDone) void (iterator as AsyncIterator<T>).return?.();
+    };
+
+    const results = async function* (): AsyncGenerator<R, void, undefined> {
+      try {
+        for (;;) {
+          if (inFlight.length === 0) {
+            if (inputDone) {
+              if (inputError) throw inputError.thrown;
+              return;
+            }
+            await new Promise<void>((r) => (wakeConsumer = r));
+            wakeConsumer = undefined;
+            continue;
+          }
+          const entry = inFlight.shift()!;
+          wakeFeeder?.();
+          const future = 'one' in entry ? entry.one : entry.chunk;
+          const remaining = deadline - Date.now();
+          if (remaining <= 0 && !future.done()) throw new TimeoutError(`${where}: results did not arrive within ${timeout} ms`);
+          const value = await future.result(deadline === Infinity ? undefined : Math.max(0, remaining));
+          if ('one' in entry) {
+            yield value as R;
+          } else {
+            const outcome = value as ChunkOutcome<R>;
+            for (const v of outcome.values) yield v;
+            if (outcome.error) throw outcome.error.thrown;
+          }
+        }
+      } finally {
+        // An early `break`, an error or a timeout: what was not yielded is not wanted.
+        cancelAll();
+      }
+    };
+    return results() as AsyncGenerator<R, void, undefined>;
+  }
+
+  /**
+   * Python's `shutdown(wait=True, cancel_futures=False)`: no new tasks; with `cancelFutures`,
+   * tasks not yet started are cancelled; with `wait` (default), resolves once every task has
+   * settled and the executor's resources are released. Safe to call more than once.
+   */
+  async shutdown(options: ShutdownOptions = {}): Promise<void> {
+    if (options === null || typeof options !== 'object') throw new TypeError(`${this.kind}.shutdown(options): options must be an object: got ${describeValue(options)}`);
+    const { wait = true, cancelFutures = false } = options;
+    this.#shutdown = true;
+    if (cancelFutures) {
+      for (const f of [...this.#unfinished]) f.cancel(new CancelledError(`cancelled by ${this.kind}.shutdown({ cancelFutures: true })`));
+    }
+    this.#closing ??= this.#drainAndClose();
+    if (wait) await this.#closing;
+    else this.#closing.catch(() => {});
+  }
+
+  async #drainAndClose(): Promise<void> {
+    while (this.#unfinished.size > 0) {
+      await Promise.allSettled([...this.#unfinished].map((f) => new Promise<void>((r) => f.addDoneCallback(() => r()))));
+    }
+    await this.close();
+  }
+
+  /** `await using pool = new ...` shuts the pool down (waiting) at the end of the block. */
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.shutdown({ wait: true });
+  }
+}

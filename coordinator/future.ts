@@ -1,0 +1,276 @@
+/**
+ * `Future<T>`: the eventual result of one task, with the states and methods of Python's
+ * `concurrent.futures.Future`, and awaitable like a promise.
+ *
+ * A Future never creates a promise until someone waits on it, so a future whose error nobody
+ * reads does not become an unhandled rejection (Python, too, only raises when asked).
+ */
+import { CancelledError, InvalidStateError, TimeoutError } from '../shared/errors.ts';
+
+/** Python's states, in Python's spelling. FINISHED covers both a result and an exception. */
+export type FutureState = 'PENDING' | 'RUNNING' | 'CANCELLED' | 'FINISHED';
+
+export type DoneCallback<T> = (future: Future<T>) => void;
+
+/**
+ * What an executor plugs into a future so that `abort()` can stop work that is already running.
+ * Called at most once; the future has already settled as cancelled when it runs.
+ */
+export type AbortHook = (reason: unknown) => void;
+
+/** Where a throwing done-callback is reported; tests may replace it. Python logs it and goes on. */
+export let reportCallbackError = (err: unknown): void => {
+  queueMicrotask(() => {
+    // Reported on its own tick so the future and the other callbacks are untouched.
+    console.error('wsfutures: a done callback threw:', err);
+  });
+};
+
+/** Replaces the reporter of throwing done-callbacks; returns the previous one. */
+export function setCallbackErrorReporter(fn: (err: unknown) => void): (err: unknown) => void {
+  const prev = reportCallbackError;
+  reportCallbackError = fn;
+  return prev;
+}
+
+type Waiter = () => void;
+
+/**
+ * Synchronous look at a finished future's error, for `wait(FIRST_EXCEPTION)` and executors.
+ * Not part of the public API (Python's equivalent is `exception(timeout=0)`, which is async here).
+ */
+export let failedWith: <T>(f: Future<T>) => { failed: boolean; error: unknown };
+
+/**
+ * Ends a pending or running future with `error` (not as cancelled) and stops its work through
+ * the abort hook: how per-task timeouts end a task. Returns false if it was already done.
+ */
+export let interruptWith: <T>(f: Future<T>, error: unknown) => boolean;
+
+export class Future<T = unknown> implements PromiseLike<T> {
+  #state: FutureState = 'PENDING';
+  #value: T | undefined = undefined;
+  #error: unknown = undefined;
+  #hasError = false;
+  #cancelReason: unknown = undefined;
+  #callbacks: DoneCallback<T>[] = [];
+  #waiters: Waiter[] = [];
+  #abortHook: AbortHook | undefined;
+  #promise: Promise<T> | undefined;
+
+  static {
+    failedWith = (f) => ({ failed: f.#state === 'FINISHED' && f.#hasError, error: f.#error });
+    interruptWith = (f, error) => {
+      if (f.done()) return false;
+      const hook = f.#state === 'RUNNING' ? f.#abortHook : undefined;
+      f.setException(error);
+      hook?.(error);
+      return true;
+    };
+  }
+
+  /** The state, in Python's names. */
+  get state(): FutureState {
+    return this.#state;
+  }
+
+  /** True once cancelled or finished. */
+  done(): boolean {
+    return this.#state === 'CANCELLED' || this.#state === 'FINISHED';
+  }
+
+  /** True while a worker is running the task. */
+  running(): boolean {
+    return this.#state === 'RUNNING';
+  }
+
+  /** True if the future was cancelled (by `cancel()`, `abort()` or shutdown). */
+  cancelled(): boolean {
+    return this.#state === 'CANCELLED';
+  }
+
+  /**
+   * Python's `cancel()`: cancels the task only if it has not started. Returns true if the future
+   * is cancelled after the call (also when it already was), false if it is running or finished.
+   * To stop a task that is already running, use {@link abort}.
+   */
+  cancel(reason?: unknown): boolean {
+    if (this.#state === 'CANCELLED') return true;
+    if (this.#state !== 'PENDING') return false;
+    this.#settleCancelled(reason);
+    return true;
+  }
+
+  /**
+   * Stops the task whether or not it has started: a pending task is cancelled as by `cancel()`;
+   * a running one is told to stop (its `AbortSignal` fires; a remote worker node ends the task)
+   * and the future settles at once as cancelled. Returns false only if the future was already
+   * finished. This is wsfutures' addition to Python's contract, which cannot stop running work.
+   */
+  abort(reason?: unknown): boolean {
+    if (this.#state === 'CANCELLED') return true;
+    if (this.#state === 'FINISHED') return false;
+    const wasRunning = this.#state === 'RUNNING';
+    this.#settleCancelled(reason ?? new CancelledError('the task was aborted'));
+    const hook = this.#abortHook;
+    this.#abortHook = undefined;
+    if (wasRunning && hook) hook(this.#cancelReason);
+    return true;
+  }
+
+  /**
+   * Waits for the result. Rejects with the task's error, with `CancelledError` if the future
+   * was cancelled, or with `TimeoutError` if `timeoutMs` passes first (the task goes on).
+   */
+  async result(timeoutMs?: number): Promise<T> {
+    await this.#wait(timeoutMs);
+    if (this.#state === 'CANCELLED') throw this.#cancelledError();
+    if (this.#hasError) throw this.#error;
+    return this.#value as T;
+  }
+
+  /**
+   * Waits and returns the task's error, or undefined if it succeeded. Rejects with
+   * `CancelledError` or `TimeoutError` as `result()` does.
+   */
+  async exception(timeoutMs?: number): Promise<unknown> {
+    await this.#wait(timeoutMs);
+    if (this.#state === 'CANCELLED') throw this.#cancelledError();
+    return this.#hasError ? this.#error : undefined;
+  }
+
+  /**
+   * Calls `cb(future)` when the future is done, in the order callbacks were added; at once if it
+   * is done already. A callback that throws is reported and does not affect the others.
+   */
+  addDoneCallback(cb: DoneCallback<T>): void {
+    if (typeof cb !== 'function') throw new TypeError(`addDoneCallback(cb): cb must be a function: got ${typeof cb}`);
+    if (this.done()) this.#invoke(cb);
+    else this.#callbacks.push(cb);
+  }
+
+  /** Makes a Future awaitable: `await future` is `await future.result()`. */
+  then<R1 = T, R2 = never>(
+    onFulfilled?: ((value: T) => R1 | PromiseLike<R1>) | null,
+    onRejected?: ((reason: unknown) => R2 | PromiseLike<R2>) | null,
+  ): Promise<R1 | R2> {
+    this.#promise ??= this.result();
+    return this.#promise.then(onFulfilled, onRejected);
+  }
+
+  catch<R = never>(onRejected?: ((reason: unknown) => R | PromiseLike<R>) | null): Promise<T | R> {
+    return this.then(undefined, onRejected);
+  }
+
+  finally(onFinally?: (() => void) | null): Promise<T> {
+    return this.then().finally(onFinally);
+  }
+
+  get [Symbol.toStringTag](): string {
+    return `Future ${this.#state}`;
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // For executors (Python exposes these on Future too, "for use by Executor implementations").
+
+  /**
+   * Python's `set_running_or_notify_cancel()`: returns false if the future was cancelled (the
+   * executor must then not run the task), otherwise marks it running and returns true.
+   */
+  setRunningOrNotifyCancel(): boolean {
+    if (this.#state === 'CANCELLED') return false;
+    if (this.#state !== 'PENDING') throw new InvalidStateError(`setRunningOrNotifyCancel(): future is ${this.#state}, expected PENDING`);
+    this.#state = 'RUNNING';
+    return true;
+  }
+
+  /** Marks a running future as pending again (its worker was lost and it will be retried). */
+  setPendingAgain(): void {
+    if (this.#state === 'RUNNING') this.#state = 'PENDING';
+  }
+
+  /** Installs the hook that `abort()` calls for a running task. */
+  setAbortHook(hook: AbortHook | undefined): void {
+    this.#abortHook = hook;
+  }
+
+  setResult(value: T): void {
+    if (this.done()) throw new InvalidStateError(`setResult(): future is already ${this.#state}`);
+    this.#value = value;
+    this.#finish();
+  }
+
+  setException(error: unknown): void {
+    if (this.done()) throw new InvalidStateError(`setException(): future is already ${this.#state}`);
+    this.#error = error;
+    this.#hasError = true;
+    this.#finish();
+  }
+
+  // -------------------------------------------------------------------------------------------
+
+  #settleCancelled(reason: unknown): void {
+    this.#state = 'CANCELLED';
+    this.#cancelReason = reason;
+    this.#notify();
+  }
+
+  #finish(): void {
+    this.#state = 'FINISHED';
+    this.#abortHook = undefined;
+    this.#notify();
+  }
+
+  #notify(): void {
+    const waiters = this.#waiters;
+    this.#waiters = [];
+    for (const w of waiters) w();
+    const callbacks = this.#callbacks;
+    this.#callbacks = [];
+    for (const cb of callbacks) this.#invoke(cb);
+  }
+
+  #invoke(cb: DoneCallback<T>): void {
+    try {
+      cb(this);
+    } catch (err) {
+      reportCallbackError(err);
+    }
+  }
+
+  #cancelledError(): CancelledError {
+    const reason = this.#cancelReason;
+    if (reason instanceof CancelledError) return reason;
+    if (reason instanceof Error && reason.name === 'TimeoutError') return new CancelledError(reason.message, { cause: reason });
+    return reason === undefined ? new CancelledError() : new CancelledError(`the future was cancelled: ${String(reason instanceof Error ? reason.message : reason)}`, { cause: reason });
+  }
+
+  /** Resolves when done, or rejects with TimeoutError after `timeoutMs`. */
+  #wait(timeoutMs: number | undefined): Promise<void> {
+    if (this.done()) return Promise.resolve();
+    checkTimeout('timeoutMs', timeoutMs);
+    return new Promise<void>((resolve, reject) => {
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      const waiter = () => {
+        if (timer !== undefined) clearTimeout(timer);
+        resolve();
+      };
+      this.#waiters.push(waiter);
+      if (timeoutMs !== undefined && timeoutMs !== Infinity) {
+        timer = setTimeout(() => {
+          const i = this.#waiters.indexOf(waiter);
+          if (i >= 0) this.#waiters.splice(i, 1);
+          reject(new TimeoutError(`the future did not finish within ${timeoutMs} ms`));
+        }, timeoutMs);
+      }
+    });
+  }
+}
+
+/** Validates a timeout in milliseconds: undefined/Infinity (no limit) or a number >= 0. */
+export function checkTimeout(name: string, value: unknown): void {
+  if (value === undefined || value === null || value === Infinity) return;
+  if (typeof value !== 'number' || Number.isNaN(value) || value < 0) {
+    throw new RangeError(`${name} must be a number of milliseconds >= 0 (or undefined for no limit): got ${String(value)}`);
+  }
+}

@@ -1,0 +1,153 @@
+/**
+ * `wait()` and `asCompleted()`: Python's module-level functions over any mix of futures,
+ * from any executor.
+ */
+import { TimeoutError } from '../shared/errors.ts';
+import { checkTimeout, failedWith, type Future } from './future.ts';
+
+export const FIRST_COMPLETED = 'FIRST_COMPLETED';
+export const FIRST_EXCEPTION = 'FIRST_EXCEPTION';
+export const ALL_COMPLETED = 'ALL_COMPLETED';
+export type ReturnWhen = typeof FIRST_COMPLETED | typeof FIRST_EXCEPTION | typeof ALL_COMPLETED;
+
+export interface WaitOptions {
+  /** Milliseconds to wait at most; default: no limit. Running out is not an error for `wait`. */
+  timeout?: number;
+  /** When to return; default `ALL_COMPLETED`. */
+  returnWhen?: ReturnWhen;
+}
+
+export interface WaitResult<T> {
+  done: Set<Future<T>>;
+  notDone: Set<Future<T>>;
+}
+
+/**
+ * Waits for futures, as Python's `concurrent.futures.wait`, and resolves to `{ done, notDone }`.
+ * Running out of time is not an error: look at `notDone`. With `FIRST_EXCEPTION`, a cancelled
+ * future does not count as an exception (as in Python); if none fails it waits for all.
+ */
+export async function wait<T>(futures: Iterable<Future<T>>, options: WaitOptions = {}): Promise<WaitResult<T>> {
+  const { timeout, returnWhen = ALL_COMPLETED } = options;
+  checkTimeout('options.timeout', timeout);
+  if (returnWhen !== FIRST_COMPLETED && returnWhen !== FIRST_EXCEPTION && returnWhen !== ALL_COMPLETED) {
+    throw new RangeError(`options.returnWhen must be FIRST_COMPLETED, FIRST_EXCEPTION or ALL_COMPLETED: got ${String(returnWhen)}`);
+  }
+  const all = new Set(futures);
+  for (const f of all) checkFuture(f, 'wait');
+
+  const satisfied = (): boolean => {
+    let anyDone = false;
+    let allDone = true;
+    for (const f of all) {
+      if (!f.done()) {
+        allDone = false;
+        continue;
+      }
+      anyDone = true;
+      if (returnWhen === FIRST_EXCEPTION && failedWith(f).failed) return true;
+    }
+    return returnWhen === FIRST_COMPLETED ? anyDone || allDone : allDone;
+  };
+
+  if (!satisfied()) {
+    await new Promise<void>((resolve) => {
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      let finished = false;
+      const check = () => {
+        if (finished || !satisfied()) return;
+        finished = true;
+        if (timer !== undefined) clearTimeout(timer);
+        resolve();
+      };
+      for (const f of all) if (!f.done()) f.addDoneCallback(check);
+      if (timeout !== undefined && timeout !== Infinity) {
+        timer = setTimeout(() => {
+          finished = true;
+          resolve();
+        }, timeout);
+      }
+    });
+  }
+  const done = new Set<Future<T>>();
+  const notDone = new Set<Future<T>>();
+  for (const f of all) (f.done() ? done : notDone).add(f);
+  return { done, notDone };
+}
+
+export interface AsCompletedOptions {
+  /** Milliseconds, counted from the call, after which iteration throws `TimeoutError`. */
+  timeout?: number;
+}
+
+/**
+ * Yields futures as they finish, as Python's `concurrent.futures.as_completed`: those already
+ * done first, each future once even if passed twice. If `timeout` ms pass (counted from the
+ * call) before all are done, the iteration throws `TimeoutError`.
+ *
+ * @example
+ * for await (const f of asCompleted(futures)) console.log(await f);
+ */
+export function asCompleted<T>(futures: Iterable<Future<T>>, options: AsCompletedOptions = {}): AsyncIterableIterator<Future<T>> {
+  // Written by hand rather than as an async generator: `yield` in an async generator awaits
+  // its operand, and a Future is awaitable, so a generator would yield results, not futures.
+  const { timeout } = options;
+  checkTimeout('options.timeout', timeout);
+  const deadline = timeout === undefined || timeout === Infinity ? Infinity : Date.now() + timeout;
+  const unique = [...new Set(futures)];
+  for (const f of unique) checkFuture(f, 'asCompleted');
+
+  const finished: Future<T>[] = unique.filter((f) => f.done());
+  const pending = new Set(unique.filter((f) => !f.done()));
+  let left = unique.length;
+  let wake: (() => void) | undefined;
+  for (const f of pending) {
+    f.addDoneCallback((d) => {
+      if (!pending.delete(d)) return;
+      finished.push(d);
+      wake?.();
+    });
+  }
+  const stop = (): IteratorResult<Future<T>> => {
+    left = 0;
+    finished.length = 0;
+    pending.clear();
+    return { value: undefined, done: true };
+  };
+  const next = async (): Promise<IteratorResult<Future<T>>> => {
+    while (left > 0) {
+      if (finished.length > 0) {
+        left--;
+        return { value: finished.shift()!, done: false };
+      }
+      const remaining = deadline - Date.now();
+      if (remaining <= 0) {
+        const message = `${left} (of ${unique.length}) futures unfinished after ${timeout} ms`;
+        stop();
+        throw new TimeoutError(message);
+      }
+      await new Promise<void>((resolve) => {
+        const timer = deadline === Infinity ? undefined : setTimeout(resolve, remaining);
+        wake = () => {
+          if (timer !== undefined) clearTimeout(timer);
+          wake = undefined;
+          resolve();
+        };
+      });
+    }
+    return { value: undefined, done: true };
+  };
+  return {
+    next,
+    return: async () => stop(),
+    [Symbol.asyncIterator]() {
+      return this;
+    },
+  };
+}
+
+function checkFuture(f: unknown, fn: string): void {
+  if (f === null || typeof f !== 'object' || typeof (f as Future).done !== 'function' || typeof (f as Future).addDoneCallback !== 'function') {
+    throw new TypeError(`${fn}(futures): every item must be a Future: got ${f === null ? 'null' : typeof f}`);
+  }
+}

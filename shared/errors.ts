@@ -1,0 +1,193 @@
+/**
+ * Every error wsfutures raises, each with a stable `code`, and how errors cross the wire.
+ *
+ * Codes are part of the public contract: programs branch on `err.code`, never on messages.
+ * The names follow Python's concurrent.futures where it has one (CancelledError, TimeoutError,
+ * InvalidStateError, BrokenExecutor) so users of the seed guide recognise them.
+ */
+
+/** Base class of every error that wsfutures itself raises. */
+export class WsFuturesError extends Error {
+  /** Stable machine-readable code, e.g. `WSF_CANCELLED`. */
+  readonly code: string;
+  constructor(code: string, message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.code = code;
+    this.name = new.target.name;
+  }
+}
+
+/** The future was cancelled (by `cancel()`, `abort()`, or `shutdown({ cancelFutures: true })`). */
+export class CancelledError extends WsFuturesError {
+  constructor(message = 'the future was cancelled', options?: { cause?: unknown }) {
+    super('WSF_CANCELLED', message, options);
+  }
+}
+
+/** A wait ran out of time: `result(timeoutMs)`, `wait`, `asCompleted`, `map` or a task timeout. */
+export class TimeoutError extends WsFuturesError {
+  constructor(message = 'timed out', options?: { cause?: unknown }) {
+    super('WSF_TIMEOUT', message, options);
+  }
+}
+
+/** An operation was asked of a future in a state that does not allow it (e.g. setting a result twice). */
+export class InvalidStateError extends WsFuturesError {
+  constructor(message: string) {
+    super('WSF_INVALID_STATE', message);
+  }
+}
+
+/** The executor can no longer run work: it was shut down, or it broke. */
+export class BrokenExecutorError extends WsFuturesError {
+  constructor(message: string, options?: { cause?: unknown; code?: string }) {
+    super(options?.code ?? 'WSF_BROKEN_EXECUTOR', message, options);
+  }
+}
+
+/** `submit`/`map` after `shutdown()`: Python raises RuntimeError here; ours has a code. */
+export class ExecutorShutdownError extends BrokenExecutorError {
+  constructor(message = 'cannot submit new tasks after shutdown(): create a new executor') {
+    super(message, { code: 'WSF_SHUTDOWN' });
+  }
+}
+
+/** The worker node running a task disconnected or died, and the task ran out of retries. */
+export class WorkerLostError extends WsFuturesError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('WSF_WORKER_LOST', message, options);
+  }
+}
+
+/** A task named a module or export the worker node does not have. */
+export class UnknownTaskError extends WsFuturesError {
+  constructor(message: string) {
+    super('WSF_UNKNOWN_TASK', message);
+  }
+}
+
+/** A value could not be serialized or deserialized (e.g. a function among the arguments). */
+export class SerializationError extends WsFuturesError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('WSF_SERIALIZATION', message, options);
+  }
+}
+
+/**
+ * The peer broke the protocol: a malformed, oversized or unexpected frame, a wrong token, or an
+ * incompatible version. `code` says which (`WSF_PROTOCOL`, `WSF_AUTH_FAILED`, `WSF_FRAME_TOO_LARGE`,
+ * `WSF_VERSION_MISMATCH`, `WSF_MODULE_MISMATCH`).
+ */
+export class ProtocolError extends WsFuturesError {
+  constructor(code: string, message: string, options?: { cause?: unknown }) {
+    super(code, message, options);
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Errors on the wire.
+
+/** The plain-object form of an error, as msgpack carries it. */
+export interface WireError {
+  name: string;
+  message: string;
+  stack?: string;
+  code?: unknown;
+  /** Own enumerable properties other than the above, if they serialize. */
+  props?: Record<string, unknown>;
+  cause?: WireError | { value: unknown };
+  /** AggregateError's errors. */
+  errors?: WireError[];
+}
+
+const BUILTIN_ERRORS: Record<string, new (message?: string) => Error> = {
+  Error,
+  TypeError,
+  RangeError,
+  SyntaxError,
+  ReferenceError,
+  EvalError,
+  URIError,
+};
+
+const OWN_ERRORS: Record<string, (message: string) => Error> = {
+  CancelledError: (m) => new CancelledError(m),
+  TimeoutError: (m) => new TimeoutError(m),
+  InvalidStateError: (m) => new InvalidStateError(m),
+  WorkerLostError: (m) => new WorkerLostError(m),
+  UnknownTaskError: (m) => new UnknownTaskError(m),
+  SerializationError: (m) => new SerializationError(m),
+};
+
+const SKIPPED_PROPS = new Set(['name', 'message', 'stack', 'code', 'cause', 'errors']);
+
+/**
+ * Turns any thrown value into its wire form. `propsOk` says whether a value can be sent as it is
+ * (the caller's codec decides); properties that cannot are dropped rather than failing the
+ * whole report, because the error itself is what the user needs to see.
+ */
+export function errorToWire(err: unknown, propsOk: (v: unknown) => boolean = () => true, depth = 0): WireError {
+  if (!(err instanceof Error)) {
+    // `throw 'text'` or `throw 42`: keep the value, as Python keeps any exception object.
+    return { name: 'Error', message: `non-Error value thrown: ${describe(err)}`, props: propsOk(err) ? { value: err } : undefined };
+  }
+  const wire: WireError = { name: err.name, message: err.message, stack: err.stack };
+  const code = (err as { code?: unknown }).code;
+  if (code !== undefined && propsOk(code)) wire.code = code;
+  const props: Record<string, unknown> = {};
+  let any = false;
+  for (const key of Object.keys(err)) {
+    if (SKIPPED_PROPS.has(key)) continue;
+    const v = (err as unknown as Record<string, unknown>)[key];
+    if (propsOk(v)) {
+      props[key] = v;
+      any = true;
+    }
+  }
+  if (any) wire.props = props;
+  if (err.cause !== undefined && depth < 8) {
+    wire.cause = err.cause instanceof Error ? errorToWire(err.cause, propsOk, depth + 1) : propsOk(err.cause) ? { value: err.cause } : { value: describe(err.cause) };
+  }
+  if (err instanceof AggregateError && depth < 8) {
+    wire.errors = err.errors.map((e) => errorToWire(e, propsOk, depth + 1));
+  }
+  return wire;
+}
+
+/**
+ * Rebuilds an error from its wire form: built-in classes as their class, our own errors as ours,
+ * anything else as an `Error` whose `name` is the remote class name. `stackSuffix` is appended to
+ * the remote stack so it shows where the error crossed the wire (which node ran the task).
+ */
+export function errorFromWire(wire: WireError, stackSuffix = ''): Error {
+  let err: Error;
+  if (wire.name === 'AggregateError') {
+    err = new AggregateError((wire.errors ?? []).map((e) => errorFromWire(e)), wire.message);
+  } else if (BUILTIN_ERRORS[wire.name]) {
+    err = new BUILTIN_ERRORS[wire.name]!(wire.message);
+  } else if (OWN_ERRORS[wire.name]) {
+    err = OWN_ERRORS[wire.name]!(wire.message);
+  } else {
+    err = new Error(wire.message);
+    err.name = wire.name;
+  }
+  if (wire.props) Object.assign(err, wire.props);
+  if (wire.code !== undefined) (err as { code?: unknown }).code = wire.code;
+  if (wire.cause) err.cause = 'value' in wire.cause ? wire.cause.value : errorFromWire(wire.cause as WireError);
+  const remoteStack = wire.stack ?? `${wire.name}: ${wire.message}`;
+  Object.defineProperty(err, 'stack', {
+    value: remoteStack + stackSuffix,
+    writable: true,
+    configurable: true,
+    enumerable: false,
+  });
+  return err;
+}
+
+function describe(v: unknown): string {
+  try {
+    return typeof v === 'string' ? JSON.stringify(v) : String(v);
+  } catch {
+    return Object.prototype.toString.call(v);
+  }
+}

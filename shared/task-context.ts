@@ -1,0 +1,35 @@
+/**
+ * What a running task can learn about itself: its AbortSignal, id and attempt. The same store
+ * serves the local AsyncPoolExecutor and the threads of a worker node, so a task module that
+ * calls `currentTask()` behaves the same wherever it runs.
+ */
+import { AsyncLocalStorage } from 'node:async_hooks';
+
+export interface TaskContext {
+  /** Fires when the task is aborted (`future.abort()`, a task timeout, or shutdown). */
+  readonly signal: AbortSignal;
+  /** The task's id, unique within its executor. */
+  readonly taskId: string;
+  /** 1 on the first run; higher when the task is re-run after its worker was lost. */
+  readonly attempt: number;
+}
+
+// One store per process (per thread), even if two copies of this module are loaded (e.g. the
+// worker node's and the one a shipped task module imports from its own node_modules).
+const KEY = Symbol.for('wsfutures.taskContext');
+const holder = globalThis as unknown as Record<symbol, AsyncLocalStorage<TaskContext> | undefined>;
+export const taskStorage: AsyncLocalStorage<TaskContext> = (holder[KEY] ??= new AsyncLocalStorage<TaskContext>());
+
+/**
+ * The context of the task that is running now, or undefined outside a task. The same object is
+ * also passed as `this` to task functions declared with `function`.
+ *
+ * @example
+ * export async function download(url: string) {
+ *   const res = await fetch(url, { signal: currentTask()?.signal });
+ *   return res.text();
+ * }
+ */
+export function currentTask(): TaskContext | undefined {
+  return taskStorage.getStore();
+}
