@@ -166,8 +166,14 @@ export class Future<T = unknown> implements PromiseLike<T> {
     return this.then().finally(onFinally);
   }
 
+  /**
+   * Stands in for Python's repr: `[object Future PENDING]`, `[object Future FINISHED returned
+   * number]`, `[object Future FINISHED raised TypeError]`. Names types only, never values, so
+   * logging a future cannot leak or dump a large result.
+   */
   get [Symbol.toStringTag](): string {
-    return `Future ${this.#state}`;
+    if (this.#state !== 'FINISHED') return `Future ${this.#state}`;
+    return this.#hasError ? `Future FINISHED raised ${kindOf(this.#error, true)}` : `Future FINISHED returned ${kindOf(this.#value, false)}`;
   }
 
   // -------------------------------------------------------------------------------------------
@@ -265,6 +271,15 @@ export class Future<T = unknown> implements PromiseLike<T> {
       }
     });
   }
+}
+
+/** A short type name for the string tag: an error's name, a class name, or `typeof`. */
+function kindOf(value: unknown, isError: boolean): string {
+  if (value === null) return 'null';
+  if (typeof value !== 'object') return typeof value;
+  if (isError && value instanceof Error) return value.name;
+  const ctor = (value as { constructor?: { name?: unknown } }).constructor;
+  return typeof ctor?.name === 'string' && ctor.name !== '' && ctor.name !== 'Object' ? ctor.name : 'object';
 }
 
 /** Validates a timeout in milliseconds: undefined/Infinity (no limit) or a number >= 0. */
