@@ -242,6 +242,10 @@ export abstract class BaseExecutor implements Executor {
     let wakeFeeder: (() => void) | undefined;
     const iterator = isAsync ? (iterable as AsyncIterable<T>)[Symbol.asyncIterator]() : (iterable as Iterable<T>)[Symbol.iterator]();
     const batching = chunksize > 1 && this.scheduleChunk !== undefined;
+    // Items read per submission. An executor that does not batch ignores chunksize (as Python's
+    // ThreadPoolExecutor does), so it must not read ahead by chunksize either: buffersize alone
+    // bounds what is read.
+    const perTask = batching ? chunksize : 1;
 
     const submitOne = (argLists: unknown[][]) => {
       if (batching) {
@@ -269,7 +273,7 @@ export abstract class BaseExecutor implements Executor {
           }
           if (closed) return;
           const argLists: unknown[][] = [];
-          while (argLists.length < chunksize) {
+          while (argLists.length < perTask) {
             const step = isAsync ? await (iterator as AsyncIterator<T>).next() : (iterator as Iterator<T>).next();
             if (closed) return;
             if (step.done) {
@@ -298,7 +302,16 @@ export abstract class BaseExecutor implements Executor {
       wakeFeeder?.();
       for (const entry of inFlight) ('one' in entry ? entry.one : entry.chunk).cancel();
       inFlight.length = 0;
-      if (!inputDone) void (iterator as AsyncIterator<T>).return?.();
+      if (!inputDone) {
+        // Closes the input (runs a generator's `finally`). Its own failure is not the caller's
+        // problem here: the caller already has a result, an error or a break to deal with.
+        try {
+          const closing = (iterator as AsyncIterator<T>).return?.();
+          if (closing && typeof (closing as Promise<unknown>).catch === 'function') (closing as Promise<unknown>).catch(() => {});
+        } catch {
+          // ignored, as above
+        }
+      }
     };
 
     const results = async function* (): AsyncGenerator<R, void, undefined> {
@@ -313,12 +326,26 @@ export abstract class BaseExecutor implements Executor {
             wakeConsumer = undefined;
             continue;
           }
-          const entry = inFlight.shift()!;
-          wakeFeeder?.();
+          // The entry stays in `inFlight` until its result is in hand: it still counts against
+          // buffersize (buffersize bounds calls submitted and not yet yielded), and if the wait
+          // ends in a timeout or an error, cancelAll() cancels it too when it has not started
+          // (Python's map cancels the future it was waiting on).
+          const entry = inFlight[0]!;
           const future = 'one' in entry ? entry.one : entry.chunk;
           const remaining = deadline - Date.now();
-          if (remaining <= 0 && !future.done()) throw new TimeoutError(`${where}: results did not arrive within ${timeout} ms`);
-          const value = await future.result(deadline === Infinity ? undefined : Math.max(0, remaining));
+          const timedOut = () => new TimeoutError(`${where}: results did not arrive within ${timeout} ms`);
+          if (remaining <= 0 && !future.done()) throw timedOut();
+          let value: unknown;
+          try {
+            value = await future.result(deadline === Infinity ? undefined : Math.max(0, remaining));
+          } catch (err) {
+            // A TimeoutError from a future that is not done is our wait running out; one from a
+            // done future is the task's own error and is passed on as it is.
+            if (err instanceof TimeoutError && !future.done()) throw timedOut();
+            throw err;
+          }
+          inFlight.shift();
+          wakeFeeder?.();
           if ('one' in entry) {
             yield value as R;
           } else {

@@ -53,7 +53,10 @@ export class Future<T = unknown> implements PromiseLike<T> {
   #error: unknown = undefined;
   #hasError = false;
   #cancelReason: unknown = undefined;
-  #callbacks: DoneCallback<T>[] = [];
+  // Stored as thunks, not as DoneCallback<T>: a field typed with T in a parameter position would
+  // make Future invariant in T, and then a Future<number> could not be passed where a
+  // Future<unknown> is expected (wait([numberFuture, stringFuture]) would not type-check).
+  #callbacks: (() => void)[] = [];
   #waiters: Waiter[] = [];
   #abortHook: AbortHook | undefined;
   #promise: Promise<T> | undefined;
@@ -145,8 +148,9 @@ export class Future<T = unknown> implements PromiseLike<T> {
    */
   addDoneCallback(cb: DoneCallback<T>): void {
     if (typeof cb !== 'function') throw new TypeError(`addDoneCallback(cb): cb must be a function: got ${typeof cb}`);
-    if (this.done()) this.#invoke(cb);
-    else this.#callbacks.push(cb);
+    const call = () => cb(this);
+    if (this.done()) this.#invoke(call);
+    else this.#callbacks.push(call);
   }
 
   /** Makes a Future awaitable: `await future` is `await future.result()`. */
@@ -236,9 +240,9 @@ export class Future<T = unknown> implements PromiseLike<T> {
     for (const cb of callbacks) this.#invoke(cb);
   }
 
-  #invoke(cb: DoneCallback<T>): void {
+  #invoke(call: () => void): void {
     try {
-      cb(this);
+      call();
     } catch (err) {
       reportCallbackError(err);
     }

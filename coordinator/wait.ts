@@ -87,6 +87,11 @@ export interface AsCompletedOptions {
  *
  * @example
  * for await (const f of asCompleted(futures)) console.log(await f);
+ *
+ * Under TypeScript the loop variable is typed as the *result* type `T`, not `Future<T>`:
+ * `for await` types its variable as `Awaited<element>`, and a Future is thenable. At run time it
+ * is the Future; `await f` is right either way, and `f as unknown as Future<T>` gives back the
+ * methods (`f.exception()`, `f.cancelled()`).
  */
 export function asCompleted<T>(futures: Iterable<Future<T>>, options: AsCompletedOptions = {}): AsyncIterableIterator<Future<T>> {
   // Written by hand rather than as an async generator: `yield` in an async generator awaits

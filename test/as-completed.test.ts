@@ -26,7 +26,9 @@ const cancelled = () => {
 async function drain<T>(it: AsyncIterable<Future<T>>): Promise<{ yielded: Future<T>[]; error: unknown }> {
   const yielded: Future<T>[] = [];
   try {
-    for await (const f of it) yielded.push(f);
+    // TypeScript types a for-await variable as Awaited<element>, and a Future is thenable, so it
+    // claims `f` is a T; at run time it is the Future (asCompleted yields futures, not results).
+    for await (const f of it) yielded.push(f as unknown as Future<T>);
   } catch (error) {
     return { yielded, error };
   }
@@ -53,7 +55,7 @@ test('futures already done come first, before any that finish later', async () =
   const e = failed(new Error('e'));
   const c = cancelled();
   const order: Future<unknown>[] = [];
-  for await (const f of asCompleted<unknown>([later, s, e, c])) order.push(f);
+  for await (const f of asCompleted<unknown>([later, s, e, c])) order.push(f as Future<unknown>);
   assert.is(order.length, 4);
   assert.equal(new Set(order.slice(0, 3)), new Set<Future<unknown>>([s, e, c]));
   assert.is(order[3], later);

@@ -157,7 +157,7 @@ test('a Future is awaitable, and a failed one that nobody awaits is not an unhan
   setTimeout(() => f.setResult('later'), 1);
   assert.is(await f, 'later');
   await rejects(async () => await failed(new Error('awaited')), (e: unknown) => (e as Error).message === 'awaited');
-  assert.is(await failed(new Error('caught')).catch((e: Error) => e.message), 'caught');
+  assert.is(await failed(new Error('caught')).catch((e: unknown) => (e as Error).message), 'caught');
 
   let unhandled = 0;
   const onUnhandled = () => unhandled++;
