@@ -1,0 +1,29 @@
+/**
+ * The task module of the benchmark: plain exported functions, loaded by the wsfutures worker
+ * nodes (`tasks: new URL('./tasks.ts', import.meta.url)`) and by piscina's worker threads, so
+ * both pools run exactly the same code. `python-pool.py` defines the same three in Python.
+ */
+
+/** A task that does nothing: its cost is the pool's overhead. Returns its argument. */
+export function noop(value: number): number {
+  return value;
+}
+
+/** Returns its argument: with a large Uint8Array, its cost is moving the bytes both ways. */
+export function echo(data: Uint8Array): Uint8Array {
+  return data;
+}
+
+/**
+ * CPU-bound work: `rounds` steps of a 32-bit xorshift generator, so that nothing can be
+ * optimized away or cached. Returns the last state.
+ */
+export function spin(rounds: number): number {
+  let x = 2463534242;
+  for (let i = 0; i < rounds; i++) {
+    x ^= x << 13;
+    x ^= x >>> 17;
+    x ^= x << 5;
+  }
+  return x >>> 0;
+}
