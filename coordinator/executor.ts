@@ -64,11 +64,15 @@ export interface ChunkOutcome<R> {
   error?: { thrown: unknown };
 }
 
-/** Checks an optional positive integer option and says which one is wrong. */
+/**
+ * Checks an optional positive integer option and says which one is wrong: a TypeError if it is
+ * not a number at all (`"4"`), a RangeError if it is a number out of range (`0`, `1.5`, `NaN`).
+ */
 export function checkPositiveInt(name: string, value: unknown, allowZero = false): void {
   if (value === undefined) return;
   if (typeof value !== 'number' || !Number.isInteger(value) || value < (allowZero ? 0 : 1)) {
-    throw new RangeError(`${name} must be a ${allowZero ? 'non-negative' : 'positive'} integer: got ${describeValue(value)}`);
+    const ErrorClass = typeof value === 'number' ? RangeError : TypeError;
+    throw new ErrorClass(`${name} must be a ${allowZero ? 'non-negative' : 'positive'} integer: got ${describeValue(value)}`);
   }
 }
 

@@ -286,10 +286,14 @@ function kindOf(value: unknown, isError: boolean): string {
   return typeof ctor?.name === 'string' && ctor.name !== '' && ctor.name !== 'Object' ? ctor.name : 'object';
 }
 
-/** Validates a timeout in milliseconds: undefined/Infinity (no limit) or a number >= 0. */
+/**
+ * Validates a timeout in milliseconds: undefined/Infinity (no limit) or a number >= 0. Not a
+ * number is a TypeError, a number out of range (negative, NaN) a RangeError.
+ */
 export function checkTimeout(name: string, value: unknown): void {
   if (value === undefined || value === null || value === Infinity) return;
   if (typeof value !== 'number' || Number.isNaN(value) || value < 0) {
-    throw new RangeError(`${name} must be a number of milliseconds >= 0 (or undefined for no limit): got ${String(value)}`);
+    const ErrorClass = typeof value === 'number' ? RangeError : TypeError;
+    throw new ErrorClass(`${name} must be a number of milliseconds >= 0 (or undefined for no limit): got ${typeof value === 'string' ? JSON.stringify(value) : String(value)}`);
   }
 }
