@@ -47,6 +47,13 @@ export let failedWith: <T>(f: Future<T>) => { failed: boolean; error: unknown };
  */
 export let interruptWith: <T>(f: Future<T>, error: unknown) => boolean;
 
+/**
+ * Like `addDoneCallback`, but returns a function that removes the callback again: `wait()` and
+ * `asCompleted()` use it so that a wait that times out (or a loop left early) does not leave a
+ * callback behind on a future that may live much longer. Not part of the public API.
+ */
+export let subscribeDone: <T>(f: Future<T>, cb: () => void) => () => void;
+
 export class Future<T = unknown> implements PromiseLike<T> {
   #state: FutureState = 'PENDING';
   #value: T | undefined = undefined;
@@ -63,6 +70,18 @@ export class Future<T = unknown> implements PromiseLike<T> {
 
   static {
     failedWith = (f) => ({ failed: f.#state === 'FINISHED' && f.#hasError, error: f.#error });
+    subscribeDone = (f, cb) => {
+      if (f.done()) {
+        f.#invoke(cb);
+        return () => {};
+      }
+      const call = () => cb();
+      f.#callbacks.push(call);
+      return () => {
+        const i = f.#callbacks.indexOf(call);
+        if (i >= 0) f.#callbacks.splice(i, 1);
+      };
+    };
     interruptWith = (f, error) => {
       if (f.done()) return false;
       const hook = f.#state === 'RUNNING' ? f.#abortHook : undefined;

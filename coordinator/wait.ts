@@ -3,7 +3,7 @@
  * from any executor.
  */
 import { TimeoutError } from '../shared/errors.ts';
-import { checkTimeout, failedWith, type Future } from './future.ts';
+import { checkTimeout, failedWith, Future, subscribeDone } from './future.ts';
 
 export const FIRST_COMPLETED = 'FIRST_COMPLETED';
 export const FIRST_EXCEPTION = 'FIRST_EXCEPTION';
@@ -54,19 +54,18 @@ export async function wait<T>(futures: Iterable<Future<T>>, options: WaitOptions
     await new Promise<void>((resolve) => {
       let timer: ReturnType<typeof setTimeout> | undefined;
       let finished = false;
-      const check = () => {
-        if (finished || !satisfied()) return;
+      const unsubscribers: (() => void)[] = [];
+      const finish = () => {
         finished = true;
         if (timer !== undefined) clearTimeout(timer);
+        for (const unsubscribe of unsubscribers) unsubscribe();
         resolve();
       };
-      for (const f of all) if (!f.done()) f.addDoneCallback(check);
-      if (timeout !== undefined && timeout !== Infinity) {
-        timer = setTimeout(() => {
-          finished = true;
-          resolve();
-        }, timeout);
-      }
+      const check = () => {
+        if (!finished && satisfied()) finish();
+      };
+      for (const f of all) if (!f.done()) unsubscribers.push(subscribeDone(f, check));
+      if (timeout !== undefined && timeout !== Infinity) timer = setTimeout(finish, timeout);
     });
   }
   const done = new Set<Future<T>>();
@@ -106,14 +105,19 @@ export function asCompleted<T>(futures: Iterable<Future<T>>, options: AsComplete
   const pending = new Set(unique.filter((f) => !f.done()));
   let left = unique.length;
   let wake: (() => void) | undefined;
+  const unsubscribers: (() => void)[] = [];
   for (const f of pending) {
-    f.addDoneCallback((d) => {
-      if (!pending.delete(d)) return;
-      finished.push(d);
-      wake?.();
-    });
+    unsubscribers.push(
+      subscribeDone(f, () => {
+        if (!pending.delete(f)) return;
+        finished.push(f);
+        wake?.();
+      }),
+    );
   }
   const stop = (): IteratorResult<Future<T>> => {
+    for (const unsubscribe of unsubscribers) unsubscribe();
+    unsubscribers.length = 0;
     left = 0;
     finished.length = 0;
     pending.clear();
@@ -152,7 +156,8 @@ export function asCompleted<T>(futures: Iterable<Future<T>>, options: AsComplete
 }
 
 function checkFuture(f: unknown, fn: string): void {
-  if (f === null || typeof f !== 'object' || typeof (f as Future).done !== 'function' || typeof (f as Future).addDoneCallback !== 'function') {
+  // A real Future, not any object with done(): wait() and asCompleted() read its state directly.
+  if (!(f instanceof Future)) {
     throw new TypeError(`${fn}(futures): every item must be a Future: got ${f === null ? 'null' : typeof f}`);
   }
 }
