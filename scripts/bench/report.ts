@@ -1,0 +1,146 @@
+/**
+ * Turns the figures of one run into ratios and the printed table.
+ *
+ * Every figure that is not a baseline is divided by the baselines of its workload
+ * (`REFERENCES`), and every wsfutures figure also by the peers' figure of the same workload. A
+ * ratio is always "this figure / that figure", so for a rate higher is better and for a latency
+ * lower is better. The targets are issue 5's.
+ */
+import type { Figure } from './measure.ts';
+
+export interface Target {
+  op: '>=' | '<=' | '<';
+  value: number;
+}
+
+interface Reference {
+  /** `suite/workload` of the figure to divide by. */
+  id: string;
+  /** What wsfutures should reach against it. */
+  target?: Target;
+}
+
+const REFERENCES: Record<string, Reference[]> = {
+  'tiny-all-at-once': [{ id: 'baseline/ws-pipelined', target: { op: '>=', value: 0.8 } }],
+  'sequential-p50': [{ id: 'baseline/ws-ping-pong-p50', target: { op: '<=', value: 1.3 } }],
+  'sequential-p99': [{ id: 'baseline/ws-ping-pong-p99' }],
+  'map-chunked': [{ id: 'baseline/ws-batched', target: { op: '>=', value: 0.8 } }],
+  'payload-1mib': [{ id: 'baseline/ws-echo-1mib' }, { id: 'baseline/tcp-bandwidth', target: { op: '>=', value: 0.5 } }],
+  'payload-16mib': [{ id: 'baseline/ws-echo-16mib' }, { id: 'baseline/tcp-echo-16mib' }, { id: 'baseline/tcp-bandwidth', target: { op: '>=', value: 0.5 } }],
+  // "No slowdown per task as the queue grows": the drain rate of the huge queue against the
+  // rate of the small all-at-once batch. 0.9 leaves room for the noise of this machine.
+  'queue-drain': [{ id: 'baseline/ws-pipelined' }, { id: 'wsfutures/tiny-all-at-once', target: { op: '>=', value: 0.9 } }],
+};
+
+/** wsfutures against each peer, by workload and peer suite. */
+const PEER_TARGETS: Record<string, Record<string, Target>> = {
+  'tiny-all-at-once': { python: { op: '>=', value: 5 }, piscina: { op: '>=', value: 2 } },
+};
+
+/** Targets on the figure itself rather than a ratio. */
+const VALUE_TARGETS: Record<string, Target> = {
+  'queue-heap': { op: '<', value: 1024 },
+};
+
+export const SUBJECT = 'wsfutures';
+const SECTION_ORDER = ['baseline', 'piscina', 'python', SUBJECT];
+const SECTION_TITLES: Record<string, string> = {
+  baseline: 'speed of light (bare ws + msgpackr echo, raw TCP; loopback, separate processes)',
+  piscina: 'peer: piscina (worker threads)',
+  python: "peer: Python's concurrent.futures.ProcessPoolExecutor",
+  [SUBJECT]: 'wsfutures ProcessPoolExecutor',
+};
+
+export interface Ratio {
+  /** `suite/workload` of the figure divided. */
+  of: string;
+  /** `suite/workload` of the figure divided by. */
+  to: string;
+  /** "wsfutures / bare ws pipelined echo" */
+  label: string;
+  value: number;
+  target?: Target;
+  met?: boolean;
+}
+
+export const figureId = (f: Figure): string => `${f.suite}/${f.workload}`;
+
+const meets = (value: number, t: Target): boolean => (t.op === '>=' ? value >= t.value : t.op === '<=' ? value <= t.value : value < t.value);
+
+export function computeRatios(figures: Figure[]): Ratio[] {
+  const byId = new Map(figures.map((f) => [figureId(f), f]));
+  const ratios: Ratio[] = [];
+  const add = (of: Figure, to: Figure, label: string, target: Target | undefined): void => {
+    if (!(to.value > 0) || !Number.isFinite(of.value)) return;
+    const value = of.value / to.value;
+    const ratio: Ratio = { of: figureId(of), to: figureId(to), label: `${of.suite} / ${label}`, value };
+    if (target && of.suite === SUBJECT) Object.assign(ratio, { target, met: meets(value, target) });
+    ratios.push(ratio);
+  };
+  for (const figure of figures) {
+    if (figure.suite === 'baseline') continue;
+    for (const ref of REFERENCES[figure.workload] ?? []) {
+      const to = byId.get(ref.id);
+      if (to && to !== figure) add(figure, to, to.suite === SUBJECT ? `${to.label.replace(/^wsfutures /, '')}` : to.label, ref.target);
+    }
+    if (figure.suite !== SUBJECT) continue;
+    for (const peer of figures) {
+      if (peer.workload === figure.workload && peer.suite !== SUBJECT && peer.suite !== 'baseline') {
+        add(figure, peer, peer.suite, PEER_TARGETS[figure.workload]?.[peer.suite]);
+      }
+    }
+  }
+  return ratios;
+}
+
+/** The target a figure's own value has, if any, and whether it is met. */
+export function valueTarget(figure: Figure): { target: Target; met: boolean } | undefined {
+  const target = figure.suite === SUBJECT ? VALUE_TARGETS[figure.workload] : undefined;
+  return target && { target, met: meets(figure.value, target) };
+}
+
+export function formatNumber(value: number): string {
+  if (!Number.isFinite(value)) return String(value);
+  const abs = Math.abs(value);
+  const digits = abs >= 100 ? 0 : abs >= 10 ? 1 : 2;
+  return value.toLocaleString('en-US', { minimumFractionDigits: digits, maximumFractionDigits: digits });
+}
+
+const formatTarget = (t: Target, met: boolean): string => `(target ${t.op} ${t.value}: ${met ? 'met' : 'MISSED'})`;
+
+export interface TableInput {
+  machine: Record<string, string | number>;
+  figures: Figure[];
+  ratios: Ratio[];
+  /** Suites that did not run, with the reason, as "not available: reason" or "failed: reason". */
+  notRun: { suite: string; status: 'not available' | 'failed'; reason: string }[];
+}
+
+/** The table printed at the end of a run. */
+export function formatTable({ machine, figures, ratios, notRun }: TableInput): string {
+  const lines: string[] = [];
+  lines.push(`machine: ${Object.entries(machine).map(([k, v]) => `${k} ${v}`).join(', ')}`);
+  const labelWidth = Math.max(30, ...figures.map((f) => f.label.length));
+  const valueWidth = Math.max(8, ...figures.map((f) => formatNumber(f.value).length));
+  const unitWidth = 7;
+  const pad = ' '.repeat(labelWidth + valueWidth + unitWidth + 6);
+  lines.push('', `${'figure'.padEnd(labelWidth)}  ${'value'.padStart(valueWidth)}  ${'unit'.padEnd(unitWidth)}  ratios`);
+  for (const suite of [...SECTION_ORDER, ...new Set(figures.map((f) => f.suite))].filter((s, i, all) => all.indexOf(s) === i)) {
+    const section = figures.filter((f) => f.suite === suite);
+    const missing = notRun.find((n) => n.suite === suite);
+    if (section.length === 0 && !missing) continue;
+    lines.push('', `-- ${SECTION_TITLES[suite] ?? suite}`);
+    for (const figure of section) {
+      const notes: string[] = [];
+      const own = valueTarget(figure);
+      if (own) notes.push(formatTarget(own.target, own.met));
+      for (const r of ratios.filter((x) => x.of === figureId(figure))) {
+        notes.push(`${r.label} = ${formatNumber(r.value)}${r.target ? ` ${formatTarget(r.target, r.met!)}` : ''}`);
+      }
+      const head = `${figure.label.padEnd(labelWidth)}  ${formatNumber(figure.value).padStart(valueWidth)}  ${figure.unit.padEnd(unitWidth)}`;
+      lines.push(`${head}  ${notes[0] ?? ''}`.trimEnd(), ...notes.slice(1).map((n) => `${pad}${n}`));
+    }
+    if (missing) lines.push(`${suite}: ${missing.status}: ${missing.reason}`);
+  }
+  return lines.join('\n');
+}

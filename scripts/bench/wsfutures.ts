@@ -1,0 +1,179 @@
+/**
+ * The wsfutures suite: `ProcessPoolExecutor` on the workloads the baselines and peers run.
+ * Run by `index.ts` with `--expose-gc`. Figures:
+ * - tiny tasks submitted all at once, read with `asCompleted` (tasks/s);
+ * - sequential submit → result (p50, p99);
+ * - `map` with `chunksize: 1000` (tasks/s);
+ * - 1 MiB and 16 MiB `Uint8Array` arguments returned (MiB/s, each counted once, 4 in flight);
+ * - CPU-bound tasks: speed-up of all cores over 1 worker;
+ * - 1,000,000 tasks queued at once: coordinator heap per queued task (after `gc()`), and the
+ *   rate at which the queue drains.
+ *
+ * The pool is imported at run time, not with a static import: until `coordinator/index.ts`
+ * exports `ProcessPoolExecutor`, this suite reports itself unavailable (and the type check
+ * passes), and the rest of the benchmark runs. `PoolContract` below is the API it relies on.
+ * WSF_BENCH_MODULE may name another module to load instead (a path or URL), to compare builds.
+ */
+import { availableParallelism } from 'node:os';
+import { pathToFileURL } from 'node:url';
+import { emitFigure, emitSkip, MiB, now, percentile, perSecond, progress, suiteOptions, windowed } from './measure.ts';
+import { echo, noop, spin } from './tasks.ts';
+
+/** The part of a wsfutures `Future` this suite uses. */
+interface FutureContract<T> extends PromiseLike<T> {
+  result(): Promise<T>;
+}
+
+/** The part of `ProcessPoolExecutor` this suite uses. */
+interface PoolContract extends AsyncDisposable {
+  /** Resolves when `slots` task slots are connected. */
+  ready(slots: number): Promise<void>;
+  submit<A extends unknown[], R>(fn: (...args: A) => R, ...args: A): FutureContract<Awaited<R>>;
+  map<T, R>(fn: (item: T) => R, items: Iterable<T>, options?: { chunksize?: number }): AsyncIterable<Awaited<R>>;
+}
+
+interface WsFuturesContract {
+  ProcessPoolExecutor: new (options: { tasks: URL; maxWorkers: number }) => PoolContract;
+  asCompleted<T>(futures: Iterable<FutureContract<T>>): AsyncIterable<FutureContract<T>>;
+}
+
+const SUITE = 'wsfutures';
+const WORKERS = 2;
+const CHUNKSIZE = 1_000;
+const PAYLOAD_WINDOW = 4;
+const TASKS = new URL('./tasks.ts', import.meta.url);
+const { smoke } = suiteOptions();
+const sizes = smoke
+  ? { warmup: 100, tiny: 2_000, sequential: 200, mapped: 20_000, echo1: 4, echo16: 1, spinTasks: 4, spinRounds: 2_000_000, queued: 20_000, maxMs: 2_000 }
+  : { warmup: 2_000, tiny: 100_000, sequential: 10_000, mapped: 2_000_000, echo1: 300, echo16: 32, spinTasks: 8, spinRounds: 50_000_000, queued: 1_000_000, maxMs: 10_000 };
+
+async function load(): Promise<WsFuturesContract | string> {
+  const specifier = process.env.WSF_BENCH_MODULE;
+  const url = specifier ? (/^[a-z]+:/.test(specifier) ? specifier : pathToFileURL(specifier).href) : new URL('../../coordinator/index.ts', import.meta.url).href;
+  const name = specifier ?? 'coordinator/index.ts';
+  let mod: Partial<WsFuturesContract>;
+  try {
+    mod = (await import(url)) as Partial<WsFuturesContract>;
+  } catch (err) {
+    return `importing ${name} failed: ${(err as Error).message.split('\n')[0]}`;
+  }
+  if (typeof mod.ProcessPoolExecutor !== 'function') return `${name} does not export ProcessPoolExecutor yet`;
+  if (typeof mod.asCompleted !== 'function') return `${name} does not export asCompleted`;
+  return mod as WsFuturesContract;
+}
+
+const api = await load();
+if (typeof api === 'string') {
+  emitSkip(api);
+  process.exit(0);
+}
+const { ProcessPoolExecutor, asCompleted } = api;
+
+async function openPool(maxWorkers: number): Promise<PoolContract> {
+  const pool = new ProcessPoolExecutor({ tasks: TASKS, maxWorkers });
+  await pool.ready(maxWorkers);
+  return pool;
+}
+
+async function tinyAllAtOnce(pool: PoolContract): Promise<void> {
+  const t0 = now();
+  const futures = Array.from({ length: sizes.tiny }, (_, i) => pool.submit(noop, i));
+  for await (const _ of asCompleted(futures));
+  const ms = now() - t0;
+  emitFigure({ suite: SUITE, workload: 'tiny-all-at-once', label: 'wsfutures tiny tasks all at once', value: perSecond(sizes.tiny, ms), unit: 'tasks/s', count: sizes.tiny, seconds: ms / 1000, note: `${WORKERS} workers, submit() x${sizes.tiny}, then asCompleted` });
+}
+
+async function sequential(pool: PoolContract): Promise<void> {
+  const samples = new Float64Array(sizes.sequential);
+  const t0 = now();
+  let n = 0;
+  for (; n < sizes.sequential && (n === 0 || now() < t0 + sizes.maxMs); n++) {
+    const started = now();
+    await pool.submit(noop, n);
+    samples[n] = (now() - started) * 1000;
+  }
+  const seconds = (now() - t0) / 1000;
+  const measured = samples.subarray(0, n);
+  emitFigure({ suite: SUITE, workload: 'sequential-p50', label: 'wsfutures sequential p50', value: percentile(measured, 50), unit: 'µs', count: n, seconds });
+  emitFigure({ suite: SUITE, workload: 'sequential-p99', label: 'wsfutures sequential p99', value: percentile(measured, 99), unit: 'µs', count: n, seconds });
+}
+
+async function mapped(pool: PoolContract): Promise<void> {
+  const items = Array.from({ length: sizes.mapped }, (_, i) => i);
+  const t0 = now();
+  let n = 0;
+  for await (const _ of pool.map(noop, items, { chunksize: CHUNKSIZE })) n++;
+  const ms = now() - t0;
+  if (n !== sizes.mapped) throw new Error(`map yielded ${n} results for ${sizes.mapped} items`);
+  emitFigure({ suite: SUITE, workload: 'map-chunked', label: `wsfutures map chunksize=${CHUNKSIZE}`, value: perSecond(n, ms), unit: 'tasks/s', count: n, seconds: ms / 1000 });
+}
+
+async function payload(pool: PoolContract, mib: number, count: number): Promise<void> {
+  const data = new Uint8Array(mib * MiB).fill(7);
+  const check = (returned: Uint8Array): void => {
+    if (returned.byteLength !== data.byteLength) throw new Error(`echo returned ${returned.byteLength} bytes for ${data.byteLength}`);
+  };
+  check(await pool.submit(echo, data));
+  const { completed, ms } = await windowed(count, PAYLOAD_WINDOW, sizes.maxMs, async () => check(await pool.submit(echo, data)));
+  emitFigure({ suite: SUITE, workload: `payload-${mib}mib`, label: `wsfutures Uint8Array ${mib} MiB round trip`, value: perSecond(completed * mib, ms), unit: 'MiB/s', count: completed, seconds: ms / 1000, note: `${PAYLOAD_WINDOW} in flight, counted once` });
+}
+
+async function cpuSpeedup(): Promise<void> {
+  const cores = availableParallelism();
+  const seconds: number[] = [];
+  for (const workers of [1, cores]) {
+    await using pool = await openPool(workers);
+    await Promise.all(Array.from({ length: workers * 2 }, (_, i) => pool.submit(noop, i)));
+    const t0 = now();
+    await Promise.all(Array.from({ length: sizes.spinTasks }, () => pool.submit(spin, sizes.spinRounds)));
+    seconds.push((now() - t0) / 1000);
+  }
+  const [one, all] = seconds as [number, number];
+  emitFigure({ suite: SUITE, workload: 'cpu-speedup', label: `wsfutures CPU-bound speed-up 1 -> ${cores} workers`, value: one / all, unit: 'x', count: sizes.spinTasks, seconds: one + all, note: `${sizes.spinTasks} tasks: ${one.toFixed(2)} s on 1 worker, ${all.toFixed(2)} s on ${cores}` });
+}
+
+/**
+ * Submits `sizes.queued` tasks in one synchronous loop, so none can finish before the heap is
+ * measured, then waits for all. The heap is read after a full collection both before and after;
+ * the difference over the count is what one queued task costs the coordinator (its future, its
+ * queue entry, its encoded message, whatever the pool keeps).
+ */
+async function queued(pool: PoolContract): Promise<void> {
+  const gc = (globalThis as { gc?: () => void }).gc;
+  if (!gc) throw new Error('run with node --expose-gc to measure the queue');
+  const n = sizes.queued;
+  gc();
+  const before = process.memoryUsage().heapUsed;
+  const t0 = now();
+  const futures: FutureContract<number>[] = new Array(n);
+  for (let i = 0; i < n; i++) futures[i] = pool.submit(noop, i);
+  const submitMs = now() - t0;
+  gc();
+  const bytes = (process.memoryUsage().heapUsed - before) / n;
+  let done = 0;
+  for (const f of futures) done += (await f) === done ? 1 : 0;
+  const ms = now() - t0;
+  if (done !== n) throw new Error(`the queued tasks returned wrong values (${done} of ${n} right)`);
+  const count = n.toLocaleString('en-US');
+  emitFigure({ suite: SUITE, workload: 'queue-heap', label: `wsfutures heap per queued task (${count})`, value: bytes, unit: 'B/task', count: n, seconds: submitMs / 1000, note: 'heapUsed after gc(), minus before, over the count' });
+  emitFigure({ suite: SUITE, workload: 'queue-drain', label: `wsfutures ${count} queued tasks drained`, value: perSecond(n, ms), unit: 'tasks/s', count: n, seconds: ms / 1000, note: `from the first submit to the last result; submitting took ${(submitMs / 1000).toFixed(2)} s` });
+}
+
+{
+  await using pool = await openPool(WORKERS);
+  await Promise.all(Array.from({ length: sizes.warmup }, (_, i) => pool.submit(noop, i)));
+  progress(SUITE, 'tiny tasks all at once');
+  await tinyAllAtOnce(pool);
+  progress(SUITE, 'sequential round trips');
+  await sequential(pool);
+  progress(SUITE, `map chunksize=${CHUNKSIZE}`);
+  await mapped(pool);
+  progress(SUITE, 'Uint8Array 1 MiB');
+  await payload(pool, 1, sizes.echo1);
+  progress(SUITE, 'Uint8Array 16 MiB');
+  await payload(pool, 16, sizes.echo16);
+  progress(SUITE, `${sizes.queued.toLocaleString('en-US')} tasks queued at once`);
+  await queued(pool);
+}
+progress(SUITE, 'CPU-bound speed-up');
+await cpuSpeedup();
