@@ -1,0 +1,74 @@
+import { spawn } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+
+const root = fileURLToPath(new URL('..', import.meta.url));
+
+/** The baseline figures every smoke run must print, as label and unit. */
+const BASELINES: [string, string][] = [
+  ['bare ws ping-pong p50', 'µs'],
+  ['bare ws ping-pong p99', 'µs'],
+  ['bare ws pipelined echo', 'msgs/s'],
+  ['bare ws batched echo (100/frame)', 'tasks/s'],
+  ['bare ws echo 1 MiB', 'MiB/s'],
+  ['bare ws echo 16 MiB', 'MiB/s'],
+  ['raw TCP one-way', 'MiB/s'],
+  ['raw TCP echo 16 MiB', 'MiB/s'],
+];
+
+const escape = (s: string): string => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+
+/** One smoke run, shared by the tests below. */
+let run: { code: number | null; stdout: string; stderr: string; ms: number };
+
+test.before(async () => {
+  const started = Date.now();
+  run = await new Promise((resolve, reject) => {
+    const child = spawn('npm', ['run', '--silent', 'bench', '--', '--smoke'], { cwd: root, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, NO_COLOR: '1' } });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d) => (stdout += d));
+    child.stderr.on('data', (d) => (stderr += d));
+    // Far above the 30 s the smoke run is meant to take, so a slow CI machine is not a failure.
+    const timer = setTimeout(() => child.kill('SIGKILL'), 120_000);
+    child.on('error', reject);
+    child.on('close', (code) => {
+      clearTimeout(timer);
+      resolve({ code, stdout, stderr, ms: Date.now() - started });
+    });
+  });
+});
+
+test('npm run bench -- --smoke exits 0', () => {
+  assert.is(run.code, 0, `exit status ${run.code}; stderr:\n${run.stderr.slice(-3_000)}`);
+});
+
+test('the table has machine info and a positive number for every baseline figure', () => {
+  assert.match(run.stdout, /^machine: cpu .+, cores \d+, .*node v\d+/m);
+  for (const [label, unit] of BASELINES) {
+    const line = new RegExp(`^${escape(label)}\\s+([\\d,]+(?:\\.\\d+)?)\\s+${escape(unit)}(\\s|$)`, 'm').exec(run.stdout);
+    assert.ok(line, `no figure for "${label}" in:\n${run.stdout}`);
+    assert.ok(Number(line[1]!.replaceAll(',', '')) > 0, `"${label}" is ${line[1]}`);
+  }
+});
+
+test('every suite either has figures or says why it did not run', () => {
+  for (const [suite, label] of [['piscina', 'piscina tiny tasks all at once'], ['python', 'python tiny tasks all at once'], ['wsfutures', 'wsfutures tiny tasks all at once']]) {
+    const hasFigure = new RegExp(`^${escape(label!)}\\s+[\\d,.]+\\s`, 'm').test(run.stdout);
+    const notAvailable = new RegExp(`^${suite}: not available: \\S`, 'm').test(run.stdout);
+    assert.ok(hasFigure || notAvailable, `${suite}: neither a figure nor "not available: <reason>"`);
+  }
+  assert.not.match(run.stdout, /: failed: /);
+});
+
+test('the same figures are written as JSON to bench-results/smoke.json', () => {
+  const saved = JSON.parse(readFileSync(new URL('../bench-results/smoke.json', import.meta.url), 'utf8')) as { machine: { cores: number }; figures: { suite: string; value: number }[] };
+  assert.ok(saved.machine.cores >= 1);
+  const baselines = saved.figures.filter((f) => f.suite === 'baseline');
+  assert.is(baselines.length, BASELINES.length);
+  assert.ok(baselines.every((f) => f.value > 0));
+});
+
+test.run();
