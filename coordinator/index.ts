@@ -19,3 +19,4 @@ export {
   SerializationError,
   ProtocolError,
 } from '../shared/errors.ts';
+export { ProcessPoolExecutor, type ProcessPoolExecutorOptions, type WorkerInfo } from './process-pool.ts';

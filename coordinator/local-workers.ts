@@ -1,0 +1,114 @@
+/**
+ * Worker nodes the pool starts on this machine (`maxWorkers` slots), restarted when they die.
+ * They are ordinary worker-node processes connecting over loopback: the local case is the LAN
+ * case with a short cable, so both are tested by the same code.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+
+export type WorkerRuntime = 'node' | 'deno';
+
+export interface LocalWorkersOptions {
+  token: string;
+  slots: number;
+  runtime: WorkerRuntime;
+  /** Called when local nodes keep dying before they ever connect: the pool cannot work. */
+  onBroken: (message: string) => void;
+  log: (level: 'info' | 'warn', message: string) => void;
+}
+
+const CLI = fileURLToPath(new URL('../worker-node/cli.ts', import.meta.url));
+/** Consecutive failed starts before the pool is declared broken. */
+const MAX_FAILED_STARTS = 5;
+
+export function isDenoRuntime(): boolean {
+  return typeof (globalThis as { Deno?: unknown }).Deno !== 'undefined';
+}
+
+function command(runtime: WorkerRuntime): { cmd: string; args: string[] } {
+  if (runtime === 'deno') {
+    const deno = isDenoRuntime() ? (globalThis as unknown as { Deno: { execPath(): string } }).Deno.execPath() : fileURLToPath(import.meta.resolve('deno/bin.cjs'));
+    return isDenoRuntime() ? { cmd: deno, args: ['run', '-A', CLI] } : { cmd: process.execPath, args: [deno, 'run', '-A', CLI] };
+  }
+  // Under Deno, `process.execPath` is deno itself: find node on the PATH instead.
+  const node = isDenoRuntime() ? 'node' : process.execPath;
+  return { cmd: node, args: ['--import', import.meta.resolve('tsx'), CLI] };
+}
+
+export class LocalWorkers {
+  readonly #options: LocalWorkersOptions;
+  #child: ChildProcess | undefined;
+  #closed = false;
+  #failedStarts = 0;
+  #generation = 0;
+  #stderrTail = '';
+  #restartTimer: ReturnType<typeof setTimeout> | undefined;
+
+  constructor(options: LocalWorkersOptions) {
+    this.#options = options;
+  }
+
+  get pid(): number | undefined {
+    return this.#child?.pid;
+  }
+
+  #url = '';
+
+  /** Starts the node, pointed at `url` (then restarts it at the same URL when it dies). */
+  start(url = this.#url): void {
+    if (this.#closed) return;
+    this.#url = url;
+    const { token, slots, runtime } = this.#options;
+    const { cmd, args } = command(runtime);
+    const name = `local-${++this.#generation}`;
+    const child = spawn(cmd, [...args, '--connect', url, '--concurrency', String(slots), '--name', name, '--no-reconnect', '--exit-on-shutdown'], {
+      // The token goes by environment, not argv, so other users cannot read it from `ps`.
+      env: { ...process.env, WSFUTURES_TOKEN: token },
+      stdio: ['ignore', 'inherit', 'pipe'],
+    });
+    this.#child = child;
+    this.#stderrTail = '';
+    child.stderr!.on('data', (d: Buffer) => {
+      this.#stderrTail = (this.#stderrTail + d.toString()).slice(-4000);
+    });
+    child.on('error', (err) => this.#options.log('warn', `could not start a local worker node (${cmd}): ${err.message}`));
+    child.on('exit', (code, signal) => {
+      if (this.#child === child) this.#child = undefined;
+      if (this.#closed) return;
+      this.#failedStarts++;
+      const how = signal ? `killed by ${signal}` : `exited with code ${code}`;
+      if (this.#failedStarts >= MAX_FAILED_STARTS) {
+        this.#options.onBroken(`local worker node ${name} ${how}, and ${MAX_FAILED_STARTS} starts in a row failed; its last output:\n${this.#stderrTail.trim()}`);
+        return;
+      }
+      this.#options.log('warn', `local worker node ${name} ${how}; starting a new one`);
+      // Back off a little on repeated failures, so a crash loop does not spin the CPU.
+      this.#restartTimer = setTimeout(() => this.start(), Math.min(5000, 100 * 2 ** this.#failedStarts));
+    });
+  }
+
+  /** A local node connected: its start succeeded. */
+  connected(): void {
+    this.#failedStarts = 0;
+  }
+
+  /** Kills the local node (tests use it to simulate a crash). */
+  kill(signal: NodeJS.Signals = 'SIGKILL'): void {
+    this.#child?.kill(signal);
+  }
+
+  /** Waits for the node to exit after the coordinator closed its connection; kills it if slow. */
+  async close(): Promise<void> {
+    this.#closed = true;
+    if (this.#restartTimer) clearTimeout(this.#restartTimer);
+    const child = this.#child;
+    if (!child || child.exitCode !== null) return;
+    await new Promise<void>((resolve) => {
+      const timer = setTimeout(() => child.kill('SIGKILL'), 3000);
+      child.once('exit', () => {
+        clearTimeout(timer);
+        resolve();
+      });
+    });
+  }
+}

@@ -1,0 +1,436 @@
+/**
+ * `ProcessPoolExecutor`: Python's process pool, where the processes are worker nodes connected
+ * over WebSockets — spawned on this machine (`maxWorkers` slots) and/or started on any LAN
+ * machine with `npx wsfutures-worker`. This class wires four parts and holds no logic of its
+ * own beyond that: the task registry (functions by reference), the scheduler (pure state),
+ * the server (sockets and protocol), and the local worker nodes.
+ */
+import { availableParallelism } from 'node:os';
+import { deriveKey, generateToken } from '../shared/auth.ts';
+import { decodeValue, encodeValue } from '../shared/codec.ts';
+import { BrokenExecutorError, SerializationError, TimeoutError, WorkerLostError, errorFromWire } from '../shared/errors.ts';
+import { DEFAULTS, type RegisterMsg, type TaskOutcome, type TaskSpec } from '../shared/protocol.ts';
+import { toModuleUrl } from '../shared/bundle.ts';
+import { BaseExecutor, checkPositiveInt, describeValue, type AnyFunction, type ChunkOutcome } from './executor.ts';
+import { checkTimeout, type Future } from './future.ts';
+import { LocalWorkers, isDenoRuntime, type WorkerRuntime } from './local-workers.ts';
+import { Scheduler } from './scheduler.ts';
+import { CoordinatorServer, type WorkerPeer } from './server.ts';
+import { TaskRegistry, type TaskRef } from './task-registry.ts';
+
+export interface ProcessPoolExecutorOptions {
+  /** The task module(s): URLs or paths of ES modules whose exported functions can be submitted. */
+  tasks: URL | string | (URL | string)[];
+  /** Task slots on worker nodes the pool starts on this machine. Default: available cores; 0: none. */
+  maxWorkers?: number;
+  /** Where to listen. Default 127.0.0.1 on a free port; a non-loopback host requires `token`. */
+  listen?: { host?: string; port?: number };
+  /** Shared secret worker nodes must prove they know. Default: a random one (see `pool.token`). */
+  token?: string;
+  /** Re-runs of a task whose worker node was lost (default 2). */
+  maxRetries?: number;
+  /** Serve wss:// with this certificate and key (PEM). */
+  tls?: { cert: string | Buffer; key: string | Buffer };
+  /** Runtime of the local worker nodes: 'node' or 'deno'. Default: the coordinator's own. */
+  workerRuntime?: WorkerRuntime;
+  /** Largest frame either side accepts, in bytes (default 64 MiB). */
+  maxMessageBytes?: number;
+  /** How often pings are sent, ms (default 2500). */
+  heartbeatIntervalMs?: number;
+  /** A worker node silent this long is lost, ms (default 10000). */
+  heartbeatTimeoutMs?: number;
+  /** Where pool events are reported; default: warnings to stderr. `false` silences them. */
+  log?: ((level: 'info' | 'warn', message: string) => void) | false;
+}
+
+export interface WorkerInfo {
+  id: string;
+  name: string;
+  hostname: string;
+  address: string;
+  runtime: string;
+  slots: number;
+}
+
+interface Entry {
+  future: Future<unknown>;
+  chunk: boolean;
+  fn: string;
+}
+
+const LOOPBACK = new Set(['127.0.0.1', 'localhost', '::1', '[::1]']);
+
+/**
+ * A pool of worker nodes connected over WebSockets.
+ *
+ * @example
+ * import { factorial } from './tasks.ts';
+ * await using pool = new ProcessPoolExecutor({ tasks: new URL('./tasks.ts', import.meta.url), maxWorkers: 4 });
+ * await pool.ready();
+ * console.log(await pool.submit(factorial, 1000n));
+ */
+export class ProcessPoolExecutor extends BaseExecutor {
+  protected readonly kind = 'ProcessPoolExecutor';
+  /** The token worker nodes must present (generated if none was given). */
+  readonly token: string;
+  readonly maxWorkers: number;
+  readonly maxRetries: number;
+  readonly #registry: TaskRegistry;
+  readonly #scheduler: Scheduler<Omit<TaskSpec, 'n'>>;
+  readonly #server: CoordinatorServer;
+  readonly #local: LocalWorkers | undefined;
+  readonly #entries = new Map<number, Entry>();
+  readonly #peers = new Map<string, WorkerPeer>();
+  readonly #started: Promise<void>;
+  readonly #log: (level: 'info' | 'warn', message: string) => void;
+  #nextId = 0;
+  #pumpScheduled = false;
+  #broken: BrokenExecutorError | undefined;
+  #readyWaiters: { slots: number; resolve: () => void; reject: (e: Error) => void }[] = [];
+  /** Exponentially weighted mean task duration (ms), for prefetch depth. */
+  #meanTaskMs: number | undefined;
+
+  constructor(options: ProcessPoolExecutorOptions) {
+    super();
+    if (options === null || typeof options !== 'object') throw new TypeError(`ProcessPoolExecutor(options): options must be an object with at least { tasks }: got ${describeValue(options)}`);
+    const { tasks, maxWorkers, listen = {}, token, maxRetries = DEFAULTS.maxRetries, tls, workerRuntime, maxMessageBytes = DEFAULTS.maxMessageBytes } = options;
+    const { heartbeatIntervalMs = DEFAULTS.heartbeatIntervalMs, heartbeatTimeoutMs = DEFAULTS.heartbeatTimeoutMs } = options;
+    if (tasks === undefined) throw new TypeError("tasks is required: the task module(s) whose exported functions workers run, e.g. new URL('./tasks.ts', import.meta.url)");
+    const list = Array.isArray(tasks) ? tasks : [tasks];
+    if (list.length === 0) throw new TypeError('tasks must name at least one task module');
+    const urls = list.map((t, i) => toModuleUrl(t, Array.isArray(tasks) ? i : -1));
+    checkPositiveInt('maxWorkers', maxWorkers, true);
+    checkPositiveInt('maxRetries', maxRetries, true);
+    checkPositiveInt('maxMessageBytes', maxMessageBytes);
+    checkPositiveInt('heartbeatIntervalMs', heartbeatIntervalMs);
+    checkPositiveInt('heartbeatTimeoutMs', heartbeatTimeoutMs);
+    if (listen === null || typeof listen !== 'object') throw new TypeError(`listen must be an object like { host: '0.0.0.0', port: 8765 }: got ${describeValue(listen)}`);
+    const host = listen.host ?? '127.0.0.1';
+    if (typeof host !== 'string' || host.length === 0) throw new TypeError(`listen.host must be a host name or address: got ${describeValue(listen.host)}`);
+    checkPositiveInt('listen.port', listen.port, true);
+    if (listen.port !== undefined && listen.port > 65535) throw new RangeError(`listen.port must be at most 65535: got ${listen.port}`);
+    if (token !== undefined && (typeof token !== 'string' || token.length < 8)) {
+      throw new TypeError(`token must be a string of at least 8 characters (prefer 32 random ones): got ${typeof token === 'string' ? `${token.length} characters` : describeValue(token)}`);
+    }
+    if (!LOOPBACK.has(host) && token === undefined) {
+      throw new TypeError(`listen.host is ${JSON.stringify(host)}, which is reachable beyond this machine: pass a token (e.g. token: process.env.WSFUTURES_TOKEN) so only your worker nodes can connect`);
+    }
+    if (workerRuntime !== undefined && workerRuntime !== 'node' && workerRuntime !== 'deno') throw new RangeError(`workerRuntime must be 'node' or 'deno': got ${describeValue(workerRuntime)}`);
+    if (tls !== undefined && (tls === null || typeof tls !== 'object' || !tls.cert || !tls.key)) throw new TypeError('tls must be { cert, key } with PEM strings or Buffers');
+
+    this.token = token ?? generateToken();
+    this.maxWorkers = maxWorkers ?? availableParallelism();
+    this.maxRetries = maxRetries;
+    this.#log = options.log === false ? () => {} : (options.log ?? ((level, m) => level === 'warn' && console.error(`[wsfutures] ${m}`)));
+    this.#registry = new TaskRegistry(urls);
+    this.#scheduler = new Scheduler({ maxRetries });
+    this.#server = new CoordinatorServer(
+      { host, port: listen.port ?? 0, key: deriveKey(this.token), maxMessageBytes, heartbeatIntervalMs, heartbeatTimeoutMs, tls },
+      {
+        register: (peer, msg) => this.#onRegister(peer, msg),
+        fetchModule: (peer, id) => this.#onFetchModule(peer, id),
+        ready: (peer) => this.#onReady(peer),
+        results: (peer, items) => this.#onResults(peer, items),
+        drain: (peer) => {
+          this.#log('info', `worker node ${peer.label} is draining`);
+          this.#scheduler.drainWorker(peer.id);
+        },
+        lost: (peer, reason) => this.#onLost(peer, reason),
+        log: (level, m) => this.#log(level, m),
+      },
+    );
+    this.#local =
+      this.maxWorkers > 0
+        ? new LocalWorkers({
+            token: this.token,
+            slots: this.maxWorkers,
+            runtime: workerRuntime ?? (isDenoRuntime() ? 'deno' : 'node'),
+            onBroken: (m) => this.#break(m),
+            log: (level, m) => this.#log(level, m),
+          })
+        : undefined;
+    this.#started = this.#start();
+    this.#started.catch((err) => this.#break(`the pool could not start: ${(err as Error).message}`, err));
+  }
+
+  async #start(): Promise<void> {
+    const url = await this.#server.start();
+    this.#local?.start(url);
+    await this.#registry.loaded;
+  }
+
+  /** The URL worker nodes connect to (`ws://host:port/wsfutures`); set once listening. */
+  get url(): string | undefined {
+    return this.#server.url || undefined;
+  }
+
+  /** Slots of connected worker nodes that accept work now. */
+  get slots(): number {
+    return this.#scheduler.slotCount;
+  }
+
+  /** Tasks waiting for a slot. */
+  get queuedCount(): number {
+    return this.#scheduler.queuedCount;
+  }
+
+  /** The connected worker nodes. */
+  workers(): WorkerInfo[] {
+    return [...this.#peers.values()].map((p) => ({ id: p.id, name: p.name, hostname: p.hostname, address: p.remoteAddress, runtime: p.runtime, slots: p.slots }));
+  }
+
+  /**
+   * Resolves once worker nodes with at least `slots` task slots are connected (default:
+   * `maxWorkers`, or 1 when it is 0), and the task modules are loaded. Rejects with
+   * `TimeoutError` after `options.timeout` ms, or `BrokenExecutorError` if the pool broke.
+   */
+  async ready(slots?: number, options: { timeout?: number } = {}): Promise<void> {
+    checkPositiveInt('slots', slots);
+    checkTimeout('options.timeout', options.timeout);
+    const want = slots ?? Math.max(1, this.maxWorkers);
+    const started = this.#started;
+    const waitSlots = new Promise<void>((resolve, reject) => {
+      if (this.#broken) return reject(this.#broken);
+      if (this.#scheduler.slotCount >= want) return resolve();
+      this.#readyWaiters.push({ slots: want, resolve, reject });
+    });
+    const all = Promise.all([started, waitSlots]).then(() => {});
+    if (options.timeout === undefined || options.timeout === Infinity) return all;
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const timeout = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new TimeoutError(`ProcessPoolExecutor.ready(${want}): only ${this.#scheduler.slotCount} slot(s) connected after ${options.timeout} ms; start worker nodes with: npx wsfutures-worker --connect ${this.url ?? 'ws://HOST:PORT'} (token in WSFUTURES_TOKEN)`)), options.timeout);
+    });
+    try {
+      await Promise.race([all, timeout]);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  /** Kills the local worker node process (for tests and demos of failure handling). */
+  killLocalWorkers(signal: NodeJS.Signals = 'SIGKILL'): void {
+    this.#local?.kill(signal);
+  }
+
+  /** The pid of the local worker node process, if one runs. */
+  get localWorkerPid(): number | undefined {
+    return this.#local?.pid;
+  }
+
+  // ---- Executor hooks ---------------------------------------------------------------------------
+
+  protected override checkCallable(fn: AnyFunction, where: string): void {
+    if (this.#broken) throw this.#broken;
+    // Before the modules are loaded (the first moments after construction) the check happens
+    // in schedule() and fails the future instead; after `await pool.ready()` it is always here.
+    if (this.#registry.isLoaded && !this.#registry.lookup(fn)) throw this.#registry.notATask(fn, where);
+  }
+
+  protected schedule(future: Future<unknown>, fn: AnyFunction, args: unknown[]): void {
+    this.#enqueue(future, fn, args, false);
+  }
+
+  protected override scheduleChunk(future: Future<ChunkOutcome<unknown>>, fn: AnyFunction, argLists: unknown[][]): void {
+    this.#enqueue(future as Future<unknown>, fn, argLists, true);
+  }
+
+  #enqueue(future: Future<unknown>, fn: AnyFunction, args: unknown, chunk: boolean): void {
+    let bytes: Uint8Array;
+    try {
+      bytes = encodeValue(args, `the arguments of ${fn.name || 'the task'}()`);
+    } catch (err) {
+      future.setException(err);
+      return;
+    }
+    if (bytes.length > this.#server.maxMessageBytes) {
+      future.setException(new SerializationError(`the arguments of ${fn.name || 'the task'}() encode to ${bytes.length} bytes, more than maxMessageBytes (${this.#server.maxMessageBytes}): raise maxMessageBytes or send less`));
+      return;
+    }
+    const go = (ref: TaskRef) => {
+      const id = ++this.#nextId;
+      this.#entries.set(id, { future, chunk, fn: fn.name });
+      this.#scheduler.submit(id, { id, m: ref.moduleId, f: ref.exportName, a: bytes, c: chunk ? 1 : undefined });
+      this.#schedulePump();
+    };
+    const ref = this.#registry.lookup(fn);
+    if (ref) return go(ref);
+    this.#registry.loaded.then(
+      () => {
+        const r = this.#registry.lookup(fn);
+        if (future.done()) return;
+        if (r) go(r);
+        else future.setException(this.#registry.notATask(fn, `${this.kind}.submit`));
+      },
+      (err) => {
+        if (!future.done()) future.setException(err);
+      },
+    );
+  }
+
+  protected async close(): Promise<void> {
+    await this.#started.catch(() => {});
+    await this.#server.close();
+    await this.#local?.close();
+  }
+
+  // ---- engine ----------------------------------------------------------------------------------
+
+  #schedulePump(): void {
+    if (this.#pumpScheduled) return;
+    this.#pumpScheduled = true;
+    // One assignment pass per tick, whatever the number of submits in it: that is what turns
+    // a burst of submit() calls into a few large frames.
+    setImmediate(() => {
+      this.#pumpScheduled = false;
+      this.#pump();
+    });
+  }
+
+  #pump(): void {
+    const assignments = this.#scheduler.assign((id) => {
+      const e = this.#entries.get(id);
+      if (!e) return false;
+      if (!this.markRunning(e.future)) {
+        this.#entries.delete(id);
+        return false;
+      }
+      return true;
+    });
+    for (const { workerId, tasks } of assignments) {
+      const peer = this.#peers.get(workerId);
+      const specs: TaskSpec[] = [];
+      for (const t of tasks) {
+        specs.push({ ...t.payload, n: t.attempt });
+        const entry = this.#entries.get(t.id)!;
+        entry.future.setAbortHook(() => this.#stopTask(t.id));
+      }
+      peer?.run(specs);
+    }
+  }
+
+  /** A running task's future was aborted or timed out: forget it and tell its node to stop. */
+  #stopTask(id: number): void {
+    this.#entries.delete(id);
+    const workerId = this.#scheduler.cancel(id);
+    if (workerId) this.#peers.get(workerId)?.cancel(id);
+    this.#schedulePump();
+  }
+
+  #onRegister(peer: WorkerPeer, msg: RegisterMsg): void {
+    this.#registry.loaded.then(
+      () => {
+        if (peer.phase === 'closed') return;
+        peer.send({
+          op: 'welcome',
+          workerId: peer.id,
+          modules: this.#registry.modules.map(({ id, url, hash }) => ({ id, url, hash })),
+          heartbeatIntervalMs: this.#server.heartbeatIntervalMs,
+          heartbeatTimeoutMs: this.#server.heartbeatTimeoutMs,
+          maxMessageBytes: this.#server.maxMessageBytes,
+        });
+        void msg;
+      },
+      () => peer.close(1011, 'the coordinator could not load its task modules'),
+    );
+  }
+
+  #onFetchModule(peer: WorkerPeer, id: number): void {
+    const mod = this.#registry.modules[id];
+    if (!mod) return peer.close(4000, `no task module with id ${id}`);
+    peer.send({ op: 'module', id, hash: mod.hash, code: mod.code });
+  }
+
+  #onReady(peer: WorkerPeer): void {
+    this.#peers.set(peer.id, peer);
+    this.#scheduler.addWorker(peer.id, peer.slots);
+    if (peer.name.startsWith('local-')) this.#local?.connected();
+    this.#log('info', `worker node ${peer.label} connected: ${peer.slots} slot(s), ${peer.runtime}`);
+    const have = this.#scheduler.slotCount;
+    this.#readyWaiters = this.#readyWaiters.filter((w) => {
+      if (have < w.slots) return true;
+      w.resolve();
+      return false;
+    });
+    this.#schedulePump();
+  }
+
+  #onResults(peer: WorkerPeer, items: TaskOutcome[]): void {
+    for (const item of items) {
+      if (item.d !== undefined) {
+        this.#meanTaskMs = this.#meanTaskMs === undefined ? item.d : this.#meanTaskMs * 0.9 + item.d * 0.1;
+      }
+      // Exactly-once settlement: an outcome for a task that is no longer this node's (finished
+      // elsewhere after a retry, aborted, timed out) is dropped here.
+      if (this.#scheduler.complete(item.id, peer.id) === undefined) continue;
+      const entry = this.#entries.get(item.id);
+      this.#entries.delete(item.id);
+      if (!entry || entry.future.done()) continue;
+      this.#settle(entry, item, peer);
+    }
+    this.#tunePrefetch();
+    this.#schedulePump();
+  }
+
+  #settle(entry: Entry, item: TaskOutcome, peer: WorkerPeer): void {
+    const suffix = `\n    at ${entry.fn || 'task'} (wsfutures worker node "${peer.name}" on ${peer.hostname}, ${peer.remoteAddress}, task ${item.id})`;
+    const { future } = entry;
+    let value: unknown;
+    try {
+      value = item.v === undefined ? undefined : decodeValue(item.v, `the result of ${entry.fn}()`);
+    } catch (err) {
+      future.setException(err);
+      return;
+    }
+    if (entry.chunk) {
+      const outcome: ChunkOutcome<unknown> = { values: (value as unknown[]) ?? [] };
+      if (item.e) outcome.error = { thrown: errorFromWire(item.e, suffix) };
+      future.setResult(outcome);
+    } else if (item.e) {
+      future.setException(errorFromWire(item.e, suffix));
+    } else {
+      future.setResult(value);
+    }
+  }
+
+  #tunePrefetch(): void {
+    const ms = this.#meanTaskMs;
+    if (ms === undefined) return;
+    // Tiny tasks: keep many in flight per slot so a slot never waits a round trip for work.
+    // Long tasks: one per slot, so a task never waits behind another on a busy node while a
+    // different node idles (the asCompleted example in the seed guide shows the difference).
+    this.#scheduler.depthPerSlot = ms < 1 ? 64 : ms < 10 ? 8 : ms < 100 ? 2 : 1;
+  }
+
+  #onLost(peer: WorkerPeer, reason: string): void {
+    if (!this.#peers.delete(peer.id)) return;
+    const { requeued, failed } = this.#scheduler.removeWorker(peer.id);
+    if (requeued.length || failed.length || !this.isShutdown) {
+      this.#log(this.isShutdown ? 'info' : 'warn', `worker node ${peer.label} lost: ${reason}; ${requeued.length} task(s) requeued, ${failed.length} failed`);
+    }
+    for (const id of requeued) this.#entries.get(id)?.future.setPendingAgain();
+    for (const { id, attempts } of failed) {
+      const entry = this.#entries.get(id);
+      this.#entries.delete(id);
+      if (!entry || entry.future.done()) continue;
+      entry.future.setException(
+        new WorkerLostError(`task ${id} (${entry.fn}) was lost with worker node ${peer.label}: ${reason}; it ran ${attempts} time(s) and maxRetries is ${this.maxRetries}`),
+      );
+    }
+    this.#schedulePump();
+  }
+
+  #break(message: string, cause?: unknown): void {
+    if (this.#broken) return;
+    this.#broken = new BrokenExecutorError(`ProcessPoolExecutor is broken: ${message}`, { cause });
+    this.#log('warn', this.#broken.message);
+    for (const w of this.#readyWaiters) w.reject(this.#broken);
+    this.#readyWaiters = [];
+    // Nothing queued here will ever run: fail it rather than let it hang.
+    for (const [id, entry] of this.#entries) {
+      if (this.#scheduler.workerOf(id) !== undefined) continue;
+      this.#entries.delete(id);
+      this.#scheduler.cancel(id);
+      if (!entry.future.done()) entry.future.setException(this.#broken);
+    }
+  }
+}

@@ -1,0 +1,323 @@
+/**
+ * The coordinator's network side: a WebSocket server that authenticates worker nodes, speaks
+ * the protocol of shared/protocol.ts, batches outgoing tasks, and watches heartbeats. It holds
+ * no scheduling state: it reports events to the pool and sends what the pool tells it to.
+ */
+import { WebSocketServer, type WebSocket, type RawData } from 'ws';
+import type { IncomingMessage } from 'node:http';
+import { checkAuth, makeHello } from '../shared/auth.ts';
+import { decodeMessage, encodeMessage } from '../shared/codec.ts';
+import { CLOSE, HANDSHAKE, WS_PATH, invalidW2C, type C2W, type Handlers, type RegisterMsg, type TaskOutcome, type TaskSpec, type W2C } from '../shared/protocol.ts';
+
+export interface ServerEvents {
+  /** A worker node registered; return the welcome to send, or an error to refuse it. */
+  register(peer: WorkerPeer, msg: RegisterMsg): void;
+  fetchModule(peer: WorkerPeer, id: number): void;
+  ready(peer: WorkerPeer): void;
+  results(peer: WorkerPeer, items: TaskOutcome[]): void;
+  drain(peer: WorkerPeer): void;
+  /** A registered peer's connection ended (closed, broken, or timed out). */
+  lost(peer: WorkerPeer, reason: string): void;
+  /** Something worth telling the user (refused connections, protocol errors). */
+  log(level: 'info' | 'warn', message: string): void;
+}
+
+export interface ServerOptions {
+  host: string;
+  port: number;
+  key: Uint8Array;
+  maxMessageBytes: number;
+  heartbeatIntervalMs: number;
+  heartbeatTimeoutMs: number;
+  /** TLS: when set, the server speaks wss://. */
+  tls?: { cert: string | Buffer; key: string | Buffer };
+}
+
+type Phase = 'handshake' | 'registering' | 'ready' | 'closed';
+
+let nextPeer = 0;
+
+/** One connected worker node, as the coordinator sees it. */
+export class WorkerPeer {
+  readonly id = `w${++nextPeer}`;
+  name = '?';
+  slots = 0;
+  runtime = '?';
+  hostname = '?';
+  remoteAddress: string;
+  phase: Phase = 'handshake';
+  lastSeen = Date.now();
+  readonly #ws: WebSocket;
+  #pendingRun: TaskSpec[] = [];
+  #pendingCancel: number[] = [];
+  #flushScheduled = false;
+
+  constructor(ws: WebSocket, remoteAddress: string) {
+    this.#ws = ws;
+    this.remoteAddress = remoteAddress;
+  }
+
+  /** "name (address)", for messages and remote stacks. */
+  get label(): string {
+    return `${this.name} (${this.hostname}, ${this.remoteAddress})`;
+  }
+
+  send(msg: C2W): void {
+    this.sendRaw(encodeMessage(msg));
+  }
+
+  /** Sends bytes as they are (handshake frames, or an already encoded message). */
+  sendRaw(bytes: Uint8Array): void {
+    if (this.phase === 'closed' || this.#ws.readyState !== 1 /* OPEN */) return;
+    this.#ws.send(bytes);
+  }
+
+  /** Queues tasks; all queued in one tick leave in one `run` frame. */
+  run(tasks: TaskSpec[]): void {
+    for (const t of tasks) this.#pendingRun.push(t);
+    this.#scheduleFlush();
+  }
+
+  cancel(id: number): void {
+    this.#pendingCancel.push(id);
+    this.#scheduleFlush();
+  }
+
+  #scheduleFlush(): void {
+    if (this.#flushScheduled) return;
+    this.#flushScheduled = true;
+    setImmediate(() => {
+      this.#flushScheduled = false;
+      if (this.#pendingRun.length > 0) {
+        const tasks = this.#pendingRun;
+        this.#pendingRun = [];
+        this.send({ op: 'run', tasks });
+      }
+      if (this.#pendingCancel.length > 0) {
+        const ids = this.#pendingCancel;
+        this.#pendingCancel = [];
+        this.send({ op: 'cancel', ids });
+      }
+    });
+  }
+
+  close(code: number, reason: string): void {
+    if (this.phase === 'closed') return;
+    // Close reasons are limited to 123 bytes by RFC 6455.
+    this.#ws.close(code, truncate(reason, 120));
+  }
+
+  terminate(): void {
+    this.#ws.terminate();
+  }
+
+  /** The nonce of the HELLO sent to this peer (for checking its AUTH). */
+  helloNonce: Uint8Array | undefined;
+}
+
+export class CoordinatorServer {
+  readonly #options: ServerOptions;
+  readonly #events: ServerEvents;
+  #wss: WebSocketServer | undefined;
+  #httpServer: import('node:https').Server | undefined;
+  readonly peers = new Set<WorkerPeer>();
+  readonly maxMessageBytes: number;
+  readonly heartbeatIntervalMs: number;
+  readonly heartbeatTimeoutMs: number;
+  #heartbeat: ReturnType<typeof setInterval> | undefined;
+  url = '';
+
+  constructor(options: ServerOptions, events: ServerEvents) {
+    this.#options = options;
+    this.#events = events;
+    this.maxMessageBytes = options.maxMessageBytes;
+    this.heartbeatIntervalMs = options.heartbeatIntervalMs;
+    this.heartbeatTimeoutMs = options.heartbeatTimeoutMs;
+  }
+
+  async start(): Promise<string> {
+    const { host, port, maxMessageBytes, tls } = this.#options;
+    let wss: WebSocketServer;
+    if (tls) {
+      const https = await import('node:https');
+      const server = https.createServer({ cert: tls.cert, key: tls.key });
+      this.#httpServer = server;
+      wss = new WebSocketServer({ server, path: WS_PATH, maxPayload: maxMessageBytes });
+      await new Promise<void>((resolve, reject) => {
+        server.once('error', reject);
+        server.listen(port, host, () => resolve());
+      });
+      const addr = server.address() as import('node:net').AddressInfo;
+      this.url = `wss://${formatHost(host)}:${addr.port}${WS_PATH}`;
+    } else {
+      wss = new WebSocketServer({ host, port, path: WS_PATH, maxPayload: maxMessageBytes });
+      await new Promise<void>((resolve, reject) => {
+        wss.once('error', reject);
+        wss.once('listening', () => resolve());
+      });
+      const addr = wss.address() as import('node:net').AddressInfo;
+      this.url = `ws://${formatHost(host)}:${addr.port}${WS_PATH}`;
+    }
+    this.#wss = wss;
+    wss.on('error', (err) => this.#events.log('warn', `server error: ${err.message}`));
+    wss.on('connection', (ws, req) => this.#accept(ws, req));
+    const { heartbeatIntervalMs, heartbeatTimeoutMs } = this.#options;
+    this.#heartbeat = setInterval(() => {
+      const now = Date.now();
+      for (const peer of this.peers) {
+        if (peer.phase === 'handshake') continue;
+        if (now - peer.lastSeen > heartbeatTimeoutMs) {
+          // No close frame will come from a peer that vanished (power loss, cable, SIGSTOP):
+          // terminate the socket ourselves and treat its tasks as lost.
+          this.#lose(peer, `no message for ${now - peer.lastSeen} ms (heartbeat timeout ${heartbeatTimeoutMs} ms)`);
+          peer.terminate();
+        } else {
+          peer.send({ op: 'ping', t: now });
+        }
+      }
+    }, heartbeatIntervalMs);
+    this.#heartbeat.unref?.();
+    return this.url;
+  }
+
+  #accept(ws: WebSocket, req: IncomingMessage): void {
+    const remote = `${req.socket.remoteAddress ?? '?'}:${req.socket.remotePort ?? '?'}`;
+    const peer = new WorkerPeer(ws, remote);
+    this.peers.add(peer);
+    const hello = makeHello();
+    peer.helloNonce = hello.nonce;
+    ws.send(hello.frame);
+    const authTimer = setTimeout(() => {
+      if (peer.phase === 'handshake') this.#refuse(peer, CLOSE.AUTH_FAILED, `no authentication within ${HANDSHAKE.TIMEOUT_MS} ms`);
+    }, HANDSHAKE.TIMEOUT_MS);
+    authTimer.unref?.();
+
+    ws.on('message', (data: RawData, isBinary: boolean) => {
+      peer.lastSeen = Date.now();
+      if (!isBinary) return this.#refuse(peer, CLOSE.PROTOCOL, 'text frames are not part of the protocol');
+      const bytes = toBytes(data);
+      if (peer.phase === 'handshake') {
+        clearTimeout(authTimer);
+        return this.#handshake(peer, bytes);
+      }
+      let msg: unknown;
+      try {
+        msg = decodeMessage(bytes);
+      } catch (err) {
+        return this.#refuse(peer, CLOSE.PROTOCOL, `malformed msgpack frame: ${(err as Error).message}`);
+      }
+      const invalid = invalidW2C(msg);
+      if (invalid) return this.#refuse(peer, CLOSE.PROTOCOL, invalid);
+      this.#dispatch(peer, msg as W2C);
+    });
+    ws.on('error', (err: Error & { code?: string }) => {
+      // ws emits this for oversized frames (WS_ERR_UNSUPPORTED_MESSAGE_LENGTH) and bad framing,
+      // then closes the socket itself; the close handler does the rest.
+      this.#events.log('warn', `connection from ${peer.phase === 'handshake' ? remote : peer.label} failed: ${err.code ?? ''} ${err.message}`);
+    });
+    ws.on('close', (code: number, reason: Buffer) => {
+      clearTimeout(authTimer);
+      this.peers.delete(peer);
+      this.#lose(peer, `connection closed (${code}${reason.length ? `: ${reason.toString()}` : ''})`);
+    });
+  }
+
+  #handshake(peer: WorkerPeer, frame: Uint8Array): void {
+    if (frame.length > HANDSHAKE.MAX_FRAME_BYTES) return this.#refuse(peer, CLOSE.PROTOCOL, 'oversized handshake frame');
+    const check = checkAuth(frame, this.#options.key, peer.helloNonce!);
+    if (!check.ok) {
+      const code = check.code === 'WSF_AUTH_FAILED' ? CLOSE.AUTH_FAILED : check.code === 'WSF_VERSION_MISMATCH' ? CLOSE.VERSION_MISMATCH : CLOSE.PROTOCOL;
+      return this.#refuse(peer, code, `${check.code}: ${check.message}`);
+    }
+    peer.phase = 'registering';
+    // AUTH_OK is a raw frame too; msgpack starts after it.
+    peer.sendRaw(check.reply);
+  }
+
+  #dispatch(peer: WorkerPeer, msg: W2C): void {
+    const handlers: Handlers<W2C> = {
+      register: (m) => {
+        if (peer.phase !== 'registering') return this.#refuse(peer, CLOSE.PROTOCOL, 'register sent twice');
+        peer.name = m.name;
+        peer.slots = m.slots;
+        peer.runtime = `${m.runtime} ${m.runtimeVersion}`;
+        peer.hostname = m.hostname;
+        this.#events.register(peer, m);
+      },
+      'fetch-module': (m) => this.#events.fetchModule(peer, m.id),
+      ready: () => {
+        if (peer.phase !== 'registering') return this.#refuse(peer, CLOSE.PROTOCOL, 'ready sent twice');
+        peer.phase = 'ready';
+        this.#events.ready(peer);
+      },
+      results: (m) => {
+        if (peer.phase !== 'ready') return this.#refuse(peer, CLOSE.PROTOCOL, 'results before ready');
+        this.#events.results(peer, m.items);
+      },
+      ping: (m) => peer.send({ op: 'pong', t: m.t }),
+      pong: () => {},
+      drain: () => this.#events.drain(peer),
+      error: (m) => this.#events.log('warn', `worker node ${peer.label} reported ${m.code}: ${m.message}`),
+    };
+    (handlers[msg.op] as (m: W2C) => void)(msg);
+  }
+
+  /** Closes one connection with a code and a reason the peer can show; others are untouched. */
+  #refuse(peer: WorkerPeer, code: number, reason: string): void {
+    this.#events.log('warn', `closing connection from ${peer.phase === 'handshake' ? peer.remoteAddress : peer.label}: ${reason}`);
+    if (peer.phase === 'registering' || peer.phase === 'ready') {
+      try {
+        peer.send({ op: 'error', code: codeName(code), message: reason });
+      } catch {
+        // the socket may already be gone
+      }
+    }
+    peer.close(code, reason);
+    this.#lose(peer, reason);
+  }
+
+  #lose(peer: WorkerPeer, reason: string): void {
+    const was = peer.phase;
+    if (was === 'closed') return;
+    peer.phase = 'closed';
+    if (was === 'registering' || was === 'ready') this.#events.lost(peer, reason);
+  }
+
+  async close(): Promise<void> {
+    if (this.#heartbeat) clearInterval(this.#heartbeat);
+    for (const peer of this.peers) peer.close(CLOSE.NORMAL, 'coordinator shut down');
+    const wss = this.#wss;
+    if (!wss) return;
+    // Give peers a moment to see the close frame, then cut whatever is left.
+    await new Promise<void>((resolve) => {
+      const timer = setTimeout(() => {
+        for (const c of wss.clients) c.terminate();
+      }, 1000);
+      timer.unref?.();
+      wss.close(() => {
+        clearTimeout(timer);
+        resolve();
+      });
+    });
+    if (this.#httpServer) await new Promise<void>((r) => this.#httpServer!.close(() => r()));
+  }
+}
+
+function codeName(code: number): string {
+  return { [CLOSE.PROTOCOL]: 'WSF_PROTOCOL', [CLOSE.AUTH_FAILED]: 'WSF_AUTH_FAILED', [CLOSE.VERSION_MISMATCH]: 'WSF_VERSION_MISMATCH', [CLOSE.MODULE_MISMATCH]: 'WSF_MODULE_MISMATCH' }[code] ?? 'WSF_PROTOCOL';
+}
+
+function toBytes(data: RawData): Uint8Array {
+  if (Array.isArray(data)) return Buffer.concat(data);
+  if (data instanceof ArrayBuffer) return new Uint8Array(data);
+  return data;
+}
+
+function truncate(s: string, max: number): string {
+  const b = Buffer.from(s);
+  return b.length <= max ? s : `${b.subarray(0, max - 3).toString()}...`;
+}
+
+function formatHost(host: string): string {
+  return host.includes(':') ? `[${host}]` : host;
+}

@@ -1,0 +1,63 @@
+/**
+ * The one msgpack configuration of wsfutures (msgpackr), for both sides.
+ *
+ * Two packers, because they carry different things:
+ * - `envelope`: protocol messages. Plain msgpack; binary fields decode as views into the
+ *   received frame (no copy), so task arguments pass through the worker's network thread
+ *   untouched.
+ * - `values`: task arguments and results — our pickle. Structured cloning keeps shared and
+ *   circular references, Map, Set, Date, RegExp, Error and typed arrays; `bigint` of any size
+ *   travels as an extension; `undefined` stays `undefined`. Functions and symbols cannot
+ *   travel: they fail with `SerializationError` instead of silently turning into undefined.
+ */
+import { Packr } from 'msgpackr';
+import { SerializationError } from './errors.ts';
+
+const valuePackr = new Packr({
+  structuredClone: true,
+  useBigIntExtension: true,
+  moreTypes: true,
+  // msgpackr calls this for a function it meets; the default is to write nil (undefined).
+  writeFunction: () => {
+    throw new SerializationError('a function cannot be sent to a worker node: pass data, and name the function to run with submit(fn, ...args)');
+  },
+} as ConstructorParameters<typeof Packr>[0]);
+
+const envelopePackr = new Packr({ useRecords: false, mapsAsObjects: true });
+
+/** Encodes a task argument list or result. Throws `SerializationError` naming what failed. */
+export function encodeValue(value: unknown, what = 'value'): Uint8Array {
+  try {
+    return valuePackr.pack(value);
+  } catch (err) {
+    if (err instanceof SerializationError) throw new SerializationError(`${what}: ${err.message}`);
+    throw new SerializationError(`${what} cannot be serialized with msgpack: ${(err as Error)?.message ?? String(err)}`, { cause: err });
+  }
+}
+
+export function decodeValue(bytes: Uint8Array, what = 'value'): unknown {
+  try {
+    return valuePackr.unpack(bytes);
+  } catch (err) {
+    throw new SerializationError(`${what} could not be decoded: ${(err as Error)?.message ?? String(err)}`, { cause: err });
+  }
+}
+
+/** Whether a value can be encoded (used to keep an error's serializable properties only). */
+export function canEncode(value: unknown): boolean {
+  try {
+    valuePackr.pack(value);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+export function encodeMessage(msg: unknown): Uint8Array {
+  return envelopePackr.pack(msg);
+}
+
+/** Decodes a protocol message; throws on malformed msgpack (the caller closes the connection). */
+export function decodeMessage(bytes: Uint8Array): unknown {
+  return envelopePackr.unpack(bytes);
+}

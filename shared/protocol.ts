@@ -1,0 +1,288 @@
+/**
+ * The wsfutures wire protocol, in one place. Both sides import it; the README's protocol
+ * section is a summary of this file.
+ *
+ * A connection goes through three phases:
+ *
+ * 1. **Handshake** (raw binary frames, never msgpack, so nothing from an unauthenticated peer is
+ *    ever decoded by the general decoder):
+ *    - coordinator → worker `HELLO`:    "WSFH" | u8 min version | u8 max version | 32-byte nonce Nc
+ *    - worker → coordinator `AUTH`:     "WSFA" | u8 chosen version | 32-byte nonce Nw | 32-byte proof
+ *                                       proof = HMAC-SHA256(key, "wsfutures/worker" | Nc | Nw)
+ *    - coordinator → worker `AUTH_OK`:  "WSFO" | 32-byte proof
+ *                                       proof = HMAC-SHA256(key, "wsfutures/coordinator" | Nw | Nc)
+ *    key = SHA-256("wsfutures/key" | token). The token never crosses the wire; each side proves
+ *    it holds it (mutual authentication), and fresh nonces make a recorded exchange useless.
+ * 2. **Registration** (msgpack from here on): worker `register` → coordinator `welcome`; the
+ *    worker fetches task modules it does not have (`fetch-module` → `module`) and says `ready`.
+ * 3. **Work**: coordinator `run` (a batch of tasks) → worker `results` (a batch of outcomes);
+ *    `cancel` stops running tasks; `ping`/`pong` in both directions prove liveness; `drain`
+ *    says a worker node is going away; `shutdown` says the coordinator is.
+ *
+ * Every message after the handshake is one msgpack map with an `op` field. A frame whose `op`
+ * is unknown, or whose fields do not have the types below, is a protocol error: that one
+ * connection is closed with `CLOSE.PROTOCOL` and nothing else is affected.
+ *
+ * Guarantees: each task is *executed at least once* (a task whose worker is lost runs again,
+ * up to `maxRetries` more times) and its future is *settled exactly once* (results that arrive
+ * for a task already settled — a duplicate after a retry, or an aborted task — are dropped).
+ */
+import type { WireError } from './errors.ts';
+
+/** Protocol versions this build speaks. A peer picks the highest both sides know. */
+export const PROTOCOL_VERSION = 1;
+export const MIN_PROTOCOL_VERSION = 1;
+
+/** The WebSocket path the coordinator serves. */
+export const WS_PATH = '/wsfutures';
+
+/** Handshake frame magics (4 ASCII bytes each) and sizes. */
+export const HANDSHAKE = {
+  HELLO: 'WSFH',
+  AUTH: 'WSFA',
+  AUTH_OK: 'WSFO',
+  NONCE_BYTES: 32,
+  PROOF_BYTES: 32,
+  /** A handshake frame is never larger than this; a larger one fails the handshake. */
+  MAX_FRAME_BYTES: 128,
+  /** An unauthenticated connection is closed after this long. */
+  TIMEOUT_MS: 10_000,
+} as const;
+
+/**
+ * WebSocket close codes (4000–4999 is the range RFC 6455 leaves to applications). The close
+ * reason carries the human-readable message; the code carries the stable `WSF_*` meaning.
+ */
+export const CLOSE = {
+  /** Normal end: the coordinator shut down, or the worker node drained. */
+  NORMAL: 1000,
+  /** A frame exceeded the size limit (the `ws` library also uses 1009 for this). */
+  TOO_LARGE: 1009,
+  PROTOCOL: 4000,
+  AUTH_FAILED: 4001,
+  VERSION_MISMATCH: 4002,
+  HEARTBEAT_TIMEOUT: 4004,
+  MODULE_MISMATCH: 4005,
+  REPLACED: 4006,
+} as const;
+
+/** Stable error codes that go with the close codes. */
+export const CLOSE_ERROR_CODES: Record<number, string> = {
+  [CLOSE.TOO_LARGE]: 'WSF_FRAME_TOO_LARGE',
+  [CLOSE.PROTOCOL]: 'WSF_PROTOCOL',
+  [CLOSE.AUTH_FAILED]: 'WSF_AUTH_FAILED',
+  [CLOSE.VERSION_MISMATCH]: 'WSF_VERSION_MISMATCH',
+  [CLOSE.HEARTBEAT_TIMEOUT]: 'WSF_HEARTBEAT_TIMEOUT',
+  [CLOSE.MODULE_MISMATCH]: 'WSF_MODULE_MISMATCH',
+};
+
+/** Default limits; each can be changed by an option of the same name. */
+export const DEFAULTS = {
+  /** Largest frame either side accepts, in bytes (64 MiB). */
+  maxMessageBytes: 64 * 1024 * 1024,
+  /** How often each side sends `ping`. */
+  heartbeatIntervalMs: 2_500,
+  /** A peer silent for this long is considered lost (the issue asks for within 10 s). */
+  heartbeatTimeoutMs: 10_000,
+  /**
+   * Tasks the coordinator sends to a worker node beyond its free slots, so a slot that frees up
+   * finds its next task already there instead of waiting a round trip. Bounded so one node
+   * cannot hoard the queue while others idle.
+   */
+  prefetchPerSlot: 2,
+  /** Re-runs of a task whose worker node was lost. */
+  maxRetries: 2,
+} as const;
+
+// ---------------------------------------------------------------------------------------------
+// Messages. `W2C` = worker node → coordinator, `C2W` = coordinator → worker node.
+
+/** A task module as the coordinator describes it. */
+export interface ModuleInfo {
+  /** Small integer id used in `run` messages instead of the URL. */
+  id: number;
+  /** The module's URL on the coordinator's machine, for messages (not for loading). */
+  url: string;
+  /** SHA-256 (hex) of the bundled code: the module's identity. */
+  hash: string;
+}
+
+/** One task as it travels in `run`. */
+export interface TaskSpec {
+  /** Task id, unique per coordinator. */
+  id: number;
+  /** ModuleInfo.id of the module exporting the function. */
+  m: number;
+  /** The export name. */
+  f: string;
+  /**
+   * The arguments, msgpack-encoded separately from the envelope so the worker node's network
+   * thread can hand them to a task thread undecoded (decoding happens in parallel there).
+   * For a chunk (`c` set) it encodes an array of argument arrays.
+   */
+  a: Uint8Array;
+  /** Set for a chunk of calls from `map(…, { chunksize })`. */
+  c?: 1;
+  /** Which attempt this is (1 = first). */
+  n: number;
+}
+
+/** One outcome as it travels in `results`. */
+export interface TaskOutcome {
+  id: number;
+  /**
+   * The msgpack-encoded return value (for a chunk: the array of values up to the first error).
+   * Absent when the task failed before producing anything.
+   */
+  v?: Uint8Array;
+  /** The error, when the task (or, for a chunk, call number values.length) threw. */
+  e?: WireError;
+  /** Milliseconds the task ran on the node: the coordinator tunes prefetch from it. */
+  d?: number;
+}
+
+export interface RegisterMsg {
+  op: 'register';
+  /** The node's name (default: hostname-pid). */
+  name: string;
+  /** Task slots (threads) the node offers. */
+  slots: number;
+  runtime: 'node' | 'deno';
+  runtimeVersion: string;
+  hostname: string;
+  pid: number;
+  /** Hashes of task modules the node has as local files, by URL or path, to be compared. */
+  localModules?: Record<string, string>;
+}
+
+export interface WelcomeMsg {
+  op: 'welcome';
+  /** The id the coordinator gave this node. */
+  workerId: string;
+  modules: ModuleInfo[];
+  heartbeatIntervalMs: number;
+  heartbeatTimeoutMs: number;
+  maxMessageBytes: number;
+}
+
+export interface FetchModuleMsg {
+  op: 'fetch-module';
+  id: number;
+}
+
+export interface ModuleMsg {
+  op: 'module';
+  id: number;
+  hash: string;
+  /** The bundled ES module source (packages stay imports, resolved from the node's node_modules). */
+  code: string;
+}
+
+export interface ReadyMsg {
+  op: 'ready';
+}
+
+export interface RunMsg {
+  op: 'run';
+  tasks: TaskSpec[];
+}
+
+export interface ResultsMsg {
+  op: 'results';
+  items: TaskOutcome[];
+}
+
+export interface CancelMsg {
+  op: 'cancel';
+  ids: number[];
+}
+
+export interface PingMsg {
+  op: 'ping';
+  t: number;
+}
+
+export interface PongMsg {
+  op: 'pong';
+  t: number;
+}
+
+export interface DrainMsg {
+  op: 'drain';
+}
+
+export interface ShutdownMsg {
+  op: 'shutdown';
+  /** True when the node was spawned by the coordinator and should exit, not reconnect. */
+  exit: boolean;
+}
+
+/** A fatal error explained just before the sender closes the connection. */
+export interface ErrorMsg {
+  op: 'error';
+  code: string;
+  message: string;
+}
+
+export type W2C = RegisterMsg | FetchModuleMsg | ReadyMsg | ResultsMsg | PingMsg | PongMsg | DrainMsg | ErrorMsg;
+export type C2W = WelcomeMsg | ModuleMsg | RunMsg | CancelMsg | PingMsg | PongMsg | ShutdownMsg | ErrorMsg;
+
+/** A table with one handler per op: leaving an op out is a type error. */
+export type Handlers<M extends { op: string }> = { [K in M['op']]: (msg: Extract<M, { op: K }>) => void };
+
+// ---------------------------------------------------------------------------------------------
+// Validation of decoded messages: the shape of every field, checked before any handler runs.
+
+type Check = (v: unknown) => boolean;
+const isStr: Check = (v) => typeof v === 'string';
+const isNum: Check = (v) => typeof v === 'number' && Number.isFinite(v);
+const isInt: Check = (v) => Number.isSafeInteger(v);
+const isBool: Check = (v) => typeof v === 'boolean';
+const isBytes: Check = (v) => v instanceof Uint8Array;
+const opt = (c: Check): Check => (v) => v === undefined || c(v);
+const arrayOf = (c: Check): Check => (v) => Array.isArray(v) && v.every(c);
+const isObj = (v: unknown): v is Record<string, unknown> => v !== null && typeof v === 'object' && !Array.isArray(v);
+const shape = (fields: Record<string, Check>): Check => (v) => isObj(v) && Object.entries(fields).every(([k, c]) => c(v[k]));
+const isWireError: Check = (v) => isObj(v) && isStr(v.name) && isStr(v.message);
+const isModuleInfo = shape({ id: isInt, url: isStr, hash: isStr });
+const isTaskSpec = shape({ id: isInt, m: isInt, f: isStr, a: isBytes, c: opt((v) => v === 1), n: isInt });
+const isOutcome = shape({ id: isInt, v: opt(isBytes), e: opt(isWireError), d: opt(isNum) });
+
+const W2C_SHAPES: Record<W2C['op'], Check> = {
+  register: shape({ name: isStr, slots: (v) => isInt(v) && (v as number) >= 1 && (v as number) <= 4096, runtime: (v) => v === 'node' || v === 'deno', runtimeVersion: isStr, hostname: isStr, pid: isInt, localModules: opt((v) => isObj(v) && Object.values(v).every(isStr)) }),
+  'fetch-module': shape({ id: isInt }),
+  ready: shape({}),
+  results: shape({ items: arrayOf(isOutcome) }),
+  ping: shape({ t: isNum }),
+  pong: shape({ t: isNum }),
+  drain: shape({}),
+  error: shape({ code: isStr, message: isStr }),
+};
+
+const C2W_SHAPES: Record<C2W['op'], Check> = {
+  welcome: shape({ workerId: isStr, modules: arrayOf(isModuleInfo), heartbeatIntervalMs: isNum, heartbeatTimeoutMs: isNum, maxMessageBytes: isNum }),
+  module: shape({ id: isInt, hash: isStr, code: isStr }),
+  run: shape({ tasks: arrayOf(isTaskSpec) }),
+  cancel: shape({ ids: arrayOf(isInt) }),
+  ping: shape({ t: isNum }),
+  pong: shape({ t: isNum }),
+  shutdown: shape({ exit: isBool }),
+  error: shape({ code: isStr, message: isStr }),
+};
+
+/** Returns why `msg` is not a valid message of the table, or undefined if it is. */
+function invalidReason(msg: unknown, table: Record<string, Check>): string | undefined {
+  if (!isObj(msg)) return `expected a map with an "op" field, got ${Array.isArray(msg) ? 'an array' : typeof msg}`;
+  const op = msg.op;
+  if (typeof op !== 'string' || !Object.hasOwn(table, op)) return `unknown op ${JSON.stringify(op)?.slice(0, 40)}`;
+  if (!table[op]!(msg)) return `malformed "${op}" message`;
+  return undefined;
+}
+
+export function invalidW2C(msg: unknown): string | undefined {
+  return invalidReason(msg, W2C_SHAPES);
+}
+
+export function invalidC2W(msg: unknown): string | undefined {
+  return invalidReason(msg, C2W_SHAPES);
+}

@@ -1,0 +1,117 @@
+/**
+ * `wsfutures-worker`: start a worker node on any machine that can reach the coordinator.
+ *
+ *   npx wsfutures-worker --connect ws://HOST:8765 --token T [--concurrency N] [--name NAME]
+ *   deno run -A worker-node/cli.ts --connect ws://HOST:8765 --token T
+ */
+import { parseArgs } from 'node:util';
+import { readFileSync } from 'node:fs';
+import { WorkerNode, WorkerNodeFatalError } from './node.ts';
+
+const USAGE = `Usage: wsfutures-worker --connect ws://HOST:PORT [options]
+
+Connects to a wsfutures coordinator and runs its tasks on this machine's cores.
+
+Options:
+  --connect URL        the coordinator's URL (ws:// or wss://); or WSFUTURES_CONNECT
+  --token TOKEN        the coordinator's token; or WSFUTURES_TOKEN (preferred: not in ps output)
+  --concurrency N      task slots (threads); default: available cores
+  --name NAME          how the coordinator names this node; default: hostname-pid
+  --tasks FILE         a local copy of a task module, checked against the coordinator's (repeatable)
+  --cache-dir DIR      where shipped task modules are kept; default: node_modules/.cache/wsfutures
+  --ca FILE            trust this CA certificate (PEM) for a wss:// coordinator
+  --no-reconnect       exit when the connection ends instead of reconnecting
+  --exit-on-shutdown   exit when the coordinator shuts down (used for nodes a pool spawns)
+  -h, --help           show this help
+
+Exit codes: 0 stopped or drained; 2 bad usage, wrong token or incompatible coordinator.`;
+
+function fail(message: string): never {
+  console.error(`wsfutures-worker: ${message}\n\n${USAGE}`);
+  process.exit(2);
+}
+
+let parsed;
+try {
+  parsed = parseArgs({
+    options: {
+      connect: { type: 'string' },
+      token: { type: 'string' },
+      concurrency: { type: 'string' },
+      name: { type: 'string' },
+      tasks: { type: 'string', multiple: true },
+      'cache-dir': { type: 'string' },
+      ca: { type: 'string' },
+      'no-reconnect': { type: 'boolean' },
+      'exit-on-shutdown': { type: 'boolean' },
+      help: { type: 'boolean', short: 'h' },
+    },
+    strict: true,
+  });
+} catch (err) {
+  fail((err as Error).message);
+}
+const { values } = parsed;
+if (values.help) {
+  console.log(USAGE);
+  process.exit(0);
+}
+const connect = values.connect ?? process.env.WSFUTURES_CONNECT;
+const token = values.token ?? process.env.WSFUTURES_TOKEN;
+if (!connect) fail('--connect is required (or set WSFUTURES_CONNECT)');
+if (!token) fail('a token is required: pass --token or set WSFUTURES_TOKEN to the coordinator\'s token');
+let concurrency: number | undefined;
+if (values.concurrency !== undefined) {
+  concurrency = Number(values.concurrency);
+  if (!Number.isInteger(concurrency) || concurrency < 1) fail(`--concurrency must be a positive integer: got ${JSON.stringify(values.concurrency)}`);
+}
+let ca: Buffer | undefined;
+if (values.ca) {
+  try {
+    ca = readFileSync(values.ca);
+  } catch (err) {
+    fail(`--ca: cannot read ${values.ca}: ${(err as Error).message}`);
+  }
+}
+
+let node: WorkerNode;
+try {
+  node = new WorkerNode({
+    connect,
+    token,
+    concurrency,
+    name: values.name,
+    tasks: values.tasks,
+    cacheDir: values['cache-dir'],
+    ca,
+    reconnect: !values['no-reconnect'],
+    exitOnShutdown: values['exit-on-shutdown'] ?? false,
+  });
+} catch (err) {
+  fail((err as Error).message);
+}
+
+let signals = 0;
+const onSignal = (sig: string) => {
+  signals++;
+  if (signals > 1) {
+    console.error(`[wsfutures-worker] second ${sig}: exiting now`);
+    process.exit(130);
+  }
+  console.error(`[wsfutures-worker] ${sig}: draining (send it again to exit at once)`);
+  void node.stop({ drain: true });
+};
+process.on('SIGINT', () => onSignal('SIGINT'));
+process.on('SIGTERM', () => onSignal('SIGTERM'));
+
+try {
+  await node.start();
+  process.exit(0);
+} catch (err) {
+  if (err instanceof WorkerNodeFatalError) {
+    console.error(`wsfutures-worker: ${err.code}: ${err.message}`);
+    process.exit(2);
+  }
+  console.error('wsfutures-worker: fatal:', err);
+  process.exit(1);
+}
