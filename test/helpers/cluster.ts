@@ -1,0 +1,112 @@
+/**
+ * Real clusters on loopback for the integration tests: a ProcessPoolExecutor (the coordinator)
+ * and worker-node processes started the way a user starts them on another machine. Nothing
+ * here is mocked; every helper returns something a `finally` can clean up.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync, symlinkSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { ProcessPoolExecutor, type ProcessPoolExecutorOptions } from '../../coordinator/index.ts';
+
+export const ROOT = fileURLToPath(new URL('../..', import.meta.url));
+export const TASKS_URL = new URL('../fixtures/tasks.ts', import.meta.url);
+const CLI = join(ROOT, 'worker-node', 'cli.ts');
+
+/** A pool on loopback over the fixture tasks, quiet unless told otherwise, ready for `slots`. */
+export async function startPool(options: Partial<ProcessPoolExecutorOptions> = {}, slots?: number): Promise<ProcessPoolExecutor> {
+  const pool = new ProcessPoolExecutor({ tasks: TASKS_URL, maxWorkers: 1, log: false, ...options });
+  const want = slots ?? (pool.maxWorkers > 0 ? pool.maxWorkers : undefined);
+  if (want !== undefined) {
+    try {
+      await pool.ready(want, { timeout: 30_000 });
+    } catch (err) {
+      await pool.shutdown({ cancelFutures: true });
+      throw err;
+    }
+  }
+  return pool;
+}
+
+/** A worker-node process the test started; `output` collects its stdout and stderr. */
+export interface WorkerProcess {
+  child: ChildProcess;
+  readonly output: string;
+  /** Resolves with the exit code (or the signal name) once the process has exited. */
+  exited: Promise<number | string>;
+  /** Kills it with SIGKILL if still alive (SIGCONT first, in case a test stopped it). */
+  kill(): Promise<void>;
+}
+
+export interface SpawnWorkerOptions {
+  url: string;
+  token?: string;
+  cwd?: string;
+  name?: string;
+  concurrency?: number;
+  /** Extra CLI flags (e.g. `--tasks FILE`, `--no-reconnect`). */
+  args?: string[];
+  env?: Record<string, string>;
+}
+
+/** Starts `node --import tsx worker-node/cli.ts --connect URL ...`, as a user would on a LAN machine. */
+export function spawnWorker(options: SpawnWorkerOptions): WorkerProcess {
+  const args = ['--import', import.meta.resolve('tsx'), CLI, '--connect', options.url, '--concurrency', String(options.concurrency ?? 1)];
+  if (options.name) args.push('--name', options.name);
+  args.push(...(options.args ?? []));
+  const env: Record<string, string | undefined> = { ...process.env, ...options.env };
+  // The token goes by environment (as the docs recommend), so it is not in `ps`.
+  if (options.token !== undefined) env.WSFUTURES_TOKEN = options.token;
+  else delete env.WSFUTURES_TOKEN;
+  const child = spawn(process.execPath, args, { cwd: options.cwd ?? ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
+  let output = '';
+  child.stdout!.on('data', (d: Buffer) => (output += d.toString()));
+  child.stderr!.on('data', (d: Buffer) => (output += d.toString()));
+  const exited = new Promise<number | string>((resolve) => {
+    child.once('exit', (code, signal) => resolve(code ?? signal ?? -1));
+  });
+  return {
+    child,
+    get output() {
+      return output;
+    },
+    exited,
+    async kill() {
+      if (child.exitCode !== null || child.signalCode !== null) return;
+      try {
+        child.kill('SIGCONT');
+        child.kill('SIGKILL');
+      } catch {
+        // already gone
+      }
+      await exited;
+    },
+  };
+}
+
+/** Resolves once `predicate()` holds (it may be async), polling; rejects after `timeoutMs`. */
+export async function waitFor(predicate: () => boolean | Promise<boolean>, timeoutMs = 15_000, what = 'condition'): Promise<void> {
+  const end = Date.now() + timeoutMs;
+  while (!(await predicate())) {
+    if (Date.now() > end) throw new Error(`waitFor(): ${what} did not hold within ${timeoutMs} ms`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+/** Resolves with `p`'s value, or rejects if it takes longer than `ms` (so a hang fails a test). */
+export async function within<T>(p: PromiseLike<T>, ms: number, what = 'operation'): Promise<T> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  try {
+    return await Promise.race([p, new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`${what} did not finish within ${ms} ms`)), ms)))]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/** A fresh temp directory with no task files, whose node_modules links to the repo's. */
+export function bareWorkDir(): { dir: string; remove(): void } {
+  const dir = mkdtempSync(join(tmpdir(), 'wsf-worker-'));
+  symlinkSync(join(ROOT, 'node_modules'), join(dir, 'node_modules'), 'dir');
+  return { dir, remove: () => rmSync(dir, { recursive: true, force: true }) };
+}

@@ -1,0 +1,65 @@
+/**
+ * Remote errors on a real cluster: a task's error arrives with its name (built-in classes as
+ * their class), message, code, own properties, cause, and a stack that shows the worker's
+ * frames and which worker node ran it.
+ */
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import type { ProcessPoolExecutor } from '../coordinator/index.ts';
+import { failWith } from './fixtures/tasks.ts';
+import { rejects } from './helpers/assert.ts';
+import { startPool } from './helpers/cluster.ts';
+
+let pool: ProcessPoolExecutor;
+
+test.before(async () => {
+  pool = await startPool({ maxWorkers: 1 });
+});
+
+test.after(async () => {
+  await pool?.shutdown({ cancelFutures: true });
+});
+
+test('a TypeError thrown by a task is a TypeError instance, with its message', async () => {
+  const err = (await rejects(pool.submit(failWith, 'TypeError', 'wrong type here'), TypeError)) as TypeError;
+  assert.is(err.name, 'TypeError');
+  assert.is(err.message, 'wrong type here');
+  assert.instance(err, Error);
+  const range = await rejects(pool.submit(failWith, 'RangeError', 'out of range'), RangeError);
+  assert.is((range as Error).message, 'out of range');
+});
+
+test('code and cause travel', async () => {
+  const err = (await rejects(pool.submit(failWith, 'plain', 'with a cause'))) as Error & { code?: string };
+  assert.is(err.name, 'Error');
+  assert.is(err.message, 'with a cause');
+  assert.is(err.code, 'E_CODE');
+  assert.instance(err.cause, Error);
+  assert.is((err.cause as Error).message, 'inner cause');
+});
+
+test('a custom error class keeps its name, code and own properties', async () => {
+  const err = (await rejects(pool.submit(failWith, 'custom', 'over quota'))) as Error & { code?: string; limit?: number };
+  assert.is(err.name, 'Error', 'the same name it has locally: QuotaError does not set one');
+  assert.is(err.message, 'over quota');
+  assert.is(err.code, 'E_QUOTA');
+  assert.is(err.limit, 3);
+});
+
+test('the stack shows the worker frame and the worker node name', async () => {
+  const err = (await rejects(pool.submit(failWith, 'TypeError', 'stacked'))) as Error;
+  const stack = err.stack ?? '';
+  assert.match(stack, /TypeError: stacked/);
+  assert.match(stack, /failWith/, 'the task function frame from the worker');
+  assert.match(stack, /tasks\.ts|\.mjs/, 'a worker-side file');
+  assert.match(stack, /wsfutures worker node "local-\d+"/, 'which node ran it');
+});
+
+test('a thrown non-Error value arrives as an Error that shows the value', async () => {
+  const err = (await rejects(pool.submit(failWith, 'string', 'just text'))) as Error & { value?: unknown };
+  assert.instance(err, Error);
+  assert.match(err.message, /just text/);
+  assert.is(err.value, 'just text');
+});
+
+test.run();
