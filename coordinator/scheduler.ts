@@ -12,6 +12,11 @@ export interface SchedulerOptions {
 
 interface TaskEntry<P> {
   id: number;
+  /**
+   * Submission order. Requeued tasks are put back in this order: ids need not follow it (the
+   * pool's do, but the scheduler takes any ids), so sorting by id would reorder them.
+   */
+  seq: number;
   payload: P;
   /** Times it has been handed to a worker node. */
   attempts: number;
@@ -46,18 +51,25 @@ export interface LostWorkerOutcome {
 class Fifo<T> {
   #items: (T | undefined)[] = [];
   #head = 0;
+  /**
+   * Items put at the front, last one first. `Array.prototype.unshift` moves every item, and the
+   * head is 0 right after a compaction or before the first shift(): requeueing the thousands of
+   * tasks of a lost node in front of a million queued ones was O(queue) per task. A stack makes
+   * it O(1).
+   */
+  #front: T[] = [];
   get size(): number {
-    return this.#items.length - this.#head;
+    return this.#front.length + this.#items.length - this.#head;
   }
   push(v: T): void {
     this.#items.push(v);
   }
   /** Puts a task at the front: retried tasks go first, they have waited longest. */
   unshift(v: T): void {
-    if (this.#head > 0) this.#items[--this.#head] = v;
-    else this.#items.unshift(v);
+    this.#front.push(v);
   }
   shift(): T | undefined {
+    if (this.#front.length > 0) return this.#front.pop();
     if (this.#head >= this.#items.length) return undefined;
     const v = this.#items[this.#head];
     this.#items[this.#head++] = undefined;
@@ -72,7 +84,18 @@ class Fifo<T> {
 export class Scheduler<P> {
   readonly #options: SchedulerOptions;
   readonly #tasks = new Map<number, TaskEntry<P>>();
-  readonly #queue = new Fifo<number>();
+  /**
+   * Entries, not ids: a cancelled task stays in the queue (removing it from the middle is
+   * O(n)) and is recognised when reached because the map no longer holds that very entry —
+   * even if its id was submitted again since.
+   */
+  readonly #queue = new Fifo<TaskEntry<P>>();
+  /**
+   * Live tasks in the queue. The FIFO's own size also counts cancelled tasks not yet reached,
+   * which made `queuedCount` (and so `pool.queuedCount`) overstate the backlog.
+   */
+  #queued = 0;
+  #seq = 0;
   readonly #workers = new Map<string, WorkerEntry>();
   /**
    * How many tasks a node may hold per slot: 1 means only what it can start now; more lets a
@@ -86,7 +109,7 @@ export class Scheduler<P> {
   }
 
   get queuedCount(): number {
-    return this.#queue.size;
+    return this.#queued;
   }
 
   get taskCount(): number {
@@ -110,8 +133,10 @@ export class Scheduler<P> {
 
   submit(id: number, payload: P): void {
     if (this.#tasks.has(id)) throw new Error(`scheduler: task ${id} submitted twice`);
-    this.#tasks.set(id, { id, payload, attempts: 0, workerId: undefined });
-    this.#queue.push(id);
+    const t: TaskEntry<P> = { id, seq: this.#seq++, payload, attempts: 0, workerId: undefined };
+    this.#tasks.set(id, t);
+    this.#queue.push(t);
+    this.#queued++;
   }
 
   addWorker(id: string, slots: number): void {
@@ -133,21 +158,27 @@ export class Scheduler<P> {
     const out: LostWorkerOutcome = { requeued: [], failed: [] };
     if (!w) return out;
     this.#workers.delete(id);
-    // Requeue in reverse so that, after unshift, they keep their original order at the front.
-    const ids = [...w.assigned].sort((a, b) => b - a);
-    for (const taskId of ids) {
+    const lost: TaskEntry<P>[] = [];
+    for (const taskId of w.assigned) {
       const t = this.#tasks.get(taskId);
-      if (!t) continue;
+      if (t) lost.push(t);
+    }
+    // In submission order (both lists); then unshifted last-first, so that the queue's front
+    // holds them in that same order.
+    lost.sort((a, b) => a.seq - b.seq);
+    const retry: TaskEntry<P>[] = [];
+    for (const t of lost) {
       t.workerId = undefined;
       if (t.attempts > this.#options.maxRetries) {
-        this.#tasks.delete(taskId);
-        out.failed.push({ id: taskId, attempts: t.attempts });
+        this.#tasks.delete(t.id);
+        out.failed.push({ id: t.id, attempts: t.attempts });
       } else {
-        this.#queue.unshift(taskId);
-        out.requeued.push(taskId);
+        retry.push(t);
+        out.requeued.push(t.id);
       }
     }
-    out.requeued.reverse();
+    for (let i = retry.length - 1; i >= 0; i--) this.#queue.unshift(retry[i]!);
+    this.#queued += retry.length;
     return out;
   }
 
@@ -162,6 +193,7 @@ export class Scheduler<P> {
     if (fromWorker !== undefined && t.workerId !== fromWorker) return undefined; // stale, from a lost node
     this.#tasks.delete(id);
     if (t.workerId !== undefined) this.#workers.get(t.workerId)?.assigned.delete(id);
+    else this.#queued--;
     return t.workerId;
   }
 
@@ -179,6 +211,7 @@ export class Scheduler<P> {
       this.#workers.get(t.workerId)?.assigned.delete(id);
       return t.workerId;
     }
+    this.#queued--;
     return undefined;
   }
 
@@ -191,13 +224,19 @@ export class Scheduler<P> {
     if (this.#queue.size === 0) return [];
     const open = [...this.#workers.values()].filter((w) => !w.draining && w.assigned.size < w.slots * this.depthPerSlot);
     if (open.length === 0) return [];
+    // Least-loaded first. Without this the round-robin always started at the first node: the
+    // pool runs one pass per tick, so a trickle of submits (one task per pass) all went to that
+    // node until it was full — with prefetch, 64 tasks per slot — while the others idled.
+    // Stable sort: equal loads keep the order the nodes joined in.
+    open.sort((a, b) => a.assigned.size / a.slots - b.assigned.size / b.slots);
     const batches = new Map<string, Assignment<P>>();
     // Round-robin over nodes with room, one task at a time, so a burst spreads evenly.
     let i = 0;
     while (open.length > 0 && this.#queue.size > 0) {
-      const id = this.#queue.shift()!;
-      const t = this.#tasks.get(id);
-      if (!t || t.workerId !== undefined) continue; // cancelled while queued
+      const t = this.#queue.shift()!;
+      if (this.#tasks.get(t.id) !== t) continue; // cancelled (or settled) while queued
+      const id = t.id;
+      this.#queued--;
       if (!accept(id)) {
         this.#tasks.delete(id);
         continue;

@@ -1,0 +1,310 @@
+/**
+ * The scheduler's state without sockets (coordinator/scheduler.ts): FIFO assignment, spread
+ * across worker nodes, capacity, draining, retries after a lost node, exactly-once settlement,
+ * cancellation, and a million-task queue handled in time linear in the work.
+ */
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { Scheduler, type Assignment } from '../coordinator/scheduler.ts';
+
+/** Task ids per worker node, in the order they were handed out. */
+function byWorker(assignments: Assignment<unknown>[]): Record<string, number[]> {
+  const out: Record<string, number[]> = {};
+  for (const a of assignments) (out[a.workerId] ??= []).push(...a.tasks.map((t) => t.id));
+  return out;
+}
+
+function allIds(assignments: Assignment<unknown>[]): number[] {
+  return assignments.flatMap((a) => a.tasks.map((t) => t.id));
+}
+
+function submitMany(s: Scheduler<string>, from: number, to: number): void {
+  for (let id = from; id <= to; id++) s.submit(id, `p${id}`);
+}
+
+test('tasks wait in the queue until a worker node joins, then go out in FIFO order with their payload', () => {
+  const s = new Scheduler<string>({ maxRetries: 2 });
+  submitMany(s, 1, 3);
+  assert.equal(s.assign(), [], 'no worker node: nothing to assign');
+  assert.is(s.queuedCount, 3);
+  s.addWorker('w1', 3);
+  const out = s.assign();
+  assert.equal(out, [{ workerId: 'w1', tasks: [1, 2, 3].map((id) => ({ id, payload: `p${id}`, attempt: 1 })) }]);
+  assert.is(s.queuedCount, 0);
+  assert.is(s.workerOf(2), 'w1');
+  assert.equal(s.assign(), [], 'nothing left to assign');
+});
+
+test('FIFO across assign() calls: tasks that waited longer go first', () => {
+  const s = new Scheduler<string>({ maxRetries: 2 });
+  s.addWorker('w1', 1);
+  submitMany(s, 1, 5);
+  const order: number[] = [];
+  for (let i = 0; i < 5; i++) {
+    const ids = allIds(s.assign());
+    assert.is(ids.length, 1, 'one slot: one task at a time');
+    order.push(ids[0]!);
+    assert.is(s.complete(ids[0]!, 'w1'), 'w1');
+  }
+  assert.equal(order, [1, 2, 3, 4, 5]);
+  assert.is(s.taskCount, 0);
+});
+
+test('a burst is spread round-robin across worker nodes', () => {
+  const s = new Scheduler<string>({ maxRetries: 2 });
+  s.addWorker('a', 2);
+  s.addWorker('b', 2);
+  s.addWorker('c', 2);
+  submitMany(s, 1, 6);
+  assert.equal(byWorker(s.assign()), { a: [1, 4], b: [2, 5], c: [3, 6] });
+});
+
+test('one task per assign() goes to the least-loaded node, not always to the first one', () => {
+  // The pool runs one assign() pass per tick: with a trickle of submits each pass sees one task,
+  // and with prefetch (depthPerSlot > 1) the first node must not soak them all up.
+  const s = new Scheduler<string>({ maxRetries: 2 });
+  s.depthPerSlot = 8;
+  s.addWorker('a', 1);
+  s.addWorker('b', 1);
+  const seen: string[] = [];
+  for (let id = 1; id <= 6; id++) {
+    s.submit(id, `p${id}`);
+    seen.push(...s.assign().map((a) => a.workerId));
+  }
+  assert.equal(seen.filter((w) => w === 'a').length, 3, `spread: ${seen.join(',')}`);
+  assert.equal(seen.filter((w) => w === 'b').length, 3, `spread: ${seen.join(',')}`);
+});
+
+test('capacity is slots × depthPerSlot; a completion frees room for the next task', () => {
+  const s = new Scheduler<string>({ maxRetries: 2 });
+  s.addWorker('w1', 2);
+  submitMany(s, 1, 20);
+  assert.is(allIds(s.assign()).length, 2, 'depthPerSlot 1: one task per slot');
+  assert.equal(s.assign(), [], 'full');
+  s.depthPerSlot = 4;
+  assert.equal(allIds(s.assign()), [3, 4, 5, 6, 7, 8], 'prefetch fills up to 2 × 4');
+  assert.equal(s.assign(), []);
+  s.complete(1, 'w1');
+  assert.equal(allIds(s.assign()), [9], 'one freed, one more');
+  assert.is(s.queuedCount, 11);
+  assert.is(s.slotCount, 2);
+});
+
+test('a node with more slots gets more tasks', () => {
+  const s = new Scheduler<string>({ maxRetries: 2 });
+  s.addWorker('small', 1);
+  s.addWorker('big', 3);
+  submitMany(s, 1, 10);
+  const got = byWorker(s.assign());
+  assert.is(got.small!.length, 1);
+  assert.is(got.big!.length, 3);
+  assert.is(s.queuedCount, 6);
+});
+
+test('a draining node gets nothing new, keeps what it has, and its slots no longer count', () => {
+  const s = new Scheduler<string>({ maxRetries: 2 });
+  s.addWorker('a', 2);
+  s.addWorker('b', 2);
+  submitMany(s, 1, 2);
+  assert.equal(byWorker(s.assign()), { a: [1], b: [2] });
+  s.drainWorker('a');
+  assert.is(s.slotCount, 2);
+  submitMany(s, 3, 6);
+  assert.equal(byWorker(s.assign()), { b: [3] }, 'only b, up to its capacity');
+  assert.is(s.complete(1, 'a'), 'a', 'a draining node still reports what it ran');
+  assert.equal(s.assign(), [], 'and still gets nothing new');
+  s.drainWorker('nobody'); // unknown: ignored
+  s.addWorker('c', 1);
+  assert.equal(byWorker(s.assign()), { c: [4] });
+});
+
+test('removeWorker puts its tasks back at the front of the queue, in their original order', () => {
+  const s = new Scheduler<string>({ maxRetries: 2 });
+  s.addWorker('a', 4);
+  submitMany(s, 1, 4);
+  s.assign();
+  submitMany(s, 5, 6);
+  const lost = s.removeWorker('a');
+  assert.equal(lost, { requeued: [1, 2, 3, 4], failed: [] });
+  assert.is(s.queuedCount, 6);
+  assert.is(s.workerOf(1), undefined);
+  assert.is(s.slotCount, 0);
+  s.addWorker('b', 6);
+  const out = s.assign();
+  assert.equal(allIds(out), [1, 2, 3, 4, 5, 6], 'retried tasks first, then the rest, each in order');
+  assert.equal(out[0]!.tasks.map((t) => t.attempt), [2, 2, 2, 2, 1, 1]);
+  assert.equal(s.removeWorker('nobody'), { requeued: [], failed: [] });
+});
+
+test('requeued tasks keep submission order even when ids do not follow it', () => {
+  const s = new Scheduler<string>({ maxRetries: 2 });
+  s.addWorker('a', 3);
+  for (const id of [30, 10, 20]) s.submit(id, `p${id}`);
+  assert.equal(allIds(s.assign()), [30, 10, 20]);
+  assert.equal(s.removeWorker('a').requeued, [30, 10, 20]);
+  s.addWorker('b', 3);
+  assert.equal(allIds(s.assign()), [30, 10, 20]);
+});
+
+test('a task lost 1 + maxRetries times fails with its attempt count; the others are retried', () => {
+  const s = new Scheduler<string>({ maxRetries: 2 });
+  s.submit(1, 'p1');
+  for (let attempt = 1; attempt <= 3; attempt++) {
+    s.addWorker(`w${attempt}`, 1);
+    const [a] = s.assign();
+    assert.equal(a!.tasks.map((t) => [t.id, t.attempt]), [[1, attempt]]);
+    const lost = s.removeWorker(`w${attempt}`);
+    if (attempt < 3) assert.equal(lost, { requeued: [1], failed: [] }, `attempt ${attempt} is retried`);
+    else assert.equal(lost, { requeued: [], failed: [{ id: 1, attempts: 3 }] }, 'third loss with maxRetries 2: failed');
+  }
+  assert.is(s.hasTask(1), false, 'a failed task is forgotten');
+  assert.is(s.taskCount, 0);
+  assert.is(s.queuedCount, 0);
+});
+
+test('maxRetries 0: the first loss fails the task; failures and requeues are split per task', () => {
+  const s = new Scheduler<string>({ maxRetries: 0 });
+  s.addWorker('a', 3);
+  submitMany(s, 1, 3);
+  s.assign();
+  const lost = s.removeWorker('a');
+  assert.equal(lost, { requeued: [], failed: [1, 2, 3].map((id) => ({ id, attempts: 1 })) }, 'failed in order');
+
+  const t = new Scheduler<string>({ maxRetries: 1 });
+  t.addWorker('a', 1);
+  t.submit(1, 'p1');
+  t.assign();
+  t.removeWorker('a'); // task 1: attempt 1 lost, requeued
+  t.submit(2, 'p2');
+  t.addWorker('b', 2);
+  assert.equal(allIds(t.assign()), [1, 2]);
+  assert.equal(t.removeWorker('b'), { requeued: [2], failed: [{ id: 1, attempts: 2 }] });
+});
+
+test('complete() settles exactly once: stale outcomes from a lost node and repeats return undefined', () => {
+  const s = new Scheduler<string>({ maxRetries: 2 });
+  s.addWorker('a', 1);
+  s.submit(1, 'p1');
+  s.assign();
+  s.removeWorker('a');
+  assert.is(s.complete(1, 'a'), undefined, 'a lost node reports a task that is queued again: dropped');
+  assert.is(s.hasTask(1), true, 'and the task still waits for its retry');
+  s.addWorker('b', 1);
+  assert.equal(allIds(s.assign()), [1]);
+  assert.is(s.complete(1, 'a'), undefined, 'the lost node reports it late, while b runs it: dropped');
+  assert.is(s.workerOf(1), 'b');
+  assert.is(s.complete(1, 'b'), 'b', 'the current owner settles it');
+  assert.is(s.complete(1, 'b'), undefined, 'a second outcome is dropped');
+  assert.is(s.complete(999, 'b'), undefined, 'an unknown task is dropped');
+  assert.is(s.taskCount, 0);
+});
+
+test('cancel() of a queued task: nothing to stop, and it is skipped when its turn comes', () => {
+  const s = new Scheduler<string>({ maxRetries: 2 });
+  submitMany(s, 1, 4);
+  assert.is(s.cancel(2), undefined, 'queued: no worker node to tell');
+  assert.is(s.hasTask(2), false);
+  assert.is(s.queuedCount, 3, 'a cancelled task no longer counts as queued');
+  assert.is(s.cancel(2), undefined, 'twice: no-op');
+  s.addWorker('w', 4);
+  assert.equal(allIds(s.assign()), [1, 3, 4]);
+  assert.is(s.queuedCount, 0);
+});
+
+test('cancel() of an assigned task returns its worker node and frees its slot', () => {
+  const s = new Scheduler<string>({ maxRetries: 2 });
+  s.addWorker('w', 1);
+  submitMany(s, 1, 2);
+  assert.equal(allIds(s.assign()), [1]);
+  assert.is(s.cancel(1), 'w', 'the node to tell to stop it');
+  assert.is(s.complete(1, 'w'), undefined, 'its outcome, if it still comes, is dropped');
+  assert.equal(allIds(s.assign()), [2], 'the slot is free again');
+  assert.equal(s.removeWorker('w'), { requeued: [2], failed: [] }, 'a cancelled task is not requeued');
+});
+
+test('accept() refusing a task drops it; the next one takes its place', () => {
+  const s = new Scheduler<string>({ maxRetries: 2 });
+  s.addWorker('w', 2);
+  submitMany(s, 1, 4);
+  const asked: number[] = [];
+  const out = s.assign((id) => {
+    asked.push(id);
+    return id !== 2;
+  });
+  assert.equal(allIds(out), [1, 3]);
+  assert.equal(asked, [1, 2, 3]);
+  assert.is(s.hasTask(2), false, 'dropped');
+  assert.is(s.queuedCount, 1);
+  assert.is(s.taskCount, 3);
+});
+
+test('submit() and addWorker() refuse duplicates', () => {
+  const s = new Scheduler<string>({ maxRetries: 2 });
+  s.submit(1, 'p1');
+  assert.throws(() => s.submit(1, 'again'), /task 1 submitted twice/);
+  s.addWorker('w', 1);
+  assert.throws(() => s.addWorker('w', 1), /worker w added twice/);
+});
+
+test('a million tasks: submit, assign and complete take time linear in the work', () => {
+  const N = 1_000_000;
+  const s = new Scheduler<number>({ maxRetries: 2 });
+  const started = Date.now();
+  for (let id = 1; id <= N; id++) s.submit(id, id);
+  s.depthPerSlot = 64;
+  s.addWorker('a', 4);
+  s.addWorker('b', 4);
+  let done = 0;
+  let expected = 1;
+  let inOrder = true;
+  while (done < N) {
+    const out = s.assign();
+    assert.ok(out.length > 0, `stuck with ${N - done} left`);
+    // Each pass hands out the next run of the queue (split between the two nodes).
+    let lo = Infinity;
+    let hi = -Infinity;
+    let count = 0;
+    for (const a of out) {
+      for (const t of a.tasks) {
+        lo = Math.min(lo, t.id);
+        hi = Math.max(hi, t.id);
+        count++;
+        s.complete(t.id, a.workerId);
+        done++;
+      }
+    }
+    if (lo !== expected || hi !== expected + count - 1) inOrder = false;
+    expected += count;
+  }
+  assert.ok(inOrder, 'handed out in FIFO order');
+  assert.is(s.taskCount, 0);
+  assert.is(s.queuedCount, 0);
+  // Generous: quadratic work on a million tasks would take hours, linear takes about a second.
+  assert.ok(Date.now() - started < 30_000, `took ${Date.now() - started} ms`);
+});
+
+test('a million queued tasks: losing a node with thousands of tasks, and cancelling many, stay cheap', () => {
+  const N = 1_000_000;
+  const s = new Scheduler<number>({ maxRetries: 2 });
+  const started = Date.now();
+  for (let id = 1; id <= N; id++) s.submit(id, id);
+  s.depthPerSlot = 64;
+  s.addWorker('a', 100); // takes 6,400 tasks
+  assert.is(allIds(s.assign()).length, 6400);
+  // Requeueing puts each task at the front of a queue of ~a million: must not shift them all.
+  assert.is(s.removeWorker('a').requeued.length, 6400);
+  for (let id = 6401; id <= 506_400; id++) s.cancel(id);
+  assert.is(s.queuedCount, N - 500_000);
+  s.addWorker('b', 100);
+  const first = allIds(s.assign());
+  assert.equal(first.slice(0, 3), [1, 2, 3]);
+  assert.is(first.length, 6400);
+  s.removeWorker('b');
+  s.addWorker('c', 1_000_000);
+  const rest = allIds(s.assign());
+  assert.is(rest.length, N - 500_000);
+  assert.equal(rest.slice(6398, 6402), [6399, 6400, 506_401, 506_402], 'cancelled ones skipped');
+  assert.ok(Date.now() - started < 30_000, `took ${Date.now() - started} ms`);
+});
+
+test.run();
