@@ -15,10 +15,10 @@
  */
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
-import { cpus, availableParallelism, release, totalmem } from 'node:os';
+import { cpus, availableParallelism, loadavg, release, totalmem } from 'node:os';
 import { join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { FIGURE_PREFIX, INFO_PREFIX, SKIP_PREFIX, type Figure } from './measure.ts';
+import { ERROR_PREFIX, FIGURE_PREFIX, INFO_PREFIX, SKIP_PREFIX, type Figure, type WorkloadError } from './measure.ts';
 import { computeRatios, formatTable, type TableInput } from './report.ts';
 
 const root = fileURLToPath(new URL('../..', import.meta.url));
@@ -85,6 +85,7 @@ const suiteTimeoutMs = options.smoke ? 20_000 : 300_000;
 const figures: Figure[] = [];
 const info: Record<string, string | number> = {};
 const notRun: TableInput['notRun'] = [];
+const errors: WorkloadError[] = [];
 /** The process group running now, so that an interrupted bench still kills it. */
 let runningGroup: number | undefined;
 
@@ -121,6 +122,7 @@ function runSuite(suite: Suite): Promise<void> {
   const onLine = (line: string): void => {
     if (line.startsWith(FIGURE_PREFIX)) figures.push(JSON.parse(line.slice(FIGURE_PREFIX.length)) as Figure);
     else if (line.startsWith(INFO_PREFIX)) Object.assign(info, JSON.parse(line.slice(INFO_PREFIX.length)));
+    else if (line.startsWith(ERROR_PREFIX)) errors.push(JSON.parse(line.slice(ERROR_PREFIX.length)) as WorkloadError);
     else if (line.startsWith(SKIP_PREFIX)) skipped = line.slice(SKIP_PREFIX.length);
     else if (line.trim()) process.stderr.write(`  [${suite.name}] ${line}\n`);
   };
@@ -155,7 +157,9 @@ function runSuite(suite: Suite): Promise<void> {
       } else if (timedOut) {
         notRun.push({ suite: suite.name, status: 'failed', reason: `killed after ${suiteTimeoutMs / 1000} s (its figures so far are kept)` });
       } else if (code !== 0) {
-        const lastError = stderrTail.trim().split('\n').filter((l) => !l.startsWith('  [')).slice(-3).join(' | ');
+        // The last line that names an error ("TypeError: ..."), else the last line of stderr.
+        const lines = stderrTail.split('\n').map((l) => l.trim()).filter((l) => l && !l.startsWith('['));
+        const lastError = lines.findLast((l) => /^[\w.]*(Error|Exception)\b/.test(l)) ?? lines.at(-1);
         notRun.push({ suite: suite.name, status: 'failed', reason: `exit ${code ?? signal}${lastError ? `: ${lastError}` : ''}` });
       }
       resolve();
@@ -176,28 +180,31 @@ function machineInfo(): Record<string, string | number> {
     memory: `${Math.round(totalmem() / 2 ** 30)} GiB`,
     os: `${process.platform}-${process.arch} ${release()}`,
     node: process.version,
+    // Other work on the machine skews every figure: the 1-minute load when the run began and ended.
+    load: `${loadAtStart.toFixed(1)} -> ${loadavg()[0]!.toFixed(1)}`,
     commit,
     mode: options.smoke ? 'smoke' : 'full',
   };
 }
 
 const started = new Date();
+const loadAtStart = loadavg()[0]!;
 for (const suite of SUITES.filter((s) => options.only.length === 0 || options.only.includes(s.name))) await runSuite(suite);
 
 const machine = { ...machineInfo(), ...info };
 const ratios = computeRatios(figures);
-const table = formatTable({ machine, figures, ratios, notRun });
+const table = formatTable({ machine, figures, ratios, notRun, errors });
 console.log(`\n${table}\n`);
 
 const outDir = join(root, 'bench-results');
 const outName = options.smoke ? 'smoke' : options.only.length > 0 ? `latest-only-${options.only.join('+')}` : 'latest';
 const outFile = join(outDir, `${outName}.json`);
 mkdirSync(outDir, { recursive: true });
-writeFileSync(outFile, `${JSON.stringify({ started: started.toISOString(), seconds: (Date.now() - started.getTime()) / 1000, options, machine, figures, ratios, notRun, table }, null, 2)}\n`);
+writeFileSync(outFile, `${JSON.stringify({ started: started.toISOString(), seconds: (Date.now() - started.getTime()) / 1000, options, machine, figures, ratios, notRun, errors, table }, null, 2)}\n`);
 console.log(`written to ${relative(root, outFile)}`);
 
-const failed = notRun.filter((n) => n.status === 'failed');
+const failed = [...notRun.filter((n) => n.status === 'failed').map((n) => n.suite), ...errors.map((e) => `${e.suite} ${e.workload}`)];
 if (failed.length > 0) {
-  console.error(`bench: ${failed.map((f) => `${f.suite} failed`).join(', ')}`);
+  console.error(`bench: failed: ${failed.join(', ')}`);
   process.exit(1);
 }

@@ -5,13 +5,15 @@
  * A suite is a child process of `index.ts`. It writes one line per figure to stdout,
  * `BENCH-FIGURE {json}`, as soon as the figure is measured (so a suite that is stopped for
  * running too long still keeps what it measured), `BENCH-INFO {json}` for facts about its
- * runtime, or `BENCH-SKIP reason` when it cannot run here. Progress goes to stderr. The Python
+ * runtime, `BENCH-ERROR {json}` when one workload failed (the suite goes on with the next), or
+ * `BENCH-SKIP reason` when it cannot run here. Progress goes to stderr. The Python
  * suite (`python-pool.py`) writes the same lines, which is why they are plain text and JSON.
  */
 
 export const FIGURE_PREFIX = 'BENCH-FIGURE ';
 export const INFO_PREFIX = 'BENCH-INFO ';
 export const SKIP_PREFIX = 'BENCH-SKIP ';
+export const ERROR_PREFIX = 'BENCH-ERROR ';
 
 export const MiB = 1024 * 1024;
 
@@ -53,6 +55,18 @@ export function emitFigure(figure: Figure): void {
 
 export function emitInfo(info: Record<string, string | number>): void {
   process.stdout.write(`${INFO_PREFIX}${JSON.stringify(info)}\n`);
+}
+
+/** A workload that failed: which, and the error's first line. */
+export interface WorkloadError {
+  suite: string;
+  workload: string;
+  error: string;
+}
+
+export function emitError(suite: string, workload: string, err: unknown): void {
+  const error = (err instanceof Error ? `${err.name}: ${err.message}` : String(err)).split('\n')[0]!;
+  process.stdout.write(`${ERROR_PREFIX}${JSON.stringify({ suite, workload, error } satisfies WorkloadError)}\n`);
 }
 
 /** Reports that the suite cannot run here, and why. The caller then exits with status 0. */

@@ -6,7 +6,7 @@
  * ratio is always "this figure / that figure", so for a rate higher is better and for a latency
  * lower is better. The targets are issue 5's.
  */
-import type { Figure } from './measure.ts';
+import type { Figure, WorkloadError } from './measure.ts';
 
 export interface Target {
   op: '>=' | '<=' | '<';
@@ -114,10 +114,12 @@ export interface TableInput {
   ratios: Ratio[];
   /** Suites that did not run, with the reason, as "not available: reason" or "failed: reason". */
   notRun: { suite: string; status: 'not available' | 'failed'; reason: string }[];
+  /** Workloads that failed in suites that otherwise ran. */
+  errors: WorkloadError[];
 }
 
 /** The table printed at the end of a run. */
-export function formatTable({ machine, figures, ratios, notRun }: TableInput): string {
+export function formatTable({ machine, figures, ratios, notRun, errors }: TableInput): string {
   const lines: string[] = [];
   lines.push(`machine: ${Object.entries(machine).map(([k, v]) => `${k} ${v}`).join(', ')}`);
   const labelWidth = Math.max(30, ...figures.map((f) => f.label.length));
@@ -128,7 +130,8 @@ export function formatTable({ machine, figures, ratios, notRun }: TableInput): s
   for (const suite of [...SECTION_ORDER, ...new Set(figures.map((f) => f.suite))].filter((s, i, all) => all.indexOf(s) === i)) {
     const section = figures.filter((f) => f.suite === suite);
     const missing = notRun.find((n) => n.suite === suite);
-    if (section.length === 0 && !missing) continue;
+    const failures = errors.filter((e) => e.suite === suite);
+    if (section.length === 0 && !missing && failures.length === 0) continue;
     lines.push('', `-- ${SECTION_TITLES[suite] ?? suite}`);
     for (const figure of section) {
       const notes: string[] = [];
@@ -140,6 +143,7 @@ export function formatTable({ machine, figures, ratios, notRun }: TableInput): s
       const head = `${figure.label.padEnd(labelWidth)}  ${formatNumber(figure.value).padStart(valueWidth)}  ${figure.unit.padEnd(unitWidth)}`;
       lines.push(`${head}  ${notes[0] ?? ''}`.trimEnd(), ...notes.slice(1).map((n) => `${pad}${n}`));
     }
+    for (const e of failures) lines.push(`${suite}: ${e.workload}: failed: ${e.error}`);
     if (missing) lines.push(`${suite}: ${missing.status}: ${missing.reason}`);
   }
   return lines.join('\n');

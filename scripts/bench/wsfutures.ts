@@ -16,7 +16,7 @@
  */
 import { availableParallelism } from 'node:os';
 import { pathToFileURL } from 'node:url';
-import { emitFigure, emitSkip, MiB, now, percentile, perSecond, progress, suiteOptions, windowed } from './measure.ts';
+import { emitError, emitFigure, emitSkip, MiB, now, percentile, perSecond, progress, suiteOptions, windowed } from './measure.ts';
 import { echo, noop, spin } from './tasks.ts';
 
 /** The part of a wsfutures `Future` this suite uses. */
@@ -44,8 +44,10 @@ const PAYLOAD_WINDOW = 4;
 const TASKS = new URL('./tasks.ts', import.meta.url);
 const { smoke } = suiteOptions();
 const sizes = smoke
-  ? { warmup: 100, tiny: 2_000, sequential: 200, mapped: 20_000, echo1: 4, echo16: 1, spinTasks: 4, spinRounds: 2_000_000, queued: 20_000, maxMs: 2_000 }
-  : { warmup: 2_000, tiny: 100_000, sequential: 10_000, mapped: 2_000_000, echo1: 300, echo16: 32, spinTasks: 8, spinRounds: 50_000_000, queued: 1_000_000, maxMs: 10_000 };
+  ? { warmup: 20, tiny: 500, sequential: 50, mapped: 5_000, echo1: 2, echo16: 1, spinTasks: 2, spinRounds: 1_000_000, queued: 2_000, maxMs: 1_000, stepMs: 8_000 }
+  : { warmup: 2_000, tiny: 100_000, sequential: 10_000, mapped: 2_000_000, echo1: 300, echo16: 32, spinTasks: 8, spinRounds: 50_000_000, queued: 1_000_000, maxMs: 10_000, stepMs: 120_000 };
+// Every loop stops starting new work after maxMs; a workload that is still not done after
+// stepMs (a hang, or a pool far slower than the sizes assume) is reported as failed.
 
 async function load(): Promise<WsFuturesContract | string> {
   const specifier = process.env.WSF_BENCH_MODULE;
@@ -113,7 +115,7 @@ async function payload(pool: PoolContract, mib: number, count: number): Promise<
   const check = (returned: Uint8Array): void => {
     if (returned.byteLength !== data.byteLength) throw new Error(`echo returned ${returned.byteLength} bytes for ${data.byteLength}`);
   };
-  check(await pool.submit(echo, data));
+  if (!smoke) check(await pool.submit(echo, data));
   const { completed, ms } = await windowed(count, PAYLOAD_WINDOW, sizes.maxMs, async () => check(await pool.submit(echo, data)));
   emitFigure({ suite: SUITE, workload: `payload-${mib}mib`, label: `wsfutures Uint8Array ${mib} MiB round trip`, value: perSecond(completed * mib, ms), unit: 'MiB/s', count: completed, seconds: ms / 1000, note: `${PAYLOAD_WINDOW} in flight, counted once` });
 }
@@ -159,21 +161,52 @@ async function queued(pool: PoolContract): Promise<void> {
   emitFigure({ suite: SUITE, workload: 'queue-drain', label: `wsfutures ${count} queued tasks drained`, value: perSecond(n, ms), unit: 'tasks/s', count: n, seconds: ms / 1000, note: `from the first submit to the last result; submitting took ${(submitMs / 1000).toFixed(2)} s` });
 }
 
-{
-  await using pool = await openPool(WORKERS);
-  await Promise.all(Array.from({ length: sizes.warmup }, (_, i) => pool.submit(noop, i)));
-  progress(SUITE, 'tiny tasks all at once');
-  await tinyAllAtOnce(pool);
-  progress(SUITE, 'sequential round trips');
-  await sequential(pool);
-  progress(SUITE, `map chunksize=${CHUNKSIZE}`);
-  await mapped(pool);
-  progress(SUITE, 'Uint8Array 1 MiB');
-  await payload(pool, 1, sizes.echo1);
-  progress(SUITE, 'Uint8Array 16 MiB');
-  await payload(pool, 16, sizes.echo16);
-  progress(SUITE, `${sizes.queued.toLocaleString('en-US')} tasks queued at once`);
-  await queued(pool);
+/** The two-worker pool the workloads share; a failed workload throws it away, and the next opens another. */
+let shared: PoolContract | undefined;
+
+async function sharedPool(): Promise<PoolContract> {
+  if (!shared) {
+    shared = await openPool(WORKERS);
+    await Promise.all(Array.from({ length: sizes.warmup }, (_, i) => shared!.submit(noop, i)));
+  }
+  return shared;
 }
-progress(SUITE, 'CPU-bound speed-up');
-await cpuSpeedup();
+
+/** Disposes of a pool, but does not wait long for it: the harness kills what is left at the end. */
+async function dispose(pool: PoolContract): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<void>((resolve) => (timer = setTimeout(resolve, smoke ? 2_000 : 10_000)));
+  await Promise.race([Promise.resolve(pool[Symbol.asyncDispose]()).catch(() => {}), timeout]);
+  clearTimeout(timer);
+}
+
+/**
+ * Runs one workload. A failure is reported (`BENCH-ERROR`) and the remaining workloads still
+ * run, on a fresh pool, so one broken feature does not hide every other figure.
+ */
+async function step(name: string, run: () => Promise<void>): Promise<void> {
+  progress(SUITE, name);
+  let timer: NodeJS.Timeout | undefined;
+  const limit = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`not done after ${sizes.stepMs / 1000} s`)), sizes.stepMs);
+  });
+  try {
+    await Promise.race([run(), limit]);
+  } catch (err) {
+    emitError(SUITE, name, err);
+    const broken = shared;
+    shared = undefined;
+    if (broken) await dispose(broken);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+await step('tiny tasks all at once', async () => tinyAllAtOnce(await sharedPool()));
+await step('sequential round trips', async () => sequential(await sharedPool()));
+await step(`map chunksize=${CHUNKSIZE}`, async () => mapped(await sharedPool()));
+await step('Uint8Array 1 MiB', async () => payload(await sharedPool(), 1, sizes.echo1));
+await step('Uint8Array 16 MiB', async () => payload(await sharedPool(), 16, sizes.echo16));
+await step(`${sizes.queued.toLocaleString('en-US')} tasks queued at once`, async () => queued(await sharedPool()));
+if (shared) await dispose(shared);
+await step('CPU-bound speed-up', cpuSpeedup);
