@@ -18,13 +18,14 @@ const CLI = join(ROOT, 'worker-node', 'cli.ts');
 export async function startPool(options: Partial<ProcessPoolExecutorOptions> = {}, slots?: number): Promise<ProcessPoolExecutor> {
   const pool = new ProcessPoolExecutor({ tasks: TASKS_URL, maxWorkers: 1, log: false, ...options });
   const want = slots ?? (pool.maxWorkers > 0 ? pool.maxWorkers : undefined);
-  if (want !== undefined) {
-    try {
-      await pool.ready(want, { timeout: 30_000 });
-    } catch (err) {
-      await pool.shutdown({ cancelFutures: true });
-      throw err;
-    }
+  try {
+    if (want !== undefined) await pool.ready(want, { timeout: 30_000 });
+    // With no local slots, ready() would wait for workers the test has yet to start: wait only
+    // for the listening socket, so `pool.url` can be handed to them.
+    else await waitFor(() => pool.url !== undefined, 10_000, 'the pool listening');
+  } catch (err) {
+    await pool.shutdown({ cancelFutures: true });
+    throw err;
   }
   return pool;
 }
