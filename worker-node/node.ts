@@ -84,14 +84,16 @@ export class WorkerNode {
     }
     if (url.protocol !== 'ws:' && url.protocol !== 'wss:') throw new TypeError(`connect must be a ws:// or wss:// URL: got ${JSON.stringify(options.connect)}`);
     if (url.pathname === '/' || url.pathname === '') url.pathname = '/wsfutures';
+    // Field by field, not `{ ...defaults, ...options }`: an option passed as undefined (as the
+    // CLI does for flags not given) must not erase its default.
     this.options = {
-      concurrency,
-      name: `${hostname()}-${process.pid}`,
-      cacheDir: '',
-      reconnect: true,
-      exitOnShutdown: false,
-      maxMessageBytes: DEFAULTS.maxMessageBytes,
       ...options,
+      concurrency,
+      name: options.name ?? `${hostname()}-${process.pid}`,
+      cacheDir: options.cacheDir ?? '',
+      reconnect: options.reconnect ?? true,
+      exitOnShutdown: options.exitOnShutdown ?? false,
+      maxMessageBytes: options.maxMessageBytes ?? DEFAULTS.maxMessageBytes,
       connect: url.href,
     };
     this.#key = deriveKey(options.token);
