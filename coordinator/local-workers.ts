@@ -4,6 +4,8 @@
  * case with a short cable, so both are tested by the same code.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 export type WorkerRuntime = 'node' | 'deno';
@@ -27,8 +29,15 @@ export function isDenoRuntime(): boolean {
 
 function command(runtime: WorkerRuntime): { cmd: string; args: string[] } {
   if (runtime === 'deno') {
-    const deno = isDenoRuntime() ? (globalThis as unknown as { Deno: { execPath(): string } }).Deno.execPath() : fileURLToPath(import.meta.resolve('deno/bin.cjs'));
-    return isDenoRuntime() ? { cmd: deno, args: ['run', '-A', CLI] } : { cmd: process.execPath, args: [deno, 'run', '-A', CLI] };
+    if (isDenoRuntime()) return { cmd: (globalThis as unknown as { Deno: { execPath(): string } }).Deno.execPath(), args: ['run', '-A', CLI] };
+    // From Node, run the binary the `deno` npm package installed next to its bin.cjs, not
+    // bin.cjs itself: that wrapper runs deno with spawnSync and forwards no signal, so kill()
+    // (a crash simulation, or close() giving up on a slow node) hit only the wrapper and left
+    // the Deno worker node running, orphaned; and `pid` was the wrapper's. The wrapper stays
+    // the fallback for when the binary is not installed yet (it installs it on first use).
+    const wrapper = fileURLToPath(import.meta.resolve('deno/bin.cjs'));
+    const exe = join(dirname(wrapper), process.platform === 'win32' ? 'deno.exe' : 'deno');
+    return existsSync(exe) ? { cmd: exe, args: ['run', '-A', CLI] } : { cmd: process.execPath, args: [wrapper, 'run', '-A', CLI] };
   }
   // Under Deno, `process.execPath` is deno itself: find node on the PATH instead.
   const node = isDenoRuntime() ? 'node' : process.execPath;
