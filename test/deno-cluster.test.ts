@@ -154,7 +154,11 @@ test('SIGTERM drains a Deno worker node: its running task finishes and reports b
     await new Promise((r) => setTimeout(r, 100));
     w.child.kill('SIGTERM');
     assert.is(await within(f, 10_000, 'the drained task', w), 'finished while draining');
-    assert.is(await within(w.exited, 10_000, 'the drained node exiting', w), 0, 'exit code 0 after a drain');
+    const code = await within(w.exited, 10_000, 'the drained node exiting', w);
+    // Deno's node:child_process reports a child it sent SIGTERM to as killed by that signal
+    // (code null) even when the child handled it and exited 0; Node reports the real code.
+    if (!IS_DENO) assert.is(code, 0, 'exit code 0 after a drain');
+    else assert.ok(code === 0 || code === null, `exit code ${code}`);
     assert.match(w.output(), /SIGTERM: draining/);
   } finally {
     await pool.shutdown({ cancelFutures: true });
