@@ -1,0 +1,39 @@
+/**
+ * The seed's CPU-bound example: factorials of 1000, 10000, 100000 and 1000000 as bigints, on
+ * the process pool, then on one core (this process) for comparison. The numbers themselves
+ * are millions of digits long, so digit counts are printed instead.
+ *
+ *   npx tsx scripts/examples/03-factorials.ts
+ */
+import { availableParallelism } from 'node:os';
+import { finishedIn, isMain, perfCounter, runStandalone, section, type ExampleContext } from './kit.ts';
+import { calculateFactorial, digitCount } from './tasks.ts';
+
+export async function run({ pool, scale }: ExampleContext): Promise<void> {
+  // Scaled down, the largest number shrinks first: it is the one that takes seconds.
+  const numbers = [1000, 10000, 100000, 1000000].map((n) => Math.max(10, Math.round(n * Math.min(1, scale))));
+
+  section(`On the process pool (${pool.slots} worker slot(s))`);
+  let start = perfCounter();
+  for await (const result of pool.map(calculateFactorial, numbers)) {
+    console.log(`Final Result: a number of ${digitCount(result)} digits`);
+  }
+  const parallel = finishedIn(start);
+
+  section('On one core, in this process');
+  start = perfCounter();
+  for (const n of numbers) {
+    const result = calculateFactorial(n);
+    console.log(`Final Result: a number of ${digitCount(result)} digits`);
+  }
+  const sequential = finishedIn(start);
+
+  const ratio = sequential / Math.max(parallel, 0.01);
+  console.log(`\nSpeed-up: ${ratio.toFixed(2)}x on ${availableParallelism()} core(s).`);
+  console.log(
+    'The largest factorial is most of the work and one task runs on one core, so the pool can at best\n' +
+      'overlap the three small ones with it; the result (millions of digits) also travels back over the socket.',
+  );
+}
+
+if (isMain(import.meta)) await runStandalone(run);
