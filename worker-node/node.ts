@@ -261,7 +261,7 @@ export class WorkerNode {
             this.#report({ id: t.id, e: { name: 'UnknownTaskError', message: `unknown task module id ${t.m}`, code: 'WSF_UNKNOWN_TASK' } });
             continue;
           }
-          this.#runner.run({ t: 'run', id: t.id, url, f: t.f, a: t.a, chunk: t.c === 1, attempt: t.n });
+          this.#runner.run({ id: t.id, url, f: t.f, a: t.a, chunk: t.c === 1, attempt: t.n });
         }
       },
       cancel: (m) => {

@@ -4,7 +4,7 @@
  */
 import { Worker } from 'node:worker_threads';
 import type { WireError } from '../shared/errors.ts';
-import type { FromThread, ThreadRun } from './thread-protocol.ts';
+import type { FromThread, ThreadJob, ThreadOutcome } from './thread-protocol.ts';
 
 export interface RunnerOutcome {
   id: number;
@@ -15,7 +15,7 @@ export interface RunnerOutcome {
 
 export interface RunnerOptions {
   slots: number;
-  /** Called once per task that ran to its end (not for aborted tasks). */
+  /** Called for each task that ran to its end (not for aborted tasks). */
   onDone: (outcome: RunnerOutcome) => void;
   /**
    * How long an aborted task gets to end on its own (its AbortSignal fired) before its thread
@@ -28,10 +28,11 @@ export interface RunnerOptions {
 
 interface Slot {
   worker: Worker;
-  job: ThreadRun | undefined;
-  /** Set once the job was aborted: its outcome is dropped. */
-  aborted: boolean;
-  killTimer: ReturnType<typeof setTimeout> | undefined;
+  /** Jobs handed to this thread and not yet reported, in the order it runs them. */
+  jobs: Map<number, ThreadJob>;
+  /** Jobs aborted while in this thread: their outcomes are dropped. */
+  aborted: Set<number>;
+  killTimers: Map<number, ReturnType<typeof setTimeout>>;
 }
 
 const THREAD_URL = new URL('./thread-entry.mjs', import.meta.url);
@@ -39,17 +40,22 @@ const THREAD_URL = new URL('./thread-entry.mjs', import.meta.url);
 export class TaskRunner {
   readonly #options: Required<Omit<RunnerOptions, 'log'>> & Pick<RunnerOptions, 'log'>;
   readonly #slots: Slot[] = [];
-  #queue: ThreadRun[] = [];
+  #queue: ThreadJob[] = [];
   #idleWaiters: (() => void)[] = [];
   #closed = false;
+  /** Mean task duration (ms, exponentially weighted): decides how many jobs a thread holds. */
+  #meanMs: number | undefined;
 
   constructor(options: RunnerOptions) {
     this.#options = { abortGraceMs: 1000, ...options };
     for (let i = 0; i < options.slots; i++) this.#slots.push(this.#spawn());
   }
 
+  /** Tasks handed to threads (running or about to) and not aborted. */
   get running(): number {
-    return this.#slots.filter((s) => s.job && !s.aborted).length;
+    let n = 0;
+    for (const s of this.#slots) n += s.jobs.size - s.aborted.size;
+    return n;
   }
 
   get queued(): number {
@@ -58,20 +64,20 @@ export class TaskRunner {
 
   #spawn(): Slot {
     const worker = new Worker(THREAD_URL);
-    const slot: Slot = { worker, job: undefined, aborted: false, killTimer: undefined };
-    worker.on('message', (msg: FromThread) => this.#onDone(slot, msg));
+    const slot: Slot = { worker, jobs: new Map(), aborted: new Set(), killTimers: new Map() };
+    worker.on('message', (msg: FromThread) => this.#onDone(slot, msg.outcomes));
     worker.on('error', (err) => this.#onThreadDeath(slot, `threw outside any task: ${err?.stack ?? err}`));
     worker.on('exit', (code) => this.#onThreadDeath(slot, `exited with code ${code}`));
     return slot;
   }
 
-  run(job: ThreadRun): void {
+  run(job: ThreadJob): void {
     if (this.#closed) return;
     this.#queue.push(job);
     this.#pump();
   }
 
-  /** Stops a task: drops it if queued; aborts it if running, then ends its thread if need be. */
+  /** Stops a task: drops it if queued; aborts it if in a thread, then ends the thread if need be. */
   cancel(id: number, reason = 'cancelled by the coordinator'): void {
     const i = this.#queue.findIndex((j) => j.id === id);
     if (i >= 0) {
@@ -79,21 +85,25 @@ export class TaskRunner {
       this.#checkIdle();
       return;
     }
-    const slot = this.#slots.find((s) => s.job?.id === id);
-    if (!slot || slot.aborted) return;
-    slot.aborted = true;
+    const slot = this.#slots.find((s) => s.jobs.has(id));
+    if (!slot || slot.aborted.has(id)) return;
+    slot.aborted.add(id);
     slot.worker.postMessage({ t: 'abort', id, reason });
-    slot.killTimer = setTimeout(() => {
-      if (slot.job?.id !== id) return;
-      this.#options.log?.(`task ${id} did not stop within ${this.#options.abortGraceMs} ms of being aborted: ending its thread`);
-      this.#replace(slot);
-    }, this.#options.abortGraceMs);
+    slot.killTimers.set(
+      id,
+      setTimeout(() => {
+        if (!slot.jobs.has(id)) return;
+        this.#options.log?.(`task ${id} did not stop within ${this.#options.abortGraceMs} ms of being aborted: ending its thread`);
+        this.#replace(slot);
+      }, this.#options.abortGraceMs),
+    );
+    this.#checkIdle();
   }
 
   /** Stops everything running or queued (the coordinator is gone; it will re-run them). */
   cancelAll(reason: string): void {
     this.#queue = [];
-    for (const slot of this.#slots) if (slot.job) this.cancel(slot.job.id, reason);
+    for (const slot of this.#slots) for (const id of [...slot.jobs.keys()]) this.cancel(id, reason);
     this.#checkIdle();
   }
 
@@ -108,58 +118,82 @@ export class TaskRunner {
     this.#queue = [];
     await Promise.all(
       this.#slots.map((s) => {
-        if (s.killTimer) clearTimeout(s.killTimer);
+        for (const t of s.killTimers.values()) clearTimeout(t);
         s.worker.removeAllListeners('exit');
         return s.worker.terminate();
       }),
     );
   }
 
+  /**
+   * How many jobs one thread may hold. Tiny tasks: many, so a thread never waits a thread hop
+   * for its next job. Long tasks: one, so a job never waits behind another in a busy thread
+   * while a different thread idles.
+   */
+  #depth(): number {
+    const ms = this.#meanMs;
+    if (ms === undefined) return 1;
+    return ms < 0.5 ? 64 : ms < 5 ? 8 : 1;
+  }
+
   #pump(): void {
+    if (this.#queue.length === 0) return;
+    const depth = this.#depth();
     for (const slot of this.#slots) {
       if (this.#queue.length === 0) break;
-      if (slot.job) continue;
-      const job = this.#queue.shift()!;
-      slot.job = job;
-      slot.aborted = false;
-      // Transfer the argument bytes when they own their buffer; a view into a larger frame is
-      // copied by postMessage (the frame may hold other tasks' arguments).
-      const a = job.a;
-      const transfer = a.byteOffset === 0 && a.byteLength === a.buffer.byteLength && a.buffer instanceof ArrayBuffer ? [a.buffer] : [];
-      slot.worker.postMessage(job, transfer);
+      const room = depth - slot.jobs.size;
+      if (room <= 0) continue;
+      const jobs = this.#queue.splice(0, room);
+      const transfer: ArrayBuffer[] = [];
+      for (const job of jobs) {
+        // `a` is a view into the received frame, which holds other tasks' arguments too:
+        // structured cloning a view copies its whole buffer, so give each its own bytes.
+        job.a = job.a.slice();
+        if (job.a.byteLength >= 65536) transfer.push(job.a.buffer as ArrayBuffer);
+        slot.jobs.set(job.id, job);
+      }
+      slot.worker.postMessage({ t: 'run', jobs }, transfer);
     }
   }
 
-  #onDone(slot: Slot, msg: FromThread): void {
-    const job = slot.job;
-    if (!job || msg.id !== job.id) return;
-    if (slot.killTimer) clearTimeout(slot.killTimer);
-    slot.killTimer = undefined;
-    const aborted = slot.aborted;
-    slot.job = undefined;
-    slot.aborted = false;
-    if (!aborted) this.#options.onDone({ id: msg.id, v: msg.v, e: msg.e, d: msg.d });
+  #onDone(slot: Slot, outcomes: ThreadOutcome[]): void {
+    for (const o of outcomes) {
+      if (!slot.jobs.delete(o.id)) continue;
+      const timer = slot.killTimers.get(o.id);
+      if (timer) {
+        clearTimeout(timer);
+        slot.killTimers.delete(o.id);
+      }
+      this.#meanMs = this.#meanMs === undefined ? o.d : this.#meanMs * 0.8 + o.d * 0.2;
+      if (slot.aborted.delete(o.id)) continue;
+      this.#options.onDone(o);
+    }
     this.#pump();
     this.#checkIdle();
   }
 
   #onThreadDeath(slot: Slot, how: string): void {
-    if (this.#closed) return;
-    const job = slot.job;
-    const i = this.#slots.indexOf(slot);
-    if (i < 0) return; // already replaced
-    if (job && !slot.aborted) {
-      // process.exit() in a task, an out-of-memory thread, or an uncaught error in a callback
-      // the task left behind: the task fails with what happened; the node lives on.
-      this.#options.onDone({ id: job.id, e: { name: 'Error', message: `the task's thread ${how}`, code: 'WSF_THREAD_DIED' }, d: 0 });
+    if (this.#closed || !this.#slots.includes(slot)) return;
+    // process.exit() in a task, an out-of-memory thread, or an uncaught error in a callback
+    // the task left behind: the first job (the one running) fails with what happened; the
+    // jobs queued behind it in that thread never started and go back to the queue.
+    const [first, ...rest] = [...slot.jobs.values()];
+    if (first && !slot.aborted.has(first.id)) {
+      this.#options.onDone({ id: first.id, e: { name: 'Error', message: `the task's thread ${how}`, code: 'WSF_THREAD_DIED' }, d: 0 });
     }
+    slot.jobs.clear();
+    this.#queue.unshift(...rest.filter((j) => !slot.aborted.has(j.id)));
     this.#replace(slot);
   }
 
+  /** Ends a thread and starts a new one in its place; jobs waiting in it go back to the queue. */
   #replace(slot: Slot): void {
     const i = this.#slots.indexOf(slot);
     if (i < 0) return;
-    if (slot.killTimer) clearTimeout(slot.killTimer);
+    for (const t of slot.killTimers.values()) clearTimeout(t);
+    const waiting = [...slot.jobs.values()].filter((j) => !slot.aborted.has(j.id));
+    // The job that was running is the aborted one; the rest never started.
+    this.#queue.unshift(...waiting);
     slot.worker.removeAllListeners();
     slot.worker.on('error', () => {});
     void slot.worker.terminate();

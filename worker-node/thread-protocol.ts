@@ -1,12 +1,12 @@
 /**
  * Messages between a worker node's network thread and its task threads (postMessage, inside
  * one process). Arguments and results stay msgpack bytes on this hop: the network thread never
- * decodes them, and the bytes are transferred, not copied.
+ * decodes them. Jobs and outcomes travel in batches: for tiny tasks the cost of one
+ * postMessage (a thread wake-up each way) is larger than the task itself.
  */
 import type { WireError } from '../shared/errors.ts';
 
-export interface ThreadRun {
-  t: 'run';
+export interface ThreadJob {
   id: number;
   /** file: URL of the module to import. */
   url: string;
@@ -14,6 +14,11 @@ export interface ThreadRun {
   a: Uint8Array;
   chunk: boolean;
   attempt: number;
+}
+
+export interface ThreadRun {
+  t: 'run';
+  jobs: ThreadJob[];
 }
 
 export interface ThreadAbort {
@@ -24,13 +29,17 @@ export interface ThreadAbort {
 
 export type ToThread = ThreadRun | ThreadAbort;
 
-export interface ThreadDone {
-  t: 'done';
+export interface ThreadOutcome {
   id: number;
   v?: Uint8Array;
   e?: WireError;
   /** Milliseconds the task ran. */
   d: number;
+}
+
+export interface ThreadDone {
+  t: 'done';
+  outcomes: ThreadOutcome[];
 }
 
 export type FromThread = ThreadDone;

@@ -1,46 +1,63 @@
 /**
- * A task thread: imports task modules, runs one task at a time, and reports its outcome as
- * msgpack bytes. A CPU-bound task blocks only this thread; the node stops such a task by
+ * A task thread: imports task modules, runs its jobs one after another, and reports outcomes
+ * as msgpack bytes. A CPU-bound task blocks only this thread; the node stops such a task by
  * terminating the thread (see runner.ts), the one way to interrupt synchronous JavaScript.
  */
 import { parentPort } from 'node:worker_threads';
 import { canEncode, decodeValue, encodeValue } from '../shared/codec.ts';
 import { UnknownTaskError, errorToWire } from '../shared/errors.ts';
 import { taskStorage, type TaskContext } from '../shared/task-context.ts';
-import type { FromThread, ThreadRun, ToThread } from './thread-protocol.ts';
+import type { FromThread, ThreadJob, ThreadOutcome, ToThread } from './thread-protocol.ts';
 
 const port = parentPort!;
-const modules = new Map<string, Promise<Record<string, unknown>>>();
+const modules = new Map<string, Record<string, unknown>>();
+const loading = new Map<string, Promise<Record<string, unknown>>>();
 const controllers = new Map<number, AbortController>();
+const aborted = new Set<number>();
+const queue: ThreadJob[] = [];
+let outbox: ThreadOutcome[] = [];
+let draining = false;
 
-function load(url: string): Promise<Record<string, unknown>> {
-  let p = modules.get(url);
+async function load(url: string): Promise<Record<string, unknown>> {
+  const ready = modules.get(url);
+  if (ready) return ready;
+  let p = loading.get(url);
   if (!p) {
     p = import(url) as Promise<Record<string, unknown>>;
-    modules.set(url, p);
-    p.catch(() => modules.delete(url)); // let a later task retry a failed import
+    loading.set(url, p);
   }
-  return p;
+  try {
+    const ns = await p;
+    modules.set(url, ns);
+    return ns;
+  } catch (err) {
+    loading.delete(url); // let a later task retry a failed import
+    throw new UnknownTaskError(`task module could not be imported on this worker node: ${(err as Error)?.message ?? err}`);
+  }
 }
 
-function post(msg: FromThread, transfer: ArrayBuffer[] = []): void {
-  port.postMessage(msg, transfer);
+function flush(): void {
+  if (outbox.length === 0) return;
+  const outcomes = outbox;
+  outbox = [];
+  // Large results are transferred (no copy); small ones are cheaper to clone than to transfer.
+  const transfer: ArrayBuffer[] = [];
+  for (const o of outcomes) if (o.v && o.v.byteLength >= 65536) transfer.push(o.v.buffer as ArrayBuffer);
+  port.postMessage({ t: 'done', outcomes } satisfies FromThread, transfer);
 }
 
-/** Copies bytes into a buffer of their own so it can be transferred without copying again. */
+/** Copies bytes into a buffer of their own, so transferring them moves nothing else. */
 function own(bytes: Uint8Array): Uint8Array {
   return bytes.byteOffset === 0 && bytes.byteLength === bytes.buffer.byteLength ? bytes : bytes.slice();
 }
 
-async function run(job: ThreadRun): Promise<void> {
+async function run(job: ThreadJob): Promise<ThreadOutcome> {
   const started = performance.now();
   const controller = new AbortController();
   controllers.set(job.id, controller);
   const context: TaskContext = { signal: controller.signal, taskId: String(job.id), attempt: job.attempt };
   try {
-    const ns = await load(job.url).catch((err: unknown) => {
-      throw new UnknownTaskError(`task module could not be imported on this worker node: ${(err as Error)?.message ?? err}`);
-    });
+    const ns = modules.get(job.url) ?? (await load(job.url));
     const fn = ns[job.f];
     if (typeof fn !== 'function') {
       throw new UnknownTaskError(`the task module has no exported function "${job.f}" on this worker node: is the worker's copy of the module out of date?`);
@@ -48,10 +65,9 @@ async function run(job: ThreadRun): Promise<void> {
     const decoded = decodeValue(job.a, 'task arguments');
     if (!job.chunk) {
       if (!Array.isArray(decoded)) throw new TypeError('task arguments must be an array');
-      const value = await taskStorage.run(context, () => fn.apply(context, decoded));
-      const v = own(encodeValue(value, `the return value of ${job.f}()`));
-      post({ t: 'done', id: job.id, v, d: performance.now() - started }, [v.buffer as ArrayBuffer]);
-      return;
+      let value = taskStorage.run(context, () => fn.apply(context, decoded));
+      if (value instanceof Promise) value = await value;
+      return { id: job.id, v: own(encodeValue(value, `the return value of ${job.f}()`)), d: performance.now() - started };
     }
     // A chunk: the calls run in order; on the first error, report the values so far and the
     // error, so map() raises it at exactly the right position.
@@ -61,7 +77,9 @@ async function run(job: ThreadRun): Promise<void> {
     for (const args of decoded as unknown[][]) {
       if (controller.signal.aborted) break;
       try {
-        values.push(await taskStorage.run(context, () => fn.apply(context, args)));
+        let value = taskStorage.run(context, () => fn.apply(context, args));
+        if (value instanceof Promise) value = await value;
+        values.push(value);
       } catch (err) {
         error = err;
         failed = true;
@@ -69,15 +87,38 @@ async function run(job: ThreadRun): Promise<void> {
       }
     }
     const v = own(encodeValue(values, `the return values of ${job.f}()`));
-    post({ t: 'done', id: job.id, v, e: failed ? errorToWire(error, canEncode) : undefined, d: performance.now() - started }, [v.buffer as ArrayBuffer]);
+    return { id: job.id, v, e: failed ? errorToWire(error, canEncode) : undefined, d: performance.now() - started };
   } catch (err) {
-    post({ t: 'done', id: job.id, e: errorToWire(err, canEncode), d: performance.now() - started });
+    return { id: job.id, e: errorToWire(err, canEncode), d: performance.now() - started };
   } finally {
     controllers.delete(job.id);
   }
 }
 
+/** Runs queued jobs in order; outcomes leave together when the queue runs dry. */
+async function drain(): Promise<void> {
+  if (draining) return;
+  draining = true;
+  try {
+    for (let job = queue.shift(); job; job = queue.shift()) {
+      if (aborted.delete(job.id)) continue;
+      outbox.push(await run(job));
+      // A long job's outcome should not wait for the rest of the batch.
+      if (outbox.length >= 256 || outbox[outbox.length - 1]!.d > 5) flush();
+    }
+  } finally {
+    draining = false;
+    flush();
+  }
+}
+
 port.on('message', (msg: ToThread) => {
-  if (msg.t === 'run') void run(msg);
-  else if (msg.t === 'abort') controllers.get(msg.id)?.abort(new Error(msg.reason));
+  if (msg.t === 'run') {
+    for (const job of msg.jobs) queue.push(job);
+    void drain();
+  } else if (msg.t === 'abort') {
+    const c = controllers.get(msg.id);
+    if (c) c.abort(new Error(msg.reason));
+    else aborted.add(msg.id);
+  }
 });
