@@ -3,7 +3,7 @@
  * public API of the coordinator side; everything else is engine.
  */
 export { Future, type FutureState, type DoneCallback, setCallbackErrorReporter } from './future.ts';
-export { wait, asCompleted, FIRST_COMPLETED, FIRST_EXCEPTION, ALL_COMPLETED, type ReturnWhen, type WaitOptions, type WaitResult, type AsCompletedOptions } from './wait.ts';
+export { wait, asCompleted, FIRST_COMPLETED, FIRST_EXCEPTION, ALL_COMPLETED, type ReturnWhen, type WaitOptions, type WaitResult, type AsCompletedOptions, type CompletedFuture } from './wait.ts';
 export type { Executor, SubmitOptions, MapOptions, ShutdownOptions } from './executor.ts';
 export { AsyncPoolExecutor, type AsyncPoolExecutorOptions } from './async-pool.ts';
 export { currentTask, type TaskContext } from '../shared/task-context.ts';

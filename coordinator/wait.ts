@@ -80,19 +80,22 @@ export interface AsCompletedOptions {
 }
 
 /**
+ * A future that `asCompleted` yields: done, with every method of `Future` but without `then`.
+ * TypeScript types a `for await` variable as `Awaited<element>`, so if the element type were
+ * thenable the loop variable would be typed as the *result* while at run time it is the future.
+ * Dropping `then` from the type keeps the two in step: read it with `f.result()`.
+ */
+export type CompletedFuture<T> = Omit<Future<T>, 'then' | 'catch' | 'finally'>;
+
+/**
  * Yields futures as they finish, as Python's `concurrent.futures.as_completed`: those already
  * done first, each future once even if passed twice. If `timeout` ms pass (counted from the
  * call) before all are done, the iteration throws `TimeoutError`.
  *
  * @example
- * for await (const f of asCompleted(futures)) console.log(await f);
- *
- * Under TypeScript the loop variable is typed as the *result* type `T`, not `Future<T>`:
- * `for await` types its variable as `Awaited<element>`, and a Future is thenable. At run time it
- * is the Future; `await f` is right either way, and `f as unknown as Future<T>` gives back the
- * methods (`f.exception()`, `f.cancelled()`).
+ * for await (const f of asCompleted(futures)) console.log(await f.result());
  */
-export function asCompleted<T>(futures: Iterable<Future<T>>, options: AsCompletedOptions = {}): AsyncIterableIterator<Future<T>> {
+export function asCompleted<T>(futures: Iterable<Future<T>>, options: AsCompletedOptions = {}): AsyncIterableIterator<CompletedFuture<T>> {
   // Written by hand rather than as an async generator: `yield` in an async generator awaits
   // its operand, and a Future is awaitable, so a generator would yield results, not futures.
   const { timeout } = options;

@@ -3,7 +3,7 @@
  */
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { AsyncPoolExecutor, Future, asCompleted, TimeoutError } from '../coordinator/index.ts';
+import { AsyncPoolExecutor, Future, asCompleted, TimeoutError, type CompletedFuture } from '../coordinator/index.ts';
 import { rejects, sleep } from './helpers/assert.ts';
 
 const succeeded = <T>(v: T) => {
@@ -23,7 +23,7 @@ const cancelled = () => {
 };
 
 /** Drains an asCompleted iteration; returns what it yielded and what it threw, if anything. */
-async function drain<T>(it: AsyncIterable<Future<T>>): Promise<{ yielded: Future<T>[]; error: unknown }> {
+async function drain<T>(it: AsyncIterable<CompletedFuture<T>>): Promise<{ yielded: Future<T>[]; error: unknown }> {
   const yielded: Future<T>[] = [];
   try {
     // TypeScript types a for-await variable as Awaited<element>, and a Future is thenable, so it
