@@ -7,9 +7,9 @@
  *
  *   npx tsx scripts/examples/07-pitfalls.ts
  */
-import { availableParallelism } from 'node:os';
+import { availableParallelism, loadavg } from 'node:os';
 import { AsyncPoolExecutor, ProcessPoolExecutor, type Executor } from '../../coordinator/index.ts';
-import { TASK_MODULES, isMain, perfCounter, runStandalone, section, type ExampleContext } from './kit.ts';
+import { TASK_MODULES, isMain, warmUp, perfCounter, runStandalone, section, type ExampleContext } from './kit.ts';
 import { withProgress } from './progress.ts';
 import { burnCpu, checksum, checksumOfRecipe, makeBytes } from './tasks.ts';
 
@@ -51,17 +51,19 @@ async function runAll(executor: Executor, label: string, fn: (x: number) => unkn
 async function choosingMaxWorkers(pool: ProcessPoolExecutor, scale: number): Promise<void> {
   const cores = availableParallelism();
   // Calibrate: how many rounds of burnCpu take about 250 ms (times the scale) here.
+  burnCpu(5); // once unmeasured, so the probe times optimized code, as the workers run it
   const probe = await timed(() => burnCpu(5));
   const rounds = Math.max(1, Math.round((250 * scale) / Math.max(1, (probe.s * 1000) / 5)));
   const tasks = Array.from({ length: 8 }, () => rounds);
 
-  section(`Choosing maxWorkers, CPU-bound: ${tasks.length} tasks of ~${Math.round(250 * scale)} ms on ${cores} core(s)`);
+  section(`Choosing maxWorkers, CPU-bound: ${tasks.length} tasks of ~${Math.round(250 * scale)} ms on ${cores} core(s), load average ${loadavg()[0]!.toFixed(1)}`);
   await runAll(pool, 'pool, one task at a time (1 worker)', burnCpu, tasks, { buffersize: 1 });
   await runAll(pool, `pool, all ${pool.slots} slot(s)`, burnCpu, tasks);
   {
     const oversubscribed = cores * 2;
     await using big = new ProcessPoolExecutor({ tasks: TASK_MODULES, maxWorkers: oversubscribed, log: false });
     await big.ready();
+    await warmUp(big);
     await runAll(big, `new pool, maxWorkers: ${oversubscribed} (2 × cores)`, burnCpu, tasks);
   }
   console.log('CPU-bound work gains up to the number of cores and no further: more workers only take turns.');

@@ -75,7 +75,7 @@ export async function runStandalone(run: (ctx: ExampleContext) => Promise<void>,
  */
 export async function warmUp(pool: ProcessPoolExecutor): Promise<void> {
   const n = Math.max(1, pool.slots) * 2;
-  await wait([
+  await wait<unknown>([
     ...Array.from({ length: n }, () => pool.submit(pause, 100)),
     ...Array.from({ length: n }, () => pool.submit(loadImageLibrary)),
   ]);
