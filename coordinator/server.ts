@@ -5,6 +5,7 @@
  */
 import { WebSocketServer, type WebSocket, type RawData } from 'ws';
 import type { IncomingMessage } from 'node:http';
+import { nanoid } from 'nanoid';
 import { checkAuth, makeHello } from '../shared/auth.ts';
 import { decodeMessage, encodeMessage } from '../shared/codec.ts';
 import { CLOSE, HANDSHAKE, WS_PATH, invalidW2C, type C2W, type Handlers, type RegisterMsg, type TaskOutcome, type TaskSpec, type W2C } from '../shared/protocol.ts';
@@ -35,11 +36,14 @@ export interface ServerOptions {
 
 type Phase = 'handshake' | 'registering' | 'ready' | 'closed';
 
-let nextPeer = 0;
 
 /** One connected worker node, as the coordinator sees it. */
 export class WorkerPeer {
-  readonly id = `w${++nextPeer}`;
+  /**
+   * Random rather than a counter: it appears in logs and errors of a coordinator that may be
+   * restarted while worker nodes reconnect, and must not repeat across those restarts.
+   */
+  readonly id = `w-${nanoid(10)}`;
   name = '?';
   slots = 0;
   runtime = '?';
