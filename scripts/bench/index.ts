@@ -79,9 +79,10 @@ const options = parseOptions(process.argv.slice(2));
 /**
  * How long one suite may run. A full baseline or peer suite takes 10-40 s here, wsfutures up to
  * several minutes while it is slow (its 1,000,000-task queue); smoke suites take a few seconds
- * each, and the whole smoke run must stay under 30 s.
+ * each, and the whole smoke run takes under 30 s on an idle machine (the limits are a safety net
+ * for a loaded one, not the budget).
  */
-const suiteTimeoutMs = options.smoke ? 20_000 : 600_000;
+const suiteTimeoutMs = options.smoke ? 60_000 : 600_000;
 
 const figures: Figure[] = [];
 const info: Record<string, string | number> = {};

@@ -44,7 +44,7 @@ const PAYLOAD_WINDOW = 4;
 const TASKS = new URL('./tasks.ts', import.meta.url);
 const { smoke } = suiteOptions();
 const sizes = smoke
-  ? { warmup: 20, tiny: 500, sequential: 50, mapped: 5_000, echo1: 2, echo16: 1, spinTasks: 2, spinRounds: 1_000_000, queued: 2_000, maxMs: 1_000, stepMs: 8_000 }
+  ? { warmup: 20, tiny: 500, sequential: 50, mapped: 5_000, echo1: 2, echo16: 1, spinTasks: 2, spinRounds: 1_000_000, queued: 2_000, maxMs: 1_000, stepMs: 15_000 }
   : { warmup: 2_000, tiny: 100_000, sequential: 10_000, mapped: 2_000_000, echo1: 300, echo16: 32, spinTasks: 8, spinRounds: 50_000_000, queued: 1_000_000, maxMs: 10_000, stepMs: 300_000 };
 // Every loop stops starting new work after maxMs; a workload that is still not done after
 // stepMs (a hang, or a pool far slower than the sizes assume) is reported as failed.
