@@ -148,7 +148,11 @@ export class TaskRunner {
       for (const job of jobs) {
         // `a` is a view into the received frame, which holds other tasks' arguments too:
         // structured cloning a view copies its whole buffer, so give each its own bytes.
-        job.a = job.a.slice();
+        // `new Uint8Array(view)` copies; `.slice()` would not when `a` is a Node Buffer (as
+        // the envelope decoder returns), whose slice() is a view: transferring that view's
+        // buffer detached the whole frame, and the next large argument in it could not be
+        // posted (the node crashed on two >= 64 KiB arguments in one frame).
+        job.a = new Uint8Array(job.a);
         if (job.a.byteLength >= 65536) transfer.push(job.a.buffer as ArrayBuffer);
         slot.jobs.set(job.id, job);
       }
