@@ -8,7 +8,7 @@ import type { IncomingMessage } from 'node:http';
 import { nanoid } from 'nanoid';
 import { checkAuth, makeHello } from '../shared/auth.ts';
 import { decodeMessage, encodeMessage } from '../shared/codec.ts';
-import { CLOSE, HANDSHAKE, WS_PATH, invalidW2C, type C2W, type Handlers, type RegisterMsg, type TaskOutcome, type TaskSpec, type W2C } from '../shared/protocol.ts';
+import { CLOSE, HANDSHAKE, WS_PATH, batchBySize, invalidW2C, type C2W, type Handlers, type RegisterMsg, type TaskOutcome, type TaskSpec, type W2C } from '../shared/protocol.ts';
 
 export interface ServerEvents {
   /** A worker node registered; return the welcome to send, or an error to refuse it. */
@@ -95,7 +95,7 @@ export class WorkerPeer {
       if (this.#pendingRun.length > 0) {
         const tasks = this.#pendingRun;
         this.#pendingRun = [];
-        this.send({ op: 'run', tasks });
+        for (const batch of batchBySize(tasks, (t) => t.a.byteLength + 32)) this.send({ op: 'run', tasks: batch });
       }
       if (this.#pendingCancel.length > 0) {
         const ids = this.#pendingCancel;

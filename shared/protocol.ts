@@ -92,7 +92,35 @@ export const DEFAULTS = {
   prefetchPerSlot: 2,
   /** Re-runs of a task whose worker node was lost. */
   maxRetries: 2,
+  /**
+   * Payload bytes batched into one `run` or `results` frame. Small items share frames (that is
+   * what makes tiny tasks cheap); a large one travels alone, so a batch never exceeds the peer's
+   * frame limit just because several large items finished in the same tick.
+   */
+  batchBytes: 1024 * 1024,
 } as const;
+
+/**
+ * Splits items into batches whose payload (`sizeOf`) stays within `DEFAULTS.batchBytes`; an
+ * item larger than that forms a batch of its own.
+ */
+export function batchBySize<T>(items: T[], sizeOf: (item: T) => number, maxBytes: number = DEFAULTS.batchBytes): T[][] {
+  const batches: T[][] = [];
+  let current: T[] = [];
+  let bytes = 0;
+  for (const item of items) {
+    const n = sizeOf(item);
+    if (current.length > 0 && bytes + n > maxBytes) {
+      batches.push(current);
+      current = [];
+      bytes = 0;
+    }
+    current.push(item);
+    bytes += n;
+  }
+  if (current.length > 0) batches.push(current);
+  return batches;
+}
 
 // ---------------------------------------------------------------------------------------------
 // Messages. `W2C` = worker node → coordinator, `C2W` = coordinator → worker node.

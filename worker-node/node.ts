@@ -9,7 +9,7 @@ import { basename } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { answerHello, checkAuthOk, deriveKey } from '../shared/auth.ts';
 import { decodeMessage, encodeMessage } from '../shared/codec.ts';
-import { CLOSE, CLOSE_ERROR_CODES, DEFAULTS, invalidC2W, type C2W, type Handlers, type ModuleInfo, type TaskOutcome, type W2C } from '../shared/protocol.ts';
+import { CLOSE, CLOSE_ERROR_CODES, DEFAULTS, batchBySize, invalidC2W, type C2W, type Handlers, type ModuleInfo, type TaskOutcome, type W2C } from '../shared/protocol.ts';
 import { bundleModule, hashCode, toModuleUrl } from '../shared/bundle.ts';
 import { ModuleCache } from './module-cache.ts';
 import { TaskRunner } from './runner.ts';
@@ -216,6 +216,8 @@ export class WorkerNode {
   }
 
   #shutdownSeen = false;
+  /** The coordinator's frame limit, from its welcome. */
+  #peerMaxMessageBytes: number = DEFAULTS.maxMessageBytes;
 
   #register(): void {
     const local: Record<string, string> = {};
@@ -237,6 +239,7 @@ export class WorkerNode {
       welcome: (m) => {
         if (this.#state !== 'registering') return this.#abortConnection(CLOSE.PROTOCOL, 'unexpected welcome');
         this.#startHeartbeat(m.heartbeatIntervalMs, m.heartbeatTimeoutMs);
+        this.#peerMaxMessageBytes = m.maxMessageBytes;
         this.#moduleUrls.clear();
         this.#pendingModules.clear();
         for (const info of m.modules) this.#resolveModule(info);
@@ -330,6 +333,16 @@ export class WorkerNode {
 
   #report(outcome: TaskOutcome): void {
     if (!this.#inFlight.delete(outcome.id)) return; // cancelled, or from a connection now gone
+    const size = outcome.v?.byteLength ?? 0;
+    if (size > this.#peerMaxMessageBytes - 4096) {
+      // Sending it would make the coordinator close the connection (frame too large) and re-run
+      // the task elsewhere, where it would fail the same way: report why instead.
+      outcome = {
+        id: outcome.id,
+        d: outcome.d,
+        e: { name: 'SerializationError', code: 'WSF_SERIALIZATION', message: `the task's result encodes to ${size} bytes, more than the coordinator's maxMessageBytes (${this.#peerMaxMessageBytes}): raise maxMessageBytes on the pool or return less` },
+      };
+    }
     this.#outbox.push(outcome);
     if (this.#flushScheduled) return;
     this.#flushScheduled = true;
@@ -339,7 +352,7 @@ export class WorkerNode {
       if (this.#outbox.length === 0) return;
       const items = this.#outbox;
       this.#outbox = [];
-      this.#send({ op: 'results', items });
+      for (const batch of batchBySize(items, (o) => (o.v?.byteLength ?? 0) + 64)) this.#send({ op: 'results', items: batch });
       if (this.#state === 'draining' && this.#inFlight.size === 0) this.#closeAfterDrain();
     });
   }
