@@ -7,7 +7,7 @@
  */
 import { availableParallelism } from 'node:os';
 import { finishedIn, isMain, perfCounter, runStandalone, section, type ExampleContext } from './kit.ts';
-import { calculateFactorial, digitCount } from './tasks.ts';
+import { calculateFactorial, digitCount, factorial } from './tasks.ts';
 
 export async function run({ pool, scale }: ExampleContext): Promise<void> {
   // Scaled down, the largest number shrinks first: it is the one that takes seconds.
@@ -28,12 +28,22 @@ export async function run({ pool, scale }: ExampleContext): Promise<void> {
   }
   const sequential = finishedIn(start);
 
-  const ratio = sequential / Math.max(parallel, 0.01);
-  console.log(`\nSpeed-up: ${ratio.toFixed(2)}x on ${availableParallelism()} core(s).`);
+  console.log(`\nSpeed-up over one core: ${(sequential / Math.max(parallel, 0.01)).toFixed(2)}x on ${availableParallelism()} core(s).`);
   console.log(
-    'The largest factorial is most of the work and one task runs on one core, so the pool can at best\n' +
-      'overlap the three small ones with it; the result (millions of digits) also travels back over the socket.',
+    'The factorial of the largest number is nearly all the work, and one task runs on one core: the pool\n' +
+      'can only overlap the three small ones with it, and its million-digit result travels back over the socket.',
   );
+
+  // The same kind of work in equal parts, which is where more cores pay off.
+  const even = Math.max(10, Math.round(250000 * Math.min(1, scale)));
+  section(`Balanced: four factorials of ${even}, on the pool and then on one core`);
+  start = perfCounter();
+  for await (const result of pool.map(factorial, [even, even, even, even])) void result;
+  const balancedParallel = finishedIn(start);
+  start = perfCounter();
+  for (let i = 0; i < 4; i++) factorial(even);
+  const balancedSequential = finishedIn(start);
+  console.log(`Speed-up over one core: ${(balancedSequential / Math.max(balancedParallel, 0.01)).toFixed(2)}x with ${pool.slots} worker slot(s).`);
 }
 
 if (isMain(import.meta)) await runStandalone(run);

@@ -56,7 +56,7 @@ async function choosingMaxWorkers(pool: ProcessPoolExecutor, scale: number): Pro
   const rounds = Math.max(1, Math.round((250 * scale) / Math.max(1, (probe.s * 1000) / 5)));
   const tasks = Array.from({ length: 8 }, () => rounds);
 
-  section(`Choosing maxWorkers, CPU-bound: ${tasks.length} tasks of ~${Math.round(250 * scale)} ms on ${cores} core(s), load average ${loadavg()[0]!.toFixed(1)}`);
+  section(`Choosing maxWorkers, CPU-bound: ${tasks.length} equal tasks on ${cores} core(s), load average ${loadavg()[0]!.toFixed(1)}`);
   await runAll(pool, 'pool, one task at a time (1 worker)', burnCpu, tasks, { buffersize: 1 });
   await runAll(pool, `pool, all ${pool.slots} slot(s)`, burnCpu, tasks);
   {
