@@ -82,6 +82,7 @@ export class ProcessPoolExecutor extends BaseExecutor {
   readonly #entries = new Map<number, Entry>();
   readonly #peers = new Map<string, WorkerPeer>();
   readonly #started: Promise<void>;
+  readonly #listening: Promise<string>;
   readonly #log: (level: 'info' | 'warn', message: string) => void;
   #nextId = 0;
   #pumpScheduled = false;
@@ -149,14 +150,24 @@ export class ProcessPoolExecutor extends BaseExecutor {
             log: (level, m) => this.#log(level, m),
           })
         : undefined;
+    this.#listening = this.#server.start();
+    this.#listening.catch(() => {});
     this.#started = this.#start();
     this.#started.catch((err) => this.#break(`the pool could not start: ${(err as Error).message}`, err));
   }
 
   async #start(): Promise<void> {
-    const url = await this.#server.start();
+    const url = await this.#listening;
     this.#local?.start(url);
     await this.#registry.loaded;
+  }
+
+  /**
+   * Resolves to the URL worker nodes connect to, once the pool listens (before any worker
+   * connects): what to print for remote `wsfutures-worker` nodes when `maxWorkers` is 0.
+   */
+  get listening(): Promise<string> {
+    return this.#listening;
   }
 
   /** The URL worker nodes connect to (`ws://host:port/wsfutures`); set once listening. */

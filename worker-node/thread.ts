@@ -48,7 +48,9 @@ function flush(): void {
 
 /** Copies bytes into a buffer of their own, so transferring them moves nothing else. */
 function own(bytes: Uint8Array): Uint8Array {
-  return bytes.byteOffset === 0 && bytes.byteLength === bytes.buffer.byteLength ? bytes : bytes.slice();
+  // Not `bytes.slice()`: msgpackr returns a Buffer, whose slice() is a view of msgpackr's own
+  // working buffer, and transferring that would detach it.
+  return bytes.byteOffset === 0 && bytes.byteLength === bytes.buffer.byteLength ? bytes : new Uint8Array(bytes);
 }
 
 async function run(job: ThreadJob): Promise<ThreadOutcome> {
@@ -58,6 +60,8 @@ async function run(job: ThreadJob): Promise<ThreadOutcome> {
   const context: TaskContext = { signal: controller.signal, taskId: String(job.id), attempt: job.attempt };
   try {
     const ns = modules.get(job.url) ?? (await load(job.url));
+    // Aborted while the module was loading: do not start it (the outcome is dropped anyway).
+    if (controller.signal.aborted) throw controller.signal.reason;
     const fn = ns[job.f];
     if (typeof fn !== 'function') {
       throw new UnknownTaskError(`the task module has no exported function "${job.f}" on this worker node: is the worker's copy of the module out of date?`);
