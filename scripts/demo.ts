@@ -10,6 +10,7 @@
  *   npx deno run -A scripts/demo.ts               the same under Deno
  */
 import { networkInterfaces, availableParallelism } from 'node:os';
+import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { ProcessPoolExecutor } from '../coordinator/index.ts';
 import { TASK_MODULES, demoScale, perfCounter, warmUp, type ExampleContext } from './examples/kit.ts';
@@ -38,6 +39,8 @@ Options:
   --listen HOST:PORT where worker nodes connect (default 127.0.0.1 on a free port);
                      a LAN address such as 0.0.0.0:8765 needs --token
   --token T          the shared secret remote worker nodes present (or WSFUTURES_TOKEN)
+  --tls-cert FILE    serve wss:// with this certificate (PEM), with --tls-key FILE;
+                     workers then add --ca FILE if the certificate is self-signed
   --slots N          wait for this many slots before starting (default: --workers, or 2 with --workers 0)
   --only LIST        run only these examples, e.g. 2,4
   -h, --help         show this help
@@ -83,6 +86,8 @@ try {
       listen: { type: 'string' },
       token: { type: 'string' },
       slots: { type: 'string' },
+      'tls-cert': { type: 'string' },
+      'tls-key': { type: 'string' },
       only: { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
@@ -100,6 +105,15 @@ const workers = positiveInt('workers', values.workers, Math.min(2, availablePara
 const slots = positiveInt('slots', values.slots, workers || 2);
 const listen = parseListen(values.listen);
 const token = values.token ?? process.env.WSFUTURES_TOKEN;
+if ((values['tls-cert'] === undefined) !== (values['tls-key'] === undefined)) usage('--tls-cert and --tls-key go together');
+let tls: { cert: Buffer; key: Buffer } | undefined;
+if (values['tls-cert'] !== undefined) {
+  try {
+    tls = { cert: readFileSync(values['tls-cert']), key: readFileSync(values['tls-key']!) };
+  } catch (err) {
+    usage(`cannot read the TLS files: ${(err as Error).message}`);
+  }
+}
 let chosen = EXAMPLES.map((_, i) => i + 1);
 if (values.only !== undefined) {
   chosen = values.only.split(',').map((s) => Number(s.trim()));
@@ -117,7 +131,7 @@ console.log(`wsfutures demo on ${runtime}: ${chosen.length} example(s) of the co
 const demoStart = perfCounter();
 let pool: ProcessPoolExecutor;
 try {
-  pool = new ProcessPoolExecutor({ tasks: TASK_MODULES, maxWorkers: workers, listen, token });
+  pool = new ProcessPoolExecutor({ tasks: TASK_MODULES, maxWorkers: workers, listen, token, tls });
 } catch (err) {
   usage((err as Error).message);
 }
@@ -126,14 +140,15 @@ try {
   // The URL is known once the server listens, a moment after construction.
   for (let i = 0; i < 500 && pool.url === undefined; i++) await new Promise((r) => setTimeout(r, 10));
   if (workers === 0 || (listen.host !== undefined && !['127.0.0.1', 'localhost', '::1'].includes(listen.host))) {
-    const port = new URL(pool.url!).port;
-    const scheme = pool.url!.split(':')[0];
+    const url = new URL(pool.url!);
     const hosts = listen.host === '0.0.0.0' || listen.host === '::' ? lanAddresses() : [listen.host ?? '127.0.0.1'];
+    // The token as the user gave it: typed on the command line, or by reference to the environment.
+    const tokenArg = values.token ?? (token !== undefined ? '"$WSFUTURES_TOKEN"' : pool.token);
     console.log(`\nThe coordinator listens at ${pool.url}. On each worker machine (a clone of this project with \`npm install\`), run:`);
     for (const host of hosts.length > 0 ? hosts : ['THIS-MACHINE']) {
-      console.log(`  npx wsfutures-worker --connect ${scheme}://${host}:${port} --token ${token === undefined ? pool.token : '"$WSFUTURES_TOKEN"'}`);
+      console.log(`  npx wsfutures-worker --connect ${url.protocol}//${host}:${url.port}${url.pathname} --token ${tokenArg}${tls ? ' --ca CA.pem' : ''}`);
     }
-    if (token !== undefined) console.log('  (with WSFUTURES_TOKEN set to the token given to this demo)');
+    console.log(`(or under Deno: deno run -A worker-node/cli.ts with the same flags; open TCP port ${url.port} in this machine's firewall)`);
     console.log(`Waiting for ${slots} slot(s)${workers > 0 ? ` (${workers} local)` : ''}...`);
   }
   await pool.ready(slots);

@@ -22,7 +22,7 @@ async function timed<T>(fn: () => Promise<T> | T): Promise<{ value: T; s: number
 }
 
 async function serializationOverhead(pool: ProcessPoolExecutor, scale: number): Promise<void> {
-  const size = Math.max(1, Math.round(32 * scale)) * 1024 * 1024;
+  const size = Math.max(1, Math.round(16 * scale)) * 1024 * 1024;
   const mb = size / 1024 / 1024;
   section(`Serialization overhead: a checksum of ${mb} MB`);
   const data = makeBytes(size, 7);
