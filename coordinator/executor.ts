@@ -4,7 +4,7 @@
  * An executor only decides how one task (or one chunk of calls) runs.
  */
 import { CancelledError, ExecutorShutdownError, TimeoutError } from '../shared/errors.ts';
-import { checkTimeout, Future, interruptWith } from './future.ts';
+import { checkTimeout, Future, interruptWith, onDoneInternal } from './future.ts';
 
 /** Options for one task, given to `submitWith`. */
 export interface SubmitOptions {
@@ -161,8 +161,13 @@ export abstract class BaseExecutor implements Executor {
   /** Keeps the future until it settles; wires its timeout and signal. */
   #track(future: Future<unknown>, options: SubmitOptions): void {
     this.#unfinished.add(future);
-    let timer: ReturnType<typeof setTimeout> | undefined;
     const { signal, timeout } = options;
+    if (signal === undefined && (timeout === undefined || timeout === Infinity)) {
+      // The common case, on the per-task hot path: one shared callback, no closures.
+      onDoneInternal(future, this.#untrack);
+      return;
+    }
+    let timer: ReturnType<typeof setTimeout> | undefined;
     const onAbort = () => future.abort(signal!.reason);
     if (signal) {
       if (signal.aborted) future.cancel(signal.reason);
@@ -181,6 +186,10 @@ export abstract class BaseExecutor implements Executor {
       signal?.removeEventListener('abort', onAbort);
     });
   }
+
+  readonly #untrack = (f: Future<unknown>): void => {
+    this.#unfinished.delete(f);
+  };
 
   readonly #runningHooks = new WeakMap<Future<unknown>, () => void>();
 

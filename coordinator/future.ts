@@ -54,17 +54,27 @@ export let interruptWith: <T>(f: Future<T>, error: unknown) => boolean;
  */
 export let subscribeDone: <T>(f: Future<T>, cb: () => void) => () => void;
 
+/**
+ * Adds a done callback without the checks and wrappers of `addDoneCallback`: for executors,
+ * which add one to every future they create (one shared function, no allocation per task).
+ */
+// deno-lint-ignore no-explicit-any
+export let onDoneInternal: (f: Future<any>, cb: (f: Future<any>) => void) => void;
+
 export class Future<T = unknown> implements PromiseLike<T> {
   #state: FutureState = 'PENDING';
   #value: T | undefined = undefined;
   #error: unknown = undefined;
   #hasError = false;
   #cancelReason: unknown = undefined;
-  // Stored as thunks, not as DoneCallback<T>: a field typed with T in a parameter position would
-  // make Future invariant in T, and then a Future<number> could not be passed where a
+  // Typed with `any`, not DoneCallback<T>: a field with T in a parameter position would make
+  // Future invariant in T, and then a Future<number> could not be passed where a
   // Future<unknown> is expected (wait([numberFuture, stringFuture]) would not type-check).
-  #callbacks: (() => void)[] = [];
-  #waiters: Waiter[] = [];
+  // Both lists stay undefined until used: most futures get one callback and one waiter at
+  // most, and a pool may hold a million queued futures.
+  // deno-lint-ignore no-explicit-any
+  #callbacks: ((f: Future<any>) => void)[] | undefined;
+  #waiters: Waiter[] | undefined;
   #abortHook: AbortHook | undefined;
   #promise: Promise<T> | undefined;
 
@@ -76,11 +86,15 @@ export class Future<T = unknown> implements PromiseLike<T> {
         return () => {};
       }
       const call = () => cb();
-      f.#callbacks.push(call);
+      (f.#callbacks ??= []).push(call);
       return () => {
-        const i = f.#callbacks.indexOf(call);
-        if (i >= 0) f.#callbacks.splice(i, 1);
+        const i = f.#callbacks?.indexOf(call) ?? -1;
+        if (i >= 0) f.#callbacks!.splice(i, 1);
       };
+    };
+    onDoneInternal = (f, cb) => {
+      if (f.done()) f.#invoke(cb);
+      else (f.#callbacks ??= []).push(cb);
     };
     interruptWith = (f, error) => {
       if (f.done()) return false;
@@ -167,9 +181,8 @@ export class Future<T = unknown> implements PromiseLike<T> {
    */
   addDoneCallback(cb: DoneCallback<T>): void {
     if (typeof cb !== 'function') throw new TypeError(`addDoneCallback(cb): cb must be a function: got ${typeof cb}`);
-    const call = () => cb(this);
-    if (this.done()) this.#invoke(call);
-    else this.#callbacks.push(call);
+    if (this.done()) this.#invoke(cb);
+    else (this.#callbacks ??= []).push(cb);
   }
 
   /** Makes a Future awaitable: `await future` is `await future.result()`. */
@@ -252,16 +265,17 @@ export class Future<T = unknown> implements PromiseLike<T> {
 
   #notify(): void {
     const waiters = this.#waiters;
-    this.#waiters = [];
-    for (const w of waiters) w();
+    this.#waiters = undefined;
+    if (waiters) for (const w of waiters) w();
     const callbacks = this.#callbacks;
-    this.#callbacks = [];
-    for (const cb of callbacks) this.#invoke(cb);
+    this.#callbacks = undefined;
+    if (callbacks) for (const cb of callbacks) this.#invoke(cb);
   }
 
-  #invoke(call: () => void): void {
+  // deno-lint-ignore no-explicit-any
+  #invoke(call: (f: Future<any>) => void): void {
     try {
-      call();
+      call(this);
     } catch (err) {
       reportCallbackError(err);
     }
@@ -284,11 +298,11 @@ export class Future<T = unknown> implements PromiseLike<T> {
         if (timer !== undefined) clearTimeout(timer);
         resolve();
       };
-      this.#waiters.push(waiter);
+      (this.#waiters ??= []).push(waiter);
       if (timeoutMs !== undefined && timeoutMs !== Infinity) {
         timer = setTimeout(() => {
-          const i = this.#waiters.indexOf(waiter);
-          if (i >= 0) this.#waiters.splice(i, 1);
+          const i = this.#waiters?.indexOf(waiter) ?? -1;
+          if (i >= 0) this.#waiters!.splice(i, 1);
           reject(new TimeoutError(`the future did not finish within ${timeoutMs} ms`));
         }, timeoutMs);
       }

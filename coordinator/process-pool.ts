@@ -52,9 +52,16 @@ export interface WorkerInfo {
   slots: number;
 }
 
+/** A task as the pool keeps it until it settles. */
 interface Entry {
   future: Future<unknown>;
+  /** Module id and export name: the function, by reference. */
+  m: number;
+  f: string;
+  /** The arguments (for a chunk: the list of argument lists), encoded when sent. */
+  args: unknown;
   chunk: boolean;
+  /** The function's name, for messages. */
   fn: string;
 }
 
@@ -76,10 +83,11 @@ export class ProcessPoolExecutor extends BaseExecutor {
   readonly maxWorkers: number;
   readonly maxRetries: number;
   readonly #registry: TaskRegistry;
-  readonly #scheduler: Scheduler<Omit<TaskSpec, 'n'>>;
+  readonly #scheduler: Scheduler<Entry>;
   readonly #server: CoordinatorServer;
   readonly #local: LocalWorkers | undefined;
-  readonly #entries = new Map<number, Entry>();
+  /** Tasks sent to a node and not yet settled (queued ones live in the scheduler only). */
+  readonly #running = new Map<number, Entry>();
   readonly #peers = new Map<string, WorkerPeer>();
   readonly #started: Promise<void>;
   readonly #listening: Promise<string>;
@@ -246,36 +254,30 @@ export class ProcessPoolExecutor extends BaseExecutor {
   }
 
   #enqueue(future: Future<unknown>, fn: AnyFunction, args: unknown, chunk: boolean): void {
-    let bytes: Uint8Array;
-    try {
-      bytes = encodeValue(args, `the arguments of ${fn.name || 'the task'}()`);
-    } catch (err) {
-      future.setException(err);
-      return;
-    }
-    if (bytes.length > this.#server.maxMessageBytes) {
-      future.setException(new SerializationError(`the arguments of ${fn.name || 'the task'}() encode to ${bytes.length} bytes, more than maxMessageBytes (${this.#server.maxMessageBytes}): raise maxMessageBytes or send less`));
-      return;
-    }
-    const go = (ref: TaskRef) => {
-      const id = ++this.#nextId;
-      this.#entries.set(id, { future, chunk, fn: fn.name });
-      this.#scheduler.submit(id, { id, m: ref.moduleId, f: ref.exportName, a: bytes, c: chunk ? 1 : undefined });
-      this.#schedulePump();
-    };
     const ref = this.#registry.lookup(fn);
-    if (ref) return go(ref);
+    if (ref) return this.#queue(future, ref, fn.name, args, chunk);
     this.#registry.loaded.then(
       () => {
         const r = this.#registry.lookup(fn);
         if (future.done()) return;
-        if (r) go(r);
+        if (r) this.#queue(future, r, fn.name, args, chunk);
         else future.setException(this.#registry.notATask(fn, `${this.kind}.submit`));
       },
       (err) => {
         if (!future.done()) future.setException(err);
       },
     );
+  }
+
+  /**
+   * Queues a task. Its arguments are kept as they are and encoded only when the task is sent
+   * (as Python pickles in its feeder thread): a queued task then costs a few small objects, not
+   * an encoded buffer, which is what lets a million tasks wait in well under 1 KiB each.
+   */
+  #queue(future: Future<unknown>, ref: TaskRef, fn: string, args: unknown, chunk: boolean): void {
+    const id = ++this.#nextId;
+    this.#scheduler.submit(id, { future, m: ref.moduleId, f: ref.exportName, args, chunk, fn });
+    this.#schedulePump();
   }
 
   protected async close(): Promise<void> {
@@ -289,9 +291,10 @@ export class ProcessPoolExecutor extends BaseExecutor {
   #schedulePump(): void {
     if (this.#pumpScheduled) return;
     this.#pumpScheduled = true;
-    // One assignment pass per tick, whatever the number of submits in it: that is what turns
-    // a burst of submit() calls into a few large frames.
-    setImmediate(() => {
+    // One assignment pass after the current job, whatever the number of submits in it: a burst
+    // of submit() calls becomes a few large frames. A microtask rather than setImmediate: the
+    // burst is over once the synchronous code returns, and a lone submit leaves a tick sooner.
+    queueMicrotask(() => {
       this.#pumpScheduled = false;
       this.#pump();
     });
@@ -299,29 +302,36 @@ export class ProcessPoolExecutor extends BaseExecutor {
 
   #pump(): void {
     const assignments = this.#scheduler.assign((id) => {
-      const e = this.#entries.get(id);
-      if (!e) return false;
-      if (!this.markRunning(e.future)) {
-        this.#entries.delete(id);
-        return false;
-      }
-      return true;
+      const e = this.#scheduler.payloadOf(id);
+      return e !== undefined && this.markRunning(e.future);
     });
     for (const { workerId, tasks } of assignments) {
       const peer = this.#peers.get(workerId);
       const specs: TaskSpec[] = [];
       for (const t of tasks) {
-        specs.push({ ...t.payload, n: t.attempt });
-        const entry = this.#entries.get(t.id)!;
+        const entry = t.payload;
+        let a: Uint8Array;
+        try {
+          a = encodeValue(entry.args, `the arguments of ${entry.fn || 'the task'}()`);
+          if (a.length > this.#server.maxMessageBytes - 4096) {
+            throw new SerializationError(`the arguments of ${entry.fn || 'the task'}() encode to ${a.length} bytes, more than maxMessageBytes (${this.#server.maxMessageBytes}): raise maxMessageBytes or send less`);
+          }
+        } catch (err) {
+          this.#scheduler.complete(t.id);
+          if (!entry.future.done()) entry.future.setException(err);
+          continue;
+        }
+        specs.push({ id: t.id, m: entry.m, f: entry.f, a, c: entry.chunk ? 1 : undefined, n: t.attempt });
+        this.#running.set(t.id, entry);
         entry.future.setAbortHook(() => this.#stopTask(t.id));
       }
-      peer?.run(specs);
+      if (specs.length > 0) peer?.run(specs);
     }
   }
 
   /** A running task's future was aborted or timed out: forget it and tell its node to stop. */
   #stopTask(id: number): void {
-    this.#entries.delete(id);
+    this.#running.delete(id);
     const workerId = this.#scheduler.cancel(id);
     if (workerId) this.#peers.get(workerId)?.cancel(id);
     this.#schedulePump();
@@ -373,8 +383,8 @@ export class ProcessPoolExecutor extends BaseExecutor {
       // Exactly-once settlement: an outcome for a task that is no longer this node's (finished
       // elsewhere after a retry, aborted, timed out) is dropped here.
       if (this.#scheduler.complete(item.id, peer.id) === undefined) continue;
-      const entry = this.#entries.get(item.id);
-      this.#entries.delete(item.id);
+      const entry = this.#running.get(item.id);
+      this.#running.delete(item.id);
       if (!entry || entry.future.done()) continue;
       this.#settle(entry, item, peer);
     }
@@ -418,10 +428,13 @@ export class ProcessPoolExecutor extends BaseExecutor {
     if (requeued.length || failed.length || !this.isShutdown) {
       this.#log(this.isShutdown ? 'info' : 'warn', `worker node ${peer.label} lost: ${reason}; ${requeued.length} task(s) requeued, ${failed.length} failed`);
     }
-    for (const id of requeued) this.#entries.get(id)?.future.setPendingAgain();
+    for (const id of requeued) {
+      this.#running.get(id)?.future.setPendingAgain();
+      this.#running.delete(id);
+    }
     for (const { id, attempts } of failed) {
-      const entry = this.#entries.get(id);
-      this.#entries.delete(id);
+      const entry = this.#running.get(id);
+      this.#running.delete(id);
       if (!entry || entry.future.done()) continue;
       entry.future.setException(
         new WorkerLostError(`task ${id} (${entry.fn}) was lost with worker node ${peer.label}: ${reason}; it ran ${attempts} time(s) and maxRetries is ${this.maxRetries}`),
@@ -437,11 +450,8 @@ export class ProcessPoolExecutor extends BaseExecutor {
     for (const w of this.#readyWaiters) w.reject(this.#broken);
     this.#readyWaiters = [];
     // Nothing queued here will ever run: fail it rather than let it hang.
-    for (const [id, entry] of this.#entries) {
-      if (this.#scheduler.workerOf(id) !== undefined) continue;
-      this.#entries.delete(id);
-      this.#scheduler.cancel(id);
-      if (!entry.future.done()) entry.future.setException(this.#broken);
+    for (const { payload } of this.#scheduler.removeQueued()) {
+      if (!payload.future.done()) payload.future.setException(this.#broken);
     }
   }
 }

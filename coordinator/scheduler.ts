@@ -127,6 +127,22 @@ export class Scheduler<P> {
     return this.#tasks.has(id);
   }
 
+  /**
+   * Removes every task that waits in the queue (none assigned to a node) and returns their
+   * payloads, in submission order: what a broken pool must fail.
+   */
+  removeQueued(): { id: number; payload: P }[] {
+    const out: { id: number; payload: P }[] = [];
+    for (const t of this.#tasks.values()) if (t.workerId === undefined) out.push({ id: t.id, payload: t.payload });
+    for (const { id } of out) this.cancel(id);
+    return out;
+  }
+
+  /** The payload a task was submitted with, while the scheduler knows the task. */
+  payloadOf(id: number): P | undefined {
+    return this.#tasks.get(id)?.payload;
+  }
+
   workerOf(id: number): string | undefined {
     return this.#tasks.get(id)?.workerId;
   }

@@ -289,7 +289,12 @@ export class CoordinatorServer {
 
   async close(): Promise<void> {
     if (this.#heartbeat) clearInterval(this.#heartbeat);
-    for (const peer of this.peers) peer.close(CLOSE.NORMAL, 'coordinator shut down');
+    for (const peer of this.peers) {
+      // Said before the close, so nodes started with --exit-on-shutdown exit instead of
+      // reconnecting; others keep retrying until a coordinator listens here again.
+      if (peer.phase === 'ready' || peer.phase === 'registering') peer.send({ op: 'shutdown', exit: false });
+      peer.close(CLOSE.NORMAL, 'coordinator shut down');
+    }
     const wss = this.#wss;
     if (!wss) return;
     // Give peers a moment to see the close frame, then cut whatever is left.
