@@ -27,24 +27,11 @@ export async function run({ pool, scale }: ExampleContext): Promise<void> {
   // Files are read here and their bytes sent: a worker node on another machine cannot open
   // this machine's temporary folder.
   const images: ImageFile[] = imagePaths.map((name) => ({ name, bytes: readFileSync(join(folder, name)) }));
-  for await (const result of pool.map(processImage, oneByOne(images))) {
+  for await (const result of pool.map(processImage, images)) {
     if (result) writeFileSync(join(folder, result.name), result.bytes);
     console.log(`Image Processing Result: ${result !== false}${result ? ` (wrote ${join(folder, result.name)})` : ''}`);
   }
   finishedIn(start);
-}
-
-/**
- * Yields one item per event-loop turn, so each task leaves in a frame of its own. A workaround
- * for an engine bug in wsfutures 0.1.0: a worker node crashes when one frame carries two task
- * arguments of 64 KiB or more (worker-node/runner.ts transfers the frame's buffer for the first
- * and then cannot copy the second). Plain `pool.map(processImage, images)` once it is fixed.
- */
-async function* oneByOne<T>(items: T[]): AsyncGenerator<T> {
-  for (const item of items) {
-    await new Promise((resolve) => setImmediate(resolve));
-    yield item;
-  }
 }
 
 if (isMain(import.meta)) await runStandalone(run);
