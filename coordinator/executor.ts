@@ -47,12 +47,20 @@ export interface ShutdownOptions {
 // deno-lint-ignore no-explicit-any
 export type AnyFunction = (this: any, ...args: any[]) => unknown;
 
+/**
+ * A task function: any arguments, sync or async; `this` may be typed as `TaskContext`. Written
+ * as (args, result) rather than as one function type F so that a generic task function
+ * (`echo<T>(value: T): T`) is instantiated from the arguments given to `submit`.
+ */
+// deno-lint-ignore no-explicit-any
+export type TaskFunction<A extends unknown[], R> = (this: any, ...args: A) => R;
+
 /** The interface every wsfutures executor implements, as Python's `Executor`. */
 export interface Executor {
-  submit<F extends AnyFunction>(fn: F, ...args: Parameters<F>): Future<Awaited<ReturnType<F>>>;
-  submitWith<F extends AnyFunction>(options: SubmitOptions, fn: F, ...args: Parameters<F>): Future<Awaited<ReturnType<F>>>;
+  submit<A extends unknown[], R>(fn: TaskFunction<A, R>, ...args: A): Future<Awaited<R>>;
+  submitWith<A extends unknown[], R>(options: SubmitOptions, fn: TaskFunction<A, R>, ...args: A): Future<Awaited<R>>;
   map<T, R>(fn: (item: T) => R, iterable: Iterable<T> | AsyncIterable<T>, options?: MapOptions): AsyncGenerator<Awaited<R>, void, undefined>;
-  starmap<F extends AnyFunction>(fn: F, iterable: Iterable<Parameters<F>> | AsyncIterable<Parameters<F>>, options?: MapOptions): AsyncGenerator<Awaited<ReturnType<F>>, void, undefined>;
+  starmap<A extends unknown[], R>(fn: TaskFunction<A, R>, iterable: Iterable<A> | AsyncIterable<A>, options?: MapOptions): AsyncGenerator<Awaited<R>, void, undefined>;
   shutdown(options?: ShutdownOptions): Promise<void>;
   [Symbol.asyncDispose](): Promise<void>;
 }
@@ -123,7 +131,7 @@ export abstract class BaseExecutor implements Executor {
     return this.#shutdown;
   }
 
-  submit<F extends AnyFunction>(fn: F, ...args: Parameters<F>): Future<Awaited<ReturnType<F>>> {
+  submit<A extends unknown[], R>(fn: TaskFunction<A, R>, ...args: A): Future<Awaited<R>> {
     return this.#submit(`${this.kind}.submit`, {}, fn, args);
   }
 
@@ -133,7 +141,7 @@ export abstract class BaseExecutor implements Executor {
    * @example
    * const f = pool.submitWith({ timeout: 5_000 }, crunch, data);
    */
-  submitWith<F extends AnyFunction>(options: SubmitOptions, fn: F, ...args: Parameters<F>): Future<Awaited<ReturnType<F>>> {
+  submitWith<A extends unknown[], R>(options: SubmitOptions, fn: TaskFunction<A, R>, ...args: A): Future<Awaited<R>> {
     if (options === null || typeof options !== 'object') {
       throw new TypeError(`${this.kind}.submitWith(options, fn, ...args): options must be an object: got ${describeValue(options)}`);
     }
@@ -217,7 +225,7 @@ export abstract class BaseExecutor implements Executor {
     return this.#map(`${this.kind}.map`, fn as AnyFunction, iterable, options, (item) => [item]);
   }
 
-  starmap<F extends AnyFunction>(fn: F, iterable: Iterable<Parameters<F>> | AsyncIterable<Parameters<F>>, options: MapOptions = {}): AsyncGenerator<Awaited<ReturnType<F>>, void, undefined> {
+  starmap<A extends unknown[], R>(fn: TaskFunction<A, R>, iterable: Iterable<A> | AsyncIterable<A>, options: MapOptions = {}): AsyncGenerator<Awaited<R>, void, undefined> {
     return this.#map(`${this.kind}.starmap`, fn, iterable, options, (args) => {
       if (!Array.isArray(args)) throw new TypeError(`${this.kind}.starmap: every item must be an array of arguments: got ${describeValue(args)}`);
       return args;

@@ -346,16 +346,20 @@ export class WorkerNode {
     this.#outbox.push(outcome);
     if (this.#flushScheduled) return;
     this.#flushScheduled = true;
-    // Outcomes reported in the same job (a thread reports its outcomes in one message) leave
-    // in one frame, right after it: a microtask, not setImmediate, to cost no extra tick.
-    queueMicrotask(() => {
+    // When little is in flight (a caller waiting on one result at a time), outcomes leave on a
+    // microtask, right after the thread's message that carried them: no extra tick of latency.
+    // When much is in flight, they wait for the end of this turn of the event loop, so the
+    // outcomes of every thread share one frame: one socket write costs as much as the tasks.
+    const flush = () => {
       this.#flushScheduled = false;
       if (this.#outbox.length === 0) return;
       const items = this.#outbox;
       this.#outbox = [];
       for (const batch of batchBySize(items, (o) => (o.v?.byteLength ?? 0) + 64)) this.#send({ op: 'results', items: batch });
       if (this.#state === 'draining' && this.#inFlight.size === 0) this.#closeAfterDrain();
-    });
+    };
+    if (this.#inFlight.size + this.#outbox.length <= this.options.concurrency) queueMicrotask(flush);
+    else setImmediate(flush);
   }
 
   #send(msg: W2C): void {

@@ -12,7 +12,25 @@ import type { FromThread, ThreadJob, ThreadOutcome, ToThread } from './thread-pr
 const port = parentPort!;
 const modules = new Map<string, Record<string, unknown>>();
 const loading = new Map<string, Promise<Record<string, unknown>>>();
-const controllers = new Map<number, AbortController>();
+/** An AbortController made only when someone asks for its signal. */
+class LazyAbort {
+  #controller: AbortController | undefined;
+  aborted = false;
+  reason: unknown;
+  get signal(): AbortSignal {
+    this.#controller ??= new AbortController();
+    if (this.aborted && !this.#controller.signal.aborted) this.#controller.abort(this.reason);
+    return this.#controller.signal;
+  }
+  abort(reason: unknown): void {
+    if (this.aborted) return;
+    this.aborted = true;
+    this.reason = reason;
+    this.#controller?.abort(reason);
+  }
+}
+
+const controllers = new Map<number, LazyAbort>();
 const aborted = new Set<number>();
 const queue: ThreadJob[] = [];
 let outbox: ThreadOutcome[] = [];
@@ -55,13 +73,21 @@ function own(bytes: Uint8Array): Uint8Array {
 
 async function run(job: ThreadJob): Promise<ThreadOutcome> {
   const started = performance.now();
-  const controller = new AbortController();
+  const controller = new LazyAbort();
   controllers.set(job.id, controller);
-  const context: TaskContext = { signal: controller.signal, taskId: String(job.id), attempt: job.attempt };
+  const context: TaskContext = {
+    // Made on first use: most tiny tasks never look at their signal, and an AbortController
+    // per task was a visible share of their cost.
+    get signal() {
+      return controller.signal;
+    },
+    taskId: String(job.id),
+    attempt: job.attempt,
+  };
   try {
     const ns = modules.get(job.url) ?? (await load(job.url));
     // Aborted while the module was loading: do not start it (the outcome is dropped anyway).
-    if (controller.signal.aborted) throw controller.signal.reason;
+    if (controller.aborted) throw controller.reason;
     const fn = ns[job.f];
     if (typeof fn !== 'function') {
       throw new UnknownTaskError(`the task module has no exported function "${job.f}" on this worker node: is the worker's copy of the module out of date?`);
@@ -79,7 +105,7 @@ async function run(job: ThreadJob): Promise<ThreadOutcome> {
     let error: unknown;
     let failed = false;
     for (const args of decoded as unknown[][]) {
-      if (controller.signal.aborted) break;
+      if (controller.aborted) break;
       try {
         let value = taskStorage.run(context, () => fn.apply(context, args));
         if (value instanceof Promise) value = await value;
