@@ -52,7 +52,6 @@ export class WorkerPeer {
   phase: Phase = 'handshake';
   lastSeen = Date.now();
   readonly #ws: WebSocket;
-  #pendingRun: TaskSpec[] = [];
   #pendingCancel: number[] = [];
   #flushScheduled = false;
 
@@ -76,10 +75,12 @@ export class WorkerPeer {
     this.#ws.send(bytes);
   }
 
-  /** Queues tasks; all queued in one tick leave in one `run` frame. */
+  /**
+   * Sends tasks now. The pool calls this once per assignment pass with everything the pass
+   * gave this node, so batching already happened; waiting a tick here would only add latency.
+   */
   run(tasks: TaskSpec[]): void {
-    for (const t of tasks) this.#pendingRun.push(t);
-    this.#scheduleFlush();
+    for (const batch of batchBySize(tasks, (t) => t.a.byteLength + 32)) this.send({ op: 'run', tasks: batch });
   }
 
   cancel(id: number): void {
@@ -92,11 +93,6 @@ export class WorkerPeer {
     this.#flushScheduled = true;
     setImmediate(() => {
       this.#flushScheduled = false;
-      if (this.#pendingRun.length > 0) {
-        const tasks = this.#pendingRun;
-        this.#pendingRun = [];
-        for (const batch of batchBySize(tasks, (t) => t.a.byteLength + 32)) this.send({ op: 'run', tasks: batch });
-      }
       if (this.#pendingCancel.length > 0) {
         const ids = this.#pendingCancel;
         this.#pendingCancel = [];
