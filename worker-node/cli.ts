@@ -24,7 +24,8 @@ Options:
   --exit-on-shutdown   exit when the coordinator shuts down (used for nodes a pool spawns)
   -h, --help           show this help
 
-Exit codes: 0 stopped or drained; 2 bad usage, wrong token or incompatible coordinator.`;
+Exit codes: 0 stopped or drained; 1 could not connect (with --no-reconnect);
+2 bad usage, wrong token or incompatible coordinator.`;
 
 function fail(message: string): never {
   console.error(`wsfutures-worker: ${message}\n\n${USAGE}`);
@@ -110,7 +111,7 @@ try {
 } catch (err) {
   if (err instanceof WorkerNodeFatalError) {
     console.error(`wsfutures-worker: ${err.code}: ${err.message}`);
-    process.exit(2);
+    process.exit(err.code === 'WSF_CONNECT_FAILED' ? 1 : 2);
   }
   console.error('wsfutures-worker: fatal:', err);
   process.exit(1);

@@ -203,7 +203,13 @@ export class WorkerNode {
         fatal ??= new WorkerNodeFatalError(CLOSE_ERROR_CODES[code]!, `the coordinator refused this worker node: ${reason || CLOSE_ERROR_CODES[code]}`);
       }
       if (fatal) return this.#fail(fatal);
-      if (!this.options.reconnect || (this.#shutdownSeen && this.options.exitOnShutdown)) return this.#finish();
+      if (this.#shutdownSeen && this.options.exitOnShutdown) return this.#finish();
+      if (!this.options.reconnect) {
+        // Ending after work was done is a normal stop; never getting in is a failure the
+        // caller (a script, a supervisor) must be able to see in the exit code.
+        if (wasRegistered) return this.#finish();
+        return this.#fail(new WorkerNodeFatalError('WSF_CONNECT_FAILED', `could not connect to the coordinator at ${this.options.connect}${reason ? `: ${reason}` : ` (${code})`}`));
+      }
       if (wasRegistered) this.#attempt = 0;
       // Exponential backoff with jitter, from 0.25 s up to 10 s: quick after a blip, gentle on
       // a coordinator that is down for a while, and nodes that lost it together spread out.
