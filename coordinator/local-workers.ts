@@ -44,6 +44,22 @@ function command(runtime: WorkerRuntime): { cmd: string; args: string[] } {
   return { cmd: node, args: ['--import', import.meta.resolve('tsx'), CLI] };
 }
 
+/**
+ * Sends `signal` to a child still running. By pid rather than `child.kill(signal)`: Deno's
+ * node:child_process ignores every `child.kill()` after the first one, so after a kill() with
+ * another signal, close()'s SIGKILL for a slow node (or a second kill()) would never be sent
+ * and the node would stay alive. Only called while the child is #child, or from close() before
+ * its 'exit': it has not exited, so the pid is still its own.
+ */
+function signalChild(child: ChildProcess, signal: NodeJS.Signals): void {
+  if (child.pid === undefined || child.exitCode !== null) return;
+  try {
+    process.kill(child.pid, signal);
+  } catch {
+    // already gone
+  }
+}
+
 export class LocalWorkers {
   readonly #options: LocalWorkersOptions;
   #child: ChildProcess | undefined;
@@ -103,7 +119,7 @@ export class LocalWorkers {
 
   /** Kills the local node (tests use it to simulate a crash). */
   kill(signal: NodeJS.Signals = 'SIGKILL'): void {
-    this.#child?.kill(signal);
+    if (this.#child) signalChild(this.#child, signal);
   }
 
   /** Waits for the node to exit after the coordinator closed its connection; kills it if slow. */
@@ -113,7 +129,7 @@ export class LocalWorkers {
     const child = this.#child;
     if (!child || child.exitCode !== null) return;
     await new Promise<void>((resolve) => {
-      const timer = setTimeout(() => child.kill('SIGKILL'), 3000);
+      const timer = setTimeout(() => signalChild(child, 'SIGKILL'), 3000);
       child.once('exit', () => {
         clearTimeout(timer);
         resolve();

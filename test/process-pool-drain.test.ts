@@ -26,7 +26,7 @@ test('SIGTERM mid-task: the running task finishes, its result arrives, then the 
     const f = pool.submit(sleepThenWhere, 1500);
     await waitFor(() => f.running(), 10_000, 'task running');
     await new Promise((r) => setTimeout(r, 300)); // on the node, not only sent
-    worker.child.kill('SIGTERM');
+    worker.signal('SIGTERM');
     const r = await within(f, 10_000, 'the drained task');
     assert.is(r.pid, worker.child.pid, 'the draining node itself finished it');
     assert.is(r.attempt, 1, 'not re-run');
@@ -48,7 +48,7 @@ test('a draining node gets no new tasks; they wait for another node', async () =
     const running = pool.submit(sleepThenWhere, 1500);
     await waitFor(() => running.running(), 10_000, 'task running');
     await new Promise((r) => setTimeout(r, 300));
-    first.child.kill('SIGTERM');
+    first.signal('SIGTERM');
     await waitFor(() => pool.slots === 0, 5_000, 'the draining node to stop taking work');
     const later = pool.submit(sleepThenWhere, 1);
     second = spawnWorker({ url: pool.url!, token: pool.token, name: 'arriving' });

@@ -59,7 +59,7 @@ test('a node cut off without a TCP close (SIGSTOP) is detected by heartbeats; it
     // One long task per node (each has one slot).
     const fs = [pool.submit(sleepThenWhere, 2000), pool.submit(sleepThenWhere, 2000)];
     await waitFor(() => fs.every((f) => f.running()), 10_000, 'both tasks running');
-    frozen.child.kill('SIGSTOP');
+    frozen.signal('SIGSTOP');
     const results = await within(Promise.all(fs), 20_000, 'both futures');
     for (const r of results) assert.is(r.pid, healthy.child.pid, 'both tasks finished on the healthy node');
     assert.equal(results.map((r) => r.attempt).sort(), [1, 2]);

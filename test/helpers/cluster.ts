@@ -13,6 +13,13 @@ import { ProcessPoolExecutor, type ProcessPoolExecutorOptions } from '../../coor
 export const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 export const TASKS_URL = new URL('../fixtures/tasks.ts', import.meta.url);
 const CLI = join(ROOT, 'worker-node', 'cli.ts');
+const IS_DENO = typeof (globalThis as { Deno?: unknown }).Deno !== 'undefined';
+/**
+ * The worker nodes these tests start are Node worker nodes whatever runs the test (as
+ * coordinator/local-workers.ts does for `workerRuntime: 'node'`): under Deno,
+ * `process.execPath` is deno itself, so node comes from the PATH.
+ */
+const NODE = IS_DENO ? 'node' : process.execPath;
 
 /** A pool on loopback over the fixture tasks, quiet unless told otherwise, ready for `slots`. */
 export async function startPool(options: Partial<ProcessPoolExecutorOptions> = {}, slots?: number): Promise<ProcessPoolExecutor> {
@@ -36,6 +43,13 @@ export interface WorkerProcess {
   readonly output: string;
   /** Resolves with the exit code (or the signal name) once the process has exited. */
   exited: Promise<number | string>;
+  /**
+   * Sends `sig` to it (nothing once it has exited). Use this, not `child.kill(sig)`: Deno's
+   * node:child_process ignores every `child.kill()` after the first one (a SIGKILL after a
+   * SIGSTOP left the process stopped), and reports a child it signalled as killed by that first
+   * signal, even one that handled it and exited 0; `process.kill(pid, sig)` has neither problem.
+   */
+  signal(sig: NodeJS.Signals): void;
   /** Kills it with SIGKILL if still alive (SIGCONT first, in case a test stopped it). */
   kill(): Promise<void>;
 }
@@ -60,27 +74,38 @@ export function spawnWorker(options: SpawnWorkerOptions): WorkerProcess {
   // The token goes by environment (as the docs recommend), so it is not in `ps`.
   if (options.token !== undefined) env.WSFUTURES_TOKEN = options.token;
   else delete env.WSFUTURES_TOKEN;
-  const child = spawn(process.execPath, args, { cwd: options.cwd ?? ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(NODE, args, { cwd: options.cwd ?? ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
   let output = '';
   child.stdout!.on('data', (d: Buffer) => (output += d.toString()));
   child.stderr!.on('data', (d: Buffer) => (output += d.toString()));
+  // Whether it is gone is tracked here, not read from child.exitCode/signalCode: Deno sets
+  // signalCode as soon as child.kill() is called, while the process may still be running.
+  let gone = false;
   const exited = new Promise<number | string>((resolve) => {
-    child.once('exit', (code, signal) => resolve(code ?? signal ?? -1));
+    child.once('exit', (code, signal) => {
+      gone = true;
+      resolve(code ?? signal ?? -1);
+    });
   });
+  const signal = (sig: NodeJS.Signals): void => {
+    if (gone || child.pid === undefined) return;
+    try {
+      process.kill(child.pid, sig);
+    } catch {
+      // already gone
+    }
+  };
   return {
     child,
     get output() {
       return output;
     },
     exited,
+    signal,
     async kill() {
-      if (child.exitCode !== null || child.signalCode !== null) return;
-      try {
-        child.kill('SIGCONT');
-        child.kill('SIGKILL');
-      } catch {
-        // already gone
-      }
+      if (gone || child.pid === undefined) return;
+      signal('SIGCONT');
+      signal('SIGKILL');
       await exited;
     },
   };
