@@ -139,23 +139,30 @@ export class TaskRunner {
   #pump(): void {
     if (this.#queue.length === 0) return;
     const depth = this.#depth();
-    for (const slot of this.#slots) {
-      if (this.#queue.length === 0) break;
-      const room = depth - slot.jobs.size;
-      if (room <= 0) continue;
-      const jobs = this.#queue.splice(0, room);
-      const transfer: ArrayBuffer[] = [];
-      for (const job of jobs) {
-        // `a` is a view into the received frame, which holds other tasks' arguments too:
-        // structured cloning a view copies its whole buffer, so give each its own bytes.
-        // `new Uint8Array(view)` copies; `.slice()` would not when `a` is a Node Buffer (as
-        // the envelope decoder returns), whose slice() is a view: transferring that view's
-        // buffer detached the whole frame, and the next large argument in it could not be
-        // posted (the node crashed on two >= 64 KiB arguments in one frame).
-        job.a = new Uint8Array(job.a);
-        if (job.a.byteLength >= 65536) transfer.push(job.a.buffer as ArrayBuffer);
-        slot.jobs.set(job.id, job);
+    // Jobs go one at a time to the thread holding the fewest, not to the first thread until it
+    // is full: with a deep queue per thread (set while tasks were tiny), filling in order would
+    // put a burst of long tasks all on one thread while the others idle.
+    const batches = new Map<Slot, ThreadJob[]>();
+    while (this.#queue.length > 0) {
+      let best: Slot | undefined;
+      for (const slot of this.#slots) {
+        if (slot.jobs.size >= depth) continue;
+        if (!best || slot.jobs.size < best.jobs.size) best = slot;
       }
+      if (!best) break;
+      const job = this.#queue.shift()!;
+      // `a` is a view into the received frame, which holds other tasks' arguments too:
+      // structured cloning a view copies its whole buffer, and transferring it would detach
+      // the frame, so give each job its own bytes. (Not `Buffer#slice`: that is a view too.)
+      job.a = new Uint8Array(job.a);
+      best.jobs.set(job.id, job);
+      let batch = batches.get(best);
+      if (!batch) batches.set(best, (batch = []));
+      batch.push(job);
+    }
+    for (const [slot, jobs] of batches) {
+      const transfer: ArrayBuffer[] = [];
+      for (const job of jobs) if (job.a.byteLength >= 65536) transfer.push(job.a.buffer as ArrayBuffer);
       slot.worker.postMessage({ t: 'run', jobs }, transfer);
     }
   }
