@@ -419,7 +419,9 @@ export class ProcessPoolExecutor extends BaseExecutor {
     // Tiny tasks: keep many in flight per slot so a slot never waits a round trip for work.
     // Long tasks: one per slot, so a task never waits behind another on a busy node while a
     // different node idles (the asCompleted example in the seed guide shows the difference).
-    this.#scheduler.depthPerSlot = ms < 1 ? 64 : ms < 10 ? 8 : ms < 100 ? 2 : 1;
+    // The sub-millisecond depth is well above what a node hands each thread (64, runner.ts), so
+    // the node has a local queue to refill a thread from while results make their round trip.
+    this.#scheduler.depthPerSlot = ms < 1 ? 256 : ms < 10 ? 16 : ms < 100 ? 2 : 1;
   }
 
   #onLost(peer: WorkerPeer, reason: string): void {

@@ -74,8 +74,17 @@ export class TaskRunner {
   run(job: ThreadJob): void {
     if (this.#closed) return;
     this.#queue.push(job);
-    this.#pump();
+    // Jobs of one `run` frame arrive one call at a time: hand them to threads together, after
+    // the frame's handler returns, so they cost one postMessage per thread, not one each.
+    if (this.#pumpScheduled) return;
+    this.#pumpScheduled = true;
+    queueMicrotask(() => {
+      this.#pumpScheduled = false;
+      this.#pump();
+    });
   }
+
+  #pumpScheduled = false;
 
   /** Stops a task: drops it if queued; aborts it if in a thread, then ends the thread if need be. */
   cancel(id: number, reason = 'cancelled by the coordinator'): void {

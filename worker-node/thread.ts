@@ -134,7 +134,7 @@ async function drain(): Promise<void> {
       if (aborted.delete(job.id)) continue;
       outbox.push(await run(job));
       // A long job's outcome should not wait for the rest of the batch.
-      if (outbox.length >= 256 || outbox[outbox.length - 1]!.d > 5) flush();
+      if (outbox.length >= 64 || outbox[outbox.length - 1]!.d > 5) flush();
     }
   } finally {
     draining = false;
