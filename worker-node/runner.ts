@@ -2,7 +2,7 @@
  * The worker node's task slots: one thread per slot, a local queue of tasks the coordinator
  * sent ahead (prefetch), and the means to stop one running task without stopping the node.
  */
-import { Worker } from 'node:worker_threads';
+import { startTaskThread, type TaskThread } from './task-thread.ts';
 import type { WireError } from '../shared/errors.ts';
 import type { FromThread, ThreadJob, ThreadOutcome } from './thread-protocol.ts';
 
@@ -27,7 +27,7 @@ export interface RunnerOptions {
 }
 
 interface Slot {
-  worker: Worker;
+  worker: TaskThread;
   /** Jobs handed to this thread and not yet reported, in the order it runs them. */
   jobs: Map<number, ThreadJob>;
   /** Jobs aborted while in this thread: their outcomes are dropped. */
@@ -35,7 +35,6 @@ interface Slot {
   killTimers: Map<number, ReturnType<typeof setTimeout>>;
 }
 
-const THREAD_URL = new URL('./thread-entry.mjs', import.meta.url);
 
 export class TaskRunner {
   readonly #options: Required<Omit<RunnerOptions, 'log'>> & Pick<RunnerOptions, 'log'>;
@@ -63,11 +62,12 @@ export class TaskRunner {
   }
 
   #spawn(): Slot {
-    const worker = new Worker(THREAD_URL);
-    const slot: Slot = { worker, jobs: new Map(), aborted: new Set(), killTimers: new Map() };
-    worker.on('message', (msg: FromThread) => this.#onDone(slot, msg.outcomes));
-    worker.on('error', (err) => this.#onThreadDeath(slot, `threw outside any task: ${err?.stack ?? err}`));
-    worker.on('exit', (code) => this.#onThreadDeath(slot, `exited with code ${code}`));
+    let slot!: Slot;
+    const worker = startTaskThread({
+      message: (msg) => this.#onDone(slot, (msg as FromThread).outcomes),
+      death: (how) => this.#onThreadDeath(slot, how),
+    });
+    slot = { worker, jobs: new Map(), aborted: new Set(), killTimers: new Map() };
     return slot;
   }
 
@@ -97,7 +97,7 @@ export class TaskRunner {
     const slot = this.#slots.find((s) => s.jobs.has(id));
     if (!slot || slot.aborted.has(id)) return;
     slot.aborted.add(id);
-    slot.worker.postMessage({ t: 'abort', id, reason });
+    slot.worker.post({ t: 'abort', id, reason });
     slot.killTimers.set(
       id,
       setTimeout(() => {
@@ -128,7 +128,6 @@ export class TaskRunner {
     await Promise.all(
       this.#slots.map((s) => {
         for (const t of s.killTimers.values()) clearTimeout(t);
-        s.worker.removeAllListeners('exit');
         return s.worker.terminate();
       }),
     );
@@ -172,7 +171,7 @@ export class TaskRunner {
     for (const [slot, jobs] of batches) {
       const transfer: ArrayBuffer[] = [];
       for (const job of jobs) if (job.a.byteLength >= 65536) transfer.push(job.a.buffer as ArrayBuffer);
-      slot.worker.postMessage({ t: 'run', jobs }, transfer);
+      slot.worker.post({ t: 'run', jobs }, transfer);
     }
   }
 
@@ -214,8 +213,6 @@ export class TaskRunner {
     const waiting = [...slot.jobs.values()].filter((j) => !slot.aborted.has(j.id));
     // The job that was running is the aborted one; the rest never started.
     this.#queue.unshift(...waiting);
-    slot.worker.removeAllListeners();
-    slot.worker.on('error', () => {});
     void slot.worker.terminate();
     this.#slots[i] = this.#spawn();
     this.#pump();

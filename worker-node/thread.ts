@@ -9,7 +9,18 @@ import { UnknownTaskError, errorToWire } from '../shared/errors.ts';
 import { taskStorage, type TaskContext } from '../shared/task-context.ts';
 import type { FromThread, ThreadJob, ThreadOutcome, ToThread } from './thread-protocol.ts';
 
-const port = parentPort!;
+/**
+ * The channel to the node's network thread: node:worker_threads' parentPort under Node, the
+ * web Worker scope under Deno (see task-thread.ts for why).
+ */
+const port: { post(msg: FromThread, transfer: ArrayBuffer[]): void; listen(fn: (msg: ToThread) => void): void } = parentPort
+  ? { post: (m, t) => parentPort!.postMessage(m, t), listen: (fn) => parentPort!.on('message', fn) }
+  : {
+      post: (m, t) => (globalThis as unknown as { postMessage(m: unknown, t: ArrayBuffer[]): void }).postMessage(m, t),
+      listen: (fn) => {
+        (globalThis as unknown as { onmessage: (e: { data: ToThread }) => void }).onmessage = (e) => fn(e.data);
+      },
+    };
 const modules = new Map<string, Record<string, unknown>>();
 const loading = new Map<string, Promise<Record<string, unknown>>>();
 /** An AbortController made only when someone asks for its signal. */
@@ -61,7 +72,7 @@ function flush(): void {
   // Large results are transferred (no copy); small ones are cheaper to clone than to transfer.
   const transfer: ArrayBuffer[] = [];
   for (const o of outcomes) if (o.v && o.v.byteLength >= 65536) transfer.push(o.v.buffer as ArrayBuffer);
-  port.postMessage({ t: 'done', outcomes } satisfies FromThread, transfer);
+  port.post({ t: 'done', outcomes } satisfies FromThread, transfer);
 }
 
 /** Copies bytes into a buffer of their own, so transferring them moves nothing else. */
@@ -142,7 +153,7 @@ async function drain(): Promise<void> {
   }
 }
 
-port.on('message', (msg: ToThread) => {
+port.listen((msg: ToThread) => {
   if (msg.t === 'run') {
     for (const job of msg.jobs) queue.push(job);
     void drain();

@@ -1,0 +1,66 @@
+/**
+ * One task thread, whichever threads the runtime does best: `node:worker_threads` under Node,
+ * the web-standard `Worker` under Deno. Deno's node:worker_threads emulation moves a large
+ * buffer slowly (16 MiB took ~5 s per postMessage, cloned or transferred; its web Worker takes
+ * ~2 ms to transfer the same), and a task's arguments and results cross this boundary.
+ */
+import { Worker as NodeWorker } from 'node:worker_threads';
+
+export interface TaskThread {
+  post(message: unknown, transfer?: ArrayBuffer[]): void;
+  terminate(): Promise<unknown>;
+}
+
+export interface TaskThreadEvents {
+  message(data: unknown): void;
+  /** The thread died: an uncaught error outside any task, or it exited. */
+  death(how: string): void;
+}
+
+const ENTRY = new URL('./thread-entry.mjs', import.meta.url);
+const IS_DENO = typeof (globalThis as { Deno?: unknown }).Deno !== 'undefined';
+
+interface WebWorkerLike {
+  postMessage(message: unknown, transfer?: ArrayBuffer[]): void;
+  terminate(): void;
+  onmessage: ((e: { data: unknown }) => void) | null;
+  onerror: ((e: { message?: string; preventDefault(): void }) => void) | null;
+}
+
+export function startTaskThread(events: TaskThreadEvents): TaskThread {
+  let dead = false;
+  const die = (how: string) => {
+    if (dead) return;
+    dead = true;
+    events.death(how);
+  };
+  if (IS_DENO) {
+    const WebWorker = (globalThis as unknown as { Worker: new (url: URL, options: { type: 'module' }) => WebWorkerLike }).Worker;
+    const worker = new WebWorker(ENTRY, { type: 'module' });
+    worker.onmessage = (e) => events.message(e.data);
+    worker.onerror = (e) => {
+      e.preventDefault(); // an error in a task thread must not end the worker node
+      die(`threw outside any task: ${e.message ?? 'unknown error'}`);
+    };
+    return {
+      post: (message, transfer = []) => worker.postMessage(message, transfer),
+      terminate: async () => {
+        dead = true;
+        worker.terminate();
+      },
+    };
+  }
+  const worker = new NodeWorker(ENTRY);
+  worker.on('message', (data) => events.message(data));
+  worker.on('error', (err) => die(`threw outside any task: ${err?.stack ?? err}`));
+  worker.on('exit', (code) => die(`exited with code ${code}`));
+  return {
+    post: (message, transfer = []) => worker.postMessage(message, transfer),
+    terminate: () => {
+      dead = true;
+      worker.removeAllListeners();
+      worker.on('error', () => {});
+      return worker.terminate();
+    },
+  };
+}
