@@ -316,6 +316,19 @@ export class WorkerNode {
   }
 
   #becomeReady(): void {
+    // Ready means ready to run at full speed: every thread has started and imported the task
+    // modules (a second or more on a cold node), so the first tasks and the caller's
+    // `await pool.ready()` do not pay for it. Bounded, so a module that hangs on import cannot
+    // keep the node out; that module's tasks then report the problem.
+    const ws = this.#ws;
+    const loaded = this.#runner.preload([...this.#moduleUrls.values()]);
+    const limit = new Promise<void>((r) => setTimeout(r, 30_000).unref?.());
+    void Promise.race([loaded, limit]).then(() => {
+      if (this.#ws === ws && this.#state === 'registering') this.#sendReady();
+    });
+  }
+
+  #sendReady(): void {
     this.#state = 'ready';
     this.#attempt = 0;
     this.#send({ op: 'ready' });

@@ -33,6 +33,8 @@ interface Slot {
   /** Jobs aborted while in this thread: their outcomes are dropped. */
   aborted: Set<number>;
   killTimers: Map<number, ReturnType<typeof setTimeout>>;
+  /** Resolves the pending preload() for this thread. */
+  onLoaded?: () => void;
 }
 
 
@@ -64,10 +66,15 @@ export class TaskRunner {
   #spawn(): Slot {
     let slot!: Slot;
     const worker = startTaskThread({
-      message: (msg) => this.#onDone(slot, (msg as FromThread).outcomes),
+      message: (data) => {
+        const msg = data as FromThread;
+        if (msg.t === 'loaded') slot.onLoaded?.();
+        else this.#onDone(slot, msg.outcomes);
+      },
       death: (how) => this.#onThreadDeath(slot, how),
     });
     slot = { worker, jobs: new Map(), aborted: new Set(), killTimers: new Map() };
+    if (this.#preloadUrls.length > 0) worker.post({ t: 'preload', urls: this.#preloadUrls });
     return slot;
   }
 
@@ -85,6 +92,19 @@ export class TaskRunner {
   }
 
   #pumpScheduled = false;
+
+  /**
+   * Has every thread (and every thread started later, when one is replaced) import these
+   * task modules before their first task: loading a module can take a second or more.
+   */
+  preload(urls: string[]): Promise<void> {
+    this.#preloadUrls = urls;
+    const loaded = this.#slots.map((slot) => new Promise<void>((resolve) => (slot.onLoaded = resolve)));
+    for (const slot of this.#slots) slot.worker.post({ t: 'preload', urls });
+    return Promise.all(loaded).then(() => {});
+  }
+
+  #preloadUrls: string[] = [];
 
   /** Stops a task: drops it if queued; aborts it if in a thread, then ends the thread if need be. */
   cancel(id: number, reason = 'cancelled by the coordinator'): void {
@@ -209,6 +229,7 @@ export class TaskRunner {
   #replace(slot: Slot): void {
     const i = this.#slots.indexOf(slot);
     if (i < 0) return;
+    slot.onLoaded?.(); // a preload waiting on this thread must not wait for it any longer
     for (const t of slot.killTimers.values()) clearTimeout(t);
     const waiting = [...slot.jobs.values()].filter((j) => !slot.aborted.has(j.id));
     // The job that was running is the aborted one; the rest never started.

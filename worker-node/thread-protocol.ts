@@ -27,7 +27,13 @@ export interface ThreadAbort {
   reason: string;
 }
 
-export type ToThread = ThreadRun | ThreadAbort;
+/** Import these modules now, so the first task does not pay for loading them. */
+export interface ThreadPreload {
+  t: 'preload';
+  urls: string[];
+}
+
+export type ToThread = ThreadRun | ThreadAbort | ThreadPreload;
 
 export interface ThreadOutcome {
   id: number;
@@ -42,4 +48,9 @@ export interface ThreadDone {
   outcomes: ThreadOutcome[];
 }
 
-export type FromThread = ThreadDone;
+/** The modules of a preload are imported (or failed to; the first task will say why). */
+export interface ThreadLoaded {
+  t: 'loaded';
+}
+
+export type FromThread = ThreadDone | ThreadLoaded;

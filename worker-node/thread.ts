@@ -157,6 +157,9 @@ port.listen((msg: ToThread) => {
   if (msg.t === 'run') {
     for (const job of msg.jobs) queue.push(job);
     void drain();
+  } else if (msg.t === 'preload') {
+    // Errors are reported by the first task that needs the module, with the task's context.
+    void Promise.allSettled(msg.urls.map((url) => load(url))).then(() => port.post({ t: 'loaded' }, []));
   } else if (msg.t === 'abort') {
     const c = controllers.get(msg.id);
     if (c) c.abort(new Error(msg.reason));
