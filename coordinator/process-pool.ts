@@ -200,7 +200,8 @@ export class ProcessPoolExecutor extends BaseExecutor {
 
   /**
    * Resolves once worker nodes with at least `slots` task slots are connected (default:
-   * `maxWorkers`, or 1 when it is 0), and the task modules are loaded. Rejects with
+   * `maxWorkers`, or 1 when it is 0), each with the task modules imported in every thread, so
+   * the first tasks run at full speed. Rejects with
    * `TimeoutError` after `options.timeout` ms, or `BrokenExecutorError` if the pool broke.
    */
   async ready(slots?: number, options: { timeout?: number } = {}): Promise<void> {
