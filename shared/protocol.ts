@@ -268,9 +268,21 @@ const isInt: Check = (v) => Number.isSafeInteger(v);
 const isBool: Check = (v) => typeof v === 'boolean';
 const isBytes: Check = (v) => v instanceof Uint8Array;
 const opt = (c: Check): Check => (v) => v === undefined || c(v);
-const arrayOf = (c: Check): Check => (v) => Array.isArray(v) && v.every(c);
+const arrayOf = (c: Check): Check => (v) => {
+  if (!Array.isArray(v)) return false;
+  for (const item of v) if (!c(item)) return false;
+  return true;
+};
 const isObj = (v: unknown): v is Record<string, unknown> => v !== null && typeof v === 'object' && !Array.isArray(v);
-const shape = (fields: Record<string, Check>): Check => (v) => isObj(v) && Object.entries(fields).every(([k, c]) => c(v[k]));
+const shape = (fields: Record<string, Check>): Check => {
+  // Entries listed once, not per check: every task and outcome of every frame goes through here.
+  const entries = Object.entries(fields);
+  return (v) => {
+    if (!isObj(v)) return false;
+    for (const [k, c] of entries) if (!c(v[k])) return false;
+    return true;
+  };
+};
 const isWireError: Check = (v) => isObj(v) && isStr(v.name) && isStr(v.message);
 const isModuleInfo = shape({ id: isInt, url: isStr, hash: isStr });
 const isTaskSpec = shape({ id: isInt, m: isInt, f: isStr, a: isBytes, c: opt((v) => v === 1), n: isInt });

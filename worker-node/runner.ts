@@ -2,6 +2,7 @@
  * The worker node's task slots: one thread per slot, a local queue of tasks the coordinator
  * sent ahead (prefetch), and the means to stop one running task without stopping the node.
  */
+import { packBytes } from './pack-bytes.ts';
 import { startTaskThread, type TaskThread } from './task-thread.ts';
 import type { WireError } from '../shared/errors.ts';
 import type { FromThread, ThreadJob, ThreadOutcome } from './thread-protocol.ts';
@@ -179,19 +180,16 @@ export class TaskRunner {
       }
       if (!best) break;
       const job = this.#queue.shift()!;
-      // `a` is a view into the received frame, which holds other tasks' arguments too:
-      // structured cloning a view copies its whole buffer, and transferring it would detach
-      // the frame, so give each job its own bytes. (Not `Buffer#slice`: that is a view too.)
-      job.a = new Uint8Array(job.a);
       best.jobs.set(job.id, job);
       let batch = batches.get(best);
       if (!batch) batches.set(best, (batch = []));
       batch.push(job);
     }
     for (const [slot, jobs] of batches) {
-      const transfer: ArrayBuffer[] = [];
-      for (const job of jobs) if (job.a.byteLength >= 65536) transfer.push(job.a.buffer as ArrayBuffer);
-      slot.worker.post({ t: 'run', jobs }, transfer);
+      // `a` is a view into the received frame (which holds other tasks' arguments too): the
+      // batch's arguments move to one buffer of their own, transferred to the thread.
+      const buffer = packBytes(jobs, (j) => j.a, (j, a) => (j.a = a));
+      slot.worker.post({ t: 'run', jobs }, buffer ? [buffer] : []);
     }
   }
 

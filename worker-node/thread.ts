@@ -7,6 +7,7 @@ import { parentPort } from 'node:worker_threads';
 import { canEncode, decodeValue, encodeValue } from '../shared/codec.ts';
 import { UnknownTaskError, errorToWire } from '../shared/errors.ts';
 import { taskStorage, type TaskContext } from '../shared/task-context.ts';
+import { packBytes } from './pack-bytes.ts';
 import type { FromThread, ThreadJob, ThreadOutcome, ToThread } from './thread-protocol.ts';
 
 /**
@@ -69,17 +70,10 @@ function flush(): void {
   if (outbox.length === 0) return;
   const outcomes = outbox;
   outbox = [];
-  // Large results are transferred (no copy); small ones are cheaper to clone than to transfer.
-  const transfer: ArrayBuffer[] = [];
-  for (const o of outcomes) if (o.v && o.v.byteLength >= 65536) transfer.push(o.v.buffer as ArrayBuffer);
-  port.post({ t: 'done', outcomes } satisfies FromThread, transfer);
-}
-
-/** Copies bytes into a buffer of their own, so transferring them moves nothing else. */
-function own(bytes: Uint8Array): Uint8Array {
-  // Not `bytes.slice()`: msgpackr returns a Buffer, whose slice() is a view of msgpackr's own
-  // working buffer, and transferring that would detach it.
-  return bytes.byteOffset === 0 && bytes.byteLength === bytes.buffer.byteLength ? bytes : new Uint8Array(bytes);
+  // The results are views into msgpackr's working buffer: they move to one buffer of their
+  // own, transferred (not cloned) to the network thread.
+  const buffer = packBytes(outcomes, (o) => o.v, (o, v) => (o.v = v));
+  port.post({ t: 'done', outcomes } satisfies FromThread, buffer ? [buffer] : []);
 }
 
 async function run(job: ThreadJob): Promise<ThreadOutcome> {
@@ -108,7 +102,7 @@ async function run(job: ThreadJob): Promise<ThreadOutcome> {
       if (!Array.isArray(decoded)) throw new TypeError('task arguments must be an array');
       let value = taskStorage.run(context, () => fn.apply(context, decoded));
       if (value instanceof Promise) value = await value;
-      return { id: job.id, v: own(encodeValue(value, `the return value of ${job.f}()`)), d: performance.now() - started };
+      return { id: job.id, v: encodeValue(value, `the return value of ${job.f}()`), d: performance.now() - started };
     }
     // A chunk: the calls run in order; on the first error, report the values so far and the
     // error, so map() raises it at exactly the right position.
@@ -127,7 +121,7 @@ async function run(job: ThreadJob): Promise<ThreadOutcome> {
         break;
       }
     }
-    const v = own(encodeValue(values, `the return values of ${job.f}()`));
+    const v = encodeValue(values, `the return values of ${job.f}()`);
     return { id: job.id, v, e: failed ? errorToWire(error, canEncode) : undefined, d: performance.now() - started };
   } catch (err) {
     return { id: job.id, e: errorToWire(err, canEncode), d: performance.now() - started };
