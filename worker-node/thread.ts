@@ -109,18 +109,22 @@ async function run(job: ThreadJob): Promise<ThreadOutcome> {
     const values: unknown[] = [];
     let error: unknown;
     let failed = false;
-    for (const args of decoded as unknown[][]) {
-      if (controller.aborted) break;
-      try {
-        let value = taskStorage.run(context, () => fn.apply(context, args));
-        if (value instanceof Promise) value = await value;
-        values.push(value);
-      } catch (err) {
-        error = err;
-        failed = true;
-        break;
+    // One context for the whole chunk (entering AsyncLocalStorage per call was a visible share
+    // of a chunk of tiny calls); the calls share the chunk's signal anyway.
+    await taskStorage.run(context, async () => {
+      for (const args of decoded as unknown[][]) {
+        if (controller.aborted) break;
+        try {
+          let value = fn.apply(context, args);
+          if (value instanceof Promise) value = await value;
+          values.push(value);
+        } catch (err) {
+          error = err;
+          failed = true;
+          break;
+        }
       }
-    }
+    });
     const v = encodeValue(values, `the return values of ${job.f}()`);
     return { id: job.id, v, e: failed ? errorToWire(error, canEncode) : undefined, d: performance.now() - started };
   } catch (err) {
