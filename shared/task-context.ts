@@ -31,5 +31,16 @@ export const taskStorage: AsyncLocalStorage<TaskContext> = (holder[KEY] ??= new 
  * }
  */
 export function currentTask(): TaskContext | undefined {
-  return taskStorage.getStore();
+  return taskStorage.getStore() ?? threadTask.current;
 }
+
+/**
+ * The task a worker node's task thread is running. A task thread runs one task at a time, start
+ * to finish (its async continuations included), so a plain variable is exact there and costs
+ * nothing; AsyncLocalStorage would turn on promise hooks for the whole thread, which made every
+ * await of every task slower. (The in-process AsyncPoolExecutor runs tasks concurrently, so it
+ * keeps AsyncLocalStorage.) Shared through globalThis like the storage above.
+ */
+const THREAD_KEY = Symbol.for('wsfutures.threadTask');
+const threadHolder = globalThis as unknown as Record<symbol, { current: TaskContext | undefined } | undefined>;
+export const threadTask: { current: TaskContext | undefined } = (threadHolder[THREAD_KEY] ??= { current: undefined });

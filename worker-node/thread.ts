@@ -6,7 +6,7 @@
 import { parentPort } from 'node:worker_threads';
 import { canEncode, decodeValue, encodeValue } from '../shared/codec.ts';
 import { UnknownTaskError, errorToWire } from '../shared/errors.ts';
-import { taskStorage, type TaskContext } from '../shared/task-context.ts';
+import { threadTask, type TaskContext } from '../shared/task-context.ts';
 import { packBytes } from './pack-bytes.ts';
 import type { FromThread, ThreadJob, ThreadOutcome, ToThread } from './thread-protocol.ts';
 
@@ -100,7 +100,8 @@ async function run(job: ThreadJob): Promise<ThreadOutcome> {
     const decoded = decodeValue(job.a, 'task arguments');
     if (!job.chunk) {
       if (!Array.isArray(decoded)) throw new TypeError('task arguments must be an array');
-      let value = taskStorage.run(context, () => fn.apply(context, decoded));
+      threadTask.current = context;
+      let value = fn.apply(context, decoded);
       if (value instanceof Promise) value = await value;
       return { id: job.id, v: encodeValue(value, `the return value of ${job.f}()`), d: performance.now() - started };
     }
@@ -109,27 +110,26 @@ async function run(job: ThreadJob): Promise<ThreadOutcome> {
     const values: unknown[] = [];
     let error: unknown;
     let failed = false;
-    // One context for the whole chunk (entering AsyncLocalStorage per call was a visible share
-    // of a chunk of tiny calls); the calls share the chunk's signal anyway.
-    await taskStorage.run(context, async () => {
-      for (const args of decoded as unknown[][]) {
-        if (controller.aborted) break;
-        try {
-          let value = fn.apply(context, args);
-          if (value instanceof Promise) value = await value;
-          values.push(value);
-        } catch (err) {
-          error = err;
-          failed = true;
-          break;
-        }
+    // One context for the whole chunk: the calls share the chunk's signal.
+    threadTask.current = context;
+    for (const args of decoded as unknown[][]) {
+      if (controller.aborted) break;
+      try {
+        let value = fn.apply(context, args);
+        if (value instanceof Promise) value = await value;
+        values.push(value);
+      } catch (err) {
+        error = err;
+        failed = true;
+        break;
       }
-    });
+    }
     const v = encodeValue(values, `the return values of ${job.f}()`);
     return { id: job.id, v, e: failed ? errorToWire(error, canEncode) : undefined, d: performance.now() - started };
   } catch (err) {
     return { id: job.id, e: errorToWire(err, canEncode), d: performance.now() - started };
   } finally {
+    threadTask.current = undefined;
     controllers.delete(job.id);
   }
 }
