@@ -26,13 +26,21 @@ let run: { code: number | null; stdout: string; stderr: string; ms: number };
 test.before(async () => {
   const started = Date.now();
   run = await new Promise((resolve, reject) => {
-    const child = spawn('npm', ['run', '--silent', 'bench', '--', '--smoke'], { cwd: root, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, NO_COLOR: '1' } });
+    // In a process group of its own, so that a hung run is killed whole (npm, the harness and
+    // the suites it started), not just npm.
+    const child = spawn('npm', ['run', '--silent', 'bench', '--', '--smoke'], { cwd: root, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, NO_COLOR: '1' }, detached: true });
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (d) => (stdout += d));
     child.stderr.on('data', (d) => (stderr += d));
     // Far above the 30 s the smoke run is meant to take, so a slow CI machine is not a failure.
-    const timer = setTimeout(() => child.kill('SIGKILL'), 120_000);
+    const timer = setTimeout(() => {
+      try {
+        process.kill(-child.pid!, 'SIGKILL');
+      } catch {
+        child.kill('SIGKILL');
+      }
+    }, 120_000);
     child.on('error', reject);
     child.on('close', (code) => {
       clearTimeout(timer);
