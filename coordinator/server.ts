@@ -192,6 +192,22 @@ export class CoordinatorServer {
     }, HANDSHAKE.TIMEOUT_MS);
     authTimer.unref?.();
 
+    // Counted on the raw socket, next to ws's own reader: ws would buffer a whole frame (up to
+    // maxMessageBytes) before we saw any of it.
+    const socket = req.socket;
+    let preAuthBytes = 0;
+    const countPreAuth = (chunk: Buffer) => {
+      if (peer.phase !== 'handshake') return socket.off('data', countPreAuth);
+      preAuthBytes += chunk.length;
+      if (preAuthBytes <= HANDSHAKE.MAX_PREAUTH_BYTES) return;
+      socket.off('data', countPreAuth);
+      socket.pause(); // read no more of it
+      this.#refuse(peer, CLOSE.TOO_LARGE, `more than ${HANDSHAKE.MAX_PREAUTH_BYTES} bytes before authentication`);
+      // The close frame is on its way; the peer's answer cannot be read from a paused socket.
+      setTimeout(() => ws.terminate(), 500).unref?.();
+    };
+    socket.on('data', countPreAuth);
+
     ws.on('message', (data: RawData, isBinary: boolean) => {
       peer.lastSeen = Date.now();
       if (!isBinary) return this.#refuse(peer, CLOSE.PROTOCOL, 'text frames are not part of the protocol');
@@ -223,7 +239,7 @@ export class CoordinatorServer {
   }
 
   #handshake(peer: WorkerPeer, frame: Uint8Array): void {
-    if (frame.length > HANDSHAKE.MAX_FRAME_BYTES) return this.#refuse(peer, CLOSE.PROTOCOL, 'oversized handshake frame');
+    if (frame.length > HANDSHAKE.MAX_FRAME_BYTES) return this.#refuse(peer, CLOSE.TOO_LARGE, `a ${frame.length}-byte frame during the handshake (at most ${HANDSHAKE.MAX_FRAME_BYTES})`);
     const check = checkAuth(frame, this.#options.key, peer.helloNonce!);
     if (!check.ok) {
       const code = check.code === 'WSF_AUTH_FAILED' ? CLOSE.AUTH_FAILED : check.code === 'WSF_VERSION_MISMATCH' ? CLOSE.VERSION_MISMATCH : CLOSE.PROTOCOL;

@@ -47,6 +47,12 @@ export const HANDSHAKE = {
   MAX_FRAME_BYTES: 128,
   /** An unauthenticated connection is closed after this long. */
   TIMEOUT_MS: 10_000,
+  /**
+   * Bytes a peer may send before it has authenticated (an AUTH frame is under 100): beyond
+   * this its connection is closed (TOO_LARGE) and no more of its data is read, so a stranger
+   * cannot make the coordinator buffer a frame up to maxMessageBytes.
+   */
+  MAX_PREAUTH_BYTES: 4096,
 } as const;
 
 /**

@@ -10,7 +10,7 @@ import * as assert from 'uvu/assert';
 import WebSocket from 'ws';
 import { ProcessPoolExecutor } from '../coordinator/index.ts';
 import { answerHello, checkAuthOk, deriveKey } from '../shared/auth.ts';
-import { CLOSE } from '../shared/protocol.ts';
+import { CLOSE, HANDSHAKE } from '../shared/protocol.ts';
 import { add, sleepThenWhere } from './fixtures/tasks.ts';
 import { TASKS_URL, spawnWorker, startPool, within, type WorkerProcess } from './helpers/cluster.ts';
 
@@ -144,6 +144,33 @@ test('a frame beyond maxMessageBytes closes with CLOSE.TOO_LARGE, before and aft
   assert.is((await within(after.closed, 5000, 'close')).code, CLOSE.TOO_LARGE);
   assert.is((await running).attempt, 1);
   await stillServing();
+});
+
+test('before authentication even a frame within maxMessageBytes is refused once it passes the pre-auth budget', async () => {
+  const stranger = rawClient(pool.url!);
+  await stranger.opened;
+  // 16 KiB: a quarter of this pool's maxMessageBytes, but far more than any handshake needs.
+  stranger.ws.send(randomBytes(16 * 1024));
+  assert.is((await within(stranger.closed, 5000, 'close')).code, CLOSE.TOO_LARGE);
+  // The same size is fine once authenticated: it is then an ordinary (here malformed) frame.
+  const member = await authenticatedClient();
+  member.ws.send(randomBytes(16 * 1024));
+  assert.is((await within(member.closed, 5000, 'close')).code, CLOSE.PROTOCOL);
+  await stillServing();
+});
+
+test('a stranger streaming a large frame is cut off after the pre-auth budget, not after maxMessageBytes', async () => {
+  const logs: string[] = [];
+  const big = await startPool({ maxWorkers: 0, maxMessageBytes: 64 * 1024 * 1024, log: (_level, m) => logs.push(m) });
+  try {
+    const stranger = rawClient(big.url!);
+    await stranger.opened;
+    stranger.ws.send(randomBytes(8 * 1024 * 1024)); // within maxMessageBytes; arrives in many chunks
+    assert.is((await within(stranger.closed, 10_000, 'close')).code, CLOSE.TOO_LARGE);
+    assert.ok(logs.some((m) => m.includes(`more than ${HANDSHAKE.MAX_PREAUTH_BYTES} bytes before authentication`)), logs.join('\n'));
+  } finally {
+    await big.shutdown({ cancelFutures: true });
+  }
 });
 
 test('listen beyond loopback without a token throws TypeError', () => {
