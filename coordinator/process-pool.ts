@@ -74,7 +74,7 @@ const LOOPBACK = new Set(['127.0.0.1', 'localhost', '::1', '[::1]']);
  * import { factorial } from './tasks.ts';
  * await using pool = new ProcessPoolExecutor({ tasks: new URL('./tasks.ts', import.meta.url), maxWorkers: 4 });
  * await pool.ready();
- * console.log(await pool.submit(factorial, 1000n));
+ * console.log(await pool.submit(factorial, 1000));
  */
 export class ProcessPoolExecutor extends BaseExecutor {
   protected readonly kind = 'ProcessPoolExecutor';
@@ -338,7 +338,9 @@ export class ProcessPoolExecutor extends BaseExecutor {
     this.#schedulePump();
   }
 
-  #onRegister(peer: WorkerPeer, msg: RegisterMsg): void {
+  /** Welcomes a registered node once the modules are bundled. (The node itself compares any
+   *  local copies of task modules against the hashes in the welcome, and says if they differ.) */
+  #onRegister(peer: WorkerPeer, _msg: RegisterMsg): void {
     this.#registry.loaded.then(
       () => {
         if (peer.phase === 'closed') return;
@@ -350,7 +352,6 @@ export class ProcessPoolExecutor extends BaseExecutor {
           heartbeatTimeoutMs: this.#server.heartbeatTimeoutMs,
           maxMessageBytes: this.#server.maxMessageBytes,
         });
-        void msg;
       },
       () => peer.close(1011, 'the coordinator could not load its task modules'),
     );
