@@ -5,22 +5,8 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { AsyncPoolExecutor, Future, asCompleted, TimeoutError, type CompletedFuture } from '../coordinator/index.ts';
 import { rejects, sleep } from './helpers/assert.ts';
+import { cancelled, failed, succeeded } from './helpers/futures.ts';
 
-const succeeded = <T>(v: T) => {
-  const f = new Future<T>();
-  f.setResult(v);
-  return f;
-};
-const failed = (e: unknown) => {
-  const f = new Future<never>();
-  f.setException(e);
-  return f;
-};
-const cancelled = () => {
-  const f = new Future<never>();
-  f.cancel();
-  return f;
-};
 
 /** Drains an asCompleted iteration; returns what it yielded and what it threw, if anything. */
 async function drain<T>(it: AsyncIterable<CompletedFuture<T>>): Promise<{ yielded: Future<T>[]; error: unknown }> {

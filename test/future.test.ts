@@ -7,6 +7,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { Future, CancelledError, InvalidStateError, TimeoutError, setCallbackErrorReporter, type FutureState } from '../coordinator/index.ts';
 import { rejects, sleep } from './helpers/assert.ts';
+import { cancelled, failed, succeeded } from './helpers/futures.ts';
 
 function pending<T = number>(): Future<T> {
   return new Future<T>();
@@ -14,21 +15,6 @@ function pending<T = number>(): Future<T> {
 function running<T = number>(): Future<T> {
   const f = new Future<T>();
   f.setRunningOrNotifyCancel();
-  return f;
-}
-function cancelled<T = number>(): Future<T> {
-  const f = new Future<T>();
-  f.cancel();
-  return f;
-}
-function succeeded<T>(value: T): Future<T> {
-  const f = new Future<T>();
-  f.setResult(value);
-  return f;
-}
-function failed<T = number>(error: unknown): Future<T> {
-  const f = new Future<T>();
-  f.setException(error);
   return f;
 }
 const tag = (f: Future<unknown>): string => Object.prototype.toString.call(f);
@@ -109,7 +95,7 @@ test('a result or an exception can be set only once (InvalidStateError, code WSF
   assert.throws(() => f.setException(new Error('late')), (e: unknown) => e instanceof InvalidStateError);
   const g = failed(new Error('first'));
   assert.throws(() => g.setException(new Error('second')), (e: unknown) => e instanceof InvalidStateError);
-  const c = cancelled();
+  const c = cancelled<number>();
   assert.throws(() => c.setResult(1), (e: unknown) => e instanceof InvalidStateError);
 });
 

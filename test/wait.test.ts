@@ -5,22 +5,8 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { AsyncPoolExecutor, Future, wait, ALL_COMPLETED, FIRST_COMPLETED, FIRST_EXCEPTION } from '../coordinator/index.ts';
 import { sleep } from './helpers/assert.ts';
+import { cancelled, failed, succeeded } from './helpers/futures.ts';
 
-const succeeded = <T>(v: T) => {
-  const f = new Future<T>();
-  f.setResult(v);
-  return f;
-};
-const failed = (e: unknown) => {
-  const f = new Future<never>();
-  f.setException(e);
-  return f;
-};
-const cancelled = () => {
-  const f = new Future<never>();
-  f.cancel();
-  return f;
-};
 const setOf = <T>(...xs: T[]) => new Set(xs);
 
 test('the constants are the strings Python uses', () => {
