@@ -231,10 +231,24 @@ export abstract class BaseExecutor implements Executor {
       return;
     }
     let timer: ReturnType<typeof setTimeout> | undefined;
-    const onAbort = () => future.abort(signal!.reason);
+    let watchers: Set<Future<unknown>> | undefined;
     if (signal) {
       if (signal.aborted) future.cancel(signal.reason);
-      else signal.addEventListener('abort', onAbort, { once: true });
+      else {
+        // One listener per signal, however many tasks share it (cancelling a whole batch with
+        // one AbortController is the common case): a listener per task would pile up on it.
+        watchers = this.#signalWatchers.get(signal);
+        if (!watchers) {
+          const set = new Set<Future<unknown>>();
+          watchers = set;
+          this.#signalWatchers.set(signal, set);
+          signal.addEventListener('abort', () => {
+            this.#signalWatchers.delete(signal);
+            for (const f of [...set]) f.abort(signal.reason);
+          }, { once: true });
+        }
+        watchers.add(future);
+      }
     }
     if (timeout !== undefined && timeout !== Infinity) {
       // The clock starts when the task starts running, not when it is queued: a timeout is a
@@ -246,9 +260,12 @@ export abstract class BaseExecutor implements Executor {
     future.addDoneCallback(() => {
       this.#unfinished.delete(future);
       if (timer !== undefined) clearTimeout(timer);
-      signal?.removeEventListener('abort', onAbort);
+      watchers?.delete(future);
     });
   }
+
+  /** The futures waiting on each signal passed to submitWith, behind one listener per signal. */
+  readonly #signalWatchers = new WeakMap<AbortSignal, Set<Future<unknown>>>();
 
   readonly #untrack = (f: Future<unknown>): void => {
     this.#unfinished.delete(f);
@@ -266,8 +283,12 @@ export abstract class BaseExecutor implements Executor {
    * this instead of `future.setRunningOrNotifyCancel()` so that task timeouts start on time.
    */
   protected markRunning(future: Future<unknown>): boolean {
-    if (future.state === 'RUNNING') return true; // a retried task keeps its first clock
+    // Done already: cancelled, or settled while it waited (a retried task whose timeout ran out
+    // in the queue, or a result set by hand). It must not run.
+    if (future.done()) return false;
     if (!future.setRunningOrNotifyCancel()) return false;
+    // A retried task's hook was used on its first run: its timeout clock keeps running from
+    // then, it does not start again.
     const hook = this.#runningHooks.get(future);
     if (hook) {
       this.#runningHooks.delete(future);

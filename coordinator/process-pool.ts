@@ -276,6 +276,8 @@ export class ProcessPoolExecutor extends BaseExecutor {
    * an encoded buffer, which is what lets a million tasks wait in well under 1 KiB each.
    */
   #queue(future: Future<unknown>, ref: TaskRef, fn: string, args: unknown, chunk: boolean): void {
+    // A map() still reading its input when the pool broke submits here, past checkCallable.
+    if (this.#broken) return future.setException(this.#broken);
     const id = ++this.#nextId;
     this.#scheduler.submit(id, { future, m: ref.moduleId, f: ref.exportName, args, chunk, fn });
     this.#schedulePump();

@@ -197,7 +197,9 @@ export class CoordinatorServer {
     const socket = req.socket;
     let preAuthBytes = 0;
     const countPreAuth = (chunk: Buffer) => {
-      if (peer.phase !== 'handshake') return socket.off('data', countPreAuth);
+      // Counted until the peer is authenticated; a peer refused during the handshake is still
+      // a stranger while its connection closes, and stays under the same budget.
+      if (peer.phase === 'registering' || peer.phase === 'ready') return socket.off('data', countPreAuth);
       preAuthBytes += chunk.length;
       if (preAuthBytes <= HANDSHAKE.MAX_PREAUTH_BYTES) return;
       socket.off('data', countPreAuth);
@@ -209,6 +211,9 @@ export class CoordinatorServer {
     socket.on('data', countPreAuth);
 
     ws.on('message', (data: RawData, isBinary: boolean) => {
+      // A refused connection stays open until the close handshake ends; nothing it sends in
+      // that time is read (before authentication, nothing may ever be decoded).
+      if (peer.phase === 'closed') return;
       peer.lastSeen = Date.now();
       if (!isBinary) return this.#refuse(peer, CLOSE.PROTOCOL, 'text frames are not part of the protocol');
       const bytes = toBytes(data);

@@ -278,6 +278,9 @@ export class WorkerNode {
           this.#inFlight.delete(id);
           this.#runner.cancel(id);
         }
+        // A draining node waits for its last task; if that task was just cancelled, no result
+        // will come to end the wait.
+        if (this.#state === 'draining' && this.#inFlight.size === 0 && this.#outbox.length === 0) this.#closeAfterDrain();
       },
       ping: (m) => this.#send({ op: 'pong', t: m.t }),
       pong: () => {},

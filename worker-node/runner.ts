@@ -43,7 +43,6 @@ export class TaskRunner {
   readonly #options: Required<Omit<RunnerOptions, 'log'>> & Pick<RunnerOptions, 'log'>;
   readonly #slots: Slot[] = [];
   #queue: ThreadJob[] = [];
-  #idleWaiters: (() => void)[] = [];
   #closed = false;
   /** Mean task duration (ms, exponentially weighted): decides how many jobs a thread holds. */
   #meanMs: number | undefined;
@@ -51,17 +50,6 @@ export class TaskRunner {
   constructor(options: RunnerOptions) {
     this.#options = { abortGraceMs: 1000, ...options };
     for (let i = 0; i < options.slots; i++) this.#slots.push(this.#spawn());
-  }
-
-  /** Tasks handed to threads (running or about to) and not aborted. */
-  get running(): number {
-    let n = 0;
-    for (const s of this.#slots) n += s.jobs.size - s.aborted.size;
-    return n;
-  }
-
-  get queued(): number {
-    return this.#queue.length;
   }
 
   #spawn(): Slot {
@@ -112,35 +100,31 @@ export class TaskRunner {
     const i = this.#queue.findIndex((j) => j.id === id);
     if (i >= 0) {
       this.#queue.splice(i, 1);
-      this.#checkIdle();
       return;
     }
     const slot = this.#slots.find((s) => s.jobs.has(id));
     if (!slot || slot.aborted.has(id)) return;
     slot.aborted.add(id);
     slot.worker.post({ t: 'abort', id, reason });
-    slot.killTimers.set(
-      id,
-      setTimeout(() => {
-        if (!slot.jobs.has(id)) return;
-        this.#options.log?.(`task ${id} did not stop within ${this.#options.abortGraceMs} ms of being aborted: ending its thread`);
-        this.#replace(slot);
-      }, this.#options.abortGraceMs),
-    );
-    this.#checkIdle();
+    // Ends the thread only if this job is the one it runs and it has not stopped in time. A job
+    // still waiting behind another is dropped by the thread when it reads the abort; the timer
+    // looks again later in case the thread only got to it by starting it.
+    const check = () => {
+      if (!slot.jobs.has(id)) return;
+      if (slot.jobs.keys().next().value !== id) {
+        slot.killTimers.set(id, setTimeout(check, this.#options.abortGraceMs));
+        return;
+      }
+      this.#options.log?.(`task ${id} did not stop within ${this.#options.abortGraceMs} ms of being aborted: ending its thread`);
+      this.#replace(slot);
+    };
+    slot.killTimers.set(id, setTimeout(check, this.#options.abortGraceMs));
   }
 
   /** Stops everything running or queued (the coordinator is gone; it will re-run them). */
   cancelAll(reason: string): void {
     this.#queue = [];
     for (const slot of this.#slots) for (const id of [...slot.jobs.keys()]) this.cancel(id, reason);
-    this.#checkIdle();
-  }
-
-  /** Resolves when nothing runs and nothing is queued. */
-  idle(): Promise<void> {
-    if (this.running === 0 && this.#queue.length === 0) return Promise.resolve();
-    return new Promise((r) => this.#idleWaiters.push(r));
   }
 
   async close(): Promise<void> {
@@ -206,7 +190,6 @@ export class TaskRunner {
       this.#options.onDone(o);
     }
     this.#pump();
-    this.#checkIdle();
   }
 
   #onThreadDeath(slot: Slot, how: string): void {
@@ -230,18 +213,12 @@ export class TaskRunner {
     slot.onLoaded?.(); // a preload waiting on this thread must not wait for it any longer
     for (const t of slot.killTimers.values()) clearTimeout(t);
     const waiting = [...slot.jobs.values()].filter((j) => !slot.aborted.has(j.id));
-    // The job that was running is the aborted one; the rest never started.
+    // The job the thread was running is the aborted one (the abort timer ends a thread only for
+    // that). The others had not started, or had finished without reporting yet: they run again
+    // (tasks are at-least-once).
     this.#queue.unshift(...waiting);
     void slot.worker.terminate();
     this.#slots[i] = this.#spawn();
     this.#pump();
-    this.#checkIdle();
-  }
-
-  #checkIdle(): void {
-    if (this.running > 0 || this.#queue.length > 0) return;
-    const waiters = this.#idleWaiters;
-    this.#idleWaiters = [];
-    for (const w of waiters) w();
   }
 }

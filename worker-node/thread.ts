@@ -43,7 +43,6 @@ class LazyAbort {
 }
 
 const controllers = new Map<number, LazyAbort>();
-const aborted = new Set<number>();
 const queue: ThreadJob[] = [];
 let outbox: ThreadOutcome[] = [];
 let draining = false;
@@ -140,7 +139,6 @@ async function drain(): Promise<void> {
   draining = true;
   try {
     for (let job = queue.shift(); job; job = queue.shift()) {
-      if (aborted.delete(job.id)) continue;
       outbox.push(await run(job));
       // A long job's outcome should not wait for the rest of the batch.
       if (outbox.length >= 64 || outbox[outbox.length - 1]!.d > 5) flush();
@@ -160,7 +158,14 @@ port.listen((msg: ToThread) => {
     void Promise.allSettled(msg.urls.map((url) => load(url))).then(() => port.post({ t: 'loaded' }, []));
   } else if (msg.t === 'abort') {
     const c = controllers.get(msg.id);
-    if (c) c.abort(new Error(msg.reason));
-    else aborted.add(msg.id);
+    if (c) return c.abort(new Error(msg.reason));
+    // Not started yet: drop it, and say so, so the runner stops waiting for it. (An abort for
+    // a job that already finished finds nothing here and is ignored.)
+    const i = queue.findIndex((j) => j.id === msg.id);
+    if (i >= 0) {
+      queue.splice(i, 1);
+      outbox.push({ id: msg.id, d: 0 });
+      if (!draining) flush();
+    }
   }
 });

@@ -1,0 +1,72 @@
+/**
+ * Edge cases where cancellation, timeouts, retries and draining meet — each one once made a
+ * future hang, a thread die for nothing, or the coordinator crash.
+ */
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { TimeoutError } from '../coordinator/index.ts';
+import { add, sleepThenEcho, waitForAbort } from './fixtures/tasks.ts';
+import { rejects } from './helpers/assert.ts';
+import { spawnWorker, startPool, waitFor, within } from './helpers/cluster.ts';
+
+test('a task whose timeout runs out while it waits to be retried fails with TimeoutError, and the pool goes on', async () => {
+  const pool = await startPool({ maxWorkers: 0 });
+  const first = spawnWorker({ url: pool.url!, token: pool.token });
+  let second: ReturnType<typeof spawnWorker> | undefined;
+  try {
+    await within(pool.ready(1), 30_000, 'the first node');
+    const f = pool.submitWith({ timeout: 1500 }, sleepThenEcho, 60_000, 'never');
+    await waitFor(() => f.running(), 10_000, 'the task running');
+    await first.kill(); // lost: the task goes back to the queue, with no node to run it
+    await within(rejects(f, TimeoutError), 10_000, 'the timeout while queued');
+    // A node joins; the pool must skip the settled task, not crash on it.
+    second = spawnWorker({ url: pool.url!, token: pool.token });
+    await within(pool.ready(1), 30_000, 'the second node');
+    assert.is(await within(pool.submit(add, 2, 3), 10_000, 'a task after'), 5);
+  } finally {
+    await first.kill();
+    await second?.kill();
+    await pool.shutdown({ cancelFutures: true });
+  }
+});
+
+test('aborting many tasks that wait inside a node ends no thread: they are dropped, and the node keeps working', async () => {
+  const pool = await startPool({ maxWorkers: 0 });
+  const node = spawnWorker({ url: pool.url!, token: pool.token, concurrency: 2 });
+  try {
+    await within(pool.ready(2), 30_000, 'the node');
+    // Tiny tasks first, so the node holds many jobs per thread.
+    await within(Promise.all(Array.from({ length: 500 }, (_, i) => pool.submit(add, i, 1))), 30_000, 'warm-up');
+    const controller = new AbortController();
+    const futures = Array.from({ length: 400 }, (_, i) => pool.submitWith({ signal: controller.signal }, sleepThenEcho, 5, i));
+    await new Promise((r) => setTimeout(r, 30));
+    controller.abort();
+    await within(Promise.allSettled(futures), 10_000, 'the aborted futures');
+    await new Promise((r) => setTimeout(r, 2500)); // past the 1 s abort grace, twice
+    assert.not.match(node.output, /ending its thread/, 'no thread was terminated');
+    assert.is(await within(pool.submit(add, 40, 2), 10_000, 'a task after'), 42);
+  } finally {
+    await node.kill();
+    await pool.shutdown({ cancelFutures: true });
+  }
+});
+
+test('a draining node whose last task is aborted exits instead of waiting forever', async () => {
+  const pool = await startPool({ maxWorkers: 0 });
+  const node = spawnWorker({ url: pool.url!, token: pool.token });
+  try {
+    await within(pool.ready(1), 30_000, 'the node');
+    const f = pool.submit(waitForAbort, 60_000);
+    await waitFor(() => f.running(), 10_000, 'the task running');
+    await new Promise((r) => setTimeout(r, 300));
+    node.signal('SIGTERM'); // drain: it waits for its task…
+    await waitFor(() => /draining/.test(node.output), 10_000, 'the node draining');
+    f.abort(); // …which will never report now
+    assert.is(await within(node.exited, 15_000, 'the node to exit'), 0);
+  } finally {
+    await node.kill();
+    await pool.shutdown({ cancelFutures: true });
+  }
+});
+
+test.run();
