@@ -209,10 +209,12 @@ export class ProcessPoolExecutor extends BaseExecutor {
     checkTimeout('options.timeout', options.timeout);
     const want = slots ?? Math.max(1, this.maxWorkers);
     const started = this.#started;
+    let waiter: { slots: number; resolve: () => void; reject: (e: Error) => void } | undefined;
     const waitSlots = new Promise<void>((resolve, reject) => {
       if (this.#broken) return reject(this.#broken);
       if (this.#scheduler.slotCount >= want) return resolve();
-      this.#readyWaiters.push({ slots: want, resolve, reject });
+      waiter = { slots: want, resolve, reject };
+      this.#readyWaiters.push(waiter);
     });
     const all = Promise.all([started, waitSlots]).then(() => {});
     if (options.timeout === undefined || options.timeout === Infinity) return all;
@@ -224,6 +226,9 @@ export class ProcessPoolExecutor extends BaseExecutor {
       await Promise.race([all, timeout]);
     } finally {
       clearTimeout(timer);
+      // A ready() that timed out must not stay on the list (a caller polling with a timeout
+      // would grow it without end).
+      this.#readyWaiters = this.#readyWaiters.filter((w) => w !== waiter);
     }
   }
 

@@ -242,7 +242,7 @@ export class Scheduler<P> {
     if (open.length === 0) return [];
     // Least-loaded first. Without this the round-robin always started at the first node: the
     // pool runs one pass per tick, so a trickle of submits (one task per pass) all went to that
-    // node until it was full — with prefetch, 64 tasks per slot — while the others idled.
+    // node until it was full — with prefetch, up to 256 tasks per slot — while the others idled.
     // Stable sort: equal loads keep the order the nodes joined in.
     open.sort((a, b) => a.assigned.size / a.slots - b.assigned.size / b.slots);
     const batches = new Map<string, Assignment<P>>();

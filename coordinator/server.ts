@@ -8,10 +8,10 @@ import type { IncomingMessage } from 'node:http';
 import { nanoid } from 'nanoid';
 import { checkAuth, makeHello } from '../shared/auth.ts';
 import { decodeMessage, encodeMessage } from '../shared/codec.ts';
-import { CLOSE, HANDSHAKE, WS_PATH, batchBySize, invalidW2C, type C2W, type Handlers, type RegisterMsg, type TaskOutcome, type TaskSpec, type W2C } from '../shared/protocol.ts';
+import { CLOSE, CLOSE_ERROR_CODES, HANDSHAKE, WS_PATH, batchBySize, invalidW2C, type C2W, type Handlers, type RegisterMsg, type TaskOutcome, type TaskSpec, type W2C } from '../shared/protocol.ts';
 
 export interface ServerEvents {
-  /** A worker node registered; return the welcome to send, or an error to refuse it. */
+  /** A worker node registered (the pool answers with `welcome`). */
   register(peer: WorkerPeer, msg: RegisterMsg): void;
   fetchModule(peer: WorkerPeer, id: number): void;
   ready(peer: WorkerPeer): void;
@@ -288,7 +288,7 @@ export class CoordinatorServer {
     this.#events.log('warn', `closing connection from ${peer.phase === 'handshake' ? peer.remoteAddress : peer.label}: ${reason}`);
     if (peer.phase === 'registering' || peer.phase === 'ready') {
       try {
-        peer.send({ op: 'error', code: codeName(code), message: reason });
+        peer.send({ op: 'error', code: CLOSE_ERROR_CODES[code] ?? 'WSF_PROTOCOL', message: reason });
       } catch {
         // the socket may already be gone
       }
@@ -327,10 +327,6 @@ export class CoordinatorServer {
     });
     if (this.#httpServer) await new Promise<void>((r) => this.#httpServer!.close(() => r()));
   }
-}
-
-function codeName(code: number): string {
-  return { [CLOSE.PROTOCOL]: 'WSF_PROTOCOL', [CLOSE.AUTH_FAILED]: 'WSF_AUTH_FAILED', [CLOSE.VERSION_MISMATCH]: 'WSF_VERSION_MISMATCH', [CLOSE.MODULE_MISMATCH]: 'WSF_MODULE_MISMATCH' }[code] ?? 'WSF_PROTOCOL';
 }
 
 function toBytes(data: RawData): Uint8Array {

@@ -61,10 +61,20 @@ export async function wait<T>(futures: Iterable<Future<T>>, options: WaitOptions
         for (const unsubscribe of unsubscribers) unsubscribe();
         resolve();
       };
-      const check = () => {
-        if (!finished && satisfied()) finish();
-      };
-      for (const f of all) if (!f.done()) unsubscribers.push(subscribeDone(f, check));
+      // Each completion is judged on its own (one full scan per completion would make a wait
+      // on n futures cost n² checks): count what is left, look only at the one that finished.
+      let left = 0;
+      for (const f of all) {
+        if (f.done()) continue;
+        left++;
+        unsubscribers.push(
+          subscribeDone(f, () => {
+            if (finished) return;
+            left--;
+            if (returnWhen === FIRST_COMPLETED || left === 0 || (returnWhen === FIRST_EXCEPTION && failedWith(f).failed)) finish();
+          }),
+        );
+      }
       if (timeout !== undefined && timeout !== Infinity) timer = setTimeout(finish, timeout);
     });
   }
@@ -105,16 +115,21 @@ export function asCompleted<T>(futures: Iterable<Future<T>>, options: AsComplete
   for (const f of unique) checkFuture(f, 'asCompleted');
 
   const finished: Future<T>[] = unique.filter((f) => f.done());
+  let head = 0; // finished[head] is the next to hand out (shift() would be O(n) per future)
   const pending = new Set(unique.filter((f) => !f.done()));
   let left = unique.length;
-  let wake: (() => void) | undefined;
+  // Every next() waiting for a future to finish; usually one, but callers may overlap calls.
+  const wakers = new Set<() => void>();
+  const wakeAll = () => {
+    for (const w of [...wakers]) w();
+  };
   const unsubscribers: (() => void)[] = [];
   for (const f of pending) {
     unsubscribers.push(
       subscribeDone(f, () => {
         if (!pending.delete(f)) return;
         finished.push(f);
-        wake?.();
+        wakeAll();
       }),
     );
   }
@@ -123,14 +138,16 @@ export function asCompleted<T>(futures: Iterable<Future<T>>, options: AsComplete
     unsubscribers.length = 0;
     left = 0;
     finished.length = 0;
+    head = 0;
     pending.clear();
+    wakeAll();
     return { value: undefined, done: true };
   };
   const next = async (): Promise<IteratorResult<Future<T>>> => {
     while (left > 0) {
-      if (finished.length > 0) {
+      if (head < finished.length) {
         left--;
-        return { value: finished.shift()!, done: false };
+        return { value: finished[head++]!, done: false };
       }
       const remaining = deadline - Date.now();
       if (remaining <= 0) {
@@ -139,12 +156,13 @@ export function asCompleted<T>(futures: Iterable<Future<T>>, options: AsComplete
         throw new TimeoutError(message);
       }
       await new Promise<void>((resolve) => {
-        const timer = deadline === Infinity ? undefined : setTimeout(resolve, remaining);
-        wake = () => {
+        const waker = () => {
           if (timer !== undefined) clearTimeout(timer);
-          wake = undefined;
+          wakers.delete(waker);
           resolve();
         };
+        const timer = deadline === Infinity ? undefined : setTimeout(waker, remaining);
+        wakers.add(waker);
       });
     }
     return { value: undefined, done: true };

@@ -90,12 +90,6 @@ export const DEFAULTS = {
   heartbeatIntervalMs: 2_500,
   /** A peer silent for this long is considered lost (the issue asks for within 10 s). */
   heartbeatTimeoutMs: 10_000,
-  /**
-   * Tasks the coordinator sends to a worker node beyond its free slots, so a slot that frees up
-   * finds its next task already there instead of waiting a round trip. Bounded so one node
-   * cannot hoard the queue while others idle.
-   */
-  prefetchPerSlot: 2,
   /** Re-runs of a task whose worker node was lost. */
   maxRetries: 2,
   /**
@@ -247,7 +241,10 @@ export interface DrainMsg {
 
 export interface ShutdownMsg {
   op: 'shutdown';
-  /** True when the node was spawned by the coordinator and should exit, not reconnect. */
+  /**
+   * Whether the node should exit rather than reconnect. The coordinator sends false today:
+   * nodes started with --exit-on-shutdown exit on any `shutdown`, the others reconnect.
+   */
   exit: boolean;
 }
 

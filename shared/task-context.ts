@@ -36,8 +36,8 @@ export function currentTask(): TaskContext | undefined {
 
 /**
  * The task a worker node's task thread is running. A task thread runs one task at a time, start
- * to finish (its async continuations included), so a plain variable is exact there and costs
- * nothing; AsyncLocalStorage would turn on promise hooks for the whole thread, which made every
+ * to finish (its async continuations included), so a plain variable serves there and costs
+ * nothing (only a callback that a finished task left behind would see the next task's context); AsyncLocalStorage would turn on promise hooks for the whole thread, which made every
  * await of every task slower. (The in-process AsyncPoolExecutor runs tasks concurrently, so it
  * keeps AsyncLocalStorage.) Shared through globalThis like the storage above.
  */

@@ -116,4 +116,17 @@ test('a bad argument throws at the call: a non-future item, a negative timeout',
   assert.throws(() => asCompleted([], { timeout: -5 }), (e: unknown) => e instanceof RangeError && /options\.timeout .*got -5/.test((e as Error).message));
 });
 
+test('two next() calls in flight at once both settle, in completion order', async () => {
+  const a = new Future<string>();
+  const b = new Future<string>();
+  const it = asCompleted([a, b]);
+  const both = Promise.all([it.next(), it.next()]);
+  b.setResult('b');
+  a.setResult('a');
+  const [first, second] = await both;
+  assert.is(await first.value!.result(), 'b');
+  assert.is(await second.value!.result(), 'a');
+  assert.is((await it.next()).done, true);
+});
+
 test.run();

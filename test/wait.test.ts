@@ -127,4 +127,14 @@ test('futures from any source mix: pool futures and hand-made ones', async () =>
   assert.equal(done, setOf(manual, pooled));
 });
 
+test('wait over 100,000 futures that finish one by one returns once they are all done', async () => {
+  const futures = Array.from({ length: 100_000 }, () => new Future<number>());
+  const waiting = wait(futures);
+  futures.forEach((f, i) => f.setResult(i));
+  // Each completion is checked on its own: a full scan per completion would take ~10^10 steps.
+  const { done, notDone } = await waiting;
+  assert.is(done.size, 100_000);
+  assert.is(notDone.size, 0);
+});
+
 test.run();
