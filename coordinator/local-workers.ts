@@ -86,7 +86,7 @@ export class LocalWorkers {
     const { token, slots, runtime } = this.#options;
     const { cmd, args } = command(runtime);
     const name = `local-${++this.#generation}`;
-    const child = spawn(cmd, [...args, '--connect', url, '--concurrency', String(slots), '--name', name, '--no-reconnect', '--exit-on-shutdown'], {
+    const child = spawn(cmd, [...args, '--connect', url, '--concurrency', String(slots), '--name', name, '--no-reconnect', '--exit-on-shutdown', '--quiet'], {
       // The token goes by environment, not argv, so other users cannot read it from `ps`.
       env: { ...process.env, WSFUTURES_TOKEN: token },
       stdio: ['ignore', 'inherit', 'pipe'],
@@ -94,6 +94,9 @@ export class LocalWorkers {
     this.#child = child;
     this.#stderrTail = '';
     child.stderr!.on('data', (d: Buffer) => {
+      // Passed through, as a process pool's children share its stderr: a task's console.error
+      // and the node's warnings reach the user. The tail is kept to explain a crash loop.
+      process.stderr.write(d);
       this.#stderrTail = (this.#stderrTail + d.toString()).slice(-4000);
     });
     child.on('error', (err) => this.#options.log('warn', `could not start a local worker node (${cmd}): ${err.message}`));

@@ -5,7 +5,7 @@
  * own beyond that: the task registry (functions by reference), the scheduler (pure state),
  * the server (sockets and protocol), and the local worker nodes.
  */
-import { availableParallelism } from 'node:os';
+import { availableParallelism, hostname } from 'node:os';
 import { deriveKey, generateToken } from '../shared/auth.ts';
 import { decodeValue, encodeValue } from '../shared/codec.ts';
 import { BrokenExecutorError, SerializationError, TimeoutError, WorkerLostError, errorFromWire } from '../shared/errors.ts';
@@ -373,7 +373,8 @@ export class ProcessPoolExecutor extends BaseExecutor {
   #onReady(peer: WorkerPeer): void {
     this.#peers.set(peer.id, peer);
     this.#scheduler.addWorker(peer.id, peer.slots);
-    if (peer.name.startsWith('local-')) this.#local?.connected();
+    // Recognised by process, not by name: a remote node may well call itself "local-1".
+    if (this.#local && peer.pid === this.#local.pid && peer.hostname === hostname()) this.#local.connected();
     this.#log('info', `worker node ${peer.label} connected: ${peer.slots} slot(s), ${peer.runtime}`);
     const have = this.#scheduler.slotCount;
     this.#readyWaiters = this.#readyWaiters.filter((w) => {

@@ -48,6 +48,7 @@ export class WorkerPeer {
   slots = 0;
   runtime = '?';
   hostname = '?';
+  pid = 0;
   remoteAddress: string;
   phase: Phase = 'handshake';
   lastSeen = Date.now();
@@ -263,6 +264,7 @@ export class CoordinatorServer {
         peer.slots = m.slots;
         peer.runtime = `${m.runtime} ${m.runtimeVersion}`;
         peer.hostname = m.hostname;
+        peer.pid = m.pid;
         this.#events.register(peer, m);
       },
       'fetch-module': (m) => this.#events.fetchModule(peer, m.id),

@@ -22,6 +22,7 @@ Options:
   --ca FILE            trust this CA certificate (PEM) for a wss:// coordinator
   --no-reconnect       exit when the connection ends instead of reconnecting
   --exit-on-shutdown   exit when the coordinator shuts down (used for nodes a pool spawns)
+  --quiet              leave out informational lines (warnings are always shown)
   -h, --help           show this help
 
 Exit codes: 0 stopped or drained; 1 could not connect (with --no-reconnect);
@@ -45,6 +46,7 @@ try {
       ca: { type: 'string' },
       'no-reconnect': { type: 'boolean' },
       'exit-on-shutdown': { type: 'boolean' },
+      quiet: { type: 'boolean' },
       help: { type: 'boolean', short: 'h' },
     },
     strict: true,
@@ -87,6 +89,7 @@ try {
     ca,
     reconnect: !values['no-reconnect'],
     exitOnShutdown: values['exit-on-shutdown'] ?? false,
+    quiet: values.quiet ?? false,
   });
 } catch (err) {
   fail((err as Error).message);

@@ -35,6 +35,8 @@ export interface WorkerNodeOptions {
   ca?: string | Buffer;
   /** Largest frame accepted. */
   maxMessageBytes?: number;
+  /** Leave out informational lines (connected, draining); warnings are always shown. */
+  quiet?: boolean;
   log?: (message: string) => void;
 }
 
@@ -93,6 +95,7 @@ export class WorkerNode {
       cacheDir: options.cacheDir ?? '',
       reconnect: options.reconnect ?? true,
       exitOnShutdown: options.exitOnShutdown ?? false,
+      quiet: options.quiet ?? false,
       maxMessageBytes: options.maxMessageBytes ?? DEFAULTS.maxMessageBytes,
       connect: url.href,
     };
@@ -114,7 +117,9 @@ export class WorkerNode {
     return this.#state;
   }
 
-  #log(message: string): void {
+  /** Reports what the node does; `info` lines are left out with `quiet`, warnings never are. */
+  #log(message: string, level: 'info' | 'warn' = 'warn'): void {
+    if (level === 'info' && this.options.quiet) return;
     (this.options.log ?? ((m: string) => console.error(m)))(`[wsfutures-worker ${this.options.name}] ${message}`);
   }
 
@@ -335,7 +340,7 @@ export class WorkerNode {
     this.#state = 'ready';
     this.#attempt = 0;
     this.#send({ op: 'ready' });
-    this.#log(`connected to ${this.options.connect} with ${this.options.concurrency} slot(s)`);
+    this.#log(`connected to ${this.options.connect} with ${this.options.concurrency} slot(s)`, 'info');
   }
 
   #startHeartbeat(intervalMs: number, timeoutMs: number): void {
@@ -409,7 +414,7 @@ export class WorkerNode {
     if (drain && this.#state === 'ready' && this.#ws) {
       this.#state = 'draining';
       this.#send({ op: 'drain' });
-      this.#log(`draining: finishing ${this.#inFlight.size} task(s) before exit`);
+      this.#log(`draining: finishing ${this.#inFlight.size} task(s) before exit`, 'info');
       if (this.#inFlight.size === 0) this.#closeAfterDrain();
     } else {
       const ws = this.#ws;
