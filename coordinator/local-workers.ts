@@ -14,6 +14,8 @@ export interface LocalWorkersOptions {
   token: string;
   slots: number;
   runtime: WorkerRuntime;
+  /** The pool's frame limit, which its local nodes accept too. */
+  maxMessageBytes: number;
   /** Called when local nodes keep dying before they ever connect: the pool cannot work. */
   onBroken: (message: string) => void;
   log: (level: 'info' | 'warn', message: string) => void;
@@ -86,7 +88,7 @@ export class LocalWorkers {
     const { token, slots, runtime } = this.#options;
     const { cmd, args } = command(runtime);
     const name = `local-${++this.#generation}`;
-    const child = spawn(cmd, [...args, '--connect', url, '--concurrency', String(slots), '--name', name, '--no-reconnect', '--exit-on-shutdown', '--quiet'], {
+    const child = spawn(cmd, [...args, '--connect', url, '--concurrency', String(slots), '--name', name, '--no-reconnect', '--exit-on-shutdown', '--quiet', '--max-message-bytes', String(this.#options.maxMessageBytes)], {
       // The token goes by environment, not argv, so other users cannot read it from `ps`.
       env: { ...process.env, WSFUTURES_TOKEN: token },
       stdio: ['ignore', 'inherit', 'pipe'],

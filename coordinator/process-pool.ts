@@ -33,7 +33,11 @@ export interface ProcessPoolExecutorOptions {
   tls?: { cert: string | Buffer; key: string | Buffer };
   /** Runtime of the local worker nodes: 'node' or 'deno'. Default: the coordinator's own. */
   workerRuntime?: WorkerRuntime;
-  /** Largest frame either side accepts, in bytes (default 64 MiB). */
+  /**
+   * Largest frame, in bytes, that the coordinator and the local worker nodes it starts accept
+   * (default 64 MiB). Remote nodes state theirs (`--max-message-bytes`); a task too large for
+   * the node it would go to fails with `SerializationError` instead of breaking the connection.
+   */
   maxMessageBytes?: number;
   /** How often pings are sent, ms (default 2500). */
   heartbeatIntervalMs?: number;
@@ -153,6 +157,7 @@ export class ProcessPoolExecutor extends BaseExecutor {
         ? new LocalWorkers({
             token: this.token,
             slots: this.maxWorkers,
+            maxMessageBytes,
             runtime: workerRuntime ?? (isDenoRuntime() ? 'deno' : 'node'),
             onBroken: (m) => this.#break(m),
             log: (level, m) => this.#log(level, m),
@@ -323,6 +328,11 @@ export class ProcessPoolExecutor extends BaseExecutor {
           a = encodeValue(entry.args, `the arguments of ${entry.fn || 'the task'}()`);
           if (a.length > this.#server.maxMessageBytes - 4096) {
             throw new SerializationError(`the arguments of ${entry.fn || 'the task'}() encode to ${a.length} bytes, more than maxMessageBytes (${this.#server.maxMessageBytes}): raise maxMessageBytes or send less`);
+          }
+          // The node's own limit may be lower (a remote node started without a matching
+          // --max-message-bytes): sending would only make it close the connection.
+          if (peer && a.length > peer.maxMessageBytes - 4096) {
+            throw new SerializationError(`the arguments of ${entry.fn || 'the task'}() encode to ${a.length} bytes, more than worker node ${peer.label} accepts (${peer.maxMessageBytes}): start it with --max-message-bytes ${this.#server.maxMessageBytes}`);
           }
         } catch (err) {
           this.#scheduler.complete(t.id);

@@ -49,6 +49,8 @@ export class WorkerPeer {
   runtime = '?';
   hostname = '?';
   pid = 0;
+  /** The largest frame the node accepts (it says so when it registers). */
+  maxMessageBytes = Number.MAX_SAFE_INTEGER;
   remoteAddress: string;
   phase: Phase = 'handshake';
   lastSeen = Date.now();
@@ -265,6 +267,7 @@ export class CoordinatorServer {
         peer.runtime = `${m.runtime} ${m.runtimeVersion}`;
         peer.hostname = m.hostname;
         peer.pid = m.pid;
+        if (m.maxMessageBytes !== undefined) peer.maxMessageBytes = m.maxMessageBytes;
         this.#events.register(peer, m);
       },
       'fetch-module': (m) => this.#events.fetchModule(peer, m.id),

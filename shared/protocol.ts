@@ -181,6 +181,8 @@ export interface RegisterMsg {
   pid: number;
   /** Hashes of task modules the node has as local files, by URL or path, to be compared. */
   localModules?: Record<string, string>;
+  /** The largest frame the node accepts: the coordinator sends it nothing larger. */
+  maxMessageBytes?: number;
 }
 
 export interface WelcomeMsg {
@@ -292,7 +294,7 @@ const isTaskSpec = shape({ id: isInt, m: isInt, f: isStr, a: isBytes, c: opt((v)
 const isOutcome = shape({ id: isInt, v: opt(isBytes), e: opt(isWireError), d: opt(isNum) });
 
 const W2C_SHAPES: Record<W2C['op'], Check> = {
-  register: shape({ name: isStr, slots: (v) => isInt(v) && (v as number) >= 1 && (v as number) <= 4096, runtime: (v) => v === 'node' || v === 'deno', runtimeVersion: isStr, hostname: isStr, pid: isInt, localModules: opt((v) => isObj(v) && Object.values(v).every(isStr)) }),
+  register: shape({ name: isStr, slots: (v) => isInt(v) && (v as number) >= 1 && (v as number) <= 4096, runtime: (v) => v === 'node' || v === 'deno', runtimeVersion: isStr, hostname: isStr, pid: isInt, localModules: opt((v) => isObj(v) && Object.values(v).every(isStr)), maxMessageBytes: opt((v) => isInt(v) && (v as number) > 0) }),
   'fetch-module': shape({ id: isInt }),
   ready: shape({}),
   results: shape({ items: arrayOf(isOutcome) }),

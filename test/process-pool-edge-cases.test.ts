@@ -4,8 +4,8 @@
  */
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { TimeoutError } from '../coordinator/index.ts';
-import { add, sleepThenEcho, waitForAbort } from './fixtures/tasks.ts';
+import { SerializationError, TimeoutError } from '../coordinator/index.ts';
+import { add, echo, sleepThenEcho, waitForAbort } from './fixtures/tasks.ts';
 import { rejects } from './helpers/assert.ts';
 import { spawnWorker, startPool, waitFor, within } from './helpers/cluster.ts';
 
@@ -63,6 +63,22 @@ test('a draining node whose last task is aborted exits instead of waiting foreve
     await waitFor(() => /draining/.test(node.output), 10_000, 'the node draining');
     f.abort(); // …which will never report now
     assert.is(await within(node.exited, 15_000, 'the node to exit'), 0);
+  } finally {
+    await node.kill();
+    await pool.shutdown({ cancelFutures: true });
+  }
+});
+
+test("arguments larger than a node's --max-message-bytes fail with SerializationError; the node stays connected", async () => {
+  const pool = await startPool({ maxWorkers: 0, maxMessageBytes: 8 * 1024 * 1024 });
+  const node = spawnWorker({ url: pool.url!, token: pool.token, args: ['--max-message-bytes', String(1024 * 1024)] });
+  try {
+    await within(pool.ready(1), 30_000, 'the node');
+    const err = (await within(rejects(pool.submit(echo, new Uint8Array(2 * 1024 * 1024)), SerializationError), 10_000, 'the too-large task')) as SerializationError;
+    assert.is(err.code, 'WSF_SERIALIZATION');
+    assert.match(err.message, /--max-message-bytes/);
+    assert.is(pool.slots, 1, 'the node is still connected');
+    assert.is((await within(pool.submit(echo, new Uint8Array(1000)), 10_000, 'a small task')).length, 1000);
   } finally {
     await node.kill();
     await pool.shutdown({ cancelFutures: true });

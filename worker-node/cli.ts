@@ -23,6 +23,7 @@ Options:
   --no-reconnect       exit when the connection ends instead of reconnecting
   --exit-on-shutdown   exit when the coordinator shuts down (used for nodes a pool spawns)
   --quiet              leave out informational lines (warnings are always shown)
+  --max-message-bytes N  largest frame accepted; default 64 MiB (match the pool's maxMessageBytes)
   -h, --help           show this help
 
 Exit codes: 0 stopped or drained; 1 could not connect (with --no-reconnect);
@@ -47,6 +48,7 @@ try {
       'no-reconnect': { type: 'boolean' },
       'exit-on-shutdown': { type: 'boolean' },
       quiet: { type: 'boolean' },
+      'max-message-bytes': { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
     strict: true,
@@ -67,6 +69,11 @@ let concurrency: number | undefined;
 if (values.concurrency !== undefined) {
   concurrency = Number(values.concurrency);
   if (!Number.isInteger(concurrency) || concurrency < 1) fail(`--concurrency must be a positive integer: got ${JSON.stringify(values.concurrency)}`);
+}
+let maxMessageBytes: number | undefined;
+if (values['max-message-bytes'] !== undefined) {
+  maxMessageBytes = Number(values['max-message-bytes']);
+  if (!Number.isInteger(maxMessageBytes) || maxMessageBytes < 1024) fail(`--max-message-bytes must be an integer of at least 1024: got ${JSON.stringify(values['max-message-bytes'])}`);
 }
 let ca: Buffer | undefined;
 if (values.ca) {
@@ -90,6 +97,7 @@ try {
     reconnect: !values['no-reconnect'],
     exitOnShutdown: values['exit-on-shutdown'] ?? false,
     quiet: values.quiet ?? false,
+    maxMessageBytes,
   });
 } catch (err) {
   fail((err as Error).message);

@@ -242,6 +242,7 @@ export class WorkerNode {
       hostname: hostname(),
       pid: process.pid,
       localModules: this.#localHashes ? local : undefined,
+      maxMessageBytes: this.options.maxMessageBytes,
     });
   }
 
