@@ -193,7 +193,11 @@ export class ProcessPoolExecutor extends BaseExecutor {
     return this.#scheduler.slotCount;
   }
 
-  /** Tasks waiting for a slot. */
+  /**
+   * Tasks waiting for a slot. A task cancelled while queued is counted until the queue reaches
+   * it (it is dropped then, without running): removing it at once would cost every task a
+   * lookup from its future to its queue entry.
+   */
   get queuedCount(): number {
     return this.#scheduler.queuedCount;
   }
@@ -295,6 +299,9 @@ export class ProcessPoolExecutor extends BaseExecutor {
 
   protected async close(): Promise<void> {
     await this.#started.catch(() => {});
+    // Whatever is still queued now was cancelled (close runs once every future has settled):
+    // release it, arguments and all, even if no node ever came to skip past it.
+    this.#scheduler.removeQueued();
     await this.#server.close();
     await this.#local?.close();
   }
