@@ -76,7 +76,7 @@ export class SerializationError extends WsFuturesError {
 /**
  * The peer broke the protocol: a malformed, oversized or unexpected frame, a wrong token, or an
  * incompatible version. `code` says which (`WSF_PROTOCOL`, `WSF_AUTH_FAILED`, `WSF_FRAME_TOO_LARGE`,
- * `WSF_VERSION_MISMATCH`, `WSF_MODULE_MISMATCH`).
+ * `WSF_VERSION_MISMATCH`).
  */
 export class ProtocolError extends WsFuturesError {
   constructor(code: string, message: string, options?: { cause?: unknown }) {

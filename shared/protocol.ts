@@ -67,9 +67,6 @@ export const CLOSE = {
   PROTOCOL: 4000,
   AUTH_FAILED: 4001,
   VERSION_MISMATCH: 4002,
-  HEARTBEAT_TIMEOUT: 4004,
-  MODULE_MISMATCH: 4005,
-  REPLACED: 4006,
 } as const;
 
 /** Stable error codes that go with the close codes. */
@@ -78,8 +75,6 @@ export const CLOSE_ERROR_CODES: Record<number, string> = {
   [CLOSE.PROTOCOL]: 'WSF_PROTOCOL',
   [CLOSE.AUTH_FAILED]: 'WSF_AUTH_FAILED',
   [CLOSE.VERSION_MISMATCH]: 'WSF_VERSION_MISMATCH',
-  [CLOSE.HEARTBEAT_TIMEOUT]: 'WSF_HEARTBEAT_TIMEOUT',
-  [CLOSE.MODULE_MISMATCH]: 'WSF_MODULE_MISMATCH',
 };
 
 /** Default limits; each can be changed by an option of the same name. */
