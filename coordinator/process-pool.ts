@@ -6,15 +6,16 @@
  * the server (sockets and protocol), and the local worker nodes.
  */
 import { availableParallelism, hostname } from 'node:os';
+import { nanoid } from 'nanoid';
 import { deriveKey, generateToken } from '../shared/auth.ts';
 import { decodeValue, encodeValue } from '../shared/codec.ts';
 import { BrokenExecutorError, SerializationError, TimeoutError, WorkerLostError, errorFromWire } from '../shared/errors.ts';
-import { DEFAULTS, type RegisterMsg, type TaskOutcome, type TaskSpec } from '../shared/protocol.ts';
+import { CLOSE, DEFAULTS, type AttachMsg, type RegisterMsg, type TaskOutcome, type TaskSpec } from '../shared/protocol.ts';
 import { toModuleUrl } from '../shared/bundle.ts';
 import { BaseExecutor, checkPositiveInt, describeValue, type AnyFunction, type ChunkOutcome } from './executor.ts';
 import { checkTimeout, type Future } from './future.ts';
 import { LocalWorkers, isDenoRuntime, type WorkerRuntime } from './local-workers.ts';
-import { Scheduler } from './scheduler.ts';
+import { Scheduler, type LossKind } from './scheduler.ts';
 import { CoordinatorServer, type WorkerPeer } from './server.ts';
 import { TaskRegistry, type TaskRef } from './task-registry.ts';
 
@@ -69,6 +70,48 @@ interface Entry {
   fn: string;
 }
 
+/** A worker node: its control connection and its task threads' lanes. */
+interface NodeState {
+  peer: WorkerPeer;
+  /** Its lanes present this in `attach`. */
+  ticket: string;
+  lanes: Map<number, LaneState>;
+  draining: boolean;
+  drainedSent: boolean;
+}
+
+/**
+ * One task thread's lane: a scheduler worker with one slot. The thread runs its tasks in the
+ * order they were sent, so the first one not yet reported is the one running.
+ */
+interface LaneState {
+  peer: WorkerPeer;
+  node: NodeState;
+  lane: number;
+  /** Tasks sent on this lane and not yet reported, cancelled ones included, in order. */
+  unreported: Set<number>;
+  /** Timers that end the lane's thread if an aborted task in it does not stop. */
+  killTimers: Map<number, ReturnType<typeof setTimeout>>;
+  /** The coordinator asked the node to end this lane's thread. */
+  killing: boolean;
+  /** The node said the thread died, and how. */
+  died: string | undefined;
+  /** Set while the lane's connection is gone and the node has not (yet) said why. */
+  lostTimer: ReturnType<typeof setTimeout> | undefined;
+}
+
+/**
+ * How long an aborted task gets to end on its own (its AbortSignal fired) before its thread is
+ * ended. A synchronous CPU-bound task never sees the signal, so this bounds how long a slot
+ * stays blocked after abort.
+ */
+const ABORT_GRACE_MS = 1000;
+/**
+ * A lane that closes while its node is connected: the node usually says within milliseconds
+ * that the thread died (and how); if it does not, the lane's tasks are treated as lost.
+ */
+const LANE_DEATH_WAIT_MS = 1000;
+
 const LOOPBACK = new Set(['127.0.0.1', 'localhost', '::1', '[::1]']);
 
 /**
@@ -92,7 +135,9 @@ export class ProcessPoolExecutor extends BaseExecutor {
   readonly #local: LocalWorkers | undefined;
   /** Tasks sent to a node and not yet settled (queued ones live in the scheduler only). */
   readonly #running = new Map<number, Entry>();
-  readonly #peers = new Map<string, WorkerPeer>();
+  /** Worker nodes by control connection id, and lanes by their connection id. */
+  readonly #nodes = new Map<string, NodeState>();
+  readonly #lanes = new Map<string, LaneState>();
   readonly #started: Promise<void>;
   readonly #listening: Promise<string>;
   readonly #log: (level: 'info' | 'warn', message: string) => void;
@@ -141,13 +186,12 @@ export class ProcessPoolExecutor extends BaseExecutor {
       { host, port: listen.port ?? 0, key: deriveKey(this.token), maxMessageBytes, heartbeatIntervalMs, heartbeatTimeoutMs, tls },
       {
         register: (peer, msg) => this.#onRegister(peer, msg),
+        attach: (peer, msg) => this.#onAttach(peer, msg),
+        laneDied: (peer, lane, how) => this.#onLaneDied(peer, lane, how),
         fetchModule: (peer, id) => this.#onFetchModule(peer, id),
         ready: (peer) => this.#onReady(peer),
         results: (peer, items) => this.#onResults(peer, items),
-        drain: (peer) => {
-          this.#log('info', `worker node ${peer.label} is draining`);
-          this.#scheduler.drainWorker(peer.id);
-        },
+        drain: (peer) => this.#onDrain(peer),
         lost: (peer, reason) => this.#onLost(peer, reason),
         log: (level, m) => this.#log(level, m),
       },
@@ -204,7 +248,7 @@ export class ProcessPoolExecutor extends BaseExecutor {
 
   /** The connected worker nodes. */
   workers(): WorkerInfo[] {
-    return [...this.#peers.values()].map((p) => ({ id: p.id, name: p.name, hostname: p.hostname, address: p.remoteAddress, runtime: p.runtime, slots: p.slots }));
+    return [...this.#nodes.values()].map(({ peer: p }) => ({ id: p.id, name: p.name, hostname: p.hostname, address: p.remoteAddress, runtime: p.runtime, slots: p.slots }));
   }
 
   /**
@@ -326,7 +370,8 @@ export class ProcessPoolExecutor extends BaseExecutor {
       return e !== undefined && this.markRunning(e.future);
     });
     for (const { workerId, tasks } of assignments) {
-      const peer = this.#peers.get(workerId);
+      const lane = this.#lanes.get(workerId);
+      const peer = lane?.peer;
       const specs: TaskSpec[] = [];
       for (const t of tasks) {
         const entry = t.payload;
@@ -347,6 +392,7 @@ export class ProcessPoolExecutor extends BaseExecutor {
           continue;
         }
         specs.push({ id: t.id, m: entry.m, f: entry.f, a, c: entry.chunk ? 1 : undefined, n: t.attempt });
+        lane?.unreported.add(t.id);
         this.#running.set(t.id, entry);
         entry.future.setAbortHook(() => this.#stopTask(t.id));
       }
@@ -354,21 +400,49 @@ export class ProcessPoolExecutor extends BaseExecutor {
     }
   }
 
-  /** A running task's future was aborted or timed out: forget it and tell its node to stop. */
+  /**
+   * A running task's future was aborted or timed out: forget it and tell its lane to stop it.
+   * If it has not stopped after ABORT_GRACE_MS (a synchronous task never sees its signal), its
+   * node is told to end the lane's thread.
+   */
   #stopTask(id: number): void {
     this.#running.delete(id);
-    const workerId = this.#scheduler.cancel(id);
-    if (workerId) this.#peers.get(workerId)?.cancel(id);
+    const lane = this.#lanes.get(this.#scheduler.cancel(id) ?? '');
     this.#schedulePump();
+    if (!lane) return;
+    lane.peer.cancel(id);
+    const check = () => {
+      lane.killTimers.delete(id);
+      if (!lane.unreported.has(id) || lane.killing || !this.#lanes.has(lane.peer.id)) return;
+      // Still waiting behind another task in the thread (which reads the cancel only between
+      // tasks): look again later rather than end a thread for a task it never started.
+      if (lane.unreported.values().next().value !== id) {
+        lane.killTimers.set(id, setTimeout(check, ABORT_GRACE_MS));
+        return;
+      }
+      lane.killing = true;
+      const why = `task ${id} did not stop within ${ABORT_GRACE_MS} ms of being aborted`;
+      this.#log('warn', `${why}: ending its thread on worker node ${lane.node.peer.label}`);
+      lane.node.peer.send({ op: 'kill', lane: lane.lane, reason: why });
+      // Forgotten now rather than when its socket closes: a thread's end does not always close
+      // its socket at once (under Deno it may stay open), and the node starts another thread
+      // whose lane must find the slot free.
+      this.#removeLane(lane, 'killed', why);
+      lane.peer.terminate();
+    };
+    lane.killTimers.set(id, setTimeout(check, ABORT_GRACE_MS));
   }
 
   /** Welcomes a registered node once the modules are bundled. (The node itself compares any
    *  local copies of task modules against the hashes in the welcome, and says if they differ.) */
   #onRegister(peer: WorkerPeer, _msg: RegisterMsg): void {
+    const node: NodeState = { peer, ticket: nanoid(), lanes: new Map(), draining: false, drainedSent: false };
+    this.#nodes.set(peer.id, node);
     this.#registry.loaded.then(
       () => {
         if (peer.phase === 'closed') return;
         peer.send({
+          laneTicket: node.ticket,
           op: 'welcome',
           workerId: peer.id,
           modules: this.#registry.modules.map(({ id, url, hash }) => ({ id, url, hash })),
@@ -387,12 +461,28 @@ export class ProcessPoolExecutor extends BaseExecutor {
     peer.send({ op: 'module', id, hash: mod.hash, code: mod.code });
   }
 
-  #onReady(peer: WorkerPeer): void {
-    this.#peers.set(peer.id, peer);
-    this.#scheduler.addWorker(peer.id, peer.slots);
-    // Recognised by process, not by name: a remote node may well call itself "local-1".
-    if (this.#local && peer.pid === this.#local.pid && peer.hostname === hostname()) this.#local.connected();
-    this.#log('info', `worker node ${peer.label} connected: ${peer.slots} slot(s), ${peer.runtime}`);
+  #onAttach(peer: WorkerPeer, msg: AttachMsg): string | undefined {
+    const node = this.#nodes.get(msg.node);
+    if (!node || node.peer.phase === 'closed') return `attach: no worker node ${JSON.stringify(msg.node).slice(0, 40)} is connected`;
+    if (msg.ticket !== node.ticket) return `attach: wrong lane ticket for worker node ${node.peer.label}`;
+    if (node.lanes.has(msg.lane)) return `attach: lane ${msg.lane} of worker node ${node.peer.label} is already attached`;
+    // Lanes whose connection closed are still listed while the node says why; they do not count.
+    let live = 0;
+    for (const l of node.lanes.values()) if (l.peer.phase !== 'closed') live++;
+    if (live >= node.peer.slots) return `attach: worker node ${node.peer.label} has ${node.peer.slots} slot(s) and as many lanes already`;
+    // A lane speaks for its node in messages and remote stacks, and has its frame limit.
+    peer.name = node.peer.name;
+    peer.hostname = node.peer.hostname;
+    peer.pid = node.peer.pid;
+    peer.runtime = node.peer.runtime;
+    peer.remoteAddress = node.peer.remoteAddress;
+    peer.maxMessageBytes = node.peer.maxMessageBytes;
+    peer.slots = 1;
+    const lane: LaneState = { peer, node, lane: msg.lane, unreported: new Set(), killTimers: new Map(), killing: false, died: undefined, lostTimer: undefined };
+    node.lanes.set(msg.lane, lane);
+    this.#lanes.set(peer.id, lane);
+    this.#scheduler.addWorker(peer.id, 1);
+    if (node.draining) this.#scheduler.drainWorker(peer.id);
     const have = this.#scheduler.slotCount;
     this.#readyWaiters = this.#readyWaiters.filter((w) => {
       if (have < w.slots) return true;
@@ -400,21 +490,55 @@ export class ProcessPoolExecutor extends BaseExecutor {
       return false;
     });
     this.#schedulePump();
+    return undefined;
+  }
+
+  #onReady(peer: WorkerPeer): void {
+    // Recognised by process, not by name: a remote node may well call itself "local-1".
+    if (this.#local && peer.pid === this.#local.pid && peer.hostname === hostname()) this.#local.connected();
+    this.#log('info', `worker node ${peer.label} connected: ${peer.slots} slot(s), ${peer.runtime}`);
+  }
+
+  #onDrain(peer: WorkerPeer): void {
+    const node = this.#nodes.get(peer.id);
+    if (!node) return;
+    this.#log('info', `worker node ${peer.label} is draining`);
+    node.draining = true;
+    for (const lane of node.lanes.values()) this.#scheduler.drainWorker(lane.peer.id);
+    this.#checkDrained(node);
+  }
+
+  /** Tells a draining node it may go once nothing it was sent is unreported. */
+  #checkDrained(node: NodeState): void {
+    if (!node.draining || node.drainedSent) return;
+    for (const lane of node.lanes.values()) if (lane.unreported.size > 0) return;
+    node.drainedSent = true;
+    node.peer.send({ op: 'drained' });
   }
 
   #onResults(peer: WorkerPeer, items: TaskOutcome[]): void {
+    const lane = this.#lanes.get(peer.id);
+    if (!lane) return;
+    const node = lane.node.peer;
     for (const item of items) {
+      lane.unreported.delete(item.id);
+      const timer = lane.killTimers.get(item.id);
+      if (timer) {
+        clearTimeout(timer);
+        lane.killTimers.delete(item.id);
+      }
       if (item.d !== undefined) {
         this.#meanTaskMs = this.#meanTaskMs === undefined ? item.d : this.#meanTaskMs * 0.9 + item.d * 0.1;
       }
-      // Exactly-once settlement: an outcome for a task that is no longer this node's (finished
+      // Exactly-once settlement: an outcome for a task that is no longer this lane's (finished
       // elsewhere after a retry, aborted, timed out) is dropped here.
       if (this.#scheduler.complete(item.id, peer.id) === undefined) continue;
       const entry = this.#running.get(item.id);
       this.#running.delete(item.id);
       if (!entry || entry.future.done()) continue;
-      this.#settle(entry, item, peer);
+      this.#settle(entry, item, node);
     }
+    this.#checkDrained(lane.node);
     this.#tunePrefetch();
     this.#schedulePump();
   }
@@ -446,17 +570,60 @@ export class ProcessPoolExecutor extends BaseExecutor {
     // Tiny tasks: keep many in flight per slot so a slot never waits a round trip for work.
     // Long tasks: one per slot, so a task never waits behind another on a busy node while a
     // different node idles (the asCompleted example in the seed guide shows the difference).
-    // The sub-millisecond depth is well above what a node hands each thread (64, runner.ts), so
-    // the node has a local queue to refill a thread from while results make their round trip.
+    // Each slot is a lane (a task thread with its own connection): the sub-millisecond depth
+    // keeps tasks in the thread's socket while its results make their round trip.
     this.#scheduler.depthPerSlot = ms < 1 ? 256 : ms < 10 ? 16 : ms < 100 ? 2 : 1;
   }
 
   #onLost(peer: WorkerPeer, reason: string): void {
-    if (!this.#peers.delete(peer.id)) return;
-    const { requeued, failed } = this.#scheduler.removeWorker(peer.id);
-    if (requeued.length || failed.length || !this.isShutdown) {
-      this.#log(this.isShutdown ? 'info' : 'warn', `worker node ${peer.label} lost: ${reason}; ${requeued.length} task(s) requeued, ${failed.length} failed`);
+    const node = this.#nodes.get(peer.id);
+    if (node) {
+      // The node is gone, and with it every lane: the threads are ended by the node itself
+      // (if it is still alive) when it sees its control connection close.
+      this.#nodes.delete(peer.id);
+      let requeued = 0;
+      let failed = 0;
+      for (const lane of node.lanes.values()) {
+        const out = this.#removeLane(lane, 'lost', reason);
+        requeued += out.requeued;
+        failed += out.failed;
+        lane.peer.close(CLOSE.NORMAL, 'its worker node is gone');
+      }
+      if (requeued || failed || !this.isShutdown) {
+        this.#log(this.isShutdown ? 'info' : 'warn', `worker node ${peer.label} lost: ${reason}; ${requeued} task(s) requeued, ${failed} failed`);
+      }
+      return;
     }
+    const lane = this.#lanes.get(peer.id);
+    if (!lane) return;
+    // Wait for the node to say why (a thread that died), or for that to take too long.
+    this.#scheduler.drainWorker(peer.id);
+    lane.lostTimer = setTimeout(() => {
+      lane.lostTimer = undefined;
+      const out = this.#removeLane(lane, 'lost', reason);
+      if (out.requeued || out.failed) this.#log('warn', `lane ${lane.lane} of worker node ${lane.node.peer.label} lost: ${reason}; ${out.requeued} task(s) requeued, ${out.failed} failed`);
+    }, LANE_DEATH_WAIT_MS);
+  }
+
+  #onLaneDied(peer: WorkerPeer, laneNo: number, how: string): void {
+    const lane = this.#nodes.get(peer.id)?.lanes.get(laneNo);
+    if (!lane) return;
+    lane.died = how;
+    this.#log('warn', `a task thread of worker node ${peer.label} died: it ${how}`);
+    // Its socket may outlive it for a while (see #stopTask): done with it now.
+    this.#removeLane(lane, 'crashed', how);
+    lane.peer.terminate();
+  }
+
+  /** Forgets a lane; its tasks are requeued or failed as `how` says (see LossKind). */
+  #removeLane(lane: LaneState, how: LossKind, reason: string): { requeued: number; failed: number } {
+    if (this.#lanes.get(lane.peer.id) !== lane) return { requeued: 0, failed: 0 };
+    this.#lanes.delete(lane.peer.id);
+    lane.node.lanes.delete(lane.lane);
+    for (const t of lane.killTimers.values()) clearTimeout(t);
+    if (lane.lostTimer) clearTimeout(lane.lostTimer);
+    const { requeued, failed, crashed } = this.#scheduler.removeWorker(lane.peer.id, how);
+    const node = lane.node.peer;
     for (const id of requeued) {
       this.#running.get(id)?.future.setPendingAgain();
       this.#running.delete(id);
@@ -466,10 +633,19 @@ export class ProcessPoolExecutor extends BaseExecutor {
       this.#running.delete(id);
       if (!entry || entry.future.done()) continue;
       entry.future.setException(
-        new WorkerLostError(`task ${id} (${entry.fn}) was lost with worker node ${peer.label}: ${reason}; it ran ${attempts} time(s) and maxRetries is ${this.maxRetries}`),
+        new WorkerLostError(`task ${id} (${entry.fn}) was lost with worker node ${node.label}: ${reason}; it ran ${attempts} time(s) and maxRetries is ${this.maxRetries}`),
       );
     }
+    if (crashed !== undefined) {
+      const entry = this.#running.get(crashed);
+      this.#running.delete(crashed);
+      if (entry && !entry.future.done()) {
+        this.#settle(entry, { id: crashed, e: { name: 'Error', message: `the task's thread ${lane.died ?? reason}`, code: 'WSF_THREAD_DIED' } }, node);
+      }
+    }
+    this.#checkDrained(lane.node);
     this.#schedulePump();
+    return { requeued: requeued.length, failed: failed.length + (crashed === undefined ? 0 : 1) };
   }
 
   #break(message: string, cause?: unknown): void {

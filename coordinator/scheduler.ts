@@ -27,6 +27,11 @@ interface TaskEntry<P> {
 interface WorkerEntry {
   id: string;
   slots: number;
+  /**
+   * Its tasks, in the order they were handed to it. A worker runs them in that order, one per
+   * slot at a time: with one slot (a lane, as the process pool uses it), the first is the one
+   * running and the others wait behind it.
+   */
   assigned: Set<number>;
   /** A draining node finishes what it has and gets nothing new. */
   draining: boolean;
@@ -42,7 +47,22 @@ export interface LostWorkerOutcome {
   requeued: number[];
   /** Tasks that ran out of retries: their futures must fail with WorkerLostError. */
   failed: { id: number; attempts: number }[];
+  /** With `crashed`: the task that was running, removed here; its future must fail. */
+  crashed?: number;
 }
+
+/**
+ * How a worker went away, which decides whether its running task is to blame.
+ * - `lost`: the connection or the node went away. The running task is re-run, counting an
+ *   attempt (it fails once it has run `1 + maxRetries` times).
+ * - `crashed`: the task itself ended the worker's thread (process.exit, out of memory): it is
+ *   not re-run, and the caller fails it with what happened.
+ * - `killed`: the worker was ended on purpose, because a task that was aborted in it did not
+ *   stop; that task is already settled, and the others are not to blame.
+ * In every case the tasks behind the running one had not started: they go back to the queue
+ * without counting an attempt.
+ */
+export type LossKind = 'lost' | 'crashed' | 'killed';
 
 /**
  * A FIFO queue backed by an array with a moving head; `shift()` on a big array is O(n), and
@@ -166,34 +186,43 @@ export class Scheduler<P> {
   }
 
   /**
-   * Forgets a worker node. Its tasks go back to the front of the queue, or fail once they have
-   * been tried `1 + maxRetries` times.
+   * Forgets a worker. The tasks it was running (its first `slots` tasks in assignment order)
+   * are dealt with as `how` says; the ones behind them go back to the queue as they were, not
+   * counted as attempts (they never started). Requeued tasks go to the front of the queue, in
+   * submission order.
    */
-  removeWorker(id: string): LostWorkerOutcome {
+  removeWorker(id: string, how: LossKind = 'lost'): LostWorkerOutcome {
     const w = this.#workers.get(id);
     const out: LostWorkerOutcome = { requeued: [], failed: [] };
     if (!w) return out;
     this.#workers.delete(id);
-    const lost: TaskEntry<P>[] = [];
+    const retry: TaskEntry<P>[] = [];
+    let position = 0;
     for (const taskId of w.assigned) {
       const t = this.#tasks.get(taskId);
-      if (t) lost.push(t);
-    }
-    // In submission order (both lists); then unshifted last-first, so that the queue's front
-    // holds them in that same order.
-    lost.sort((a, b) => a.seq - b.seq);
-    const retry: TaskEntry<P>[] = [];
-    for (const t of lost) {
+      if (!t) continue;
       t.workerId = undefined;
-      if (t.attempts > this.#options.maxRetries) {
+      const running = position++ < w.slots;
+      if (!running || how === 'killed') {
+        t.attempts--;
+        retry.push(t);
+      } else if (how === 'crashed') {
+        this.#tasks.delete(t.id);
+        out.crashed = t.id;
+      } else if (t.attempts > this.#options.maxRetries) {
         this.#tasks.delete(t.id);
         out.failed.push({ id: t.id, attempts: t.attempts });
       } else {
         retry.push(t);
-        out.requeued.push(t.id);
       }
     }
-    for (let i = retry.length - 1; i >= 0; i--) this.#queue.unshift(retry[i]!);
+    // Unshifted last-first, so that the queue's front holds them in submission order.
+    retry.sort((a, b) => a.seq - b.seq);
+    for (let i = retry.length - 1; i >= 0; i--) {
+      this.#queue.unshift(retry[i]!);
+      out.requeued.push(retry[i]!.id);
+    }
+    out.requeued.reverse();
     this.#queued += retry.length;
     return out;
   }

@@ -8,11 +8,18 @@ import type { IncomingMessage } from 'node:http';
 import { nanoid } from 'nanoid';
 import { checkAuth, makeHello } from '../shared/auth.ts';
 import { decodeMessage, encodeMessage } from '../shared/codec.ts';
-import { CLOSE, CLOSE_ERROR_CODES, HANDSHAKE, WS_PATH, batchBySize, invalidW2C, type C2W, type Handlers, type RegisterMsg, type TaskOutcome, type TaskSpec, type W2C } from '../shared/protocol.ts';
+import { CLOSE, CLOSE_ERROR_CODES, HANDSHAKE, WS_PATH, batchBySize, invalidW2C, type AttachMsg, type C2W, type Handlers, type RegisterMsg, type TaskOutcome, type TaskSpec, type W2C } from '../shared/protocol.ts';
 
 export interface ServerEvents {
   /** A worker node registered (the pool answers with `welcome`). */
   register(peer: WorkerPeer, msg: RegisterMsg): void;
+  /**
+   * A task thread's lane asks to join its node. Returns why it may not (the lane is then
+   * refused), or undefined when it is attached.
+   */
+  attach(peer: WorkerPeer, msg: AttachMsg): string | undefined;
+  /** A node says the thread of one of its lanes died. */
+  laneDied(peer: WorkerPeer, lane: number, how: string): void;
   fetchModule(peer: WorkerPeer, id: number): void;
   ready(peer: WorkerPeer): void;
   results(peer: WorkerPeer, items: TaskOutcome[]): void;
@@ -37,7 +44,10 @@ export interface ServerOptions {
 type Phase = 'handshake' | 'registering' | 'ready' | 'closed';
 
 
-/** One connected worker node, as the coordinator sees it. */
+/**
+ * One connection from a worker node, as the coordinator sees it: a node's control connection
+ * (`register`) or one of its task threads' lanes (`attach`).
+ */
 export class WorkerPeer {
   /**
    * Random rather than a counter: it appears in logs and errors of a coordinator that may be
@@ -53,6 +63,8 @@ export class WorkerPeer {
   maxMessageBytes = Number.MAX_SAFE_INTEGER;
   remoteAddress: string;
   phase: Phase = 'handshake';
+  /** Known once it registers or attaches. */
+  kind: 'control' | 'lane' | undefined;
   lastSeen = Date.now();
   readonly #ws: WebSocket;
   #pendingCancel: number[] = [];
@@ -168,7 +180,9 @@ export class CoordinatorServer {
     this.#heartbeat = setInterval(() => {
       const now = Date.now();
       for (const peer of this.peers) {
-        if (peer.phase === 'handshake') continue;
+        // Lanes are not pinged: their thread may run a long synchronous task and cannot
+        // answer. The node's control connection answers for the whole node.
+        if (peer.phase === 'handshake' || (peer.kind === 'lane' && peer.phase === 'ready')) continue;
         if (now - peer.lastSeen > heartbeatTimeoutMs) {
           // No close frame will come from a peer that vanished (power loss, cable, SIGSTOP):
           // terminate the socket ourselves and treat its tasks as lost.
@@ -259,9 +273,11 @@ export class CoordinatorServer {
   }
 
   #dispatch(peer: WorkerPeer, msg: W2C): void {
+    const control = (then: () => void) => () => (peer.kind === 'control' ? then() : this.#refuse(peer, CLOSE.PROTOCOL, `"${msg.op}" is for a control connection`));
     const handlers: Handlers<W2C> = {
       register: (m) => {
-        if (peer.phase !== 'registering') return this.#refuse(peer, CLOSE.PROTOCOL, 'register sent twice');
+        if (peer.phase !== 'registering' || peer.kind !== undefined) return this.#refuse(peer, CLOSE.PROTOCOL, 'register sent twice');
+        peer.kind = 'control';
         peer.name = m.name;
         peer.slots = m.slots;
         peer.runtime = `${m.runtime} ${m.runtimeVersion}`;
@@ -270,19 +286,28 @@ export class CoordinatorServer {
         if (m.maxMessageBytes !== undefined) peer.maxMessageBytes = m.maxMessageBytes;
         this.#events.register(peer, m);
       },
-      'fetch-module': (m) => this.#events.fetchModule(peer, m.id),
-      ready: () => {
+      attach: (m) => {
+        if (peer.phase !== 'registering' || peer.kind !== undefined) return this.#refuse(peer, CLOSE.PROTOCOL, 'attach on a connection that already registered or attached');
+        const refused = this.#events.attach(peer, m);
+        if (refused) return this.#refuse(peer, CLOSE.PROTOCOL, refused);
+        peer.kind = 'lane';
+        peer.phase = 'ready';
+        peer.send({ op: 'attached' });
+      },
+      'lane-died': (m) => control(() => this.#events.laneDied(peer, m.lane, m.how))(),
+      'fetch-module': (m) => control(() => this.#events.fetchModule(peer, m.id))(),
+      ready: control(() => {
         if (peer.phase !== 'registering') return this.#refuse(peer, CLOSE.PROTOCOL, 'ready sent twice');
         peer.phase = 'ready';
         this.#events.ready(peer);
-      },
+      }),
       results: (m) => {
-        if (peer.phase !== 'ready') return this.#refuse(peer, CLOSE.PROTOCOL, 'results before ready');
+        if (peer.kind !== 'lane') return this.#refuse(peer, CLOSE.PROTOCOL, 'results on a connection that is not an attached lane');
         this.#events.results(peer, m.items);
       },
       ping: (m) => peer.send({ op: 'pong', t: m.t }),
       pong: () => {},
-      drain: () => this.#events.drain(peer),
+      drain: control(() => this.#events.drain(peer)),
       error: (m) => this.#events.log('warn', `worker node ${peer.label} reported ${m.code}: ${m.message}`),
     };
     (handlers[msg.op] as (m: W2C) => void)(msg);
@@ -314,7 +339,7 @@ export class CoordinatorServer {
     for (const peer of this.peers) {
       // Said before the close, so nodes started with --exit-on-shutdown exit instead of
       // reconnecting; others keep retrying until a coordinator listens here again.
-      if (peer.phase === 'ready' || peer.phase === 'registering') peer.send({ op: 'shutdown', exit: false });
+      if (peer.kind === 'control') peer.send({ op: 'shutdown', exit: false });
       peer.close(CLOSE.NORMAL, 'coordinator shut down');
     }
     const wss = this.#wss;

@@ -1,56 +1,56 @@
 /**
- * Messages between a worker node's network thread and its task threads (postMessage, inside
- * one process). Arguments and results stay msgpack bytes on this hop: the network thread never
- * decodes them. Jobs and outcomes travel in batches: for tiny tasks the cost of one
- * postMessage (a thread wake-up each way) is larger than the task itself.
+ * Messages between a worker node's main thread and its task threads (postMessage, inside one
+ * process). There are few: tasks do not pass through the main thread at all. Each task thread
+ * opens its own connection to the coordinator (a lane, see shared/protocol.ts) and reads its
+ * tasks from it; the main thread only starts threads, and ends one whose aborted task does not
+ * stop or that died.
  */
-import type { WireError } from '../shared/errors.ts';
 
-export interface ThreadJob {
-  id: number;
-  /** file: URL of the module to import. */
+/** What a task thread needs to open its lane. */
+export interface LaneConfig {
+  /** The coordinator's URL. */
   url: string;
-  f: string;
-  a: Uint8Array;
-  chunk: boolean;
-  attempt: number;
+  /** The key derived from the token (the thread proves it holds it, as the node did). */
+  key: Uint8Array;
+  /** A CA certificate (PEM) to trust, for wss:// with a self-signed certificate. */
+  ca?: string;
+  /** The largest frame this node accepts. */
+  maxMessageBytes: number;
+  /** The largest frame the coordinator accepts (from its welcome): larger results fail. */
+  peerMaxMessageBytes: number;
+  /** The node's workerId and lane ticket, from the welcome. */
+  node: string;
+  ticket: string;
+  /** This lane's number within the node. */
+  lane: number;
+  /** Task modules: the coordinator's module id → the file: URL to import here. */
+  modules: [number, string][];
 }
 
-export interface ThreadRun {
-  t: 'run';
-  jobs: ThreadJob[];
+/** Import the modules, then connect and attach the lane. */
+export interface ThreadStart {
+  t: 'start';
+  config: LaneConfig;
 }
 
-export interface ThreadAbort {
-  t: 'abort';
-  id: number;
+export type ToThread = ThreadStart;
+
+/** The lane is attached: the thread takes tasks. */
+export interface ThreadAttached {
+  t: 'attached';
+}
+
+/** The lane's connection ended; the thread has stopped what it was running. */
+export interface ThreadClosed {
+  t: 'closed';
+  code: number;
   reason: string;
 }
 
-/** Import these modules now, so the first task does not pay for loading them. */
-export interface ThreadPreload {
-  t: 'preload';
-  urls: string[];
+/** A line for the node's log. */
+export interface ThreadLog {
+  t: 'log';
+  message: string;
 }
 
-export type ToThread = ThreadRun | ThreadAbort | ThreadPreload;
-
-export interface ThreadOutcome {
-  id: number;
-  v?: Uint8Array;
-  e?: WireError;
-  /** Milliseconds the task ran. */
-  d: number;
-}
-
-export interface ThreadDone {
-  t: 'done';
-  outcomes: ThreadOutcome[];
-}
-
-/** The modules of a preload are imported (or failed to; the first task will say why). */
-export interface ThreadLoaded {
-  t: 'loaded';
-}
-
-export type FromThread = ThreadDone | ThreadLoaded;
+export type FromThread = ThreadAttached | ThreadClosed | ThreadLog;

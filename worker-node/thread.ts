@@ -1,23 +1,25 @@
 /**
- * A task thread: imports task modules, runs its jobs one after another, and reports outcomes
- * as msgpack bytes. A CPU-bound task blocks only this thread; the node stops such a task by
- * terminating the thread (see runner.ts), the one way to interrupt synchronous JavaScript.
+ * A task thread: imports the task modules, opens its own lane to the coordinator, and runs the
+ * tasks it reads from it one after another, writing their outcomes back in batches. A CPU-bound
+ * task blocks only this thread; the node stops such a task by terminating the thread (see
+ * lanes.ts), the one way to interrupt synchronous JavaScript.
  */
 import { parentPort } from 'node:worker_threads';
 import { canEncode, decodeValue, encodeValue } from '../shared/codec.ts';
 import { UnknownTaskError, errorToWire } from '../shared/errors.ts';
+import { CLOSE, batchBySize, type C2W, type Handlers, type TaskOutcome, type TaskSpec } from '../shared/protocol.ts';
 import { threadTask, type TaskContext } from '../shared/task-context.ts';
-import { packBytes } from './pack-bytes.ts';
-import type { FromThread, ThreadJob, ThreadOutcome, ToThread } from './thread-protocol.ts';
+import { Connection } from './connection.ts';
+import type { FromThread, LaneConfig, ToThread } from './thread-protocol.ts';
 
 /**
- * The channel to the node's network thread: node:worker_threads' parentPort under Node, the
- * web Worker scope under Deno (see task-thread.ts for why).
+ * The channel to the node's main thread: node:worker_threads' parentPort under Node, the web
+ * Worker scope under Deno (see task-thread.ts for why).
  */
-const port: { post(msg: FromThread, transfer: ArrayBuffer[]): void; listen(fn: (msg: ToThread) => void): void } = parentPort
-  ? { post: (m, t) => parentPort!.postMessage(m, t), listen: (fn) => parentPort!.on('message', fn) }
+const port: { post(msg: FromThread): void; listen(fn: (msg: ToThread) => void): void } = parentPort
+  ? { post: (m) => parentPort!.postMessage(m), listen: (fn) => parentPort!.on('message', fn) }
   : {
-      post: (m, t) => (globalThis as unknown as { postMessage(m: unknown, t: ArrayBuffer[]): void }).postMessage(m, t),
+      post: (m) => (globalThis as unknown as { postMessage(m: unknown): void }).postMessage(m),
       listen: (fn) => {
         (globalThis as unknown as { onmessage: (e: { data: ToThread }) => void }).onmessage = (e) => fn(e.data);
       },
@@ -43,9 +45,12 @@ class LazyAbort {
 }
 
 const controllers = new Map<number, LazyAbort>();
-const queue: ThreadJob[] = [];
-let outbox: ThreadOutcome[] = [];
+const queue: TaskSpec[] = [];
+let outbox: TaskOutcome[] = [];
 let draining = false;
+let lane: Connection | undefined;
+let config: LaneConfig | undefined;
+let moduleUrls = new Map<number, string>();
 
 async function load(url: string): Promise<Record<string, unknown>> {
   const ready = modules.get(url);
@@ -69,13 +74,24 @@ function flush(): void {
   if (outbox.length === 0) return;
   const outcomes = outbox;
   outbox = [];
-  // The results are views into msgpackr's working buffer: they move to one buffer of their
-  // own, transferred (not cloned) to the network thread.
-  const buffer = packBytes(outcomes, (o) => o.v, (o, v) => (o.v = v));
-  port.post({ t: 'done', outcomes } satisfies FromThread, buffer ? [buffer] : []);
+  if (!lane?.isOpen) return; // the coordinator is gone: it re-runs these elsewhere
+  const limit = config!.peerMaxMessageBytes - 4096;
+  for (let i = 0; i < outcomes.length; i++) {
+    const o = outcomes[i]!;
+    const size = o.v?.byteLength ?? 0;
+    if (size <= limit) continue;
+    // Sending it would make the coordinator close the lane (frame too large) and re-run the
+    // task elsewhere, where it would fail the same way: report why instead.
+    outcomes[i] = {
+      id: o.id,
+      d: o.d,
+      e: { name: 'SerializationError', code: 'WSF_SERIALIZATION', message: `the task's result encodes to ${size} bytes, more than the coordinator's maxMessageBytes (${config!.peerMaxMessageBytes}): raise maxMessageBytes on the pool or return less` },
+    };
+  }
+  for (const items of batchBySize(outcomes, (o) => (o.v?.byteLength ?? 0) + 64)) lane.send({ op: 'results', items });
 }
 
-async function run(job: ThreadJob): Promise<ThreadOutcome> {
+async function run(job: TaskSpec): Promise<TaskOutcome> {
   const started = performance.now();
   const controller = new LazyAbort();
   controllers.set(job.id, controller);
@@ -86,10 +102,12 @@ async function run(job: ThreadJob): Promise<ThreadOutcome> {
       return controller.signal;
     },
     taskId: String(job.id),
-    attempt: job.attempt,
+    attempt: job.n,
   };
   try {
-    const ns = modules.get(job.url) ?? (await load(job.url));
+    const url = moduleUrls.get(job.m);
+    if (url === undefined) throw new UnknownTaskError(`unknown task module id ${job.m}`);
+    const ns = modules.get(url) ?? (await load(url));
     // Aborted while the module was loading: do not start it (the outcome is dropped anyway).
     if (controller.aborted) throw controller.reason;
     const fn = ns[job.f];
@@ -97,7 +115,7 @@ async function run(job: ThreadJob): Promise<ThreadOutcome> {
       throw new UnknownTaskError(`the task module has no exported function "${job.f}" on this worker node: is the worker's copy of the module out of date?`);
     }
     const decoded = decodeValue(job.a, 'task arguments');
-    if (!job.chunk) {
+    if (job.c !== 1) {
       if (!Array.isArray(decoded)) throw new TypeError('task arguments must be an array');
       threadTask.current = context;
       let value = fn.apply(context, decoded);
@@ -141,7 +159,7 @@ async function drain(): Promise<void> {
     for (let job = queue.shift(); job; job = queue.shift()) {
       outbox.push(await run(job));
       // A long job's outcome should not wait for the rest of the batch.
-      if (outbox.length >= 64 || outbox[outbox.length - 1]!.d > 5) flush();
+      if (outbox.length >= 64 || (outbox[outbox.length - 1]!.d ?? 0) > 5) flush();
     }
   } finally {
     draining = false;
@@ -149,23 +167,62 @@ async function drain(): Promise<void> {
   }
 }
 
-port.listen((msg: ToThread) => {
-  if (msg.t === 'run') {
-    for (const job of msg.jobs) queue.push(job);
-    void drain();
-  } else if (msg.t === 'preload') {
-    // Errors are reported by the first task that needs the module, with the task's context.
-    void Promise.allSettled(msg.urls.map((url) => load(url))).then(() => port.post({ t: 'loaded' }, []));
-  } else if (msg.t === 'abort') {
-    const c = controllers.get(msg.id);
-    if (c) return c.abort(new Error(msg.reason));
-    // Not started yet: drop it, and say so, so the runner stops waiting for it. (An abort for
-    // a job that already finished finds nothing here and is ignored.)
-    const i = queue.findIndex((j) => j.id === msg.id);
-    if (i >= 0) {
-      queue.splice(i, 1);
-      outbox.push({ id: msg.id, d: 0 });
-      if (!draining) flush();
-    }
+function cancel(id: number): void {
+  const c = controllers.get(id);
+  if (c) return c.abort(new Error('cancelled by the coordinator'));
+  // Not started yet: drop it, and say so: the coordinator counts it as held by this lane until
+  // it hears of it. (A cancel for a task that already finished finds nothing and is ignored.)
+  const i = queue.findIndex((j) => j.id === id);
+  if (i >= 0) {
+    queue.splice(i, 1);
+    outbox.push({ id, d: 0 });
+    if (!draining) flush();
   }
+}
+
+const handlers: Partial<Handlers<C2W>> = {
+  attached: () => port.post({ t: 'attached' }),
+  run: (m) => {
+    for (const task of m.tasks) queue.push(task);
+    void drain();
+  },
+  cancel: (m) => {
+    for (const id of m.ids) cancel(id);
+  },
+  ping: (m) => lane?.send({ op: 'pong', t: m.t }),
+  pong: () => {},
+  shutdown: () => {},
+  error: (m) => port.post({ t: 'log', message: `the coordinator reported ${m.code} on lane ${config?.lane}: ${m.message}` }),
+};
+
+async function start(c: LaneConfig): Promise<void> {
+  config = c;
+  moduleUrls = new Map(c.modules);
+  // Imported before the lane attaches: the node is ready only when every thread can run its
+  // first task at full speed (loading a module can take a second). An import that fails is
+  // reported by the first task that needs the module, with that task's context.
+  await Promise.allSettled(c.modules.map(([, url]) => load(url)));
+  lane = new Connection(
+    { url: c.url, key: c.key, ca: c.ca, maxMessageBytes: c.maxMessageBytes },
+    {
+      authenticated: () => lane!.send({ op: 'attach', node: c.node, lane: c.lane, ticket: c.ticket }),
+      message: (m) => {
+        const handler = handlers[m.op] as ((m: C2W) => void) | undefined;
+        if (handler) handler(m);
+        else lane!.abort(CLOSE.PROTOCOL, `unexpected "${m.op}" on a lane`);
+      },
+      closed: (code, reason) => {
+        // Whatever the coordinator sent here will run elsewhere: stop it.
+        queue.length = 0;
+        outbox = [];
+        for (const controller of controllers.values()) controller.abort(new Error('the lane to the coordinator closed'));
+        port.post({ t: 'closed', code, reason });
+      },
+      log: (message) => port.post({ t: 'log', message: `lane ${c.lane}: ${message}` }),
+    },
+  );
+}
+
+port.listen((msg: ToThread) => {
+  if (msg.t === 'start') void start(msg.config);
 });

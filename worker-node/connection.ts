@@ -1,0 +1,140 @@
+/**
+ * One client connection to a coordinator, as both a worker node's control connection and each
+ * of its task threads' lanes open it: the WebSocket, the raw handshake (shared/auth.ts), then
+ * msgpack messages checked against the protocol before anyone sees them.
+ */
+import WebSocket from 'ws';
+import { answerHello, checkAuthOk } from '../shared/auth.ts';
+import { decodeMessage, encodeMessage } from '../shared/codec.ts';
+import { CLOSE, CLOSE_ERROR_CODES, invalidC2W, type C2W, type W2C } from '../shared/protocol.ts';
+
+/** Why a worker node stopped for good. */
+export class WorkerNodeFatalError extends Error {
+  readonly code: string;
+  constructor(code: string, message: string) {
+    super(message);
+    this.name = 'WorkerNodeFatalError';
+    this.code = code;
+  }
+}
+
+export interface ConnectionOptions {
+  url: string;
+  key: Uint8Array;
+  ca?: string | Uint8Array;
+  maxMessageBytes: number;
+}
+
+export interface ConnectionEvents {
+  /** The socket is open; the handshake starts. */
+  open?(): void;
+  /** Both sides proved they hold the token: send `register` or `attach`. */
+  authenticated(): void;
+  message(msg: C2W): void;
+  /**
+   * The connection ended. `fatal` is set when retrying cannot help (wrong token, no protocol
+   * version in common).
+   */
+  closed(code: number, reason: string, fatal: WorkerNodeFatalError | undefined): void;
+  log(message: string): void;
+}
+
+export class Connection {
+  readonly #ws: WebSocket;
+  readonly #events: ConnectionEvents;
+  #phase: 'connecting' | 'handshake' | 'open' | 'closed' = 'connecting';
+  /** When the coordinator was last heard from (any frame). */
+  lastSeen = Date.now();
+
+  constructor(options: ConnectionOptions, events: ConnectionEvents) {
+    this.#events = events;
+    const { key } = options;
+    const ws = new WebSocket(options.url, { maxPayload: options.maxMessageBytes, handshakeTimeout: 10_000, ca: options.ca as string | Buffer | undefined });
+    this.#ws = ws;
+    ws.binaryType = 'nodebuffer';
+    let helloNonce: Uint8Array | undefined;
+    let nonce: Uint8Array | undefined;
+    let fatal: WorkerNodeFatalError | undefined;
+    let lastError = '';
+    ws.on('open', () => {
+      this.#phase = 'handshake';
+      this.lastSeen = Date.now();
+      events.open?.();
+    });
+    ws.on('message', (data: Buffer, isBinary: boolean) => {
+      if (this.#phase === 'closed') return;
+      this.lastSeen = Date.now();
+      if (!isBinary) return this.abort(CLOSE.PROTOCOL, 'text frames are not part of the protocol');
+      if (this.#phase === 'handshake') {
+        if (!helloNonce) {
+          const r = answerHello(data, key);
+          if (!r.ok) {
+            if (r.code === 'WSF_VERSION_MISMATCH') fatal = new WorkerNodeFatalError(r.code, r.message);
+            return this.abort(r.code === 'WSF_VERSION_MISMATCH' ? CLOSE.VERSION_MISMATCH : CLOSE.PROTOCOL, r.message);
+          }
+          helloNonce = r.helloNonce;
+          nonce = r.nonce;
+          ws.send(r.auth);
+          return;
+        }
+        const ok = checkAuthOk(data, key, helloNonce, nonce!);
+        if (ok !== true) {
+          fatal = new WorkerNodeFatalError(ok.code, ok.message);
+          return this.abort(ok.code === 'WSF_AUTH_FAILED' ? CLOSE.AUTH_FAILED : CLOSE.PROTOCOL, ok.message);
+        }
+        this.#phase = 'open';
+        events.authenticated();
+        return;
+      }
+      let msg: unknown;
+      try {
+        msg = decodeMessage(data);
+      } catch (err) {
+        return this.abort(CLOSE.PROTOCOL, `malformed msgpack frame from the coordinator: ${(err as Error).message}`);
+      }
+      const invalid = invalidC2W(msg);
+      if (invalid) return this.abort(CLOSE.PROTOCOL, invalid);
+      events.message(msg as C2W);
+    });
+    ws.on('error', (err: Error & { code?: string }) => {
+      // Followed by 'close', which reports it.
+      lastError = err.code ? `${err.code}: ${err.message}` : err.message;
+    });
+    ws.on('close', (code: number, reasonBuf: Buffer) => {
+      this.#phase = 'closed';
+      const reason = reasonBuf?.toString() || lastError;
+      if (code === CLOSE.AUTH_FAILED || code === CLOSE.VERSION_MISMATCH) {
+        fatal ??= new WorkerNodeFatalError(CLOSE_ERROR_CODES[code]!, `the coordinator refused this worker node: ${reason || CLOSE_ERROR_CODES[code]}`);
+      }
+      events.closed(code, reason, fatal);
+    });
+  }
+
+  /** True once authenticated and until closed. */
+  get isOpen(): boolean {
+    return this.#phase === 'open';
+  }
+
+  send(msg: W2C): void {
+    if (this.#phase === 'open' && this.#ws.readyState === WebSocket.OPEN) this.#ws.send(encodeMessage(msg));
+  }
+
+  /** Closes with a code and reason; after authentication the coordinator is also told why. */
+  abort(code: number, reason: string): void {
+    this.#events.log(`closing the connection: ${reason}`);
+    if (this.#phase === 'open') this.send({ op: 'error', code: CLOSE_ERROR_CODES[code] ?? 'WSF_PROTOCOL', message: reason });
+    // Nothing more from this connection is read while it closes.
+    this.#phase = 'closed';
+    this.close(code, reason);
+  }
+
+  close(code: number, reason: string): void {
+    if (this.#ws.readyState === WebSocket.CLOSED || this.#ws.readyState === WebSocket.CLOSING) return;
+    this.#ws.close(code, reason.slice(0, 120));
+  }
+
+  /** Cuts the socket without a close handshake (the coordinator went silent). */
+  terminate(): void {
+    this.#ws.terminate();
+  }
+}

@@ -1,0 +1,134 @@
+/**
+ * A worker node's task threads, one per slot. Each thread opens its own lane to the coordinator
+ * and takes its tasks from it (thread.ts); this side only starts the threads, tells when they
+ * are all attached, ends one on the coordinator's `kill` (its aborted task did not stop), and
+ * replaces one that died or lost its lane.
+ */
+import { startTaskThread, type TaskThread } from './task-thread.ts';
+import type { FromThread, LaneConfig } from './thread-protocol.ts';
+
+export interface LaneThreadsOptions {
+  slots: number;
+  /** A thread died by itself (the coordinator is told, to fail the task it was running). */
+  onDied: (lane: number, how: string) => void;
+  log: (message: string) => void;
+}
+
+interface LaneThread {
+  lane: number;
+  worker: TaskThread;
+  attached: boolean;
+}
+
+/** Everything a lane needs but its number. */
+export type LaneSession = Omit<LaneConfig, 'lane'>;
+
+export class LaneThreads {
+  readonly #options: LaneThreadsOptions;
+  #threads: LaneThread[] = [];
+  #session: LaneSession | undefined;
+  #nextLane = 0;
+  /** Lanes lost in a row without one attaching: spaces out replacements of failing threads. */
+  #failures = 0;
+  #onAllAttached: (() => void) | undefined;
+  readonly #timers = new Set<ReturnType<typeof setTimeout>>();
+
+  constructor(options: LaneThreadsOptions) {
+    this.#options = options;
+  }
+
+  /**
+   * Starts one thread per slot for a new control connection. Resolves once every thread has
+   * imported the task modules and attached its lane.
+   */
+  start(session: LaneSession): Promise<void> {
+    this.#stopThreads();
+    this.#session = session;
+    this.#nextLane = 0;
+    this.#failures = 0;
+    const attached = new Promise<void>((resolve) => (this.#onAllAttached = resolve));
+    for (let i = 0; i < this.#options.slots; i++) this.#threads.push(this.#spawn());
+    return attached;
+  }
+
+  /** Ends every thread (the control connection is gone, or the node stops). */
+  async stop(): Promise<void> {
+    this.#session = undefined;
+    await this.#stopThreads();
+  }
+
+  /** The coordinator asks: end this lane's thread (an aborted task in it did not stop). */
+  kill(lane: number, reason: string): void {
+    const t = this.#threads.find((x) => x.lane === lane);
+    if (!t) return;
+    this.#options.log(`ending the thread of lane ${lane}: ${reason}`);
+    this.#replace(t, 0);
+  }
+
+  #spawn(): LaneThread {
+    const session = this.#session!;
+    const lane = this.#nextLane++;
+    const t: LaneThread = { lane, attached: false, worker: undefined as unknown as TaskThread };
+    t.worker = startTaskThread({
+      message: (data) => this.#onMessage(t, data as FromThread),
+      death: (how) => {
+        if (!this.#threads.includes(t)) return;
+        this.#options.onDied(lane, how);
+        this.#replace(t, 0);
+      },
+    });
+    t.worker.post({ t: 'start', config: { ...session, lane } });
+    return t;
+  }
+
+  #onMessage(t: LaneThread, msg: FromThread): void {
+    if (!this.#threads.includes(t)) return;
+    if (msg.t === 'log') return this.#options.log(msg.message);
+    if (msg.t === 'attached') {
+      t.attached = true;
+      this.#failures = 0;
+      if (this.#onAllAttached && this.#threads.every((x) => x.attached)) {
+        this.#onAllAttached();
+        this.#onAllAttached = undefined;
+      }
+      return;
+    }
+    // The lane closed while the node's control connection is up (or about to be found down):
+    // start a fresh thread, waiting longer after each lane in a row that failed to attach.
+    if (!t.attached) this.#failures++;
+    // A normal close comes with the coordinator's shutdown or the node's own loss: the control
+    // connection reports those.
+    if (msg.code !== 1000) this.#options.log(`lane ${t.lane} closed (${msg.code}${msg.reason ? `: ${msg.reason}` : ''})`);
+    this.#replace(t, Math.min(10_000, 250 * 2 ** Math.min(this.#failures, 6)));
+  }
+
+  /** Ends a thread and, unless the node is stopping, starts another on a new lane number. */
+  #replace(t: LaneThread, delayMs: number): void {
+    const i = this.#threads.indexOf(t);
+    if (i < 0) return;
+    this.#threads.splice(i, 1);
+    void t.worker.terminate();
+    if (!this.#session) return;
+    const session = this.#session;
+    const spawn = () => {
+      if (this.#session !== session) return;
+      this.#threads.push(this.#spawn());
+    };
+    if (delayMs === 0) return spawn();
+    const timer = setTimeout(() => {
+      this.#timers.delete(timer);
+      spawn();
+    }, delayMs);
+    this.#timers.add(timer);
+  }
+
+  async #stopThreads(): Promise<void> {
+    for (const timer of this.#timers) clearTimeout(timer);
+    this.#timers.clear();
+    const threads = this.#threads;
+    this.#threads = [];
+    this.#onAllAttached?.();
+    this.#onAllAttached = undefined;
+    await Promise.all(threads.map((t) => t.worker.terminate()));
+  }
+}
