@@ -200,7 +200,7 @@ test('a Deno coordinator runs tasks on a Node worker node', async () => {
       map5: ['1', '2', '6', '24', '120'],
       workers: [`node ${(await nodeVersion())}`],
     });
-    assert.is(await within(node.exited, 10_000, 'the Node worker node exiting after the coordinator shut down (--no-reconnect)', node), 0);
+    assert.is(await within(node.exited, 10_000, "the Node worker node exiting after the coordinator shut down (--no-reconnect)", node), 0, node.output());
   } finally {
     await stopAll();
   }

@@ -2,7 +2,8 @@
  * Security by default, on a real cluster: a worker node with a wrong token is refused while
  * real work goes on; garbage (random bytes before and after authentication, a text frame, an
  * oversized frame) closes only the connection that sent it, with the documented close code;
- * listening beyond loopback without a token is refused.
+ * a lane cannot attach to a node without its ticket; listening beyond loopback without a token
+ * is refused.
  */
 import { randomBytes } from 'node:crypto';
 import { test } from 'uvu';
@@ -119,6 +120,35 @@ test('a well-formed msgpack frame with an unknown op closes with CLOSE.PROTOCOL'
   const { code, reason } = await within(c.closed, 5000, 'close');
   assert.is(code, CLOSE.PROTOCOL);
   assert.match(reason, /unknown op/);
+  await stillServing();
+});
+
+test("a lane that attaches to an unknown node, or with a wrong ticket, is refused with CLOSE.PROTOCOL; the real node's lanes are untouched", async () => {
+  const { encodeMessage } = await import('../shared/codec.ts');
+  const [node] = pool.workers();
+  const running = pool.submit(sleepThenWhere, 300);
+  const unknown = await authenticatedClient();
+  unknown.ws.send(encodeMessage({ op: 'attach', node: 'w-nobody', lane: 0, ticket: 'x' }));
+  const a = await within(unknown.closed, 5000, 'close');
+  assert.is(a.code, CLOSE.PROTOCOL);
+  assert.match(a.reason, /no worker node/);
+  const forged = await authenticatedClient();
+  forged.ws.send(encodeMessage({ op: 'attach', node: node!.id, lane: 99, ticket: 'guessed' }));
+  const b = await within(forged.closed, 5000, 'close');
+  assert.is(b.code, CLOSE.PROTOCOL);
+  assert.match(b.reason, /wrong lane ticket/);
+  assert.is(pool.slots, 1, "the node's one lane is still attached");
+  assert.is((await running).attempt, 1);
+  await stillServing();
+});
+
+test('results from a connection that is not an attached lane close it with CLOSE.PROTOCOL', async () => {
+  const { encodeMessage } = await import('../shared/codec.ts');
+  const c = await authenticatedClient();
+  c.ws.send(encodeMessage({ op: 'results', items: [{ id: 1, d: 0 }] }));
+  const { code, reason } = await within(c.closed, 5000, 'close');
+  assert.is(code, CLOSE.PROTOCOL);
+  assert.match(reason, /not an attached lane/);
   await stillServing();
 });
 

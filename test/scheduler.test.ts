@@ -307,4 +307,35 @@ test('a million queued tasks: losing a node with thousands of tasks, and cancell
   assert.ok(Date.now() - started < 30_000, `took ${Date.now() - started} ms`);
 });
 
+
+test('a lost one-slot worker (a lane): only the task it was running counts an attempt; those behind it never started', () => {
+  const s = new Scheduler<string>({ maxRetries: 0 });
+  s.depthPerSlot = 4;
+  s.addWorker('lane', 1);
+  submitMany(s, 1, 4);
+  assert.equal(allIds(s.assign()), [1, 2, 3, 4]);
+  const lost = s.removeWorker('lane', 'lost');
+  assert.equal(lost, { requeued: [2, 3, 4], failed: [{ id: 1, attempts: 1 }] }, 'maxRetries 0: the running task fails, the others wait again');
+  s.addWorker('other', 1);
+  const again = s.assign();
+  assert.equal(again[0]!.tasks.map((t) => [t.id, t.attempt]), [[2, 1], [3, 1], [4, 1]], 'still their first attempt');
+});
+
+test("a crashed lane hands back the task it was running (to fail) and requeues the rest; a killed lane blames no one", () => {
+  const s = new Scheduler<string>({ maxRetries: 2 });
+  s.depthPerSlot = 3;
+  s.addWorker('a', 1);
+  submitMany(s, 1, 3);
+  s.assign();
+  assert.equal(s.removeWorker('a', 'crashed'), { requeued: [2, 3], failed: [], crashed: 1 });
+  assert.is(s.hasTask(1), false, 'the crashed task is the caller\'s to fail');
+
+  s.addWorker('b', 1);
+  assert.equal(allIds(s.assign()), [2, 3]);
+  assert.is(s.cancel(2), 'b', 'task 2 was aborted (it was running)');
+  assert.equal(s.removeWorker('b', 'killed'), { requeued: [3], failed: [] });
+  s.addWorker('c', 1);
+  assert.equal(s.assign()[0]!.tasks.map((t) => [t.id, t.attempt]), [[3, 1]], 'not counted against task 3');
+});
+
 test.run();

@@ -62,6 +62,8 @@ export class WorkerNode {
   /** From the current welcome: what the lanes need to attach. */
   #workerId = '';
   #laneTicket = '';
+  /** The current connection got its welcome. */
+  #welcomed = false;
 
   constructor(options: WorkerNodeOptions) {
     const concurrency = options.concurrency ?? availableParallelism();
@@ -155,7 +157,10 @@ export class WorkerNode {
     if (this.#conn !== conn) return;
     this.#conn = undefined;
     if (this.#heartbeat) clearInterval(this.#heartbeat);
-    const wasRegistered = this.#state === 'ready' || this.#state === 'draining';
+    // Welcomed counts as in: its lanes may have attached and run tasks before the node itself
+    // said ready (the pool counts a slot as soon as its lane attaches).
+    const wasRegistered = this.#welcomed || this.#state === 'ready' || this.#state === 'draining';
+    this.#welcomed = false;
     // Whatever the coordinator had sent the lanes, it will now run elsewhere: stop it here.
     void this.#lanes.stop();
     if (this.#state === 'stopped') return;
@@ -205,6 +210,7 @@ export class WorkerNode {
         if (this.#state !== 'registering') return this.#abortConnection(CLOSE.PROTOCOL, 'unexpected welcome');
         this.#startHeartbeat(m.heartbeatIntervalMs, m.heartbeatTimeoutMs);
         this.#peerMaxMessageBytes = m.maxMessageBytes;
+        this.#welcomed = true;
         this.#workerId = m.workerId;
         this.#laneTicket = m.laneTicket;
         this.#moduleUrls.clear();
