@@ -377,7 +377,7 @@ export class ProcessPoolExecutor extends BaseExecutor {
         const entry = t.payload;
         let a: Uint8Array;
         try {
-          a = encodeValue(entry.args, `the arguments of ${entry.fn || 'the task'}()`);
+          a = encodeValue(entry.args, () => `the arguments of ${entry.fn || 'the task'}()`);
           if (a.length > this.#server.maxMessageBytes - 4096) {
             throw new SerializationError(`the arguments of ${entry.fn || 'the task'}() encode to ${a.length} bytes, more than maxMessageBytes (${this.#server.maxMessageBytes}): raise maxMessageBytes or send less`);
           }
@@ -544,21 +544,21 @@ export class ProcessPoolExecutor extends BaseExecutor {
   }
 
   #settle(entry: Entry, item: TaskOutcome, peer: WorkerPeer): void {
-    const suffix = `\n    at ${entry.fn || 'task'} (wsfutures worker node "${peer.name}" on ${peer.hostname}, ${peer.remoteAddress}, task ${item.id})`;
+    const suffix = () => `\n    at ${entry.fn || 'task'} (wsfutures worker node "${peer.name}" on ${peer.hostname}, ${peer.remoteAddress}, task ${item.id})`;
     const { future } = entry;
     let value: unknown;
     try {
-      value = item.v === undefined ? undefined : decodeValue(item.v, `the result of ${entry.fn}()`);
+      value = item.v === undefined ? undefined : decodeValue(item.v, () => `the result of ${entry.fn}()`);
     } catch (err) {
       future.setException(err);
       return;
     }
     if (entry.chunk) {
       const outcome: ChunkOutcome<unknown> = { values: (value as unknown[]) ?? [] };
-      if (item.e) outcome.error = { thrown: errorFromWire(item.e, suffix) };
+      if (item.e) outcome.error = { thrown: errorFromWire(item.e, suffix()) };
       future.setResult(outcome);
     } else if (item.e) {
-      future.setException(errorFromWire(item.e, suffix));
+      future.setException(errorFromWire(item.e, suffix()));
     } else {
       future.setResult(value);
     }

@@ -8,7 +8,7 @@ import type { IncomingMessage } from 'node:http';
 import { nanoid } from 'nanoid';
 import { checkAuth, makeHello } from '../shared/auth.ts';
 import { decodeMessage, encodeMessage } from '../shared/codec.ts';
-import { CLOSE, CLOSE_ERROR_CODES, HANDSHAKE, WS_PATH, batchBySize, invalidW2C, type AttachMsg, type C2W, type Handlers, type RegisterMsg, type TaskOutcome, type TaskSpec, type W2C } from '../shared/protocol.ts';
+import { CLOSE, CLOSE_ERROR_CODES, HANDSHAKE, WS_PATH, batchBySize, invalidW2C, type AttachMsg, type C2W, type RegisterMsg, type TaskOutcome, type TaskSpec, type W2C } from '../shared/protocol.ts';
 
 export interface ServerEvents {
   /** A worker node registered (the pool answers with `welcome`). */
@@ -42,6 +42,8 @@ export interface ServerOptions {
 }
 
 type Phase = 'handshake' | 'registering' | 'ready' | 'closed';
+
+type PeerHandlers<M extends { op: string }> = { [K in M['op']]: (peer: WorkerPeer, msg: Extract<M, { op: K }>) => void };
 
 
 /**
@@ -273,44 +275,52 @@ export class CoordinatorServer {
   }
 
   #dispatch(peer: WorkerPeer, msg: W2C): void {
-    const control = (then: () => void) => () => (peer.kind === 'control' ? then() : this.#refuse(peer, CLOSE.PROTOCOL, `"${msg.op}" is for a control connection`));
-    const handlers: Handlers<W2C> = {
-      register: (m) => {
-        if (peer.phase !== 'registering' || peer.kind !== undefined) return this.#refuse(peer, CLOSE.PROTOCOL, 'register sent twice');
-        peer.kind = 'control';
-        peer.name = m.name;
-        peer.slots = m.slots;
-        peer.runtime = `${m.runtime} ${m.runtimeVersion}`;
-        peer.hostname = m.hostname;
-        peer.pid = m.pid;
-        if (m.maxMessageBytes !== undefined) peer.maxMessageBytes = m.maxMessageBytes;
-        this.#events.register(peer, m);
-      },
-      attach: (m) => {
-        if (peer.phase !== 'registering' || peer.kind !== undefined) return this.#refuse(peer, CLOSE.PROTOCOL, 'attach on a connection that already registered or attached');
-        const refused = this.#events.attach(peer, m);
-        if (refused) return this.#refuse(peer, CLOSE.PROTOCOL, refused);
-        peer.kind = 'lane';
-        peer.phase = 'ready';
-        peer.send({ op: 'attached' });
-      },
-      'lane-died': (m) => control(() => this.#events.laneDied(peer, m.lane, m.how))(),
-      'fetch-module': (m) => control(() => this.#events.fetchModule(peer, m.id))(),
-      ready: control(() => {
+    (this.#handlers[msg.op] as (peer: WorkerPeer, m: W2C) => void)(peer, msg);
+  }
+
+  /** One handler per op, made once (not per message: every task's outcome comes through here). */
+  readonly #handlers: PeerHandlers<W2C> = {
+    register: (peer, m) => {
+      if (peer.phase !== 'registering' || peer.kind !== undefined) return this.#refuse(peer, CLOSE.PROTOCOL, 'register sent twice');
+      peer.kind = 'control';
+      peer.name = m.name;
+      peer.slots = m.slots;
+      peer.runtime = `${m.runtime} ${m.runtimeVersion}`;
+      peer.hostname = m.hostname;
+      peer.pid = m.pid;
+      if (m.maxMessageBytes !== undefined) peer.maxMessageBytes = m.maxMessageBytes;
+      this.#events.register(peer, m);
+    },
+    attach: (peer, m) => {
+      if (peer.phase !== 'registering' || peer.kind !== undefined) return this.#refuse(peer, CLOSE.PROTOCOL, 'attach on a connection that already registered or attached');
+      const refused = this.#events.attach(peer, m);
+      if (refused) return this.#refuse(peer, CLOSE.PROTOCOL, refused);
+      peer.kind = 'lane';
+      peer.phase = 'ready';
+      peer.send({ op: 'attached' });
+    },
+    'lane-died': (peer, m) => this.#onControl(peer, m, () => this.#events.laneDied(peer, m.lane, m.how)),
+    'fetch-module': (peer, m) => this.#onControl(peer, m, () => this.#events.fetchModule(peer, m.id)),
+    ready: (peer, m) =>
+      this.#onControl(peer, m, () => {
         if (peer.phase !== 'registering') return this.#refuse(peer, CLOSE.PROTOCOL, 'ready sent twice');
         peer.phase = 'ready';
         this.#events.ready(peer);
       }),
-      results: (m) => {
-        if (peer.kind !== 'lane') return this.#refuse(peer, CLOSE.PROTOCOL, 'results on a connection that is not an attached lane');
-        this.#events.results(peer, m.items);
-      },
-      ping: (m) => peer.send({ op: 'pong', t: m.t }),
-      pong: () => {},
-      drain: control(() => this.#events.drain(peer)),
-      error: (m) => this.#events.log('warn', `worker node ${peer.label} reported ${m.code}: ${m.message}`),
-    };
-    (handlers[msg.op] as (m: W2C) => void)(msg);
+    results: (peer, m) => {
+      if (peer.kind !== 'lane') return this.#refuse(peer, CLOSE.PROTOCOL, 'results on a connection that is not an attached lane');
+      this.#events.results(peer, m.items);
+    },
+    ping: (peer, m) => peer.send({ op: 'pong', t: m.t }),
+    pong: () => {},
+    drain: (peer, m) => this.#onControl(peer, m, () => this.#events.drain(peer)),
+    error: (peer, m) => this.#events.log('warn', `worker node ${peer.label} reported ${m.code}: ${m.message}`),
+  };
+
+  /** Runs `then` if the message came on a node's control connection; refuses it otherwise. */
+  #onControl(peer: WorkerPeer, msg: W2C, then: () => void): void {
+    if (peer.kind === 'control') then();
+    else this.#refuse(peer, CLOSE.PROTOCOL, `"${msg.op}" is for a control connection`);
   }
 
   /** Closes one connection with a code and a reason the peer can show; others are untouched. */

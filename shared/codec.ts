@@ -25,21 +25,28 @@ const valuePackr = new Packr({
 
 const envelopePackr = new Packr({ useRecords: false, mapsAsObjects: true });
 
+/**
+ * What is being encoded, for error messages: a string, or a function that makes it (on the
+ * hot path a message is built only when something fails).
+ */
+export type What = string | (() => string);
+const describe = (what: What): string => (typeof what === 'string' ? what : what());
+
 /** Encodes a task argument list or result. Throws `SerializationError` naming what failed. */
-export function encodeValue(value: unknown, what = 'value'): Uint8Array {
+export function encodeValue(value: unknown, what: What = 'value'): Uint8Array {
   try {
     return valuePackr.pack(value);
   } catch (err) {
-    if (err instanceof SerializationError) throw new SerializationError(`${what}: ${err.message}`);
-    throw new SerializationError(`${what} cannot be serialized with msgpack: ${(err as Error)?.message ?? String(err)}`, { cause: err });
+    if (err instanceof SerializationError) throw new SerializationError(`${describe(what)}: ${err.message}`);
+    throw new SerializationError(`${describe(what)} cannot be serialized with msgpack: ${(err as Error)?.message ?? String(err)}`, { cause: err });
   }
 }
 
-export function decodeValue(bytes: Uint8Array, what = 'value'): unknown {
+export function decodeValue(bytes: Uint8Array, what: What = 'value'): unknown {
   try {
     return valuePackr.unpack(bytes);
   } catch (err) {
-    throw new SerializationError(`${what} could not be decoded: ${(err as Error)?.message ?? String(err)}`, { cause: err });
+    throw new SerializationError(`${describe(what)} could not be decoded: ${(err as Error)?.message ?? String(err)}`, { cause: err });
   }
 }
 

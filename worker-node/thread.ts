@@ -7,7 +7,7 @@
 import { parentPort } from 'node:worker_threads';
 import { canEncode, decodeValue, encodeValue } from '../shared/codec.ts';
 import { UnknownTaskError, errorToWire } from '../shared/errors.ts';
-import { CLOSE, batchBySize, type C2W, type Handlers, type TaskOutcome, type TaskSpec } from '../shared/protocol.ts';
+import { CLOSE, DEFAULTS, batchBySize, type C2W, type Handlers, type TaskOutcome, type TaskSpec } from '../shared/protocol.ts';
 import { threadTask, type TaskContext } from '../shared/task-context.ts';
 import { Connection } from './connection.ts';
 import type { FromThread, LaneConfig, ToThread } from './thread-protocol.ts';
@@ -76,9 +76,11 @@ function flush(): void {
   outbox = [];
   if (!lane?.isOpen) return; // the coordinator is gone: it re-runs these elsewhere
   const limit = config!.peerMaxMessageBytes - 4096;
+  let total = 0;
   for (let i = 0; i < outcomes.length; i++) {
     const o = outcomes[i]!;
     const size = o.v?.byteLength ?? 0;
+    total += size + 64;
     if (size <= limit) continue;
     // Sending it would make the coordinator close the lane (frame too large) and re-run the
     // task elsewhere, where it would fail the same way: report why instead.
@@ -88,14 +90,57 @@ function flush(): void {
       e: { name: 'SerializationError', code: 'WSF_SERIALIZATION', message: `the task's result encodes to ${size} bytes, more than the coordinator's maxMessageBytes (${config!.peerMaxMessageBytes}): raise maxMessageBytes on the pool or return less` },
     };
   }
+  if (total <= DEFAULTS.batchBytes) return lane.send({ op: 'results', items: outcomes });
   for (const items of batchBySize(outcomes, (o) => (o.v?.byteLength ?? 0) + 64)) lane.send({ op: 'results', items });
 }
 
-async function run(job: TaskSpec): Promise<TaskOutcome> {
+/**
+ * Runs one task. The common case (a plain function of a module already imported, returning a
+ * value) runs without a single await: per tiny task, every microtask turn shows in the round
+ * trip. Chunks, modules still loading and errors take the general path, runSlow.
+ */
+function run(job: TaskSpec): TaskOutcome | Promise<TaskOutcome> {
+  const url = moduleUrls.get(job.m);
+  const ns = url === undefined ? undefined : modules.get(url);
+  const fn = ns?.[job.f];
+  if (job.c === 1 || typeof fn !== 'function') return runSlow(job);
   const started = performance.now();
   const controller = new LazyAbort();
   controllers.set(job.id, controller);
-  const context: TaskContext = {
+  let value: unknown;
+  try {
+    const decoded = decodeValue(job.a, 'task arguments');
+    if (!Array.isArray(decoded)) throw new TypeError('task arguments must be an array');
+    const context = taskContext(job, controller);
+    threadTask.current = context;
+    value = fn.apply(context, decoded);
+    if (value instanceof Promise) return settleLater(job, value, started);
+    return { id: job.id, v: encodeValue(value, () => `the return value of ${job.f}()`), d: performance.now() - started };
+  } catch (err) {
+    return { id: job.id, e: errorToWire(err, canEncode), d: performance.now() - started };
+  } finally {
+    if (!(value instanceof Promise)) {
+      threadTask.current = undefined;
+      controllers.delete(job.id);
+    }
+  }
+}
+
+/** The end of a task whose function returned a promise. */
+async function settleLater(job: TaskSpec, pending: Promise<unknown>, started: number): Promise<TaskOutcome> {
+  try {
+    const value = await pending;
+    return { id: job.id, v: encodeValue(value, () => `the return value of ${job.f}()`), d: performance.now() - started };
+  } catch (err) {
+    return { id: job.id, e: errorToWire(err, canEncode), d: performance.now() - started };
+  } finally {
+    threadTask.current = undefined;
+    controllers.delete(job.id);
+  }
+}
+
+function taskContext(job: TaskSpec, controller: LazyAbort): TaskContext {
+  return {
     // Made on first use: most tiny tasks never look at their signal, and an AbortController
     // per task was a visible share of their cost.
     get signal() {
@@ -104,6 +149,13 @@ async function run(job: TaskSpec): Promise<TaskOutcome> {
     taskId: String(job.id),
     attempt: job.n,
   };
+}
+
+async function runSlow(job: TaskSpec): Promise<TaskOutcome> {
+  const started = performance.now();
+  const controller = new LazyAbort();
+  controllers.set(job.id, controller);
+  const context = taskContext(job, controller);
   try {
     const url = moduleUrls.get(job.m);
     if (url === undefined) throw new UnknownTaskError(`unknown task module id ${job.m}`);
@@ -120,7 +172,7 @@ async function run(job: TaskSpec): Promise<TaskOutcome> {
       threadTask.current = context;
       let value = fn.apply(context, decoded);
       if (value instanceof Promise) value = await value;
-      return { id: job.id, v: encodeValue(value, `the return value of ${job.f}()`), d: performance.now() - started };
+      return { id: job.id, v: encodeValue(value, () => `the return value of ${job.f}()`), d: performance.now() - started };
     }
     // A chunk: the calls run in order; on the first error, report the values so far and the
     // error, so map() raises it at exactly the right position.
@@ -141,7 +193,7 @@ async function run(job: TaskSpec): Promise<TaskOutcome> {
         break;
       }
     }
-    const v = encodeValue(values, `the return values of ${job.f}()`);
+    const v = encodeValue(values, () => `the return values of ${job.f}()`);
     return { id: job.id, v, e: failed ? errorToWire(error, canEncode) : undefined, d: performance.now() - started };
   } catch (err) {
     return { id: job.id, e: errorToWire(err, canEncode), d: performance.now() - started };
@@ -157,7 +209,8 @@ async function drain(): Promise<void> {
   draining = true;
   try {
     for (let job = queue.shift(); job; job = queue.shift()) {
-      outbox.push(await run(job));
+      const outcome = run(job);
+      outbox.push(outcome instanceof Promise ? await outcome : outcome);
       // A long job's outcome should not wait for the rest of the batch.
       if (outbox.length >= 64 || (outbox[outbox.length - 1]!.d ?? 0) > 5) flush();
     }
