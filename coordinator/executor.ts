@@ -158,6 +158,9 @@ function flatten<R>(batches: AsyncGenerator<R[], void, undefined>): AsyncGenerat
   return iterator as unknown as AsyncGenerator<R, void, undefined>;
 }
 
+/** submit()'s options: none (shared, never written). */
+const NO_OPTIONS: SubmitOptions = Object.freeze({});
+
 export abstract class BaseExecutor implements Executor {
   #shutdown = false;
   #closing: Promise<void> | undefined;
@@ -187,7 +190,8 @@ export abstract class BaseExecutor implements Executor {
   }
 
   submit<A extends unknown[], R>(fn: TaskFunction<A, R>, ...args: A): Future<Awaited<R>> {
-    return this.#submit(`${this.kind}.submit`, {}, fn, args);
+    // The name for messages is made once: a template string per submit showed in profiles.
+    return this.#submit((this.#submitName ??= `${this.kind}.submit`), NO_OPTIONS, fn, args);
   }
 
   /**
@@ -202,6 +206,8 @@ export abstract class BaseExecutor implements Executor {
     }
     return this.#submit(`${this.kind}.submitWith`, options, fn, args);
   }
+
+  #submitName: string | undefined;
 
   #submit<R>(where: string, options: SubmitOptions, fn: AnyFunction, args: unknown[]): Future<R> {
     checkFunction(fn, where);

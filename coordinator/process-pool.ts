@@ -112,6 +112,11 @@ const ABORT_GRACE_MS = 1000;
  */
 const LANE_DEATH_WAIT_MS = 1000;
 
+/** The line added to a remote stack: which function, on which node, as which task. */
+function remoteFrame(entry: Entry, id: number, peer: WorkerPeer): string {
+  return `\n    at ${entry.fn || 'task'} (wsfutures worker node "${peer.name}" on ${peer.hostname}, ${peer.remoteAddress}, task ${id})`;
+}
+
 const LOOPBACK = new Set(['127.0.0.1', 'localhost', '::1', '[::1]']);
 
 /**
@@ -544,7 +549,6 @@ export class ProcessPoolExecutor extends BaseExecutor {
   }
 
   #settle(entry: Entry, item: TaskOutcome, peer: WorkerPeer): void {
-    const suffix = () => `\n    at ${entry.fn || 'task'} (wsfutures worker node "${peer.name}" on ${peer.hostname}, ${peer.remoteAddress}, task ${item.id})`;
     const { future } = entry;
     let value: unknown;
     try {
@@ -555,10 +559,10 @@ export class ProcessPoolExecutor extends BaseExecutor {
     }
     if (entry.chunk) {
       const outcome: ChunkOutcome<unknown> = { values: (value as unknown[]) ?? [] };
-      if (item.e) outcome.error = { thrown: errorFromWire(item.e, suffix()) };
+      if (item.e) outcome.error = { thrown: errorFromWire(item.e, remoteFrame(entry, item.id, peer)) };
       future.setResult(outcome);
     } else if (item.e) {
-      future.setException(errorFromWire(item.e, suffix()));
+      future.setException(errorFromWire(item.e, remoteFrame(entry, item.id, peer)));
     } else {
       future.setResult(value);
     }
