@@ -477,7 +477,10 @@ export abstract class BaseExecutor implements Executor {
     const { wait = true, cancelFutures = false } = options;
     this.#shutdown = true;
     if (cancelFutures) {
-      for (const f of [...this.#unfinished]) f.cancel(new CancelledError(`cancelled by ${this.kind}.shutdown({ cancelFutures: true })`));
+      // One error for all of them, as one AbortSignal has one reason: making an Error (and its
+      // stack) per future cost ~3 µs each, seconds for a million queued tasks.
+      const reason = new CancelledError(`cancelled by ${this.kind}.shutdown({ cancelFutures: true })`);
+      for (const f of [...this.#unfinished]) f.cancel(reason);
     }
     this.#closing ??= this.#drainAndClose();
     if (wait) await this.#closing;

@@ -73,6 +73,7 @@ export class LaneThreads {
       message: (data) => this.#onMessage(t, data as FromThread),
       death: (how) => {
         if (!this.#threads.includes(t)) return;
+        this.#options.log(`the task thread of lane ${lane} ${how}; starting another`);
         this.#options.onDied(lane, how);
         this.#replace(t, 0);
       },
