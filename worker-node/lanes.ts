@@ -51,6 +51,11 @@ export class LaneThreads {
     return attached;
   }
 
+  /** Threads whose lane is attached. */
+  get attachedCount(): number {
+    return this.#threads.filter((t) => t.attached).length;
+  }
+
   /** Ends every thread (the control connection is gone, or the node stops). */
   async stop(): Promise<void> {
     this.#session = undefined;

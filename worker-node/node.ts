@@ -288,9 +288,11 @@ export class WorkerNode {
       ticket: this.#laneTicket,
       modules: [...this.#moduleUrls],
     });
-    const limit = new Promise<void>((r) => setTimeout(r, 30_000).unref?.());
-    void Promise.race([attached, limit]).then(() => {
-      if (this.#conn === conn && this.#state === 'registering') this.#sendReady();
+    const limit = new Promise<'late'>((r) => setTimeout(() => r('late'), 30_000).unref?.());
+    void Promise.race([attached, limit]).then((late) => {
+      if (this.#conn !== conn || this.#state !== 'registering') return;
+      if (late) this.#log(`only ${this.#lanes.attachedCount} of ${this.options.concurrency} task threads attached within 30 s (a task module slow to import?): going on with those`);
+      this.#sendReady();
     });
   }
 

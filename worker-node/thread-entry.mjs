@@ -4,5 +4,12 @@
 if (typeof globalThis.Deno === 'undefined') {
   const { register } = await import('tsx/esm/api');
   register();
+} else {
+  // A Deno web Worker drops messages that arrive before it has a message handler, and importing
+  // thread.ts takes a while (much longer with a cold module cache): the node's `start` message
+  // was lost that way. Keep them until thread.ts takes over. (Node's parentPort queues them.)
+  const early = [];
+  globalThis.onmessage = (e) => early.push(e.data);
+  globalThis.__wsfuturesEarlyMessages = early;
 }
 await import('./thread.ts');

@@ -21,7 +21,10 @@ const port: { post(msg: FromThread): void; listen(fn: (msg: ToThread) => void): 
   : {
       post: (m) => (globalThis as unknown as { postMessage(m: unknown): void }).postMessage(m),
       listen: (fn) => {
-        (globalThis as unknown as { onmessage: (e: { data: ToThread }) => void }).onmessage = (e) => fn(e.data);
+        const scope = globalThis as unknown as { onmessage: (e: { data: ToThread }) => void; __wsfuturesEarlyMessages?: ToThread[] };
+        scope.onmessage = (e) => fn(e.data);
+        // Messages that came while this module was loading (see thread-entry.mjs), in order.
+        for (const msg of scope.__wsfuturesEarlyMessages?.splice(0) ?? []) fn(msg);
       },
     };
 const modules = new Map<string, Record<string, unknown>>();
