@@ -7,7 +7,7 @@ import { WebSocketServer, type WebSocket, type RawData } from 'ws';
 import type { IncomingMessage } from 'node:http';
 import { nanoid } from 'nanoid';
 import { checkAuth, makeHello } from '../shared/auth.ts';
-import { decodeMessage, encodeMessage } from '../shared/codec.ts';
+import { decodeFrame, encodeFrame } from '../shared/frames.ts';
 import { CLOSE, CLOSE_ERROR_CODES, HANDSHAKE, WS_PATH, batchBySize, invalidW2C, type AttachMsg, type C2W, type RegisterMsg, type TaskOutcome, type TaskSpec, type W2C } from '../shared/protocol.ts';
 
 export interface ServerEvents {
@@ -83,7 +83,11 @@ export class WorkerPeer {
   }
 
   send(msg: C2W): void {
-    this.sendRaw(encodeMessage(msg));
+    const parts = encodeFrame(msg);
+    if (parts.length === 1) return this.sendRaw(parts[0]!);
+    if (this.phase === 'closed' || this.#ws.readyState !== 1 /* OPEN */) return;
+    // One message in fragments: the envelope, then each attachment (see shared/frames.ts).
+    for (let i = 0; i < parts.length; i++) this.#ws.send(parts[i]!, { fin: i === parts.length - 1 });
   }
 
   /** Sends bytes as they are (handshake frames, or an already encoded message). */
@@ -242,7 +246,7 @@ export class CoordinatorServer {
       }
       let msg: unknown;
       try {
-        msg = decodeMessage(bytes);
+        msg = decodeFrame(bytes);
       } catch (err) {
         return this.#refuse(peer, CLOSE.PROTOCOL, `malformed msgpack frame: ${(err as Error).message}`);
       }

@@ -29,7 +29,9 @@
  *    itself; `drain` says a node is going away and `drained` that it has nothing left running;
  *    `shutdown` says the coordinator is going away.
  *
- * Every message after the handshake is one msgpack map with an `op` field. A frame whose `op`
+ * Every message after the handshake is one msgpack map with an `op` field — except that a `run`
+ * or `results` message with payloads of 64 KiB or more carries them as raw attachments after
+ * the map (shared/frames.ts says how), so they are never copied into it. A frame whose `op`
  * is unknown, or whose fields do not have the types below, is a protocol error: that one
  * connection is closed with `CLOSE.PROTOCOL` and nothing else is affected.
  *

@@ -60,10 +60,11 @@ test('Date, Map, Set, RegExp, typed arrays and Uint8Array keep their types', asy
   assert.equal([...back.i32], [-1, 2 ** 31 - 1]);
 });
 
-test('several large Uint8Array arguments sent in one frame all arrive intact', async () => {
-  // Submitted in one tick, these leave in one `run` frame; each is >= 64 KiB, the size from
-  // which the worker node transfers argument buffers to its threads instead of copying.
-  const big = Array.from({ length: 4 }, (_, k) => Uint8Array.from({ length: 100_000 + k }, (_, i) => (i * 7 + k) & 255));
+test('large and small Uint8Array arguments sent in one frame all arrive intact', async () => {
+  // Submitted in one tick, these leave in one `run` frame; the large ones (>= 64 KiB) travel as
+  // attachments after the envelope, the small ones inside it (shared/frames.ts).
+  const sizes = [100_000, 10, 100_001, 65_536, 65_535, 100_003];
+  const big = sizes.map((n, k) => Uint8Array.from({ length: n }, (_, i) => (i * 7 + k) & 255));
   const back = await Promise.all(big.map((b) => pool.submit(echo, b)));
   for (const [k, b] of back.entries()) {
     assert.ok(b instanceof Uint8Array, `result ${k} is a Uint8Array`);

@@ -152,6 +152,20 @@ test('results from a connection that is not an attached lane close it with CLOSE
   await stillServing();
 });
 
+test('a frame whose attachments do not add up closes with CLOSE.PROTOCOL', async () => {
+  const { encodeMessage } = await import('../shared/codec.ts');
+  const c = await authenticatedClient();
+  // The attachment form (shared/frames.ts) claiming 1 MiB of result that is not there.
+  const env = Buffer.from(encodeMessage({ op: 'results', items: [{ id: 1, v: 1 << 20 }] }));
+  const head = Buffer.alloc(5);
+  head.writeUInt32BE(env.length, 1);
+  c.ws.send(Buffer.concat([head, env, Buffer.alloc(10)]));
+  const { code, reason } = await within(c.closed, 5000, 'close');
+  assert.is(code, CLOSE.PROTOCOL);
+  assert.match(reason, /malformed/);
+  await stillServing();
+});
+
 test('a text frame closes with CLOSE.PROTOCOL, before and after authentication', async () => {
   const before = rawClient(pool.url!);
   await before.opened;

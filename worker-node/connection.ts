@@ -5,7 +5,7 @@
  */
 import WebSocket from 'ws';
 import { answerHello, checkAuthOk } from '../shared/auth.ts';
-import { decodeMessage, encodeMessage } from '../shared/codec.ts';
+import { decodeFrame, encodeFrame } from '../shared/frames.ts';
 import { CLOSE, CLOSE_ERROR_CODES, invalidC2W, type C2W, type W2C } from '../shared/protocol.ts';
 
 /** Why a worker node stopped for good. */
@@ -97,7 +97,7 @@ export class Connection {
       }
       let msg: unknown;
       try {
-        msg = decodeMessage(data);
+        msg = decodeFrame(data);
       } catch (err) {
         return this.abort(CLOSE.PROTOCOL, `malformed msgpack frame from the coordinator: ${(err as Error).message}`);
       }
@@ -125,7 +125,11 @@ export class Connection {
   }
 
   send(msg: W2C): void {
-    if (this.#phase === 'open' && this.#ws.readyState === WebSocket.OPEN) this.#ws.send(encodeMessage(msg));
+    if (this.#phase !== 'open' || this.#ws.readyState !== WebSocket.OPEN) return;
+    const parts = encodeFrame(msg);
+    if (parts.length === 1) return this.#ws.send(parts[0]!);
+    // One message in fragments: the envelope, then each attachment (see shared/frames.ts).
+    for (let i = 0; i < parts.length; i++) this.#ws.send(parts[i]!, { fin: i === parts.length - 1 });
   }
 
   /** Closes with a code and reason; after authentication the coordinator is also told why. */

@@ -1,0 +1,84 @@
+/**
+ * How a protocol message becomes the bytes of one WebSocket message, and back.
+ *
+ * Most messages are one msgpack map. A `run` or `results` message whose task arguments (`a`) or
+ * results (`v`) include a large payload travels with those payloads as *attachments*: the raw
+ * bytes follow the envelope, each sent as a WebSocket fragment of its own, so a 16 MiB argument
+ * is never copied into the envelope (msgpack would copy it) — one fresh copy less on each side:
+ *
+ *     0x00 | u32 BE envelope length | envelope (msgpack) | attachment 1 | attachment 2 | …
+ *
+ * In the envelope, an attached payload's field holds its length (an integer) instead of the
+ * bytes; attachments follow in the order of the tasks (or outcomes) that have them. A plain
+ * message never starts with 0x00 (a msgpack map starts with 0x80–0x8f, 0xde or 0xdf). The
+ * receiver puts views of the attachments back in place before the message is validated, and a
+ * frame whose lengths do not add up exactly is malformed.
+ */
+import { decodeMessage, encodeMessage } from './codec.ts';
+
+/** Payloads of at least this many bytes are attached rather than copied into the envelope. */
+export const ATTACH_MIN_BYTES = 64 * 1024;
+
+const ATTACHED = 0x00;
+const HEAD_BYTES = 5;
+
+/** The list and the payload field of the messages that may carry attachments. */
+const CARRIERS: Record<string, [list: string, field: string]> = { run: ['tasks', 'a'], results: ['items', 'v'] };
+
+/**
+ * Encodes a message as the parts of one WebSocket message: send them in order, all but the last
+ * as non-final fragments. One part unless the message has attachments.
+ */
+export function encodeFrame(msg: { op: string }): Uint8Array[] {
+  const carrier = CARRIERS[msg.op];
+  if (!carrier) return [encodeMessage(msg)];
+  const [listKey, field] = carrier;
+  const list = (msg as unknown as Record<string, Record<string, unknown>[]>)[listKey]!;
+  let attachments: Uint8Array[] | undefined;
+  let envelopeList: Record<string, unknown>[] | undefined;
+  for (let i = 0; i < list.length; i++) {
+    const item = list[i]!;
+    const bytes = item[field];
+    if (!(bytes instanceof Uint8Array) || bytes.byteLength < ATTACH_MIN_BYTES) continue;
+    attachments ??= [];
+    envelopeList ??= list.slice();
+    attachments.push(bytes);
+    envelopeList[i] = { ...item, [field]: bytes.byteLength };
+  }
+  if (!attachments) return [encodeMessage(msg)];
+  const envelope = encodeMessage({ ...msg, [listKey]: envelopeList });
+  const head = new Uint8Array(HEAD_BYTES + envelope.byteLength);
+  head[0] = ATTACHED;
+  new DataView(head.buffer, head.byteOffset).setUint32(1, envelope.byteLength);
+  head.set(envelope, HEAD_BYTES);
+  return [head, ...attachments];
+}
+
+/**
+ * Decodes one WebSocket message. Throws on malformed msgpack or attachments that do not add up;
+ * the caller closes the connection. The result still has to be validated.
+ */
+export function decodeFrame(bytes: Uint8Array): unknown {
+  if (bytes.byteLength === 0 || bytes[0] !== ATTACHED) return decodeMessage(bytes);
+  if (bytes.byteLength < HEAD_BYTES) throw new Error('truncated attachment header');
+  const envelopeLength = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength).getUint32(1);
+  const bodyStart = HEAD_BYTES + envelopeLength;
+  if (bodyStart > bytes.byteLength) throw new Error('attachment envelope longer than the frame');
+  const msg = decodeMessage(bytes.subarray(HEAD_BYTES, bodyStart)) as Record<string, unknown>;
+  const carrier = msg !== null && typeof msg === 'object' ? CARRIERS[msg.op as string] : undefined;
+  if (!carrier) throw new Error('attachments on a message that cannot carry them');
+  const [listKey, field] = carrier;
+  const list = msg[listKey];
+  if (!Array.isArray(list)) throw new Error(`attachments without a "${listKey}" list`);
+  let at = bodyStart;
+  for (const item of list) {
+    if (item === null || typeof item !== 'object') continue; // validation reports it
+    const length = (item as Record<string, unknown>)[field];
+    if (typeof length !== 'number') continue;
+    if (!Number.isSafeInteger(length) || length < 0 || at + length > bytes.byteLength) throw new Error('an attachment runs past the end of the frame');
+    (item as Record<string, unknown>)[field] = bytes.subarray(at, at + length);
+    at += length;
+  }
+  if (at !== bytes.byteLength) throw new Error(`${bytes.byteLength - at} bytes after the last attachment`);
+  return msg;
+}
