@@ -3,8 +3,8 @@
  *
  * Two packers, because they carry different things:
  * - `envelope`: protocol messages. Plain msgpack; binary fields decode as views into the
- *   received frame (no copy), so task arguments pass through the worker's network thread
- *   untouched.
+ *   received frame (no copy): a task's arguments are decoded once, by the function's own
+ *   `values` decoder, not copied out of the envelope first.
  * - `values`: task arguments and results — our pickle. Structured cloning keeps shared and
  *   circular references, Map, Set, Date, RegExp, Error and typed arrays; `bigint` of any size
  *   travels as an extension; `undefined` stays `undefined`. Functions and symbols cannot

@@ -40,7 +40,8 @@ test('large payloads become attachments, in order, and come back as views of the
 
 test('attachments that do not add up, or where they cannot be, are malformed', () => {
   const big = bytes(ATTACH_MIN_BYTES, 0);
-  const good = join(encodeFrame({ op: 'run', tasks: [{ id: 1, m: 0, f: 'echo', a: big, n: 1 }] }));
+  const run: { op: string; tasks: unknown[] } = { op: 'run', tasks: [{ id: 1, m: 0, f: 'echo', a: big, n: 1 }] };
+  const good = join(encodeFrame(run));
   const cases: [string, Uint8Array][] = [
     ['truncated header', good.subarray(0, 3)],
     ['one byte short', good.subarray(0, good.length - 1)],

@@ -186,6 +186,9 @@ function machineInfo(): Record<string, string | number> {
     load: `${loadAtStart.toFixed(1)} -> ${loadavg()[0]!.toFixed(1)}`,
     commit,
     mode: options.smoke ? 'smoke' : 'full',
+    // glibc's allocator settings change large-payload figures several-fold (see the README):
+    // every suite inherits them, so a run with them set says so.
+    ...Object.fromEntries(Object.entries(process.env).filter((e): e is [string, string] => e[0].startsWith('MALLOC_') && e[1] !== undefined)),
   };
 }
 
