@@ -10,8 +10,28 @@
  *   travels as an extension; `undefined` stays `undefined`. Functions and symbols cannot
  *   travel: they fail with `SerializationError` instead of silently turning into undefined.
  */
-import { Packr } from 'msgpackr';
+import { Buffer } from 'node:buffer';
+import { Packr, addExtension } from 'msgpackr';
 import { SerializationError } from './errors.ts';
+
+/**
+ * msgpackr's bigint extension (type 0x42: big-endian two's complement bytes), decoded faster.
+ * msgpackr rebuilds a large bigint with shifts and ORs, 185 ms for the 2.3 MB of 1000000!
+ * here; through a hex string, which V8 parses natively, it takes ~40 ms. Small ones keep a
+ * plain loop. The encoding is msgpackr's own, unchanged.
+ */
+function decodeBigInt(data: Uint8Array): bigint {
+  const n = data.byteLength;
+  if (n === 0) return 0n;
+  let value = 0n;
+  if (n <= 64) {
+    for (let i = 0; i < n; i++) value = (value << 8n) | BigInt(data[i]!);
+  } else {
+    value = BigInt(`0x${Buffer.from(data.buffer, data.byteOffset, n).toString('hex')}`);
+  }
+  return data[0]! & 0x80 ? value - (1n << BigInt(n * 8)) : value;
+}
+addExtension({ type: 0x42, unpack: decodeBigInt } as unknown as Parameters<typeof addExtension>[0]);
 
 const valuePackr = new Packr({
   structuredClone: true,
