@@ -12,15 +12,12 @@
  *   crosses the wire twice, as for a task whose argument is returned);
  * - raw TCP: one-way bandwidth into a sink, and a 16 MiB echo counted as the ws echo is.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
 import { connect, type Socket } from 'node:net';
-import { Packr } from 'msgpackr';
-import { WebSocket } from 'ws';
+import { EchoClient, pipeline, startEchoServer } from './echo-client.ts';
 import { emitFigure, MiB, now, percentile, perSecond, progress, suiteOptions, windowed } from './measure.ts';
 
 const SUITE = 'baseline';
 const { smoke } = suiteOptions();
-const packr = new Packr({ useRecords: false });
 
 /** Sizes of each workload. Every loop also stops at `maxMs`, so a slow machine cannot hang the run. */
 const sizes = smoke
@@ -37,72 +34,6 @@ const BATCH = 100;
 const BATCH_WINDOW = 16;
 /** Payloads in flight: two per worker slot of the two-worker pools the peers run. */
 const PAYLOAD_WINDOW = 4;
-
-interface Ports {
-  wsPort: number;
-  sinkPort: number;
-  echoPort: number;
-}
-
-function startServer(): Promise<{ child: ChildProcess; ports: Ports }> {
-  const child = spawn(process.execPath, ['--import', 'tsx', new URL('./echo-server.ts', import.meta.url).pathname], {
-    stdio: ['pipe', 'pipe', 'inherit'],
-  });
-  return new Promise((resolve, reject) => {
-    let out = '';
-    const onData = (chunk: Buffer): void => {
-      out += chunk;
-      const newline = out.indexOf('\n');
-      if (newline < 0) return;
-      child.stdout!.off('data', onData);
-      resolve({ child, ports: JSON.parse(out.slice(0, newline)) as Ports });
-    };
-    child.stdout!.on('data', onData);
-    child.once('error', reject);
-    child.once('exit', (code) => reject(new Error(`echo server exited with status ${code} before listening`)));
-  });
-}
-
-/** A ws client whose answers come back in order (the server answers each message as it comes). */
-class EchoClient {
-  readonly #ws: WebSocket;
-  readonly #waiting: ((answer: unknown) => void)[] = [];
-  /** Called with every decoded answer. `request` and the pipelined workloads set it. */
-  onAnswer: (answer: unknown) => void = () => {};
-
-  constructor(ws: WebSocket) {
-    this.#ws = ws;
-    ws.on('message', (data: Buffer) => this.onAnswer(packr.unpack(data)));
-  }
-
-  static async open(port: number): Promise<EchoClient> {
-    const ws = new WebSocket(`ws://127.0.0.1:${port}`, { perMessageDeflate: false, maxPayload: 64 * 1024 * 1024 });
-    await new Promise((resolve, reject) => {
-      ws.once('open', resolve);
-      ws.once('error', reject);
-    });
-    return new EchoClient(ws);
-  }
-
-  send(message: unknown): void {
-    this.#ws.send(packr.pack(message));
-  }
-
-  /** Sends one message and resolves with its answer; answers are matched in order. */
-  request(message: unknown): Promise<unknown> {
-    this.onAnswer = this.#answerNext;
-    return new Promise((resolve) => {
-      this.#waiting.push(resolve);
-      this.send(message);
-    });
-  }
-
-  readonly #answerNext = (answer: unknown): void => this.#waiting.shift()!(answer);
-
-  close(): void {
-    this.#ws.terminate();
-  }
-}
 
 async function pingPong(client: EchoClient): Promise<void> {
   for (let i = 0; i < sizes.warmup; i++) await client.request({ id: i, args: [i] });
@@ -122,43 +53,18 @@ async function pingPong(client: EchoClient): Promise<void> {
   emitFigure({ suite: SUITE, workload: 'ws-ping-pong-p99', label: 'bare ws ping-pong p99', value: percentile(measured, 99), unit: 'µs', count: n, seconds, note });
 }
 
-/**
- * Sends `total` messages made by `make(i)`, at most `window` unanswered at once, and counts
- * `weight(answer)` units per answer. Plain callbacks rather than a promise per message: this is
- * the speed of light, so the client should cost as little as it can.
- */
-function pipeline(client: EchoClient, total: number, window: number, make: (i: number) => unknown, weight: (answer: unknown) => number): Promise<{ units: number; ms: number }> {
-  return new Promise((resolve) => {
-    const t0 = now();
-    const deadline = t0 + sizes.maxMs;
-    let sent = 0;
-    let answered = 0;
-    let units = 0;
-    let stopped = false;
-    client.onAnswer = (answer) => {
-      answered++;
-      units += weight(answer);
-      // The clock is read once per 64 answers: cheap enough, and precise enough for a deadline.
-      if ((answered & 63) === 0 && now() >= deadline) stopped = true;
-      if (!stopped && sent < total) client.send(make(sent++));
-      else if (answered === sent) resolve({ units, ms: now() - t0 });
-    };
-    while (sent < Math.min(window, total)) client.send(make(sent++));
-  });
-}
-
 async function pipelined(client: EchoClient): Promise<void> {
   const tiny = (i: number) => ({ id: i, args: [i] });
-  await pipeline(client, sizes.warmup * 10, PIPELINE_WINDOW, tiny, () => 1);
-  const { units, ms } = await pipeline(client, sizes.pipelined, PIPELINE_WINDOW, tiny, () => 1);
+  await pipeline(client, sizes.maxMs, sizes.warmup * 10, PIPELINE_WINDOW, tiny, () => 1);
+  const { units, ms } = await pipeline(client, sizes.maxMs, sizes.pipelined, PIPELINE_WINDOW, tiny, () => 1);
   emitFigure({ suite: SUITE, workload: 'ws-pipelined', label: 'bare ws pipelined echo', value: perSecond(units, ms), unit: 'msgs/s', count: units, seconds: ms / 1000, note: `tiny messages, ${PIPELINE_WINDOW} in flight` });
 }
 
 async function batched(client: EchoClient): Promise<void> {
   const frame = (f: number) => Array.from({ length: BATCH }, (_, k) => ({ id: f * BATCH + k, args: [f * BATCH + k] }));
   const frames = Math.ceil(sizes.batchedTasks / BATCH);
-  await pipeline(client, Math.ceil(frames / 20), BATCH_WINDOW, frame, (a) => (a as unknown[]).length);
-  const { units, ms } = await pipeline(client, frames, BATCH_WINDOW, frame, (a) => (a as unknown[]).length);
+  await pipeline(client, sizes.maxMs, Math.ceil(frames / 20), BATCH_WINDOW, frame, (a) => (a as unknown[]).length);
+  const { units, ms } = await pipeline(client, sizes.maxMs, frames, BATCH_WINDOW, frame, (a) => (a as unknown[]).length);
   emitFigure({ suite: SUITE, workload: 'ws-batched', label: `bare ws batched echo (${BATCH}/frame)`, value: perSecond(units, ms), unit: 'tasks/s', count: units, seconds: ms / 1000, note: `${BATCH_WINDOW} frames in flight` });
 }
 
@@ -236,7 +142,7 @@ async function tcpEcho(port: number, mib: number, count: number): Promise<void> 
   emitFigure({ suite: SUITE, workload: `tcp-echo-${mib}mib`, label: `raw TCP echo ${mib} MiB`, value: perSecond(sent * mib, ms), unit: 'MiB/s', count: sent, seconds: ms / 1000, note: `${PAYLOAD_WINDOW} blocks in flight, counted once` });
 }
 
-const { child, ports } = await startServer();
+const { child, ports } = await startEchoServer();
 try {
   const client = await EchoClient.open(ports.wsPort);
   progress(SUITE, 'ws ping-pong');

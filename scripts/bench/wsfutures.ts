@@ -7,7 +7,11 @@
  * - 1 MiB and 16 MiB `Uint8Array` arguments returned (MiB/s, each counted once, 4 in flight);
  * - CPU-bound tasks: speed-up of all cores over 1 worker;
  * - 1,000,000 tasks queued at once: coordinator heap per queued task (after `gc()`), and the
- *   rate at which the queue drains.
+ *   rate at which the queue drains;
+ * - interleaved with the bare echo (its own server process, as the baseline suite runs it):
+ *   sequential round trips and tiny-task bursts, alternating in short rounds so both see the
+ *   same machine. This VM's speed drifts by ±30% between suites run minutes apart; ratios of
+ *   figures taken in the same seconds are what the targets are best checked on.
  *
  * The pool is imported at run time, not with a static import: until `coordinator/index.ts`
  * exports `ProcessPoolExecutor`, this suite reports itself unavailable (and the type check
@@ -18,6 +22,7 @@ import { availableParallelism } from 'node:os';
 import { pathToFileURL } from 'node:url';
 import { emitError, emitFigure, emitSkip, MiB, now, percentile, perSecond, progress, suiteOptions, windowed } from './measure.ts';
 import { echo, noop, spin } from './tasks.ts';
+import { EchoClient, pipeline, startEchoServer } from './echo-client.ts';
 
 /** The part of a wsfutures `Future` this suite uses. */
 interface FutureContract<T> extends PromiseLike<T> {
@@ -161,6 +166,56 @@ async function queued(pool: PoolContract): Promise<void> {
   emitFigure({ suite: SUITE, workload: 'queue-drain', label: `wsfutures ${count} queued tasks drained`, value: perSecond(n, ms), unit: 'tasks/s', count: n, seconds: ms / 1000, note: `from the first submit to the last result; submitting took ${(submitMs / 1000).toFixed(2)} s` });
 }
 
+/**
+ * Sequential round trips and tiny-task bursts, wsfutures and the bare echo taking turns in
+ * short rounds; p50 over all rounds for latency, the median round for rates.
+ */
+async function interleaved(pool: PoolContract): Promise<void> {
+  const rounds = smoke ? 2 : 10;
+  const trips = smoke ? 20 : 1_000;
+  const burst = smoke ? 200 : 20_000;
+  const { child, ports } = await startEchoServer();
+  const started = now();
+  try {
+    const client = await EchoClient.open(ports.wsPort);
+    const tiny = (i: number) => ({ id: i, args: [i] });
+    for (let i = 0; i < trips; i++) await client.request(tiny(i));
+    await pipeline(client, sizes.maxMs, burst, 1_000, tiny, () => 1);
+    const bareTrips = new Float64Array(rounds * trips);
+    const ourTrips = new Float64Array(rounds * trips);
+    const bareRates: number[] = [];
+    const ourRates: number[] = [];
+    for (let r = 0; r < rounds; r++) {
+      for (let i = 0; i < trips; i++) {
+        const t = now();
+        await client.request(tiny(i));
+        bareTrips[r * trips + i] = (now() - t) * 1000;
+      }
+      for (let i = 0; i < trips; i++) {
+        const t = now();
+        await pool.submit(noop, i);
+        ourTrips[r * trips + i] = (now() - t) * 1000;
+      }
+      const { units, ms } = await pipeline(client, sizes.maxMs, burst, 1_000, tiny, () => 1);
+      bareRates.push(perSecond(units, ms));
+      const t0 = now();
+      const futures = Array.from({ length: burst }, (_, i) => pool.submit(noop, i));
+      for await (const _ of asCompleted(futures));
+      ourRates.push(perSecond(burst, now() - t0));
+    }
+    client.close();
+    const median = (xs: number[]) => xs.slice().sort((a, b) => a - b)[xs.length >> 1]!;
+    const note = `${rounds} rounds, taking turns with the bare echo`;
+    const seconds = (now() - started) / 1000;
+    emitFigure({ suite: 'baseline', workload: 'ws-ping-pong-p50-interleaved', label: 'bare ws ping-pong p50, interleaved', value: percentile(bareTrips, 50), unit: 'µs', count: bareTrips.length, note, seconds });
+    emitFigure({ suite: 'baseline', workload: 'ws-pipelined-interleaved', label: 'bare ws pipelined echo, interleaved', value: median(bareRates), unit: 'msgs/s', count: rounds * burst, note: `median of ${note}`, seconds });
+    emitFigure({ suite: SUITE, workload: 'sequential-p50-interleaved', label: 'wsfutures sequential p50, interleaved', value: percentile(ourTrips, 50), unit: 'µs', count: ourTrips.length, note, seconds });
+    emitFigure({ suite: SUITE, workload: 'tiny-all-at-once-interleaved', label: 'wsfutures tiny tasks, interleaved', value: median(ourRates), unit: 'tasks/s', count: rounds * burst, note: `median of ${note}`, seconds });
+  } finally {
+    child.kill('SIGKILL');
+  }
+}
+
 /** The two-worker pool the workloads share; a failed workload throws it away, and the next opens another. */
 let shared: PoolContract | undefined;
 
@@ -207,6 +262,9 @@ await step('sequential round trips', async () => sequential(await sharedPool()))
 await step(`map chunksize=${CHUNKSIZE}`, async () => mapped(await sharedPool()));
 await step('Uint8Array 1 MiB', async () => payload(await sharedPool(), 1, sizes.echo1));
 await step('Uint8Array 16 MiB', async () => payload(await sharedPool(), 16, sizes.echo16));
+if (shared) await dispose(shared);
+shared = undefined;
+await step('interleaved with the bare echo', async () => interleaved(await sharedPool()));
 if (shared) await dispose(shared);
 shared = undefined;
 await step('CPU-bound speed-up', cpuSpeedup);
