@@ -6,6 +6,7 @@
 import { WebSocketServer, type WebSocket, type RawData } from 'ws';
 import type { IncomingMessage } from 'node:http';
 import { nanoid } from 'nanoid';
+import { HandshakeLimiter, type HandshakeLimits } from './handshake-limiter.ts';
 import { checkAuth, makeHello } from '../shared/auth.ts';
 import { decodeFrame, encodeFrame } from '../shared/frames.ts';
 import { CLOSE, CLOSE_ERROR_CODES, HANDSHAKE, WS_PATH, batchBySize, invalidW2C, type AttachMsg, type C2W, type RegisterMsg, type TaskOutcome, type TaskSpec, type W2C } from '../shared/protocol.ts';
@@ -39,6 +40,8 @@ export interface ServerOptions {
   heartbeatTimeoutMs: number;
   /** TLS: when set, the server speaks wss://. */
   tls?: { cert: string | Buffer; key: string | Buffer };
+  /** How many failed handshakes an address may have before it is refused for a while. */
+  handshakeLimits?: HandshakeLimits;
 }
 
 type Phase = 'handshake' | 'registering' | 'ready' | 'closed';
@@ -64,6 +67,8 @@ export class WorkerPeer {
   /** The largest frame the node accepts (it says so when it registers). */
   maxMessageBytes = Number.MAX_SAFE_INTEGER;
   remoteAddress: string;
+  /** The remote IP address alone, which the handshake limiter counts by. */
+  ip = '';
   phase: Phase = 'handshake';
   /** Known once it registers or attaches. */
   kind: 'control' | 'lane' | undefined;
@@ -154,6 +159,7 @@ export class CoordinatorServer {
     this.maxMessageBytes = options.maxMessageBytes;
     this.heartbeatIntervalMs = options.heartbeatIntervalMs;
     this.heartbeatTimeoutMs = options.heartbeatTimeoutMs;
+    this.#limiter = new HandshakeLimiter(options.handshakeLimits);
   }
 
   async start(): Promise<string> {
@@ -163,7 +169,7 @@ export class CoordinatorServer {
       const https = await import('node:https');
       const server = https.createServer({ cert: tls.cert, key: tls.key });
       this.#httpServer = server;
-      wss = new WebSocketServer({ server, path: WS_PATH, maxPayload: maxMessageBytes });
+      wss = new WebSocketServer({ server, path: WS_PATH, maxPayload: maxMessageBytes, verifyClient: this.#verifyClient });
       await new Promise<void>((resolve, reject) => {
         server.once('error', reject);
         server.listen(port, host, () => resolve());
@@ -171,7 +177,7 @@ export class CoordinatorServer {
       const addr = server.address() as import('node:net').AddressInfo;
       this.url = `wss://${formatHost(host)}:${addr.port}${WS_PATH}`;
     } else {
-      wss = new WebSocketServer({ host, port, path: WS_PATH, maxPayload: maxMessageBytes });
+      wss = new WebSocketServer({ host, port, path: WS_PATH, maxPayload: maxMessageBytes, verifyClient: this.#verifyClient });
       await new Promise<void>((resolve, reject) => {
         wss.once('error', reject);
         wss.once('listening', () => resolve());
@@ -203,9 +209,19 @@ export class CoordinatorServer {
     return this.url;
   }
 
+  readonly #limiter: HandshakeLimiter;
+
+  /** Refuses the HTTP upgrade, before any WebSocket exists, from an address that is blocked. */
+  readonly #verifyClient = (info: { req: IncomingMessage }, done: (ok: boolean, code?: number, message?: string) => void): void => {
+    const ip = info.req.socket.remoteAddress ?? '?';
+    if (!this.#limiter.isBlocked(ip)) return done(true);
+    done(false, 429, 'too many failed handshakes from this address: try again later');
+  };
+
   #accept(ws: WebSocket, req: IncomingMessage): void {
     const remote = `${req.socket.remoteAddress ?? '?'}:${req.socket.remotePort ?? '?'}`;
     const peer = new WorkerPeer(ws, remote);
+    peer.ip = req.socket.remoteAddress ?? '?';
     this.peers.add(peer);
     const hello = makeHello();
     peer.helloNonce = hello.nonce;
@@ -330,6 +346,10 @@ export class CoordinatorServer {
   /** Closes one connection with a code and a reason the peer can show; others are untouched. */
   #refuse(peer: WorkerPeer, code: number, reason: string): void {
     this.#events.log('warn', `closing connection from ${peer.phase === 'handshake' ? peer.remoteAddress : peer.label}: ${reason}`);
+    if (peer.phase === 'handshake' && this.#limiter.fail(peer.ip)) {
+      const { failures, windowMs, blockMs } = this.#limiter.limits;
+      this.#events.log('warn', `${peer.ip}: ${failures} failed handshakes within ${windowMs / 1000} s: refusing its connections for ${blockMs / 1000} s`);
+    }
     if (peer.phase === 'registering' || peer.phase === 'ready') {
       try {
         peer.send({ op: 'error', code: CLOSE_ERROR_CODES[code] ?? 'WSF_PROTOCOL', message: reason });
