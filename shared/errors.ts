@@ -159,22 +159,30 @@ export function errorToWire(err: unknown, propsOk: (v: unknown) => boolean = () 
  * anything else as an `Error` whose `name` is the remote class name. `stackSuffix` is appended to
  * the remote stack so it shows where the error crossed the wire (which node ran the task).
  */
-export function errorFromWire(wire: WireError, stackSuffix = ''): Error {
+export function errorFromWire(wire: WireError, stackSuffix = '', depth = 0): Error {
   let err: Error;
-  if (wire.name === 'AggregateError') {
-    err = new AggregateError((wire.errors ?? []).map((e) => errorFromWire(e)), wire.message);
-  } else if (BUILTIN_ERRORS[wire.name]) {
-    err = new BUILTIN_ERRORS[wire.name]!(wire.message);
-  } else if (OWN_ERRORS[wire.name]) {
-    err = OWN_ERRORS[wire.name]!(wire.message);
+  // Own properties only: a remote error named "toString" or "constructor" must not find
+  // Object.prototype's members here (that once crashed the coordinator).
+  const name = typeof wire.name === 'string' ? wire.name : 'Error';
+  const message = typeof wire.message === 'string' ? wire.message : String(wire.message);
+  const nested = (w: unknown): Error => (isWireShaped(w) && depth < 8 ? errorFromWire(w, '', depth + 1) : new Error(describe(w)));
+  if (name === 'AggregateError') {
+    err = new AggregateError(Array.isArray(wire.errors) ? wire.errors.map(nested) : [], message);
+  } else if (Object.hasOwn(BUILTIN_ERRORS, name)) {
+    err = new BUILTIN_ERRORS[name]!(message);
+  } else if (Object.hasOwn(OWN_ERRORS, name)) {
+    err = OWN_ERRORS[name]!(message);
   } else {
-    err = new Error(wire.message);
-    err.name = wire.name;
+    err = new Error(message);
+    err.name = name;
   }
-  if (wire.props) Object.assign(err, wire.props);
+  if (wire.props !== null && typeof wire.props === 'object') {
+    for (const [k, v] of Object.entries(wire.props)) if (k !== '__proto__') (err as unknown as Record<string, unknown>)[k] = v;
+  }
   if (wire.code !== undefined) (err as { code?: unknown }).code = wire.code;
-  if (wire.cause) err.cause = 'value' in wire.cause ? wire.cause.value : errorFromWire(wire.cause as WireError);
-  const remoteStack = wire.stack ?? `${wire.name}: ${wire.message}`;
+  const cause = wire.cause as unknown;
+  if (cause !== null && typeof cause === 'object') err.cause = 'value' in cause ? (cause as { value: unknown }).value : nested(cause);
+  const remoteStack = typeof wire.stack === 'string' ? wire.stack : `${name}: ${message}`;
   Object.defineProperty(err, 'stack', {
     value: remoteStack + stackSuffix,
     writable: true,
@@ -182,6 +190,10 @@ export function errorFromWire(wire: WireError, stackSuffix = ''): Error {
     enumerable: false,
   });
   return err;
+}
+
+function isWireShaped(v: unknown): v is WireError {
+  return v !== null && typeof v === 'object' && typeof (v as WireError).name === 'string' && typeof (v as WireError).message === 'string';
 }
 
 function describe(v: unknown): string {

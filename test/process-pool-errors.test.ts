@@ -6,7 +6,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import type { ProcessPoolExecutor } from '../coordinator/index.ts';
-import { failWith } from './fixtures/tasks.ts';
+import { add, failWith, throwNamed } from './fixtures/tasks.ts';
 import { rejects } from './helpers/assert.ts';
 import { startPool } from './helpers/cluster.ts';
 
@@ -53,6 +53,16 @@ test('the stack shows the worker frame and the worker node name', async () => {
   assert.match(stack, /failWith/, 'the task function frame from the worker');
   assert.match(stack, /tasks\.ts|\.mjs/, 'a worker-side file');
   assert.match(stack, /wsfutures worker node "local-\d+"/, 'which node ran it');
+});
+
+test('errors named like Object.prototype members arrive as plain Errors with that name; the coordinator stays up', async () => {
+  for (const name of ['toString', 'constructor', '__proto__', 'hasOwnProperty', 'valueOf']) {
+    const err = (await rejects(pool.submit(throwNamed, name, `named ${name}`))) as Error;
+    assert.instance(err, Error, name);
+    assert.is(err.message, `named ${name}`);
+    assert.is(Object.getPrototypeOf(err), Error.prototype, `${name}: a plain Error`);
+  }
+  assert.is(await pool.submit(add, 1, 2), 3);
 });
 
 test('a thrown non-Error value arrives as an Error that shows the value', async () => {
