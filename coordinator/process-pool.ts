@@ -10,7 +10,7 @@ import { nanoid } from 'nanoid';
 import { deriveKey, generateToken } from '../shared/auth.ts';
 import { decodeValue, encodeValue } from '../shared/codec.ts';
 import { BrokenExecutorError, SerializationError, TimeoutError, WorkerLostError, errorFromWire } from '../shared/errors.ts';
-import { CLOSE, DEFAULTS, type AttachMsg, type RegisterMsg, type TaskOutcome, type TaskSpec } from '../shared/protocol.ts';
+import { CLOSE, DEFAULTS, type AttachMsg, type LaneDiedMsg, type RegisterMsg, type TaskOutcome, type TaskSpec } from '../shared/protocol.ts';
 import { toModuleUrl } from '../shared/bundle.ts';
 import { BaseExecutor, checkPositiveInt, describeValue, type AnyFunction, type ChunkOutcome } from './executor.ts';
 import { checkTimeout, type Future } from './future.ts';
@@ -92,11 +92,7 @@ interface LaneState {
   unreported: Set<number>;
   /** Timers that end the lane's thread if an aborted task in it does not stop. */
   killTimers: Map<number, ReturnType<typeof setTimeout>>;
-  /** The coordinator asked the node to end this lane's thread. */
-  killing: boolean;
-  /** The node said the thread died, and how. */
-  died: string | undefined;
-  /** Set while the lane's connection is gone and the node has not (yet) said why. */
+  /** Set while the lane's connection is gone and the node has not (yet) said what happened. */
   lostTimer: ReturnType<typeof setTimeout> | undefined;
 }
 
@@ -107,10 +103,11 @@ interface LaneState {
  */
 const ABORT_GRACE_MS = 1000;
 /**
- * A lane that closes while its node is connected: the node usually says within milliseconds
- * that the thread died (and how); if it does not, the lane's tasks are treated as lost.
+ * A lane that closes while its node is connected: the coordinator asks the node to end that
+ * thread (if it still runs) and say which task it was running; the answer usually comes within
+ * milliseconds. If none comes, the lane's tasks are treated as lost.
  */
-const LANE_DEATH_WAIT_MS = 1000;
+const LANE_DEATH_WAIT_MS = 3000;
 
 /** The line added to a remote stack: which function, on which node, as which task. */
 function remoteFrame(entry: Entry, id: number, peer: WorkerPeer): string {
@@ -192,7 +189,7 @@ export class ProcessPoolExecutor extends BaseExecutor {
       {
         register: (peer, msg) => this.#onRegister(peer, msg),
         attach: (peer, msg) => this.#onAttach(peer, msg),
-        laneDied: (peer, lane, how) => this.#onLaneDied(peer, lane, how),
+        laneDied: (peer, msg) => this.#onLaneDied(peer, msg),
         fetchModule: (peer, id) => this.#onFetchModule(peer, id),
         ready: (peer) => this.#onReady(peer),
         results: (peer, items) => this.#onResults(peer, items),
@@ -416,24 +413,15 @@ export class ProcessPoolExecutor extends BaseExecutor {
     this.#schedulePump();
     if (!lane) return;
     lane.peer.cancel(id);
+    // After the grace period the node is asked to end the thread if (and only if) it is still
+    // running this task: the node knows exactly what its threads run; the coordinator does not
+    // (finished results wait in the thread to leave in a batch). Asked again while the task is
+    // unreported: it may have been waiting behind another task the first time.
     const check = () => {
       lane.killTimers.delete(id);
-      if (!lane.unreported.has(id) || lane.killing || !this.#lanes.has(lane.peer.id)) return;
-      // Still waiting behind another task in the thread (which reads the cancel only between
-      // tasks): look again later rather than end a thread for a task it never started.
-      if (lane.unreported.values().next().value !== id) {
-        lane.killTimers.set(id, setTimeout(check, ABORT_GRACE_MS));
-        return;
-      }
-      lane.killing = true;
-      const why = `task ${id} did not stop within ${ABORT_GRACE_MS} ms of being aborted`;
-      this.#log('warn', `${why}: ending its thread on worker node ${lane.node.peer.label}`);
-      lane.node.peer.send({ op: 'kill', lane: lane.lane, reason: why });
-      // Forgotten now rather than when its socket closes: a thread's end does not always close
-      // its socket at once (under Deno it may stay open), and the node starts another thread
-      // whose lane must find the slot free.
-      this.#removeLane(lane, 'killed', why);
-      lane.peer.terminate();
+      if (!lane.unreported.has(id) || this.#lanes.get(lane.peer.id) !== lane) return;
+      lane.node.peer.send({ op: 'kill', lane: lane.lane, task: id, reason: `task ${id} did not stop within ${ABORT_GRACE_MS} ms of being aborted` });
+      lane.killTimers.set(id, setTimeout(check, ABORT_GRACE_MS));
     };
     lane.killTimers.set(id, setTimeout(check, ABORT_GRACE_MS));
   }
@@ -483,7 +471,7 @@ export class ProcessPoolExecutor extends BaseExecutor {
     peer.remoteAddress = node.peer.remoteAddress;
     peer.maxMessageBytes = node.peer.maxMessageBytes;
     peer.slots = 1;
-    const lane: LaneState = { peer, node, lane: msg.lane, unreported: new Set(), killTimers: new Map(), killing: false, died: undefined, lostTimer: undefined };
+    const lane: LaneState = { peer, node, lane: msg.lane, unreported: new Set(), killTimers: new Map(), lostTimer: undefined };
     node.lanes.set(msg.lane, lane);
     this.#lanes.set(peer.id, lane);
     this.#scheduler.addWorker(peer.id, 1);
@@ -588,7 +576,7 @@ export class ProcessPoolExecutor extends BaseExecutor {
       let requeued = 0;
       let failed = 0;
       for (const lane of node.lanes.values()) {
-        const out = this.#removeLane(lane, 'lost', reason);
+        const out = this.#removeLane(lane, 'lost', reason, undefined);
         requeued += out.requeued;
         failed += out.failed;
         lane.peer.close(CLOSE.NORMAL, 'its worker node is gone');
@@ -600,33 +588,35 @@ export class ProcessPoolExecutor extends BaseExecutor {
     }
     const lane = this.#lanes.get(peer.id);
     if (!lane) return;
-    // Wait for the node to say why (a thread that died), or for that to take too long.
+    // The node is still here: ask it to end that thread (if it still runs) and to say which task
+    // it was running; its `lane-died` then settles the lane's tasks. Meanwhile nothing new goes
+    // to the lane.
     this.#scheduler.drainWorker(peer.id);
+    lane.node.peer.send({ op: 'kill', lane: lane.lane, reason: `its lane closed: ${reason}` });
     lane.lostTimer = setTimeout(() => {
       lane.lostTimer = undefined;
-      const out = this.#removeLane(lane, 'lost', reason);
+      const out = this.#removeLane(lane, 'lost', reason, undefined);
       if (out.requeued || out.failed) this.#log('warn', `lane ${lane.lane} of worker node ${lane.node.peer.label} lost: ${reason}; ${out.requeued} task(s) requeued, ${out.failed} failed`);
     }, LANE_DEATH_WAIT_MS);
   }
 
-  #onLaneDied(peer: WorkerPeer, laneNo: number, how: string): void {
-    const lane = this.#nodes.get(peer.id)?.lanes.get(laneNo);
+  #onLaneDied(peer: WorkerPeer, msg: LaneDiedMsg): void {
+    const lane = this.#nodes.get(peer.id)?.lanes.get(msg.lane);
     if (!lane) return;
-    lane.died = how;
-    this.#log('warn', `a task thread of worker node ${peer.label} died: it ${how}`);
-    // Its socket may outlive it for a while (see #stopTask): done with it now.
-    this.#removeLane(lane, 'crashed', how);
+    if (msg.crashed) this.#log('warn', `a task thread of worker node ${peer.label} died: it ${msg.how}${msg.task === undefined ? '' : ` while running task ${msg.task}`}`);
+    // Its socket may outlive it for a while (under Deno): done with it now.
+    this.#removeLane(lane, msg.crashed ? 'crashed' : 'lost', msg.how, msg.task ?? null);
     lane.peer.terminate();
   }
 
   /** Forgets a lane; its tasks are requeued or failed as `how` says (see LossKind). */
-  #removeLane(lane: LaneState, how: LossKind, reason: string): { requeued: number; failed: number } {
+  #removeLane(lane: LaneState, how: LossKind, reason: string, running: number | null | undefined): { requeued: number; failed: number } {
     if (this.#lanes.get(lane.peer.id) !== lane) return { requeued: 0, failed: 0 };
     this.#lanes.delete(lane.peer.id);
     lane.node.lanes.delete(lane.lane);
     for (const t of lane.killTimers.values()) clearTimeout(t);
     if (lane.lostTimer) clearTimeout(lane.lostTimer);
-    const { requeued, failed, crashed } = this.#scheduler.removeWorker(lane.peer.id, how);
+    const { requeued, failed, crashed } = this.#scheduler.removeWorker(lane.peer.id, how, running);
     const node = lane.node.peer;
     for (const id of requeued) {
       this.#running.get(id)?.future.setPendingAgain();
@@ -644,7 +634,7 @@ export class ProcessPoolExecutor extends BaseExecutor {
       const entry = this.#running.get(crashed);
       this.#running.delete(crashed);
       if (entry && !entry.future.done()) {
-        this.#settle(entry, { id: crashed, e: { name: 'Error', message: `the task's thread ${lane.died ?? reason}`, code: 'WSF_THREAD_DIED' } }, node);
+        this.#settle(entry, { id: crashed, e: { name: 'Error', message: `the task's thread ${reason}`, code: 'WSF_THREAD_DIED' } }, node);
       }
     }
     this.#checkDrained(lane.node);

@@ -52,17 +52,16 @@ export interface LostWorkerOutcome {
 }
 
 /**
- * How a worker went away, which decides whether its running task is to blame.
- * - `lost`: the connection or the node went away. The running task is re-run, counting an
- *   attempt (it fails once it has run `1 + maxRetries` times).
+ * How a worker went away, which decides whether the task it was running is to blame.
+ * - `lost`: the connection or the node went away, or the worker was ended on purpose. The task
+ *   it was running is re-run, counting an attempt (it fails once it has run `1 + maxRetries`
+ *   times).
  * - `crashed`: the task itself ended the worker's thread (process.exit, out of memory): it is
  *   not re-run, and the caller fails it with what happened.
- * - `killed`: the worker was ended on purpose, because a task that was aborted in it did not
- *   stop; that task is already settled, and the others are not to blame.
- * In every case the tasks behind the running one had not started: they go back to the queue
- * without counting an attempt.
+ * Every other task it held had not started: they go back to the queue without counting an
+ * attempt.
  */
-export type LossKind = 'lost' | 'crashed' | 'killed';
+export type LossKind = 'lost' | 'crashed';
 
 /**
  * A FIFO queue backed by an array with a moving head; `shift()` on a big array is O(n), and
@@ -186,12 +185,13 @@ export class Scheduler<P> {
   }
 
   /**
-   * Forgets a worker. The tasks it was running (its first `slots` tasks in assignment order)
-   * are dealt with as `how` says; the ones behind them go back to the queue as they were, not
-   * counted as attempts (they never started). Requeued tasks go to the front of the queue, in
-   * submission order.
+   * Forgets a worker; its tasks go back to the front of the queue, in submission order, except
+   * the one it was running, which `how` decides about (see LossKind). `running` says which task
+   * that was: an id (which may no longer be the scheduler's: an aborted task), `null` for none,
+   * or undefined when unknown — then the worker's first `slots` tasks in assignment order are
+   * taken to be the running ones.
    */
-  removeWorker(id: string, how: LossKind = 'lost'): LostWorkerOutcome {
+  removeWorker(id: string, how: LossKind = 'lost', running?: number | null): LostWorkerOutcome {
     const w = this.#workers.get(id);
     const out: LostWorkerOutcome = { requeued: [], failed: [] };
     if (!w) return out;
@@ -202,8 +202,8 @@ export class Scheduler<P> {
       const t = this.#tasks.get(taskId);
       if (!t) continue;
       t.workerId = undefined;
-      const running = position++ < w.slots;
-      if (!running || how === 'killed') {
+      const wasRunning = running === undefined ? position++ < w.slots : taskId === running;
+      if (!wasRunning) {
         t.attempts--;
         retry.push(t);
       } else if (how === 'crashed') {

@@ -9,7 +9,7 @@ import { nanoid } from 'nanoid';
 import { HandshakeLimiter, type HandshakeLimits } from './handshake-limiter.ts';
 import { checkAuth, makeHello } from '../shared/auth.ts';
 import { decodeFrame, encodeFrame } from '../shared/frames.ts';
-import { CLOSE, CLOSE_ERROR_CODES, HANDSHAKE, WS_PATH, batchBySize, invalidW2C, type AttachMsg, type C2W, type RegisterMsg, type TaskOutcome, type TaskSpec, type W2C } from '../shared/protocol.ts';
+import { CLOSE, CLOSE_ERROR_CODES, DEFAULTS, HANDSHAKE, WS_PATH, batchBySize, invalidW2C, type AttachMsg, type C2W, type LaneDiedMsg, type RegisterMsg, type TaskOutcome, type TaskSpec, type W2C } from '../shared/protocol.ts';
 
 export interface ServerEvents {
   /** A worker node registered (the pool answers with `welcome`). */
@@ -19,8 +19,8 @@ export interface ServerEvents {
    * refused), or undefined when it is attached.
    */
   attach(peer: WorkerPeer, msg: AttachMsg): string | undefined;
-  /** A node says the thread of one of its lanes died. */
-  laneDied(peer: WorkerPeer, lane: number, how: string): void;
+  /** A node says the thread of one of its lanes is gone (see LaneDiedMsg). */
+  laneDied(peer: WorkerPeer, msg: LaneDiedMsg): void;
   fetchModule(peer: WorkerPeer, id: number): void;
   ready(peer: WorkerPeer): void;
   results(peer: WorkerPeer, items: TaskOutcome[]): void;
@@ -106,7 +106,9 @@ export class WorkerPeer {
    * gave this node, so batching already happened; waiting a tick here would only add latency.
    */
   run(tasks: TaskSpec[]): void {
-    for (const batch of batchBySize(tasks, (t) => t.a.byteLength + 32)) this.send({ op: 'run', tasks: batch });
+    // Within the node's frame limit too, when that is below batchBytes.
+    const limit = Math.min(DEFAULTS.batchBytes, this.maxMessageBytes - 4096);
+    for (const batch of batchBySize(tasks, (t) => t.a.byteLength + 32, limit)) this.send({ op: 'run', tasks: batch });
   }
 
   cancel(id: number): void {
@@ -222,6 +224,9 @@ export class CoordinatorServer {
     const remote = `${req.socket.remoteAddress ?? '?'}:${req.socket.remotePort ?? '?'}`;
     const peer = new WorkerPeer(ws, remote);
     peer.ip = req.socket.remoteAddress ?? '?';
+    // Lanes are never pinged (a thread busy with a long task cannot answer): TCP keepalive keeps
+    // an idle lane's path through NATs and firewalls open, and finds a peer that vanished.
+    req.socket.setKeepAlive(true, 30_000);
     this.peers.add(peer);
     const hello = makeHello();
     peer.helloNonce = hello.nonce;
@@ -319,7 +324,7 @@ export class CoordinatorServer {
       peer.phase = 'ready';
       peer.send({ op: 'attached' });
     },
-    'lane-died': (peer, m) => this.#onControl(peer, m, () => this.#events.laneDied(peer, m.lane, m.how)),
+    'lane-died': (peer, m) => this.#onControl(peer, m, () => this.#events.laneDied(peer, m)),
     'fetch-module': (peer, m) => this.#onControl(peer, m, () => this.#events.fetchModule(peer, m.id)),
     ready: (peer, m) =>
       this.#onControl(peer, m, () => {

@@ -220,18 +220,30 @@ export interface AttachedMsg {
   op: 'attached';
 }
 
-/** Control: end the thread of this lane (its aborted task did not stop) and start another. */
+/**
+ * Control: end the thread of this lane and start another — its aborted task did not stop (then
+ * `task` is set: end it only if it is still running that task), or its lane closed while the
+ * node is connected. The node answers with `lane-died`, unless `task` had already ended.
+ */
 export interface KillMsg {
   op: 'kill';
   lane: number;
   reason: string;
+  task?: number;
 }
 
-/** Control: the thread of this lane died by itself (process.exit, out of memory, a crash). */
+/**
+ * Control: the thread of this lane is gone. `task` is the task it was running (the node knows
+ * exactly: each thread publishes its current task in shared memory), absent if it was between
+ * tasks. `crashed`: it died by itself (process.exit, out of memory), so that task is to blame;
+ * false when the node ended it because the coordinator asked.
+ */
 export interface LaneDiedMsg {
   op: 'lane-died';
   lane: number;
   how: string;
+  task?: number;
+  crashed: boolean;
 }
 
 /** Control: a draining node has nothing left running; it may close now. */
@@ -342,7 +354,7 @@ const W2C_SHAPES: Record<W2C['op'], Check> = {
   'fetch-module': shape({ id: isInt }),
   ready: shape({}),
   attach: shape({ node: isStr, lane: isInt, ticket: isStr }),
-  'lane-died': shape({ lane: isInt, how: isStr }),
+  'lane-died': shape({ lane: isInt, how: isStr, task: opt(isInt), crashed: isBool }),
   results: shape({ items: arrayOf(isOutcome) }),
   ping: shape({ t: isNum }),
   pong: shape({ t: isNum }),
@@ -353,7 +365,7 @@ const W2C_SHAPES: Record<W2C['op'], Check> = {
 const C2W_SHAPES: Record<C2W['op'], Check> = {
   welcome: shape({ workerId: isStr, modules: arrayOf(isModuleInfo), heartbeatIntervalMs: isNum, heartbeatTimeoutMs: isNum, maxMessageBytes: isNum, laneTicket: isStr }),
   attached: shape({}),
-  kill: shape({ lane: isInt, reason: isStr }),
+  kill: shape({ lane: isInt, reason: isStr, task: opt(isInt) }),
   drained: shape({}),
   module: shape({ id: isInt, hash: isStr, code: isStr }),
   run: shape({ tasks: arrayOf(isTaskSpec) }),

@@ -5,7 +5,8 @@
  */
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { add, exitThread, sleepThenWhere } from './fixtures/tasks.ts';
+import { TimeoutError } from '../coordinator/index.ts';
+import { add, exitThread, sleepThenWhere, spin } from './fixtures/tasks.ts';
 import { rejects } from './helpers/assert.ts';
 import { spawnWorker, startPool, waitFor, within } from './helpers/cluster.ts';
 
@@ -29,6 +30,36 @@ test('a task that ends its thread fails with WSF_THREAD_DIED and how; the tasks 
     await waitFor(() => pool.slots === 2, 20_000, 'the replacement thread attached');
     assert.is(await within(pool.submit(add, 40, 2), 10_000, 'a task after'), 42);
     assert.not.match(node.output, /lost the coordinator/, 'the node stayed connected');
+  } finally {
+    await node.kill();
+    await pool.shutdown({ cancelFutures: true });
+  }
+});
+
+test('results waiting in a thread to leave in a batch do not fool the coordinator about which task is running', async () => {
+  const pool = await startPool({ maxWorkers: 0 });
+  const node = spawnWorker({ url: pool.url!, token: pool.token, concurrency: 1 });
+  try {
+    await within(pool.ready(1), 30_000, 'the node');
+    await within(Promise.all(Array.from({ length: 300 }, (_, i) => pool.submit(add, i, 1))), 30_000, 'warm-up');
+    // Tiny tasks finish first, but their results wait in the thread behind the ones still to
+    // run. Then a task ends its thread: it alone is to blame, and only it fails.
+    const before = Array.from({ length: 5 }, () => pool.submit(sleepThenWhere, 0));
+    const dying = pool.submit(exitThread, 3);
+    const err = await within(rejects(dying), 20_000, 'the dying task');
+    assert.is((err as { code?: string }).code, 'WSF_THREAD_DIED');
+    for (const r of await within(Promise.all(before), 20_000, 'the tasks before it')) assert.is(r.attempt, 1);
+    await waitFor(() => pool.slots === 1, 20_000, 'the replacement thread attached');
+    await within(Promise.all(Array.from({ length: 300 }, (_, i) => pool.submit(add, i, 1))), 30_000, 'warm-up again');
+    // The same, with a CPU-bound task that is aborted (its timeout) and never looks at its
+    // signal: its thread is ended after the grace period, and the tasks around it finish.
+    const ahead = Array.from({ length: 5 }, () => pool.submit(sleepThenWhere, 0));
+    const spinning = pool.submitWith({ timeout: 300 }, spin, 60_000);
+    const behind = pool.submit(sleepThenWhere, 0);
+    await within(rejects(spinning, TimeoutError), 10_000, 'the spin timing out');
+    const rest = await within(Promise.all([...ahead, behind]), 15_000, 'the tasks around the aborted one');
+    for (const r of rest) assert.is(r.attempt, 1, 'none was counted as a failed attempt');
+    assert.match(node.output, /ending the thread of lane \d+: task \d+ did not stop/);
   } finally {
     await node.kill();
     await pool.shutdown({ cancelFutures: true });

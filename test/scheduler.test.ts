@@ -321,21 +321,25 @@ test('a lost one-slot worker (a lane): only the task it was running counts an at
   assert.equal(again[0]!.tasks.map((t) => [t.id, t.attempt]), [[2, 1], [3, 1], [4, 1]], 'still their first attempt');
 });
 
-test("a crashed lane hands back the task it was running (to fail) and requeues the rest; a killed lane blames no one", () => {
+test("a crashed lane hands back the task it was running (to fail) and requeues the rest; a task ended on purpose blames no one", () => {
   const s = new Scheduler<string>({ maxRetries: 2 });
-  s.depthPerSlot = 3;
+  s.depthPerSlot = 4;
   s.addWorker('a', 1);
-  submitMany(s, 1, 3);
+  submitMany(s, 1, 4);
   s.assign();
-  assert.equal(s.removeWorker('a', 'crashed'), { requeued: [2, 3], failed: [], crashed: 1 });
-  assert.is(s.hasTask(1), false, 'the crashed task is the caller\'s to fail');
+  // Task 1 finished but its result had not left the thread yet: the node says 2 was running.
+  assert.equal(s.removeWorker('a', 'crashed', 2), { requeued: [1, 3, 4], failed: [], crashed: 2 });
+  assert.is(s.hasTask(2), false, "the crashed task is the caller's to fail");
 
   s.addWorker('b', 1);
-  assert.equal(allIds(s.assign()), [2, 3]);
-  assert.is(s.cancel(2), 'b', 'task 2 was aborted (it was running)');
-  assert.equal(s.removeWorker('b', 'killed'), { requeued: [3], failed: [] });
+  assert.equal(allIds(s.assign()), [1, 3, 4]);
+  assert.is(s.cancel(3), 'b', 'task 3 was aborted while running');
+  // The node ended the thread that ran task 3: nobody else is to blame.
+  assert.equal(s.removeWorker('b', 'lost', 3), { requeued: [1, 4], failed: [] });
   s.addWorker('c', 1);
-  assert.equal(s.assign()[0]!.tasks.map((t) => [t.id, t.attempt]), [[3, 1]], 'not counted against task 3');
+  assert.equal(s.assign()[0]!.tasks.map((t) => [t.id, t.attempt]), [[1, 1], [4, 1]], 'not counted against tasks 1 and 4');
+  // null: the thread was between tasks.
+  assert.equal(s.removeWorker('c', 'crashed', null), { requeued: [1, 4], failed: [] });
 });
 
 test.run();

@@ -9,8 +9,11 @@ import type { FromThread, LaneConfig } from './thread-protocol.ts';
 
 export interface LaneThreadsOptions {
   slots: number;
-  /** A thread died by itself (the coordinator is told, to fail the task it was running). */
-  onDied: (lane: number, how: string) => void;
+  /**
+   * A thread is gone: it died by itself (`crashed`), or was ended on the coordinator's request.
+   * `task` is the task it was running, if any. The coordinator is told.
+   */
+  onGone: (lane: number, how: string, task: number | undefined, crashed: boolean) => void;
   log: (message: string) => void;
 }
 
@@ -18,10 +21,19 @@ interface LaneThread {
   lane: number;
   worker: TaskThread;
   attached: boolean;
+  /** Shared with the thread: [0] its running task's id (0: none), [1] exit code + 1 (0: none). */
+  state: BigInt64Array;
+  /** Its lane closed and the coordinator asked for it to be ended: waiting to see if it died. */
+  ended?: boolean;
 }
 
-/** Everything a lane needs but its number. */
-export type LaneSession = Omit<LaneConfig, 'lane'>;
+/** Everything a lane needs but its number and its shared state. */
+export type LaneSession = Omit<LaneConfig, 'lane' | 'state'>;
+
+function runningTask(t: LaneThread): number | undefined {
+  const id = Number(Atomics.load(t.state, 0));
+  return id === 0 ? undefined : id;
+}
 
 export class LaneThreads {
   readonly #options: LaneThreadsOptions;
@@ -62,29 +74,62 @@ export class LaneThreads {
     await this.#stopThreads();
   }
 
-  /** The coordinator asks: end this lane's thread (an aborted task in it did not stop). */
-  kill(lane: number, reason: string): void {
+  /**
+   * The coordinator asks: end this lane's thread — only if it still runs `task`, when given (an
+   * aborted task that did not stop; it may have ended since). Says which task it was running.
+   */
+  kill(lane: number, reason: string, task?: number): void {
     const t = this.#threads.find((x) => x.lane === lane);
     if (!t) return;
-    this.#options.log(`ending the thread of lane ${lane}: ${reason}`);
+    if (task === undefined && !t.ended) {
+      // The lane closed. If the thread closed it by dying (process.exit, an uncaught error), its
+      // death event may not have reached this thread yet: give it a moment to, so the task is
+      // blamed for the crash rather than re-run as a mere connection loss.
+      t.ended = true;
+      const timer = setTimeout(() => {
+        this.#timers.delete(timer);
+        this.kill(lane, reason);
+      }, 250);
+      this.#timers.add(timer);
+      return;
+    }
+    const running = runningTask(t);
+    if (task !== undefined && running !== task) return;
+    const exit = Number(Atomics.load(t.state, 1));
+    // A Deno web Worker that called process.exit left its code here, and no exit event.
+    if (exit > 0) {
+      this.#options.log(`the task thread of lane ${lane} exited with code ${exit - 1}; starting another`);
+      this.#options.onGone(lane, `exited with code ${exit - 1}`, running, true);
+    } else {
+      this.#options.log(`ending the thread of lane ${lane}: ${reason}`);
+      this.#options.onGone(lane, `was ended: ${reason}`, running, false);
+    }
     this.#replace(t, 0);
   }
 
   #spawn(): LaneThread {
     const session = this.#session!;
     const lane = this.#nextLane++;
-    const t: LaneThread = { lane, attached: false, worker: undefined as unknown as TaskThread };
+    const shared = new SharedArrayBuffer(16);
+    const t: LaneThread = { lane, attached: false, worker: undefined as unknown as TaskThread, state: new BigInt64Array(shared) };
     t.worker = startTaskThread({
       message: (data) => this.#onMessage(t, data as FromThread),
       death: (how) => {
         if (!this.#threads.includes(t)) return;
         this.#options.log(`the task thread of lane ${lane} ${how}; starting another`);
-        this.#options.onDied(lane, how);
-        this.#replace(t, 0);
+        this.#options.onGone(lane, how, runningTask(t), true);
+        // A thread that dies before it ever attached (a task module that exits on import)
+        // is replaced after a growing pause, not in a tight loop.
+        if (!t.attached) this.#failures++;
+        this.#replace(t, t.attached ? 0 : this.#backoff());
       },
     });
-    t.worker.post({ t: 'start', config: { ...session, lane } });
+    t.worker.post({ t: 'start', config: { ...session, lane, state: shared } });
     return t;
+  }
+
+  #backoff(): number {
+    return Math.min(10_000, 250 * 2 ** Math.min(this.#failures, 6));
   }
 
   #onMessage(t: LaneThread, msg: FromThread): void {
@@ -105,7 +150,7 @@ export class LaneThreads {
     // A normal close comes with the coordinator's shutdown or the node's own loss: the control
     // connection reports those.
     if (msg.code !== 1000) this.#options.log(`lane ${t.lane} closed (${msg.code}${msg.reason ? `: ${msg.reason}` : ''})`);
-    this.#replace(t, Math.min(10_000, 250 * 2 ** Math.min(this.#failures, 6)));
+    this.#replace(t, this.#backoff());
   }
 
   /** Ends a thread and, unless the node is stopping, starts another on a new lane number. */

@@ -94,7 +94,7 @@ export class WorkerNode {
     this.#cache = new ModuleCache(options.cacheDir || undefined);
     this.#lanes = new LaneThreads({
       slots: concurrency,
-      onDied: (lane, how) => this.#conn?.send({ op: 'lane-died', lane, how }),
+      onGone: (lane, how, task, crashed) => this.#conn?.send({ op: 'lane-died', lane, how, task, crashed }),
       log: (m) => this.#log(m),
     });
     this.#stopped = new Promise((resolve, reject) => {
@@ -232,7 +232,7 @@ export class WorkerNode {
       attached: unexpected,
       run: unexpected,
       cancel: unexpected,
-      kill: (m) => this.#lanes.kill(m.lane, m.reason),
+      kill: (m) => this.#lanes.kill(m.lane, m.reason, m.task),
       drained: () => {
         if (this.#state === 'draining') this.#conn?.close(CLOSE.NORMAL, 'worker node drained');
       },
@@ -334,7 +334,8 @@ export class WorkerNode {
   async stop({ drain = true }: { drain?: boolean } = {}): Promise<void> {
     if (this.#reconnectTimer) clearTimeout(this.#reconnectTimer);
     if (this.#state === 'stopped') return this.#stopped.catch(() => {});
-    if (drain && this.#state === 'ready' && this.#conn) {
+    // Welcomed is enough: lanes take tasks as soon as they attach, before the node says ready.
+    if (drain && (this.#state === 'ready' || (this.#state === 'registering' && this.#welcomed)) && this.#conn) {
       this.#state = 'draining';
       this.#send({ op: 'drain' });
       this.#log('draining: finishing running tasks before exit', 'info');

@@ -25,6 +25,14 @@ export interface LaneConfig {
   lane: number;
   /** Task modules: the coordinator's module id → the file: URL to import here. */
   modules: [number, string][];
+  /**
+   * Shared with the node's main thread (a BigInt64Array of 2): [0] the id of the task running
+   * now (0 between tasks), [1] exit code + 1 if the thread is exiting (0 otherwise). The main
+   * thread reads them when the thread dies or must be ended, so the coordinator learns exactly
+   * which task was running — results leave in batches, so "the first one not reported yet" may
+   * well have finished.
+   */
+  state: SharedArrayBuffer;
 }
 
 /** Import the modules, then connect and attach the lane. */

@@ -54,6 +54,8 @@ let draining = false;
 let lane: Connection | undefined;
 let config: LaneConfig | undefined;
 let moduleUrls = new Map<number, string>();
+/** Shared with the node's main thread: the running task's id, and an exit code (LaneConfig.state). */
+let shared: BigInt64Array | undefined;
 
 async function load(url: string): Promise<Record<string, unknown>> {
   const ready = modules.get(url);
@@ -93,8 +95,10 @@ function flush(): void {
       e: { name: 'SerializationError', code: 'WSF_SERIALIZATION', message: `the task's result encodes to ${size} bytes, more than the coordinator's maxMessageBytes (${config!.peerMaxMessageBytes}): raise maxMessageBytes on the pool or return less` },
     };
   }
-  if (total <= DEFAULTS.batchBytes) return lane.send({ op: 'results', items: outcomes });
-  for (const items of batchBySize(outcomes, (o) => (o.v?.byteLength ?? 0) + 64)) lane.send({ op: 'results', items });
+  // Batches stay within the coordinator's frame limit too, when that is below batchBytes.
+  const batchLimit = Math.min(DEFAULTS.batchBytes, limit);
+  if (total <= batchLimit) return lane.send({ op: 'results', items: outcomes });
+  for (const items of batchBySize(outcomes, (o) => (o.v?.byteLength ?? 0) + 64, batchLimit)) lane.send({ op: 'results', items });
 }
 
 /**
@@ -212,8 +216,11 @@ async function drain(): Promise<void> {
   draining = true;
   try {
     for (let job = queue.shift(); job; job = queue.shift()) {
-      const outcome = run(job);
-      outbox.push(outcome instanceof Promise ? await outcome : outcome);
+      if (shared) Atomics.store(shared, 0, BigInt(job.id));
+      let outcome = run(job);
+      if (outcome instanceof Promise) outcome = await outcome;
+      if (shared) Atomics.store(shared, 0, 0n);
+      outbox.push(outcome);
       // A long job's outcome should not wait for the rest of the batch.
       if (outbox.length >= 64 || (outbox[outbox.length - 1]!.d ?? 0) > 5) flush();
     }
@@ -231,7 +238,8 @@ function cancel(id: number): void {
   const i = queue.findIndex((j) => j.id === id);
   if (i >= 0) {
     queue.splice(i, 1);
-    outbox.push({ id, d: 0 });
+    // No duration: it did not run, and a zero would drag down the mean the pool tunes from.
+    outbox.push({ id });
     if (!draining) flush();
   }
 }
@@ -253,6 +261,8 @@ const handlers: Partial<Handlers<C2W>> = {
 
 async function start(c: LaneConfig): Promise<void> {
   config = c;
+  shared = new BigInt64Array(c.state);
+  if (typeof (globalThis as { Deno?: unknown }).Deno !== 'undefined') recordExits(shared);
   moduleUrls = new Map(c.modules);
   // Imported before the lane attaches: the node is ready only when every thread can run its
   // first task at full speed (loading a module can take a second). An import that fails is
@@ -277,6 +287,25 @@ async function start(c: LaneConfig): Promise<void> {
       log: (message) => port.post({ t: 'log', message: `lane ${c.lane}: ${message}` }),
     },
   );
+}
+
+/**
+ * A Deno web Worker that calls process.exit() (or Deno.exit) just stops: its parent gets no
+ * exit event. The code is written to shared memory first, where the node finds it when the
+ * coordinator asks it to end the thread (its lane closed). Node's worker_threads report exits.
+ */
+function recordExits(state: BigInt64Array): void {
+  const g = globalThis as unknown as { Deno: { exit(code?: number): never } };
+  const denoExit = g.Deno.exit.bind(g.Deno);
+  const processExit = process.exit.bind(process);
+  g.Deno.exit = (code?: number): never => {
+    Atomics.store(state, 1, BigInt((code ?? 0) + 1));
+    return denoExit(code);
+  };
+  process.exit = ((code?: number | string | null): never => {
+    Atomics.store(state, 1, BigInt(Number(code ?? 0) + 1));
+    return processExit(code as number);
+  }) as typeof process.exit;
 }
 
 port.listen((msg: ToThread) => {
