@@ -25,8 +25,8 @@
  *    half the throughput on the machine the benchmarks ran on).
  *    On the control connection: `ping`/`pong` prove liveness (lanes are never pinged: a thread
  *    running a long synchronous task cannot answer, and its node answers for it); `kill` ends a
- *    lane's thread whose aborted task did not stop in time, `lane-died` says a thread died by
- *    itself; `drain` says a node is going away and `drained` that it has nothing left running;
+ *    lane's thread whose aborted task did not stop in time (or whose lane closed), `lane-died`
+ *    says a thread is gone and exactly which task it was running; `drain` says a node is going away and `drained` that it has nothing left running;
  *    `shutdown` says the coordinator is going away.
  *
  * Every message after the handshake is one msgpack map with an `op` field — except that a `run`
