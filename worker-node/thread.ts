@@ -146,16 +146,27 @@ async function settleLater(job: TaskSpec, pending: Promise<unknown>, started: nu
   }
 }
 
+/**
+ * What a task sees as `this` and from currentTask(). A class, not an object literal with a
+ * getter: one is made per task, and a literal's accessor made each of them slower to build.
+ */
+class ThreadTaskContext implements TaskContext {
+  readonly taskId: string;
+  readonly attempt: number;
+  readonly #controller: LazyAbort;
+  constructor(job: TaskSpec, controller: LazyAbort) {
+    this.taskId = String(job.id);
+    this.attempt = job.n;
+    this.#controller = controller;
+  }
+  /** Made on first use: most tiny tasks never look at their signal. */
+  get signal(): AbortSignal {
+    return this.#controller.signal;
+  }
+}
+
 function taskContext(job: TaskSpec, controller: LazyAbort): TaskContext {
-  return {
-    // Made on first use: most tiny tasks never look at their signal, and an AbortController
-    // per task was a visible share of their cost.
-    get signal() {
-      return controller.signal;
-    },
-    taskId: String(job.id),
-    attempt: job.n,
-  };
+  return new ThreadTaskContext(job, controller);
 }
 
 async function runSlow(job: TaskSpec): Promise<TaskOutcome> {
