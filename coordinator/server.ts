@@ -223,6 +223,9 @@ export class CoordinatorServer {
   #accept(ws: WebSocket, req: IncomingMessage): void {
     const remote = `${req.socket.remoteAddress ?? '?'}:${req.socket.remotePort ?? '?'}`;
     const peer = new WorkerPeer(ws, remote);
+    // Each message as the payloads of its frames: an attachment sent as a fragment of its own is
+    // handed over as that fragment, not joined with the envelope into a fresh buffer.
+    ws.binaryType = 'fragments';
     peer.ip = req.socket.remoteAddress ?? '?';
     // Lanes are never pinged (a thread busy with a long task cannot answer): TCP keepalive keeps
     // an idle lane's path through NATs and firewalls open, and finds a peer that vanished.
@@ -260,14 +263,13 @@ export class CoordinatorServer {
       if (peer.phase === 'closed') return;
       peer.lastSeen = Date.now();
       if (!isBinary) return this.#refuse(peer, CLOSE.PROTOCOL, 'text frames are not part of the protocol');
-      const bytes = toBytes(data);
       if (peer.phase === 'handshake') {
         clearTimeout(authTimer);
-        return this.#handshake(peer, bytes);
+        return this.#handshake(peer, toBytes(data));
       }
       let msg: unknown;
       try {
-        msg = decodeFrame(bytes);
+        msg = decodeFrame(data as Buffer[]); // binaryType 'fragments'
       } catch (err) {
         return this.#refuse(peer, CLOSE.PROTOCOL, `malformed msgpack frame: ${(err as Error).message}`);
       }
@@ -399,7 +401,7 @@ export class CoordinatorServer {
 }
 
 function toBytes(data: RawData): Uint8Array {
-  if (Array.isArray(data)) return Buffer.concat(data);
+  if (Array.isArray(data)) return data.length === 1 ? data[0]! : Buffer.concat(data);
   if (data instanceof ArrayBuffer) return new Uint8Array(data);
   return data;
 }

@@ -55,30 +55,91 @@ export function encodeFrame(msg: { op: string }): Uint8Array[] {
 }
 
 /**
- * Decodes one WebSocket message. Throws on malformed msgpack or attachments that do not add up;
- * the caller closes the connection. The result still has to be validated.
+ * Decodes one WebSocket message, given as the payloads of its frames (ws's `fragments` binary
+ * type) or as one buffer. An attachment that arrived as a fragment of its own — as
+ * `encodeFrame` sends it — comes back as a view of that fragment: ws never joins the fragments
+ * into a fresh buffer (for a 16 MiB payload, a fresh 16 MiB allocation and copy less). Bytes split
+ * across fragments any other way are still decoded, with a copy. Throws on malformed msgpack or
+ * attachments that do not add up; the caller closes the connection. The result still has to be
+ * validated.
  */
-export function decodeFrame(bytes: Uint8Array): unknown {
-  if (bytes.byteLength === 0 || bytes[0] !== ATTACHED) return decodeMessage(bytes);
-  if (bytes.byteLength < HEAD_BYTES) throw new Error('truncated attachment header');
-  const envelopeLength = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength).getUint32(1);
-  const bodyStart = HEAD_BYTES + envelopeLength;
-  if (bodyStart > bytes.byteLength) throw new Error('attachment envelope longer than the frame');
-  const msg = decodeMessage(bytes.subarray(HEAD_BYTES, bodyStart)) as Record<string, unknown>;
+export function decodeFrame(data: Uint8Array | readonly Uint8Array[]): unknown {
+  const parts = data instanceof Uint8Array ? [data] : data;
+  const first = parts[0];
+  if (first === undefined || first.byteLength === 0 || first[0] !== ATTACHED) return decodeMessage(parts.length === 1 ? first ?? new Uint8Array(0) : joinParts(parts));
+  const reader = new PartsReader(parts);
+  if (reader.remaining < HEAD_BYTES) throw new Error('truncated attachment header');
+  const head = reader.take(HEAD_BYTES);
+  const envelopeLength = new DataView(head.buffer, head.byteOffset, HEAD_BYTES).getUint32(1);
+  if (envelopeLength > reader.remaining) throw new Error('attachment envelope longer than the frame');
+  const msg = decodeMessage(reader.take(envelopeLength)) as Record<string, unknown>;
   const carrier = msg !== null && typeof msg === 'object' ? CARRIERS[msg.op as string] : undefined;
   if (!carrier) throw new Error('attachments on a message that cannot carry them');
   const [listKey, field] = carrier;
   const list = msg[listKey];
   if (!Array.isArray(list)) throw new Error(`attachments without a "${listKey}" list`);
-  let at = bodyStart;
   for (const item of list) {
     if (item === null || typeof item !== 'object') continue; // validation reports it
     const length = (item as Record<string, unknown>)[field];
     if (typeof length !== 'number') continue;
-    if (!Number.isSafeInteger(length) || length < 0 || at + length > bytes.byteLength) throw new Error('an attachment runs past the end of the frame');
-    (item as Record<string, unknown>)[field] = bytes.subarray(at, at + length);
-    at += length;
+    if (!Number.isSafeInteger(length) || length < 0 || length > reader.remaining) throw new Error('an attachment runs past the end of the frame');
+    (item as Record<string, unknown>)[field] = reader.take(length);
   }
-  if (at !== bytes.byteLength) throw new Error(`${bytes.byteLength - at} bytes after the last attachment`);
+  if (reader.remaining !== 0) throw new Error(`${reader.remaining} bytes after the last attachment`);
   return msg;
+}
+
+function joinParts(parts: readonly Uint8Array[]): Uint8Array {
+  let total = 0;
+  for (const p of parts) total += p.byteLength;
+  const out = new Uint8Array(total);
+  let at = 0;
+  for (const p of parts) {
+    out.set(p, at);
+    at += p.byteLength;
+  }
+  return out;
+}
+
+/** Reads a message's bytes in order across its fragments: views where a range lies in one fragment. */
+class PartsReader {
+  readonly #parts: readonly Uint8Array[];
+  #index = 0;
+  #offset = 0;
+  remaining = 0;
+
+  constructor(parts: readonly Uint8Array[]) {
+    this.#parts = parts;
+    for (const p of parts) this.remaining += p.byteLength;
+  }
+
+  /** The next `n` bytes (the caller checked that there are that many). */
+  take(n: number): Uint8Array {
+    this.remaining -= n;
+    this.#skipEmpty();
+    const part = this.#parts[this.#index];
+    if (n === 0 || part === undefined) return new Uint8Array(0);
+    if (this.#offset + n <= part.byteLength) {
+      const view = part.subarray(this.#offset, this.#offset + n);
+      this.#offset += n;
+      return view;
+    }
+    const out = new Uint8Array(n);
+    for (let at = 0; at < n; ) {
+      this.#skipEmpty();
+      const p = this.#parts[this.#index]!;
+      const count = Math.min(n - at, p.byteLength - this.#offset);
+      out.set(p.subarray(this.#offset, this.#offset + count), at);
+      at += count;
+      this.#offset += count;
+    }
+    return out;
+  }
+
+  #skipEmpty(): void {
+    while (this.#index < this.#parts.length && this.#offset === this.#parts[this.#index]!.byteLength) {
+      this.#index++;
+      this.#offset = 0;
+    }
+  }
 }

@@ -60,4 +60,34 @@ test('attachments that do not add up, or where they cannot be, are malformed', (
   for (const [name, frame] of cases) assert.throws(() => decodeFrame(frame), undefined, name);
 });
 
+test('as the fragments ws delivers: attachments are the fragments themselves, however the bytes were split', () => {
+  const a1 = bytes(ATTACH_MIN_BYTES, 1);
+  const a2 = bytes(ATTACH_MIN_BYTES + 3, 5);
+  const msg = { op: 'results', items: [{ id: 1, v: a1, d: 1 }, { id: 2, v: bytes(9, 4), d: 2 }, { id: 3, v: a2, d: 3 }] };
+  // Each part copied, as ws would deliver it from the socket.
+  const parts = encodeFrame(msg).map((p) => Buffer.from(p));
+  const back = decodeFrame(parts) as typeof msg;
+  assert.is((back.items[0]!.v as Uint8Array).buffer, parts[1]!.buffer, 'the first attachment is a view of its fragment');
+  assert.is((back.items[2]!.v as Uint8Array).buffer, parts[2]!.buffer, 'the second attachment is a view of its fragment');
+  assert.equal(plain(back), plain(msg));
+  // A peer may split the same bytes into fragments anywhere: same message.
+  const whole = join(encodeFrame(msg));
+  for (const cuts of [[1], [3, 7], [5 + 10], [whole.length - ATTACH_MIN_BYTES - 1, whole.length - 2], [ATTACH_MIN_BYTES, ATTACH_MIN_BYTES + 1, ATTACH_MIN_BYTES + 2]]) {
+    const split: Uint8Array[] = [];
+    let at = 0;
+    for (const cut of [...cuts, whole.length]) {
+      split.push(whole.subarray(at, cut), new Uint8Array(0));
+      at = cut;
+    }
+    assert.equal(plain(decodeFrame(split)), plain(msg), `cut at ${cuts.join(', ')}`);
+  }
+  // A plain message in fragments, and malformed attachments in fragments.
+  const ping = encodeMessage({ op: 'ping', t: 5 });
+  assert.equal(decodeFrame([ping.subarray(0, 2), ping.subarray(2)]), { op: 'ping', t: 5 });
+  assert.throws(() => decodeFrame([whole.subarray(0, 2), whole.subarray(2, whole.length - 1)]), /runs past the end/);
+  assert.throws(() => decodeFrame([whole, Buffer.of(1)]), /1 bytes after the last attachment/);
+  assert.throws(() => decodeFrame([Buffer.of(0, 0), Buffer.of(0)]), /truncated attachment header/);
+  assert.throws(() => decodeFrame([]), undefined, 'an empty message');
+});
+
 test.run();

@@ -81,7 +81,9 @@ export class Connection {
       generateMask,
     });
     this.#ws = ws;
-    ws.binaryType = 'nodebuffer';
+    // Each message as the payloads of its frames: an attachment sent as a fragment of its own is
+    // handed over as that fragment, not joined with the envelope into a fresh buffer.
+    ws.binaryType = 'fragments';
     let helloNonce: Uint8Array | undefined;
     let nonce: Uint8Array | undefined;
     let fatal: WorkerNodeFatalError | undefined;
@@ -91,11 +93,12 @@ export class Connection {
       this.lastSeen = Date.now();
       events.open?.();
     });
-    ws.on('message', (data: Buffer, isBinary: boolean) => {
+    ws.on('message', (fragments: Buffer[], isBinary: boolean) => {
       if (this.#phase === 'closed') return;
       this.lastSeen = Date.now();
       if (!isBinary) return this.abort(CLOSE.PROTOCOL, 'text frames are not part of the protocol');
       if (this.#phase === 'handshake') {
+        const data = fragments.length === 1 ? fragments[0]! : Buffer.concat(fragments);
         if (!helloNonce) {
           const r = answerHello(data, key);
           if (!r.ok) {
@@ -118,7 +121,7 @@ export class Connection {
       }
       let msg: unknown;
       try {
-        msg = decodeFrame(data);
+        msg = decodeFrame(fragments);
       } catch (err) {
         return this.abort(CLOSE.PROTOCOL, `malformed msgpack frame from the coordinator: ${(err as Error).message}`);
       }
