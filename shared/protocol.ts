@@ -106,7 +106,15 @@ export const DEFAULTS = {
    * frame limit just because several large items finished in the same tick.
    */
   batchBytes: 1024 * 1024,
+  /**
+   * Microseconds a coordinator or task thread keeps polling its sockets after a message, when
+   * it waits for a quick answer (see shared/busy-poll.ts); 0 turns busy polling off.
+   */
+  busyPollMicros: 50,
 } as const;
+
+/** The most a pool or worker node may busy-poll after one message, in microseconds. */
+export const MAX_BUSY_POLL_MICROS = 10_000;
 
 /**
  * Splits items into batches whose payload (`sizeOf`) stays within `DEFAULTS.batchBytes`; an
@@ -203,6 +211,11 @@ export interface WelcomeMsg {
   maxMessageBytes: number;
   /** Presented by this node's lanes in `attach`, so a lane joins the node it belongs to. */
   laneTicket: string;
+  /**
+   * How long the node's task threads may busy-poll their lane after sending results, µs (the
+   * pool's `busyPollMicros`; a node started with a lower `--busy-poll` uses its own). Absent: 0.
+   */
+  busyPollMicros?: number;
 }
 
 /** The first message on a lane (a task thread's own connection), after the handshake. */
@@ -363,7 +376,7 @@ const W2C_SHAPES: Record<W2C['op'], Check> = {
 };
 
 const C2W_SHAPES: Record<C2W['op'], Check> = {
-  welcome: shape({ workerId: isStr, modules: arrayOf(isModuleInfo), heartbeatIntervalMs: isNum, heartbeatTimeoutMs: isNum, maxMessageBytes: isNum, laneTicket: isStr }),
+  welcome: shape({ workerId: isStr, modules: arrayOf(isModuleInfo), heartbeatIntervalMs: isNum, heartbeatTimeoutMs: isNum, maxMessageBytes: isNum, laneTicket: isStr, busyPollMicros: opt((v) => isNum(v) && (v as number) >= 0 && (v as number) <= MAX_BUSY_POLL_MICROS) }),
   attached: shape({}),
   kill: shape({ lane: isInt, reason: isStr, task: opt(isInt) }),
   drained: shape({}),

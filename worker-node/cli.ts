@@ -24,6 +24,9 @@ Options:
   --exit-on-shutdown   exit when the coordinator shuts down (used for nodes a pool spawns)
   --quiet              leave out informational lines (warnings are always shown)
   --max-message-bytes N  largest frame accepted; default 64 MiB (match the pool's maxMessageBytes)
+  --busy-poll MICROS   the most a task thread keeps polling for its next task after sending
+                       results, when tasks come one at a time; default: as the coordinator
+                       says (50); 0 turns it off (saves CPU, costs latency)
   -h, --help           show this help
 
 Exit codes: 0 stopped or drained; 1 could not connect (with --no-reconnect);
@@ -49,6 +52,7 @@ try {
       'exit-on-shutdown': { type: 'boolean' },
       quiet: { type: 'boolean' },
       'max-message-bytes': { type: 'string' },
+      'busy-poll': { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
     strict: true,
@@ -75,6 +79,11 @@ if (values['max-message-bytes'] !== undefined) {
   maxMessageBytes = Number(values['max-message-bytes']);
   if (!Number.isInteger(maxMessageBytes) || maxMessageBytes < 1024) fail(`--max-message-bytes must be an integer of at least 1024: got ${JSON.stringify(values['max-message-bytes'])}`);
 }
+let busyPollMicros: number | undefined;
+if (values['busy-poll'] !== undefined) {
+  busyPollMicros = Number(values['busy-poll']);
+  if (!Number.isInteger(busyPollMicros) || busyPollMicros < 0 || busyPollMicros > 10_000) fail(`--busy-poll must be a number of microseconds from 0 to 10000: got ${JSON.stringify(values['busy-poll'])}`);
+}
 let ca: Buffer | undefined;
 if (values.ca) {
   try {
@@ -98,6 +107,7 @@ try {
     exitOnShutdown: values['exit-on-shutdown'] ?? false,
     quiet: values.quiet ?? false,
     maxMessageBytes,
+    busyPollMicros,
   });
 } catch (err) {
   fail((err as Error).message);

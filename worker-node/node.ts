@@ -7,7 +7,7 @@ import { availableParallelism, hostname } from 'node:os';
 import { basename } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { deriveKey } from '../shared/auth.ts';
-import { CLOSE, DEFAULTS, type C2W, type Handlers, type ModuleInfo, type W2C } from '../shared/protocol.ts';
+import { CLOSE, DEFAULTS, MAX_BUSY_POLL_MICROS, type C2W, type Handlers, type ModuleInfo, type W2C } from '../shared/protocol.ts';
 import { bundleModule, hashCode, toModuleUrl } from '../shared/bundle.ts';
 import { ModuleCache } from './module-cache.ts';
 import { Connection, WorkerNodeFatalError } from './connection.ts';
@@ -36,6 +36,11 @@ export interface WorkerNodeOptions {
   ca?: string | Buffer;
   /** Largest frame accepted. */
   maxMessageBytes?: number;
+  /**
+   * The most this node's task threads busy-poll after sending results, µs; the coordinator's
+   * `busyPollMicros` applies when lower. Default: no cap of its own. 0 turns it off here.
+   */
+  busyPollMicros?: number;
   /** Leave out informational lines (connected, draining); warnings are always shown. */
   quiet?: boolean;
   log?: (message: string) => void;
@@ -75,6 +80,8 @@ export class WorkerNode {
     } catch {
       throw new TypeError(`connect must be a ws:// or wss:// URL: got ${JSON.stringify(options.connect)}`);
     }
+    const cap = options.busyPollMicros;
+    if (cap !== undefined && (!Number.isInteger(cap) || cap < 0 || cap > MAX_BUSY_POLL_MICROS)) throw new RangeError(`busyPollMicros must be an integer from 0 to ${MAX_BUSY_POLL_MICROS}: got ${String(cap)}`);
     if (url.protocol !== 'ws:' && url.protocol !== 'wss:') throw new TypeError(`connect must be a ws:// or wss:// URL: got ${JSON.stringify(options.connect)}`);
     if (url.pathname === '/' || url.pathname === '') url.pathname = '/wsfutures';
     // Field by field, not `{ ...defaults, ...options }`: an option passed as undefined (as the
@@ -88,6 +95,7 @@ export class WorkerNode {
       exitOnShutdown: options.exitOnShutdown ?? false,
       quiet: options.quiet ?? false,
       maxMessageBytes: options.maxMessageBytes ?? DEFAULTS.maxMessageBytes,
+      busyPollMicros: options.busyPollMicros ?? MAX_BUSY_POLL_MICROS,
       connect: url.href,
     };
     this.#key = deriveKey(options.token);
@@ -186,6 +194,8 @@ export class WorkerNode {
   #shutdownSeen = false;
   /** The coordinator's frame limit, from its welcome. */
   #peerMaxMessageBytes: number = DEFAULTS.maxMessageBytes;
+  /** The coordinator's busy-poll budget, from its welcome. */
+  #peerBusyPollMicros = 0;
 
   #register(): void {
     const local: Record<string, string> = {};
@@ -210,6 +220,7 @@ export class WorkerNode {
         if (this.#state !== 'registering') return this.#abortConnection(CLOSE.PROTOCOL, 'unexpected welcome');
         this.#startHeartbeat(m.heartbeatIntervalMs, m.heartbeatTimeoutMs);
         this.#peerMaxMessageBytes = m.maxMessageBytes;
+        this.#peerBusyPollMicros = m.busyPollMicros ?? 0;
         this.#welcomed = true;
         this.#workerId = m.workerId;
         this.#laneTicket = m.laneTicket;
@@ -284,6 +295,7 @@ export class WorkerNode {
       ca: this.options.ca === undefined ? undefined : String(this.options.ca),
       maxMessageBytes: this.options.maxMessageBytes,
       peerMaxMessageBytes: this.#peerMaxMessageBytes,
+      busyPollMicros: Math.min(this.#peerBusyPollMicros, this.options.busyPollMicros),
       node: this.#workerId,
       ticket: this.#laneTicket,
       modules: [...this.#moduleUrls],

@@ -18,6 +18,8 @@ export interface LaneConfig {
   maxMessageBytes: number;
   /** The largest frame the coordinator accepts (from its welcome): larger results fail. */
   peerMaxMessageBytes: number;
+  /** How long to busy-poll the lane after sending results, µs (0: never). */
+  busyPollMicros: number;
   /** The node's workerId and lane ticket, from the welcome. */
   node: string;
   ticket: string;

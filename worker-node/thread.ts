@@ -9,6 +9,7 @@ import { canEncode, decodeValue, encodeValue } from '../shared/codec.ts';
 import { UnknownTaskError, errorToWire } from '../shared/errors.ts';
 import { CLOSE, DEFAULTS, batchBySize, type C2W, type Handlers, type TaskOutcome, type TaskSpec } from '../shared/protocol.ts';
 import { threadTask, type TaskContext } from '../shared/task-context.ts';
+import { BusyPoll } from '../shared/busy-poll.ts';
 import { Connection } from './connection.ts';
 import type { FromThread, LaneConfig, ToThread } from './thread-protocol.ts';
 
@@ -56,6 +57,10 @@ let config: LaneConfig | undefined;
 let moduleUrls = new Map<number, string>();
 /** Shared with the node's main thread: the running task's id, and an exit code (LaneConfig.state). */
 let shared: BigInt64Array | undefined;
+/** Set from the lane's config; see `drain`. */
+let busyPoll = new BusyPoll(0);
+/** Tasks in the last `run` frame: 1 when the coordinator awaits them one at a time. */
+let lastRunSize = 0;
 
 async function load(url: string): Promise<Record<string, unknown>> {
   const ready = modules.get(url);
@@ -238,6 +243,10 @@ async function drain(): Promise<void> {
   } finally {
     draining = false;
     flush();
+    // Tasks that come one at a time are usually awaited one at a time: the next is probably on
+    // its way, and polling for it skips a wake-up (shared/busy-poll.ts). Tasks that come in
+    // batches are a burst: polling would only take CPU from the coordinator.
+    if (lastRunSize === 1) busyPoll.touch();
   }
 }
 
@@ -258,6 +267,7 @@ function cancel(id: number): void {
 const handlers: Partial<Handlers<C2W>> = {
   attached: () => port.post({ t: 'attached' }),
   run: (m) => {
+    lastRunSize = m.tasks.length;
     for (const task of m.tasks) queue.push(task);
     void drain();
   },
@@ -272,6 +282,7 @@ const handlers: Partial<Handlers<C2W>> = {
 
 async function start(c: LaneConfig): Promise<void> {
   config = c;
+  busyPoll = new BusyPoll(c.busyPollMicros);
   shared = new BigInt64Array(c.state);
   if (typeof (globalThis as { Deno?: unknown }).Deno !== 'undefined') recordExits(shared);
   moduleUrls = new Map(c.modules);

@@ -5,7 +5,10 @@
  *
  * Messages are msgpack `{ id, args: [value] }`, answered with `{ id, value }`: the least a task
  * protocol can send. Figures:
- * - ws ping-pong: one message at a time, latency per round trip (p50, p99);
+ * - ws ping-pong: one message at a time, latency per round trip (p50, p99); and again with both
+ *   ends busy-polling for BUSY_POLL_MICROS after each message, the technique wsfutures uses by
+ *   default for sequential round trips (shared/busy-poll.ts), so its gain is not mistaken for
+ *   less overhead;
  * - ws pipelined: tiny messages with a bounded number in flight, messages per second;
  * - ws batched: 100 tiny tasks per frame, tasks per second;
  * - ws echo of a 1 MiB and a 16 MiB Uint8Array, MiB/s (each payload counted once, although it
@@ -13,6 +16,7 @@
  * - raw TCP: one-way bandwidth into a sink, and a 16 MiB echo counted as the ws echo is.
  */
 import { connect, type Socket } from 'node:net';
+import { DEFAULTS } from '../../shared/protocol.ts';
 import { EchoClient, pipeline, startEchoServer } from './echo-client.ts';
 import { emitFigure, MiB, now, percentile, perSecond, progress, suiteOptions, windowed } from './measure.ts';
 
@@ -35,7 +39,10 @@ const BATCH_WINDOW = 16;
 /** Payloads in flight: two per worker slot of the two-worker pools the peers run. */
 const PAYLOAD_WINDOW = 4;
 
-async function pingPong(client: EchoClient): Promise<void> {
+/** wsfutures' default budget. */
+const BUSY_POLL_MICROS = DEFAULTS.busyPollMicros;
+
+async function pingPong(client: EchoClient, busy = false): Promise<void> {
   for (let i = 0; i < sizes.warmup; i++) await client.request({ id: i, args: [i] });
   const samples = new Float64Array(sizes.pingPong);
   const t0 = now();
@@ -48,9 +55,10 @@ async function pingPong(client: EchoClient): Promise<void> {
   }
   const seconds = (now() - t0) / 1000;
   const measured = samples.subarray(0, n);
-  const note = `${n} sequential round trips`;
-  emitFigure({ suite: SUITE, workload: 'ws-ping-pong-p50', label: 'bare ws ping-pong p50', value: percentile(measured, 50), unit: 'µs', count: n, seconds, note });
-  emitFigure({ suite: SUITE, workload: 'ws-ping-pong-p99', label: 'bare ws ping-pong p99', value: percentile(measured, 99), unit: 'µs', count: n, seconds, note });
+  const note = `${n} sequential round trips${busy ? `, both ends busy-polling ${BUSY_POLL_MICROS} µs` : ''}`;
+  const [workload, label] = busy ? ['ws-ping-pong-busy', `bare ws ping-pong, busy-polling`] : ['ws-ping-pong', 'bare ws ping-pong'];
+  emitFigure({ suite: SUITE, workload: `${workload}-p50`, label: `${label} p50`, value: percentile(measured, 50), unit: 'µs', count: n, seconds, note });
+  emitFigure({ suite: SUITE, workload: `${workload}-p99`, label: `${label} p99`, value: percentile(measured, 99), unit: 'µs', count: n, seconds, note });
 }
 
 async function pipelined(client: EchoClient): Promise<void> {
@@ -147,6 +155,10 @@ try {
   const client = await EchoClient.open(ports.wsPort);
   progress(SUITE, 'ws ping-pong');
   await pingPong(client);
+  progress(SUITE, 'ws ping-pong, busy-polling');
+  const busyClient = await EchoClient.open(ports.wsPort, BUSY_POLL_MICROS);
+  await pingPong(busyClient, true);
+  busyClient.close();
   progress(SUITE, 'ws pipelined');
   await pipelined(client);
   progress(SUITE, 'ws batched');

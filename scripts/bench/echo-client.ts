@@ -6,6 +6,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { Packr } from 'msgpackr';
 import { WebSocket } from 'ws';
+import { BusyPoll } from '../../shared/busy-poll.ts';
 import { now } from './measure.ts';
 
 const packr = new Packr({ useRecords: false });
@@ -39,21 +40,28 @@ export function startEchoServer(): Promise<{ child: ChildProcess; ports: Ports }
 export class EchoClient {
   readonly #ws: WebSocket;
   readonly #waiting: ((answer: unknown) => void)[] = [];
+  readonly #poll: BusyPoll;
   /** Called with every decoded answer. `request` and the pipelined workloads set it. */
   onAnswer: (answer: unknown) => void = () => {};
 
-  constructor(ws: WebSocket) {
+  constructor(ws: WebSocket, busyPollMicros = 0) {
     this.#ws = ws;
+    this.#poll = new BusyPoll(busyPollMicros);
     ws.on('message', (data: Buffer) => this.onAnswer(packr.unpack(data)));
   }
 
-  static async open(port: number): Promise<EchoClient> {
-    const ws = new WebSocket(`ws://127.0.0.1:${port}`, { perMessageDeflate: false, maxPayload: 64 * 1024 * 1024 });
+  /**
+   * `busyPollMicros`: both ends busy-poll this long after each message they send, as wsfutures
+   * does by default (shared/busy-poll.ts): the same technique with nothing else in the way.
+   */
+  static async open(port: number, busyPollMicros = 0): Promise<EchoClient> {
+    const query = busyPollMicros > 0 ? `/?busyPoll=${busyPollMicros}` : '';
+    const ws = new WebSocket(`ws://127.0.0.1:${port}${query}`, { perMessageDeflate: false, maxPayload: 64 * 1024 * 1024 });
     await new Promise((resolve, reject) => {
       ws.once('open', resolve);
       ws.once('error', reject);
     });
-    return new EchoClient(ws);
+    return new EchoClient(ws, busyPollMicros);
   }
 
   send(message: unknown): void {
@@ -66,6 +74,7 @@ export class EchoClient {
     return new Promise((resolve) => {
       this.#waiting.push(resolve);
       this.send(message);
+      this.#poll.touch();
     });
   }
 

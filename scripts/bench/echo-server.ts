@@ -3,7 +3,9 @@
  *
  * - a bare `ws` server that answers every msgpack message `{ id, args }` with `{ id, value }`,
  *   `value` being `args[0]`, and an array of such messages (a batch) with an array of answers.
- *   It decodes and encodes every message, as any task protocol must, and does nothing else;
+ *   It decodes and encodes every message, as any task protocol must, and does nothing else. A
+ *   client that connects with `?busyPoll=MICROS` gets busy polling on its connection: after
+ *   each answer the server keeps polling that long (shared/busy-poll.ts, as wsfutures does);
  * - a raw TCP sink: reads an 8-byte length, then that many bytes, then writes one byte back;
  * - a raw TCP echo: writes back whatever it reads.
  *
@@ -13,6 +15,7 @@
 import { createServer, type Server, type Socket } from 'node:net';
 import { Packr } from 'msgpackr';
 import { WebSocketServer } from 'ws';
+import { BusyPoll } from '../../shared/busy-poll.ts';
 
 /** Plain maps, no record extension: the cheapest msgpack a protocol of small objects can use. */
 const packr = new Packr({ useRecords: false });
@@ -25,10 +28,12 @@ interface Task {
 const answer = (task: Task): { id: number; value: unknown } => ({ id: task.id, value: task.args[0] });
 
 const wss = new WebSocketServer({ host: '127.0.0.1', port: 0, perMessageDeflate: false, maxPayload: 64 * 1024 * 1024 });
-wss.on('connection', (ws) => {
+wss.on('connection', (ws, req) => {
+  const poll = new BusyPoll(Number(new URL(req.url ?? '/', 'ws://x').searchParams.get('busyPoll') ?? 0));
   ws.on('message', (data: Buffer) => {
     const message = packr.unpack(data) as Task | Task[];
     ws.send(packr.pack(Array.isArray(message) ? message.map(answer) : answer(message)));
+    poll.touch();
   });
 });
 

@@ -11,7 +11,10 @@
  * - interleaved with the bare echo (its own server process, as the baseline suite runs it):
  *   sequential round trips and tiny-task bursts, alternating in short rounds so both see the
  *   same machine. This VM's speed drifts by ±30% between suites run minutes apart; ratios of
- *   figures taken in the same seconds are what the targets are best checked on.
+ *   figures taken in the same seconds are what the targets are best checked on. The latency
+ *   rounds also take turns with a bare echo whose ends busy-poll as wsfutures does by default,
+ *   and with a second pool that has busy polling off (`busyPollMicros: 0`): the gain of the
+ *   technique and the overhead of wsfutures, apart.
  *
  * The pool is imported at run time, not with a static import: until `coordinator/index.ts`
  * exports `ProcessPoolExecutor`, this suite reports itself unavailable (and the type check
@@ -23,6 +26,7 @@ import { pathToFileURL } from 'node:url';
 import { emitError, emitFigure, emitSkip, MiB, now, percentile, perSecond, progress, suiteOptions, windowed } from './measure.ts';
 import { echo, noop, spin } from './tasks.ts';
 import { EchoClient, pipeline, startEchoServer } from './echo-client.ts';
+import { DEFAULTS } from '../../shared/protocol.ts';
 
 /** The part of a wsfutures `Future` this suite uses. */
 interface FutureContract<T> extends PromiseLike<T> {
@@ -38,7 +42,7 @@ interface PoolContract extends AsyncDisposable {
 }
 
 interface WsFuturesContract {
-  ProcessPoolExecutor: new (options: { tasks: URL; maxWorkers: number }) => PoolContract;
+  ProcessPoolExecutor: new (options: { tasks: URL; maxWorkers: number; busyPollMicros?: number }) => PoolContract;
   asCompleted<T>(futures: Iterable<FutureContract<T>>): AsyncIterable<FutureContract<T>>;
 }
 
@@ -46,6 +50,8 @@ const SUITE = 'wsfutures';
 const WORKERS = 2;
 const CHUNKSIZE = 1_000;
 const PAYLOAD_WINDOW = 4;
+/** The pools' default busy-poll budget, which the busy-polling bare echo uses too. */
+const BUSY_POLL_MICROS = DEFAULTS.busyPollMicros;
 const TASKS = new URL('./tasks.ts', import.meta.url);
 const { smoke } = suiteOptions();
 const sizes = smoke
@@ -76,8 +82,8 @@ if (typeof api === 'string') {
 }
 const { ProcessPoolExecutor, asCompleted } = api;
 
-async function openPool(maxWorkers: number): Promise<PoolContract> {
-  const pool = new ProcessPoolExecutor({ tasks: TASKS, maxWorkers });
+async function openPool(maxWorkers: number, busyPollMicros?: number): Promise<PoolContract> {
+  const pool = new ProcessPoolExecutor({ tasks: TASKS, maxWorkers, ...(busyPollMicros === undefined ? {} : { busyPollMicros }) });
   await pool.ready(maxWorkers);
   return pool;
 }
@@ -176,13 +182,22 @@ async function interleaved(pool: PoolContract): Promise<void> {
   const burst = smoke ? 200 : 20_000;
   const { child, ports } = await startEchoServer();
   const started = now();
+  // The same pool with busy polling off, and a bare echo whose ends busy-poll as the pool does.
+  const quiet = await openPool(WORKERS, 0);
   try {
     const client = await EchoClient.open(ports.wsPort);
+    const busyClient = await EchoClient.open(ports.wsPort, BUSY_POLL_MICROS);
     const tiny = (i: number) => ({ id: i, args: [i] });
-    for (let i = 0; i < trips; i++) await client.request(tiny(i));
+    for (let i = 0; i < trips; i++) {
+      await client.request(tiny(i));
+      await busyClient.request(tiny(i));
+      await quiet.submit(noop, i);
+    }
     await pipeline(client, sizes.maxMs, burst, 1_000, tiny, () => 1);
     const bareTrips = new Float64Array(rounds * trips);
+    const busyBareTrips = new Float64Array(rounds * trips);
     const ourTrips = new Float64Array(rounds * trips);
+    const quietTrips = new Float64Array(rounds * trips);
     const bareRates: number[] = [];
     const ourRates: number[] = [];
     // Latency rounds first, each side starting from a collected heap (the bursts below leave
@@ -198,10 +213,24 @@ async function interleaved(pool: PoolContract): Promise<void> {
       gc();
       for (let i = 0; i < trips; i++) {
         const t = now();
+        await busyClient.request(tiny(i));
+        busyBareTrips[r * trips + i] = (now() - t) * 1000;
+      }
+      gc();
+      for (let i = 0; i < trips; i++) {
+        const t = now();
         await pool.submit(noop, i);
         ourTrips[r * trips + i] = (now() - t) * 1000;
       }
+      gc();
+      for (let i = 0; i < trips; i++) {
+        const t = now();
+        await quiet.submit(noop, i);
+        quietTrips[r * trips + i] = (now() - t) * 1000;
+      }
     }
+    busyClient.close();
+    await dispose(quiet);
     for (let r = 0; r < rounds; r++) {
       const { units, ms } = await pipeline(client, sizes.maxMs, burst, 1_000, tiny, () => 1);
       bareRates.push(perSecond(units, ms));
@@ -215,11 +244,14 @@ async function interleaved(pool: PoolContract): Promise<void> {
     const note = `${rounds} rounds, taking turns with the bare echo`;
     const seconds = (now() - started) / 1000;
     emitFigure({ suite: 'baseline', workload: 'ws-ping-pong-p50-interleaved', label: 'bare ws ping-pong p50, interleaved', value: percentile(bareTrips, 50), unit: 'µs', count: bareTrips.length, note, seconds });
+    emitFigure({ suite: 'baseline', workload: 'ws-ping-pong-busy-p50-interleaved', label: 'bare ws ping-pong, busy-polling p50, interleaved', value: percentile(busyBareTrips, 50), unit: 'µs', count: busyBareTrips.length, note: `${note}, both ends busy-polling ${BUSY_POLL_MICROS} µs`, seconds });
     emitFigure({ suite: 'baseline', workload: 'ws-pipelined-interleaved', label: 'bare ws pipelined echo, interleaved', value: median(bareRates), unit: 'msgs/s', count: rounds * burst, note: `median of ${note}`, seconds });
     emitFigure({ suite: SUITE, workload: 'sequential-p50-interleaved', label: 'wsfutures sequential p50, interleaved', value: percentile(ourTrips, 50), unit: 'µs', count: ourTrips.length, note, seconds });
+    emitFigure({ suite: SUITE, workload: 'sequential-p50-no-busy-poll-interleaved', label: 'wsfutures sequential p50, busyPollMicros 0, interleaved', value: percentile(quietTrips, 50), unit: 'µs', count: quietTrips.length, note, seconds });
     emitFigure({ suite: SUITE, workload: 'tiny-all-at-once-interleaved', label: 'wsfutures tiny tasks, interleaved', value: median(ourRates), unit: 'tasks/s', count: rounds * burst, note: `median of ${note}`, seconds });
   } finally {
     child.kill('SIGKILL');
+    await dispose(quiet);
   }
 }
 
