@@ -10,6 +10,8 @@ const root = fileURLToPath(new URL('..', import.meta.url));
 const BASELINES: [string, string][] = [
   ['bare ws ping-pong p50', 'µs'],
   ['bare ws ping-pong p99', 'µs'],
+  ['bare ws ping-pong, busy-polling p50', 'µs'],
+  ['bare ws ping-pong, busy-polling p99', 'µs'],
   ['bare ws pipelined echo', 'msgs/s'],
   ['bare ws batched echo (100/frame)', 'tasks/s'],
   ['bare ws echo 1 MiB', 'MiB/s'],
@@ -74,12 +76,19 @@ test('every suite either has figures or says why it did not run', () => {
 test('the same figures are written as JSON to bench-results/smoke.json', () => {
   const saved = JSON.parse(readFileSync(new URL('../bench-results/smoke.json', import.meta.url), 'utf8')) as { machine: { cores: number }; figures: { suite: string; workload: string; value: number }[] };
   assert.ok(saved.machine.cores >= 1);
-  // The baseline suite's own figures; the wsfutures suite adds two more, measured taking turns.
+  // The baseline suite's own figures; the wsfutures suite adds three more, measured taking turns.
   const baselines = saved.figures.filter((f) => f.suite === 'baseline' && !f.workload.endsWith('-interleaved'));
   assert.is(baselines.length, BASELINES.length);
   assert.ok(baselines.every((f) => f.value > 0));
   const interleaved = saved.figures.filter((f) => f.workload.endsWith('-interleaved')).map((f) => `${f.suite}/${f.workload}`).sort();
-  assert.equal(interleaved, ['baseline/ws-ping-pong-p50-interleaved', 'baseline/ws-pipelined-interleaved', 'wsfutures/sequential-p50-interleaved', 'wsfutures/tiny-all-at-once-interleaved']);
+  assert.equal(interleaved, [
+    'baseline/ws-ping-pong-busy-p50-interleaved',
+    'baseline/ws-ping-pong-p50-interleaved',
+    'baseline/ws-pipelined-interleaved',
+    'wsfutures/sequential-p50-interleaved',
+    'wsfutures/sequential-p50-no-busy-poll-interleaved',
+    'wsfutures/tiny-all-at-once-interleaved',
+  ]);
 });
 
 test.run();
