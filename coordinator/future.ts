@@ -61,6 +61,36 @@ export let subscribeDone: <T>(f: Future<T>, cb: () => void) => () => void;
 // deno-lint-ignore no-explicit-any
 export let onDoneInternal: (f: Future<any>, cb: (f: Future<any>) => void) => void;
 
+/** Removes a callback added with `onDoneInternal` (one of them, if added twice). */
+// deno-lint-ignore no-explicit-any
+export let offDoneInternal: (f: Future<any>, cb: (f: Future<any>) => void) => void;
+
+// deno-lint-ignore no-explicit-any
+type Callback = (f: Future<any>) => void;
+
+/**
+ * One item, or several in an array: most futures get one done callback and one waiter at most,
+ * and an array made by push() reserves 16 slots (~150 bytes) — per future, that was a quarter of
+ * a queued task's memory.
+ */
+type OneOrMany<F> = F | F[] | undefined;
+
+function addTo<F extends (...args: never[]) => void>(list: OneOrMany<F>, item: F): OneOrMany<F> {
+  if (list === undefined) return item;
+  if (typeof list === 'function') return [list, item];
+  list.push(item);
+  return list;
+}
+
+function removeFrom<F extends (...args: never[]) => void>(list: OneOrMany<F>, item: F): OneOrMany<F> {
+  if (list === item) return undefined;
+  if (Array.isArray(list)) {
+    const i = list.indexOf(item);
+    if (i >= 0) list.splice(i, 1);
+  }
+  return list;
+}
+
 export class Future<T = unknown> implements PromiseLike<T> {
   #state: FutureState = 'PENDING';
   #value: T | undefined = undefined;
@@ -70,11 +100,10 @@ export class Future<T = unknown> implements PromiseLike<T> {
   // Typed with `any`, not DoneCallback<T>: a field with T in a parameter position would make
   // Future invariant in T, and then a Future<number> could not be passed where a
   // Future<unknown> is expected (wait([numberFuture, stringFuture]) would not type-check).
-  // Both lists stay undefined until used: most futures get one callback and one waiter at
-  // most, and a pool may hold a million queued futures.
-  // deno-lint-ignore no-explicit-any
-  #callbacks: ((f: Future<any>) => void)[] | undefined;
-  #waiters: Waiter[] | undefined;
+  // Both stay undefined until used, and hold one item without an array: most futures get one
+  // callback and one waiter at most, and a pool may hold a million queued futures.
+  #callbacks: OneOrMany<Callback>;
+  #waiters: OneOrMany<Waiter>;
   #abortHook: AbortHook | undefined;
   #promise: Promise<T> | undefined;
 
@@ -86,15 +115,17 @@ export class Future<T = unknown> implements PromiseLike<T> {
         return () => {};
       }
       const call = () => cb();
-      (f.#callbacks ??= []).push(call);
+      f.#callbacks = addTo(f.#callbacks, call);
       return () => {
-        const i = f.#callbacks?.indexOf(call) ?? -1;
-        if (i >= 0) f.#callbacks!.splice(i, 1);
+        f.#callbacks = removeFrom(f.#callbacks, call);
       };
     };
     onDoneInternal = (f, cb) => {
       if (f.done()) f.#invoke(cb);
-      else (f.#callbacks ??= []).push(cb);
+      else f.#callbacks = addTo(f.#callbacks, cb);
+    };
+    offDoneInternal = (f, cb) => {
+      f.#callbacks = removeFrom(f.#callbacks, cb);
     };
     interruptWith = (f, error) => {
       if (f.done()) return false;
@@ -158,11 +189,38 @@ export class Future<T = unknown> implements PromiseLike<T> {
    * Waits for the result. Rejects with the task's error, with `CancelledError` if the future
    * was cancelled, or with `TimeoutError` if `timeoutMs` passes first (the task goes on).
    */
-  async result(timeoutMs?: number): Promise<T> {
+  result(timeoutMs?: number): Promise<T> {
+    if (timeoutMs === undefined) return (this.#promise ??= this.#settled());
+    return this.#resultWithin(timeoutMs);
+  }
+
+  async #resultWithin(timeoutMs: number): Promise<T> {
     await this.#wait(timeoutMs);
     if (this.#state === 'CANCELLED') throw this.#cancelledError();
     if (this.#hasError) throw this.#error;
     return this.#value as T;
+  }
+
+  /**
+   * The outcome as one promise, made when someone first waits without a time limit (`await`,
+   * `then`, `result()`): settled straight from #notify, where `result()` as an async function
+   * over #wait took two more promises and microtask turns per awaited task.
+   */
+  #settled(): Promise<T> {
+    if (this.done()) return this.#outcome();
+    return new Promise<T>((resolve, reject) => {
+      this.#waiters = addTo(this.#waiters, () => {
+        if (this.#state === 'CANCELLED') reject(this.#cancelledError());
+        else if (this.#hasError) reject(this.#error);
+        else resolve(this.#value as T);
+      });
+    });
+  }
+
+  #outcome(): Promise<T> {
+    if (this.#state === 'CANCELLED') return Promise.reject(this.#cancelledError());
+    if (this.#hasError) return Promise.reject(this.#error);
+    return Promise.resolve(this.#value as T);
   }
 
   /**
@@ -182,7 +240,7 @@ export class Future<T = unknown> implements PromiseLike<T> {
   addDoneCallback(cb: DoneCallback<T>): void {
     if (typeof cb !== 'function') throw new TypeError(`addDoneCallback(cb): cb must be a function: got ${typeof cb}`);
     if (this.done()) this.#invoke(cb);
-    else (this.#callbacks ??= []).push(cb);
+    else this.#callbacks = addTo(this.#callbacks, cb as Callback);
   }
 
   /** Makes a Future awaitable: `await future` is `await future.result()`. */
@@ -190,7 +248,7 @@ export class Future<T = unknown> implements PromiseLike<T> {
     onFulfilled?: ((value: T) => R1 | PromiseLike<R1>) | null,
     onRejected?: ((reason: unknown) => R2 | PromiseLike<R2>) | null,
   ): Promise<R1 | R2> {
-    this.#promise ??= this.result();
+    this.#promise ??= this.#settled();
     return this.#promise.then(onFulfilled, onRejected);
   }
 
@@ -266,10 +324,12 @@ export class Future<T = unknown> implements PromiseLike<T> {
   #notify(): void {
     const waiters = this.#waiters;
     this.#waiters = undefined;
-    if (waiters) for (const w of waiters) w();
+    if (typeof waiters === 'function') waiters();
+    else if (waiters) for (const w of waiters) w();
     const callbacks = this.#callbacks;
     this.#callbacks = undefined;
-    if (callbacks) for (const cb of callbacks) this.#invoke(cb);
+    if (typeof callbacks === 'function') this.#invoke(callbacks);
+    else if (callbacks) for (const cb of callbacks) this.#invoke(cb);
   }
 
   // deno-lint-ignore no-explicit-any
@@ -298,11 +358,10 @@ export class Future<T = unknown> implements PromiseLike<T> {
         if (timer !== undefined) clearTimeout(timer);
         resolve();
       };
-      (this.#waiters ??= []).push(waiter);
+      this.#waiters = addTo(this.#waiters, waiter);
       if (timeoutMs !== undefined && timeoutMs !== Infinity) {
         timer = setTimeout(() => {
-          const i = this.#waiters?.indexOf(waiter) ?? -1;
-          if (i >= 0) this.#waiters!.splice(i, 1);
+          this.#waiters = removeFrom(this.#waiters, waiter);
           reject(new TimeoutError(`the future did not finish within ${timeoutMs} ms`));
         }, timeoutMs);
       }
