@@ -8,7 +8,7 @@
 import { availableParallelism, hostname } from 'node:os';
 import { nanoid } from 'nanoid';
 import { deriveKey, generateToken } from '../shared/auth.ts';
-import { decodeValue, encodeValue } from '../shared/codec.ts';
+import { attachedBytes, decodeValue, encodeValue } from '../shared/codec.ts';
 import { BrokenExecutorError, SerializationError, TimeoutError, WorkerLostError, errorFromWire } from '../shared/errors.ts';
 import { BusyPoll } from '../shared/busy-poll.ts';
 import { CLOSE, DEFAULTS, MAX_BUSY_POLL_MICROS, type AttachMsg, type LaneDiedMsg, type RegisterMsg, type TaskOutcome, type TaskSpec } from '../shared/protocol.ts';
@@ -395,22 +395,25 @@ export class ProcessPoolExecutor extends BaseExecutor {
       for (const t of tasks) {
         const entry = t.payload;
         let a: Uint8Array;
+        // Large typed arrays among the arguments are sent from their own memory, not copied.
+        const x: Uint8Array[] = [];
         try {
-          a = encodeValue(entry.args, () => `the arguments of ${entry.fn || 'the task'}()`);
-          if (a.length > this.#server.maxMessageBytes - 4096) {
-            throw new SerializationError(`the arguments of ${entry.fn || 'the task'}() encode to ${a.length} bytes, more than maxMessageBytes (${this.#server.maxMessageBytes}): raise maxMessageBytes or send less`);
+          a = encodeValue(entry.args, () => `the arguments of ${entry.fn || 'the task'}()`, x);
+          const size = a.length + attachedBytes(x);
+          if (size > this.#server.maxMessageBytes - 4096) {
+            throw new SerializationError(`the arguments of ${entry.fn || 'the task'}() encode to ${size} bytes, more than maxMessageBytes (${this.#server.maxMessageBytes}): raise maxMessageBytes or send less`);
           }
           // The node's own limit may be lower (a remote node started without a matching
           // --max-message-bytes): sending would only make it close the connection.
-          if (peer && a.length > peer.maxMessageBytes - 4096) {
-            throw new SerializationError(`the arguments of ${entry.fn || 'the task'}() encode to ${a.length} bytes, more than worker node ${peer.label} accepts (${peer.maxMessageBytes}): start it with --max-message-bytes ${this.#server.maxMessageBytes}`);
+          if (peer && size > peer.maxMessageBytes - 4096) {
+            throw new SerializationError(`the arguments of ${entry.fn || 'the task'}() encode to ${size} bytes, more than worker node ${peer.label} accepts (${peer.maxMessageBytes}): start it with --max-message-bytes ${this.#server.maxMessageBytes}`);
           }
         } catch (err) {
           this.#scheduler.complete(t.id);
           if (!entry.future.done()) entry.future.setException(err);
           continue;
         }
-        specs.push({ id: t.id, m: entry.m, f: entry.f, a, c: entry.chunk ? 1 : undefined, n: t.attempt });
+        specs.push({ id: t.id, m: entry.m, f: entry.f, a, x: x.length > 0 ? x : undefined, c: entry.chunk ? 1 : undefined, n: t.attempt });
         lane?.unreported.add(t.id);
         this.#running.set(t.id, entry);
         entry.future.setAbortHook(() => this.#stopTask(t.id));
@@ -560,7 +563,7 @@ export class ProcessPoolExecutor extends BaseExecutor {
     const { future } = entry;
     let value: unknown;
     try {
-      value = item.v === undefined ? undefined : decodeValue(item.v, () => `the result of ${entry.fn}()`);
+      value = item.v === undefined ? undefined : decodeValue(item.v, () => `the result of ${entry.fn}()`, item.x);
     } catch (err) {
       future.setException(err);
       return;

@@ -9,6 +9,7 @@ import { nanoid } from 'nanoid';
 import { HandshakeLimiter, type HandshakeLimits } from './handshake-limiter.ts';
 import { checkAuth, makeHello } from '../shared/auth.ts';
 import { decodeFrame, encodeFrame } from '../shared/frames.ts';
+import { attachedBytes } from '../shared/codec.ts';
 import { CLOSE, CLOSE_ERROR_CODES, DEFAULTS, HANDSHAKE, WS_PATH, batchBySize, invalidW2C, type AttachMsg, type C2W, type LaneDiedMsg, type RegisterMsg, type TaskOutcome, type TaskSpec, type W2C } from '../shared/protocol.ts';
 
 export interface ServerEvents {
@@ -108,7 +109,7 @@ export class WorkerPeer {
   run(tasks: TaskSpec[]): void {
     // Within the node's frame limit too, when that is below batchBytes.
     const limit = Math.min(DEFAULTS.batchBytes, this.maxMessageBytes - 4096);
-    for (const batch of batchBySize(tasks, (t) => t.a.byteLength + 32, limit)) this.send({ op: 'run', tasks: batch });
+    for (const batch of batchBySize(tasks, (t) => t.a.byteLength + attachedBytes(t.x) + 32, limit)) this.send({ op: 'run', tasks: batch });
   }
 
   cancel(id: number): void {

@@ -9,7 +9,10 @@
  *     0x00 | u32 BE envelope length | envelope (msgpack) | attachment 1 | attachment 2 | …
  *
  * In the envelope, an attached payload's field holds its length (an integer) instead of the
- * bytes; attachments follow in the order of the tasks (or outcomes) that have them. A plain
+ * bytes; attachments follow in the order of the tasks (or outcomes) that have them. A task's or
+ * outcome's value attachments (`x`: large typed arrays kept out of its msgpack bytes, see
+ * codec.ts) always travel this way, each as a length in the envelope, after the item's own
+ * payload if that is attached too. A plain
  * message never starts with 0x00 (a msgpack map starts with 0x80–0x8f, 0xde or 0xdf). The
  * receiver puts views of the attachments back in place before the message is validated, and a
  * frame whose lengths do not add up exactly is malformed.
@@ -39,11 +42,21 @@ export function encodeFrame(msg: { op: string }): Uint8Array[] {
   for (let i = 0; i < list.length; i++) {
     const item = list[i]!;
     const bytes = item[field];
-    if (!(bytes instanceof Uint8Array) || bytes.byteLength < ATTACH_MIN_BYTES) continue;
+    const big = bytes instanceof Uint8Array && bytes.byteLength >= ATTACH_MIN_BYTES;
+    const extra = item.x as Uint8Array[] | undefined;
+    if (!big && extra === undefined) continue;
     attachments ??= [];
     envelopeList ??= list.slice();
-    attachments.push(bytes);
-    envelopeList[i] = { ...item, [field]: bytes.byteLength };
+    const copy = { ...item };
+    if (big) {
+      attachments.push(bytes);
+      copy[field] = bytes.byteLength;
+    }
+    if (extra !== undefined) {
+      for (const part of extra) attachments.push(part);
+      copy.x = extra.map((part) => part.byteLength);
+    }
+    envelopeList[i] = copy;
   }
   if (!attachments) return [encodeMessage(msg)];
   const envelope = encodeMessage({ ...msg, [listKey]: envelopeList });
@@ -78,12 +91,14 @@ export function decodeFrame(data: Uint8Array | readonly Uint8Array[]): unknown {
   const [listKey, field] = carrier;
   const list = msg[listKey];
   if (!Array.isArray(list)) throw new Error(`attachments without a "${listKey}" list`);
-  for (const item of list) {
+  const take = (length: unknown): Uint8Array => {
+    if (typeof length !== 'number' || !Number.isSafeInteger(length) || length < 0 || length > reader.remaining) throw new Error('an attachment runs past the end of the frame');
+    return reader.take(length);
+  };
+  for (const item of list as Record<string, unknown>[]) {
     if (item === null || typeof item !== 'object') continue; // validation reports it
-    const length = (item as Record<string, unknown>)[field];
-    if (typeof length !== 'number') continue;
-    if (!Number.isSafeInteger(length) || length < 0 || length > reader.remaining) throw new Error('an attachment runs past the end of the frame');
-    (item as Record<string, unknown>)[field] = reader.take(length);
+    if (typeof item[field] === 'number') item[field] = take(item[field]);
+    if (Array.isArray(item.x)) item.x = item.x.map(take);
   }
   if (reader.remaining !== 0) throw new Error(`${reader.remaining} bytes after the last attachment`);
   return msg;

@@ -165,6 +165,11 @@ export interface TaskSpec {
    * For a chunk (`c` set) it encodes an array of argument arrays.
    */
   a: Uint8Array;
+  /**
+   * The large typed arrays among the arguments, sent as they are rather than copied into `a`,
+   * which refers to them by position (shared/codec.ts). Absent when there are none.
+   */
+  x?: Uint8Array[];
   /** Set for a chunk of calls from `map(…, { chunksize })`. */
   c?: 1;
   /** Which attempt this is (1 = first). */
@@ -179,6 +184,8 @@ export interface TaskOutcome {
    * Absent when the task failed before producing anything.
    */
   v?: Uint8Array;
+  /** The large typed arrays of the value, as TaskSpec.x. */
+  x?: Uint8Array[];
   /** The error, when the task (or, for a chunk, call number values.length) threw. */
   e?: WireError;
   /** Milliseconds the task ran on the node: the coordinator tunes prefetch from it. */
@@ -359,8 +366,8 @@ const shape = (fields: Record<string, Check>): Check => {
 };
 const isWireError: Check = (v) => isObj(v) && isStr(v.name) && isStr(v.message);
 const isModuleInfo = shape({ id: isInt, url: isStr, hash: isStr });
-const isTaskSpec = shape({ id: isInt, m: isInt, f: isStr, a: isBytes, c: opt((v) => v === 1), n: isInt });
-const isOutcome = shape({ id: isInt, v: opt(isBytes), e: opt(isWireError), d: opt(isNum) });
+const isTaskSpec = shape({ id: isInt, m: isInt, f: isStr, a: isBytes, x: opt(arrayOf(isBytes)), c: opt((v) => v === 1), n: isInt });
+const isOutcome = shape({ id: isInt, v: opt(isBytes), x: opt(arrayOf(isBytes)), e: opt(isWireError), d: opt(isNum) });
 
 const W2C_SHAPES: Record<W2C['op'], Check> = {
   register: shape({ name: isStr, slots: (v) => isInt(v) && (v as number) >= 1 && (v as number) <= 4096, runtime: (v) => v === 'node' || v === 'deno', runtimeVersion: isStr, hostname: isStr, pid: isInt, localModules: opt((v) => isObj(v) && Object.values(v).every(isStr)), maxMessageBytes: opt((v) => isInt(v) && (v as number) > 0) }),

@@ -6,7 +6,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { SerializationError, type ProcessPoolExecutor } from '../coordinator/index.ts';
-import { add, echo, factorial, failIfNegative, returnsFunction, sleepThenEcho } from './fixtures/tasks.ts';
+import { add, doubleAll, echo, factorial, failIfNegative, fillReused, returnsFunction, sleepThenEcho } from './fixtures/tasks.ts';
 import { rejects } from './helpers/assert.ts';
 import { startPool } from './helpers/cluster.ts';
 
@@ -70,6 +70,30 @@ test('large and small Uint8Array arguments sent in one frame all arrive intact',
     assert.ok(b instanceof Uint8Array, `result ${k} is a Uint8Array`);
     assert.is(b.length, big[k]!.length);
     assert.ok(Buffer.from(b).equals(Buffer.from(big[k]!)), `result ${k} has the same bytes`);
+  }
+});
+
+test('large typed arrays (sent beside the msgpack bytes) keep their types and values both ways', async () => {
+  const n = 100_000;
+  const arrays = [Float64Array.from({ length: n }, (_, i) => i / 4), Int32Array.from({ length: n }, (_, i) => -i), BigInt64Array.from({ length: n }, (_, i) => BigInt(i) - 5n)];
+  const back = await pool.submit(doubleAll, arrays);
+  assert.equal(back.map((a) => a.constructor.name), ['Float64Array', 'Int32Array', 'BigInt64Array']);
+  assert.is(back[0]![n - 1], ((n - 1) / 4) * 2);
+  assert.is(back[1]![n - 1], -(n - 1) * 2);
+  assert.is(back[2]![0], -10n);
+  assert.is(arrays[0]![1], 0.25, "the caller's arrays are not changed by the task");
+  const buf = await pool.submit(echo, Buffer.alloc(200_000, 3));
+  assert.ok(Buffer.isBuffer(buf) && buf.length === 200_000 && buf[199_999] === 3, 'a Buffer stays a Buffer');
+});
+
+test('a task that reuses the buffer it returned does not change results already returned', async () => {
+  // Submitted at once, so the node's thread runs them back to back; each 8 MiB result is more
+  // than the socket takes at once, so it is still being written when the next task starts.
+  const values = [1, 2, 3, 4, 5, 6];
+  const results = await Promise.all(values.map((v) => pool.submit(fillReused, v)));
+  for (const [k, r] of results.entries()) {
+    assert.is(r.byteLength, 8 * 1024 * 1024);
+    assert.ok(r.every((b) => b === values[k]), `result ${k} is all ${values[k]}: found ${r[0]} … ${r[r.length - 1]}`);
   }
 });
 

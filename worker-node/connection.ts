@@ -148,17 +148,23 @@ export class Connection {
     return this.#phase === 'open';
   }
 
-  send(msg: W2C): void {
-    if (this.#phase !== 'open' || this.#ws.readyState !== WebSocket.OPEN) return;
+  /**
+   * Sends a message. `written`, if given, is called once its bytes have all been handed to the
+   * operating system, or the connection failed (attachments are sent from their own memory,
+   * which must not change until then).
+   */
+  send(msg: W2C, written?: () => void): void {
+    if (this.#phase !== 'open' || this.#ws.readyState !== WebSocket.OPEN) return written?.();
     const parts = encodeFrame(msg);
     if (parts.length === 1) {
       zeroMaskNext = parts[0]!.byteLength >= ZERO_MASK_MIN_BYTES;
-      return this.#ws.send(parts[0]!);
+      return this.#ws.send(parts[0]!, written && (() => written()));
     }
     // One message in fragments: the envelope, then each attachment (see shared/frames.ts).
     for (let i = 0; i < parts.length; i++) {
+      const last = i === parts.length - 1;
       zeroMaskNext = parts[i]!.byteLength >= ZERO_MASK_MIN_BYTES;
-      this.#ws.send(parts[i]!, { fin: i === parts.length - 1 });
+      this.#ws.send(parts[i]!, { fin: last }, last && written ? () => written() : undefined);
     }
   }
 

@@ -5,7 +5,7 @@
  * lanes.ts), the one way to interrupt synchronous JavaScript.
  */
 import { parentPort } from 'node:worker_threads';
-import { canEncode, decodeValue, encodeValue } from '../shared/codec.ts';
+import { attachedBytes, canEncode, decodeValue, encodeValue } from '../shared/codec.ts';
 import { UnknownTaskError, errorToWire } from '../shared/errors.ts';
 import { CLOSE, DEFAULTS, batchBySize, type C2W, type Handlers, type TaskOutcome, type TaskSpec } from '../shared/protocol.ts';
 import { threadTask, type TaskContext } from '../shared/task-context.ts';
@@ -80,6 +80,26 @@ async function load(url: string): Promise<Record<string, unknown>> {
   }
 }
 
+/**
+ * Results whose large typed arrays are being sent from the task's own memory (shared/codec.ts):
+ * the next task waits until they are written out, so a task that reuses a buffer it returned
+ * cannot change bytes still on their way.
+ */
+let unwritten = 0;
+let onWritten: (() => void) | undefined;
+const written = (): void => {
+  if (unwritten === 0 || --unwritten > 0) return;
+  const resume = onWritten;
+  onWritten = undefined;
+  resume?.();
+};
+
+function sendResults(items: TaskOutcome[]): void {
+  if (!items.some((o) => o.x !== undefined)) return lane!.send({ op: 'results', items });
+  unwritten++;
+  lane!.send({ op: 'results', items }, written);
+}
+
 function flush(): void {
   if (outbox.length === 0) return;
   const outcomes = outbox;
@@ -89,7 +109,7 @@ function flush(): void {
   let total = 0;
   for (let i = 0; i < outcomes.length; i++) {
     const o = outcomes[i]!;
-    const size = o.v?.byteLength ?? 0;
+    const size = (o.v?.byteLength ?? 0) + attachedBytes(o.x);
     total += size + 64;
     if (size <= limit) continue;
     // Sending it would make the coordinator close the lane (frame too large) and re-run the
@@ -102,8 +122,8 @@ function flush(): void {
   }
   // Batches stay within the coordinator's frame limit too, when that is below batchBytes.
   const batchLimit = Math.min(DEFAULTS.batchBytes, limit);
-  if (total <= batchLimit) return lane.send({ op: 'results', items: outcomes });
-  for (const items of batchBySize(outcomes, (o) => (o.v?.byteLength ?? 0) + 64, batchLimit)) lane.send({ op: 'results', items });
+  if (total <= batchLimit) return sendResults(outcomes);
+  for (const items of batchBySize(outcomes, (o) => (o.v?.byteLength ?? 0) + attachedBytes(o.x) + 64, batchLimit)) sendResults(items);
 }
 
 /**
@@ -121,13 +141,13 @@ function run(job: TaskSpec): TaskOutcome | Promise<TaskOutcome> {
   controllers.set(job.id, controller);
   let value: unknown;
   try {
-    const decoded = decodeValue(job.a, 'task arguments');
+    const decoded = decodeValue(job.a, 'task arguments', job.x);
     if (!Array.isArray(decoded)) throw new TypeError('task arguments must be an array');
     const context = taskContext(job, controller);
     threadTask.current = context;
     value = fn.apply(context, decoded);
     if (value instanceof Promise) return settleLater(job, value, started);
-    return { id: job.id, v: encodeValue(value, () => `the return value of ${job.f}()`), d: performance.now() - started };
+    return valueOutcome(job, value, started, () => `the return value of ${job.f}()`);
   } catch (err) {
     return { id: job.id, e: errorToWire(err, canEncode), d: performance.now() - started };
   } finally {
@@ -138,11 +158,18 @@ function run(job: TaskSpec): TaskOutcome | Promise<TaskOutcome> {
   }
 }
 
+/** A successful outcome: the value's msgpack bytes, with its large typed arrays beside them. */
+function valueOutcome(job: TaskSpec, value: unknown, started: number, what: () => string): TaskOutcome {
+  const x: Uint8Array[] = [];
+  const v = encodeValue(value, what, x);
+  return { id: job.id, v, x: x.length > 0 ? x : undefined, d: performance.now() - started };
+}
+
 /** The end of a task whose function returned a promise. */
 async function settleLater(job: TaskSpec, pending: Promise<unknown>, started: number): Promise<TaskOutcome> {
   try {
     const value = await pending;
-    return { id: job.id, v: encodeValue(value, () => `the return value of ${job.f}()`), d: performance.now() - started };
+    return valueOutcome(job, value, started, () => `the return value of ${job.f}()`);
   } catch (err) {
     return { id: job.id, e: errorToWire(err, canEncode), d: performance.now() - started };
   } finally {
@@ -189,13 +216,13 @@ async function runSlow(job: TaskSpec): Promise<TaskOutcome> {
     if (typeof fn !== 'function') {
       throw new UnknownTaskError(`the task module has no exported function "${job.f}" on this worker node: is the worker's copy of the module out of date?`);
     }
-    const decoded = decodeValue(job.a, 'task arguments');
+    const decoded = decodeValue(job.a, 'task arguments', job.x);
     if (job.c !== 1) {
       if (!Array.isArray(decoded)) throw new TypeError('task arguments must be an array');
       threadTask.current = context;
       let value = fn.apply(context, decoded);
       if (value instanceof Promise) value = await value;
-      return { id: job.id, v: encodeValue(value, () => `the return value of ${job.f}()`), d: performance.now() - started };
+      return valueOutcome(job, value, started, () => `the return value of ${job.f}()`);
     }
     // A chunk: the calls run in order; on the first error, report the values so far and the
     // error, so map() raises it at exactly the right position.
@@ -216,8 +243,9 @@ async function runSlow(job: TaskSpec): Promise<TaskOutcome> {
         break;
       }
     }
-    const v = encodeValue(values, () => `the return values of ${job.f}()`);
-    return { id: job.id, v, e: failed ? errorToWire(error, canEncode) : undefined, d: performance.now() - started };
+    const outcome = valueOutcome(job, values, started, () => `the return values of ${job.f}()`);
+    if (failed) outcome.e = errorToWire(error, canEncode);
+    return outcome;
   } catch (err) {
     return { id: job.id, e: errorToWire(err, canEncode), d: performance.now() - started };
   } finally {
@@ -231,14 +259,21 @@ async function drain(): Promise<void> {
   if (draining) return;
   draining = true;
   try {
-    for (let job = queue.shift(); job; job = queue.shift()) {
+    while (queue.length > 0) {
+      if (unwritten > 0) {
+        // Still queued while it waits, so a cancel can still drop it.
+        await new Promise<void>((resolve) => (onWritten = resolve));
+        continue;
+      }
+      const job = queue.shift()!;
       if (shared) Atomics.store(shared, 0, BigInt(job.id));
       let outcome = run(job);
       if (outcome instanceof Promise) outcome = await outcome;
       if (shared) Atomics.store(shared, 0, 0n);
       outbox.push(outcome);
-      // A long job's outcome should not wait for the rest of the batch.
-      if (outbox.length >= 64 || (outbox[outbox.length - 1]!.d ?? 0) > 5) flush();
+      // A long job's outcome should not wait for the rest of the batch, nor should large arrays
+      // (they leave from the task's memory, and the next task waits until they have).
+      if (outbox.length >= 64 || (outcome.d ?? 0) > 5 || outcome.x !== undefined) flush();
     }
   } finally {
     draining = false;
@@ -303,6 +338,8 @@ async function start(c: LaneConfig): Promise<void> {
         // Whatever the coordinator sent here will run elsewhere: stop it.
         queue.length = 0;
         outbox = [];
+        unwritten = 1;
+        written();
         for (const controller of controllers.values()) controller.abort(new Error('the lane to the coordinator closed'));
         port.post({ t: 'closed', code, reason });
       },
