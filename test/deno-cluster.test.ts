@@ -12,7 +12,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { CancelledError, ProcessPoolExecutor } from '../coordinator/index.ts';
-import { echo, factorial, failWith, pid, sleepThenEcho, spin } from './fixtures/tasks.ts';
+import { doubleAll, echo, factorial, failWith, fillReused, pid, sleepThenEcho, spin } from './fixtures/tasks.ts';
 import { rejects } from './helpers/assert.ts';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
@@ -101,6 +101,13 @@ test('a Deno worker node runs tasks for this coordinator; types and errors round
     assert.equal(back.m.get(3n), [undefined, null]);
     assert.ok(back.bytes instanceof Uint8Array && back.bytes.join() === '1,2,255', 'Uint8Array');
     assert.ok(back.re instanceof RegExp && back.re.source === 'a+b' && back.re.flags === 'gi', 'RegExp');
+    // Large typed arrays travel beside the msgpack bytes (fragments of their own) both ways.
+    const arrays = [Float64Array.from({ length: 50_000 }, (_, i) => i / 8), Int32Array.from({ length: 50_000 }, (_, i) => -i)];
+    const doubled = await pool.submit(doubleAll, arrays);
+    assert.ok(doubled[0] instanceof Float64Array && doubled[0][49_999] === (49_999 / 8) * 2, 'a large Float64Array, doubled on the Deno node');
+    assert.ok(doubled[1] instanceof Int32Array && doubled[1][49_999] === -99_998, 'a large Int32Array, doubled on the Deno node');
+    const reused = await Promise.all([1, 2, 3].map((v) => pool.submit(fillReused, v)));
+    assert.equal(reused.map((r) => `${r[0]}…${r[r.length - 1]}`), ['1…1', '2…2', '3…3'], 'results of a task that reuses its buffer stay intact');
     assert.is(await pool.submit(sleepThenEcho, 5, 'async'), 'async', 'async task functions');
 
     const err = (await rejects(pool.submit(failWith, 'plain', 'boom'), Error)) as Error & { code?: string; cause?: unknown };
