@@ -18,7 +18,7 @@
 import { connect, type Socket } from 'node:net';
 import { DEFAULTS } from '../../shared/protocol.ts';
 import { EchoClient, pipeline, startEchoServer } from './echo-client.ts';
-import { emitFigure, MiB, now, percentile, perSecond, progress, suiteOptions, windowed } from './measure.ts';
+import { emitFigure, MiB, now, percentile, perSecond, progress, sequentialWarmup, suiteOptions, windowed } from './measure.ts';
 
 const SUITE = 'baseline';
 const { smoke } = suiteOptions();
@@ -43,7 +43,7 @@ const PAYLOAD_WINDOW = 4;
 const BUSY_POLL_MICROS = DEFAULTS.busyPollMicros;
 
 async function pingPong(client: EchoClient, busy = false): Promise<void> {
-  for (let i = 0; i < sizes.warmup; i++) await client.request({ id: i, args: [i] });
+  for (let i = 0; i < sequentialWarmup(smoke); i++) await client.request({ id: i, args: [i] });
   const samples = new Float64Array(sizes.pingPong);
   const t0 = now();
   const deadline = t0 + sizes.maxMs;

@@ -45,6 +45,16 @@ export interface SuiteOptions {
   smoke: boolean;
 }
 
+/**
+ * Sequential round trips made before any latency is measured, by every suite that measures one
+ * (the same number for all): a path run one message at a time starts cold (interpreted code,
+ * on both sides of the socket); on the 2-core VM wsfutures' p50 took ~3,000 trips to settle
+ * (320 µs over the first thousand, ~40 µs from the fourth on).
+ */
+export function sequentialWarmup(smoke: boolean): number {
+  return smoke ? 50 : 5_000;
+}
+
 export function suiteOptions(argv: string[] = process.argv.slice(2)): SuiteOptions {
   return { smoke: argv.includes('--smoke') };
 }

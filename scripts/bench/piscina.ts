@@ -3,7 +3,7 @@
  * same task module as wsfutures. Figures: tiny tasks submitted all at once (tasks/s), and
  * sequential run→result round trips (p50, p99).
  */
-import { emitFigure, emitInfo, emitSkip, now, percentile, perSecond, progress, suiteOptions } from './measure.ts';
+import { emitFigure, emitInfo, emitSkip, now, percentile, perSecond, progress, sequentialWarmup, suiteOptions } from './measure.ts';
 
 const SUITE = 'piscina';
 const THREADS = 2;
@@ -33,6 +33,7 @@ try {
   emitFigure({ suite: SUITE, workload: 'tiny-all-at-once', label: `piscina tiny tasks all at once`, value: perSecond(sizes.tiny, ms), unit: 'tasks/s', count: sizes.tiny, seconds: ms / 1000, note: `${THREADS} threads, run() ${sizes.tiny} times, then await all` });
 
   progress(SUITE, 'sequential round trips');
+  for (let i = 0; i < sequentialWarmup(smoke); i++) await pool.run(i);
   const samples = new Float64Array(sizes.sequential);
   const s0 = now();
   let n = 0;

@@ -75,7 +75,13 @@ def tiny_all_at_once(pool):
     emit("tiny-all-at-once", "python tiny tasks all at once", n / s, "tasks/s", n, s, f"{WORKERS} workers, submit() x{n}, then as_completed")
 
 
+# As measure.ts sequentialWarmup: every suite makes as many round trips before measuring one.
+SEQUENTIAL_WARMUP = 50 if SMOKE else 5_000
+
+
 def sequential(pool):
+    for i in range(SEQUENTIAL_WARMUP):
+        pool.submit(noop, i).result()
     samples = []
     t0 = time.perf_counter()
     while len(samples) < SIZES["sequential"] and (not samples or time.perf_counter() - t0 < SIZES["max_s"]):

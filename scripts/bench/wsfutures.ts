@@ -23,7 +23,7 @@
  */
 import { availableParallelism } from 'node:os';
 import { pathToFileURL } from 'node:url';
-import { emitError, emitFigure, emitSkip, MiB, now, percentile, perSecond, progress, suiteOptions, windowed } from './measure.ts';
+import { emitError, emitFigure, emitSkip, MiB, now, percentile, perSecond, progress, sequentialWarmup, suiteOptions, windowed } from './measure.ts';
 import { echo, noop, spin } from './tasks.ts';
 import { EchoClient, pipeline, startEchoServer } from './echo-client.ts';
 import { DEFAULTS } from '../../shared/protocol.ts';
@@ -97,6 +97,7 @@ async function tinyAllAtOnce(pool: PoolContract): Promise<void> {
 }
 
 async function sequential(pool: PoolContract): Promise<void> {
+  for (let i = 0; i < sequentialWarmup(smoke); i++) await pool.submit(noop, i);
   const samples = new Float64Array(sizes.sequential);
   const t0 = now();
   let n = 0;
@@ -188,9 +189,10 @@ async function interleaved(pool: PoolContract): Promise<void> {
     const client = await EchoClient.open(ports.wsPort);
     const busyClient = await EchoClient.open(ports.wsPort, BUSY_POLL_MICROS);
     const tiny = (i: number) => ({ id: i, args: [i] });
-    for (let i = 0; i < trips; i++) {
+    for (let i = 0; i < sequentialWarmup(smoke); i++) {
       await client.request(tiny(i));
       await busyClient.request(tiny(i));
+      await pool.submit(noop, i);
       await quiet.submit(noop, i);
     }
     await pipeline(client, sizes.maxMs, burst, 1_000, tiny, () => 1);
