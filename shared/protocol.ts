@@ -107,10 +107,10 @@ export const DEFAULTS = {
    */
   batchBytes: 1024 * 1024,
   /**
-   * Microseconds a coordinator or task thread keeps polling its sockets after a message, when
-   * it waits for a quick answer (see shared/busy-poll.ts); 0 turns busy polling off.
+   * The longest a coordinator or task thread keeps polling its sockets for a quick answer, µs
+   * (see shared/busy-poll.ts); 0 turns busy polling off.
    */
-  busyPollMicros: 50,
+  busyPollMicros: 100,
 } as const;
 
 /** The most a pool or worker node may busy-poll after one message, in microseconds. */

@@ -20,7 +20,7 @@ const cpuMs = () => {
 };
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-test('touch() keeps the loop polling for its budget, serving sockets and timers, then stops', async () => {
+test('expectAnswer() polls until answered(), serving sockets and timers; not once answers take longer than the budget', async () => {
   const poll = new BusyPoll(60_000);
   if (IS_DENO) {
     // Measured slower under Deno, so it is always off there (see busy-poll.ts).
@@ -38,10 +38,10 @@ test('touch() keeps the loop polling for its budget, serving sockets and timers,
     await sleep(60);
     const idleCpu = cpuMs() - idle0;
 
+    // The first wait: the typical wait is unknown, so it polls up to the whole budget.
     const t0 = performance.now();
     const c0 = cpuMs();
-    poll.touch();
-    // While it polls: a timer fires on time, and a loopback echo comes back.
+    poll.expectAnswer();
     const timerLate = await new Promise<number>((r) => {
       const due = performance.now() + 5;
       setTimeout(() => r(performance.now() - due), 5);
@@ -50,28 +50,46 @@ test('touch() keeps the loop polling for its budget, serving sockets and timers,
       socket.once('data', (d) => r(d.toString()));
       socket.write('ping');
     });
-    await sleep(Math.max(0, 60 - (performance.now() - t0)));
+    await sleep(Math.max(0, 40 - (performance.now() - t0)));
+    poll.answered();
     const spinCpu = cpuMs() - c0;
     assert.is(echoed, 'ping');
     assert.ok(timerLate < 30, `a 5 ms timer fired ${timerLate.toFixed(1)} ms late while polling`);
-    // CPU time is what a user would see in top: most of the 60 ms while polling, ~nothing idle.
-    assert.ok(spinCpu > 20, `polling for 60 ms used ${spinCpu.toFixed(1)} ms of CPU`);
+    // CPU time is what a user would see in top: most of the 40 ms while polling, ~nothing idle.
+    assert.ok(spinCpu > 15, `polling for 40 ms used ${spinCpu.toFixed(1)} ms of CPU`);
+    const typical = poll.typicalMicros!;
+    assert.ok(typical >= 35_000 && typical < 60_000, `the wait was measured: ${typical} µs`);
 
     await sleep(20); // the last turn of the loop ends
     const after0 = cpuMs();
     await sleep(60);
     const afterCpu = cpuMs() - after0;
-    assert.ok(afterCpu < Math.max(15, idleCpu * 3), `60 ms after the budget ran out it used ${afterCpu.toFixed(1)} ms of CPU (idle: ${idleCpu.toFixed(1)} ms)`);
+    assert.ok(afterCpu < Math.max(15, idleCpu * 3), `60 ms after answered() it used ${afterCpu.toFixed(1)} ms of CPU (idle: ${idleCpu.toFixed(1)} ms)`);
   } finally {
     socket.destroy();
     server.close();
   }
+
+  // Answers that typically take longer than the budget: polling would only burn CPU first.
+  const short = new BusyPoll(5_000);
+  for (let i = 0; i < 3; i++) {
+    short.expectAnswer();
+    await sleep(25);
+    short.answered();
+  }
+  assert.ok(short.typicalMicros! > 5_000);
+  const c1 = cpuMs();
+  short.expectAnswer();
+  await sleep(40);
+  short.answered();
+  assert.ok(cpuMs() - c1 < 15, `it polled for an answer that typically takes ${short.typicalMicros} µs, past its 5 ms budget`);
+
   const off = new BusyPoll(0);
   assert.is(off.enabled, false);
-  const c1 = cpuMs();
-  off.touch();
+  const c2 = cpuMs();
+  off.expectAnswer();
   await sleep(40);
-  assert.ok(cpuMs() - c1 < 15, 'a budget of 0 polls nothing');
+  assert.ok(cpuMs() - c2 < 15, 'a budget of 0 polls nothing');
 });
 
 test('busyPollMicros is checked: a non-negative integer of at most 10000', () => {
@@ -94,9 +112,9 @@ function processCpuMs(pid: number): number {
   return ((Number(fields[11]) + Number(fields[12])) * 1000) / 100; // utime + stime, in 1/100 s
 }
 
-test("task threads poll after tasks that come one at a time, for the pool's budget; a node started with --busy-poll 0 does not", async () => {
+test("task threads poll for the next task after tasks that come one at a time, within the pool's budget; a node started with --busy-poll 0 does not", async () => {
   // A budget of 5 ms makes the difference plain in CPU time: 150 tasks awaited one at a time,
-  // 10 ms apart, are ~750 ms of polling on a node that polls, and none on one that does not.
+  // 3 ms apart, are ~450 ms of polling on a node that polls, and none on one that does not.
   const pool = await startPool({ maxWorkers: 0, busyPollMicros: 5_000 }, undefined);
   const cpuFor = async (args: string[]): Promise<number> => {
     const w = spawnWorker({ url: pool.url!, token: pool.token, args });
@@ -106,7 +124,7 @@ test("task threads poll after tasks that come one at a time, for the pool's budg
       const before = processCpuMs(w.child.pid!);
       for (let i = 0; i < 150; i++) {
         assert.is(await pool.submit(add, i, 2), i + 2);
-        await sleep(10);
+        await sleep(3);
       }
       return processCpuMs(w.child.pid!) - before;
     } finally {
@@ -119,7 +137,7 @@ test("task threads poll after tasks that come one at a time, for the pool's budg
   try {
     const polling = await cpuFor([]);
     const notPolling = await cpuFor(['--busy-poll', '0']);
-    assert.ok(polling > 300, `the polling node used ${polling} ms of CPU for 150 tasks`);
+    assert.ok(polling > 200, `the polling node used ${polling} ms of CPU for 150 tasks`);
     assert.ok(notPolling < polling / 2, `--busy-poll 0 used ${notPolling} ms of CPU, the polling node ${polling} ms`);
   } finally {
     await pool.shutdown();

@@ -28,7 +28,7 @@ interface LaneThread {
 }
 
 /** Everything a lane needs but its number and its shared state. */
-export type LaneSession = Omit<LaneConfig, 'lane' | 'state'>;
+export type LaneSession = Omit<LaneConfig, 'lane' | 'state' | 'busy'>;
 
 function runningTask(t: LaneThread): number | undefined {
   const id = Number(Atomics.load(t.state, 0));
@@ -44,6 +44,8 @@ export class LaneThreads {
   #failures = 0;
   #onAllAttached: (() => void) | undefined;
   readonly #timers = new Set<ReturnType<typeof setTimeout>>();
+  /** How many threads run a task now (LaneConfig.busy). */
+  readonly #busy = new Int32Array(new SharedArrayBuffer(4));
 
   constructor(options: LaneThreadsOptions) {
     this.#options = options;
@@ -124,7 +126,7 @@ export class LaneThreads {
         this.#replace(t, t.attached ? 0 : this.#backoff());
       },
     });
-    t.worker.post({ t: 'start', config: { ...session, lane, state: shared } });
+    t.worker.post({ t: 'start', config: { ...session, lane, state: shared, busy: this.#busy.buffer as SharedArrayBuffer } });
     return t;
   }
 
@@ -159,6 +161,8 @@ export class LaneThreads {
     if (i < 0) return;
     this.#threads.splice(i, 1);
     void t.worker.terminate();
+    // A thread ended while running a task never says it stopped: count it out here.
+    if (runningTask(t) !== undefined && Atomics.load(this.#busy, 0) > 0) Atomics.sub(this.#busy, 0, 1);
     if (!this.#session) return;
     const session = this.#session;
     const spawn = () => {
@@ -178,6 +182,7 @@ export class LaneThreads {
     this.#timers.clear();
     const threads = this.#threads;
     this.#threads = [];
+    Atomics.store(this.#busy, 0, 0);
     this.#onAllAttached?.();
     this.#onAllAttached = undefined;
     await Promise.all(threads.map((t) => t.worker.terminate()));

@@ -35,6 +35,12 @@ export interface LaneConfig {
    * well have finished.
    */
   state: SharedArrayBuffer;
+  /**
+   * Shared by all the node's threads (an Int32Array of 1): how many of them are running a task.
+   * A thread busy-polls for its next task only while none is: on a machine with few cores, a
+   * polling thread would take CPU from a sibling's task.
+   */
+  busy: SharedArrayBuffer;
 }
 
 /** Import the modules, then connect and attach the lane. */

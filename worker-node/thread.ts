@@ -59,6 +59,8 @@ let moduleUrls = new Map<number, string>();
 let shared: BigInt64Array | undefined;
 /** Set from the lane's config; see `drain`. */
 let busyPoll = new BusyPoll(0);
+/** LaneConfig.busy: how many of the node's threads run a task now. */
+let nodeBusy: Int32Array | undefined;
 /** Tasks in the last `run` frame: 1 when the coordinator awaits them one at a time. */
 let lastRunSize = 0;
 
@@ -267,8 +269,10 @@ async function drain(): Promise<void> {
       }
       const job = queue.shift()!;
       if (shared) Atomics.store(shared, 0, BigInt(job.id));
+      if (nodeBusy) Atomics.add(nodeBusy, 0, 1);
       let outcome = run(job);
       if (outcome instanceof Promise) outcome = await outcome;
+      if (nodeBusy) Atomics.sub(nodeBusy, 0, 1);
       if (shared) Atomics.store(shared, 0, 0n);
       outbox.push(outcome);
       // A long job's outcome should not wait for the rest of the batch, nor should large arrays
@@ -281,7 +285,8 @@ async function drain(): Promise<void> {
     // Tasks that come one at a time are usually awaited one at a time: the next is probably on
     // its way, and polling for it skips a wake-up (shared/busy-poll.ts). Tasks that come in
     // batches are a burst: polling would only take CPU from the coordinator.
-    if (lastRunSize === 1) busyPoll.touch();
+    // (Only while no other thread of this node runs a task: polling would take its CPU.)
+    if (lastRunSize === 1 && queue.length === 0 && (!nodeBusy || Atomics.load(nodeBusy, 0) === 0)) busyPoll.expectAnswer();
   }
 }
 
@@ -302,6 +307,7 @@ function cancel(id: number): void {
 const handlers: Partial<Handlers<C2W>> = {
   attached: () => port.post({ t: 'attached' }),
   run: (m) => {
+    busyPoll.answered();
     lastRunSize = m.tasks.length;
     for (const task of m.tasks) queue.push(task);
     void drain();
@@ -319,6 +325,7 @@ async function start(c: LaneConfig): Promise<void> {
   config = c;
   busyPoll = new BusyPoll(c.busyPollMicros);
   shared = new BigInt64Array(c.state);
+  nodeBusy = new Int32Array(c.busy);
   if (typeof (globalThis as { Deno?: unknown }).Deno !== 'undefined') recordExits(shared);
   moduleUrls = new Map(c.modules);
   // Imported before the lane attaches: the node is ready only when every thread can run its

@@ -47,7 +47,10 @@ export class EchoClient {
   constructor(ws: WebSocket, busyPollMicros = 0) {
     this.#ws = ws;
     this.#poll = new BusyPoll(busyPollMicros);
-    ws.on('message', (data: Buffer) => this.onAnswer(packr.unpack(data)));
+    ws.on('message', (data: Buffer) => {
+      this.#poll.answered();
+      this.onAnswer(packr.unpack(data));
+    });
   }
 
   /**
@@ -74,7 +77,7 @@ export class EchoClient {
     return new Promise((resolve) => {
       this.#waiting.push(resolve);
       this.send(message);
-      this.#poll.touch();
+      this.#poll.expectAnswer();
     });
   }
 

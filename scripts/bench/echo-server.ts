@@ -31,9 +31,10 @@ const wss = new WebSocketServer({ host: '127.0.0.1', port: 0, perMessageDeflate:
 wss.on('connection', (ws, req) => {
   const poll = new BusyPoll(Number(new URL(req.url ?? '/', 'ws://x').searchParams.get('busyPoll') ?? 0));
   ws.on('message', (data: Buffer) => {
+    poll.answered();
     const message = packr.unpack(data) as Task | Task[];
     ws.send(packr.pack(Array.isArray(message) ? message.map(answer) : answer(message)));
-    poll.touch();
+    poll.expectAnswer();
   });
 });
 
