@@ -18,15 +18,15 @@
 import { connect, type Socket } from 'node:net';
 import { DEFAULTS } from '../../shared/protocol.ts';
 import { EchoClient, pipeline, startEchoServer } from './echo-client.ts';
-import { emitFigure, MiB, now, percentile, perSecond, progress, sequentialWarmup, suiteOptions, windowed } from './measure.ts';
+import { burstWarmup, emitFigure, MiB, now, percentile, perSecond, progress, sequentialWarmup, suiteOptions, windowed } from './measure.ts';
 
 const SUITE = 'baseline';
 const { smoke } = suiteOptions();
 
 /** Sizes of each workload. Every loop also stops at `maxMs`, so a slow machine cannot hang the run. */
 const sizes = smoke
-  ? { warmup: 50, pingPong: 200, pipelined: 5_000, batchedTasks: 20_000, echo1: 4, echo16: 1, sinkBytes: 32 * MiB, tcpEcho16: 2, maxMs: 2_000 }
-  : { warmup: 2_000, pingPong: 20_000, pipelined: 300_000, batchedTasks: 2_000_000, echo1: 300, echo16: 32, sinkBytes: 1_024 * MiB, tcpEcho16: 32, maxMs: 10_000 };
+  ? { pingPong: 200, pipelined: 5_000, batchedTasks: 20_000, echo1: 4, echo16: 1, sinkBytes: 32 * MiB, tcpEcho16: 2, maxMs: 2_000 }
+  : { pingPong: 20_000, pipelined: 300_000, batchedTasks: 2_000_000, echo1: 300, echo16: 32, sinkBytes: 1_024 * MiB, tcpEcho16: 32, maxMs: 10_000 };
 
 /**
  * Messages in flight when pipelining: enough to keep both processes busy (the client encodes
@@ -63,7 +63,7 @@ async function pingPong(client: EchoClient, busy = false): Promise<void> {
 
 async function pipelined(client: EchoClient): Promise<void> {
   const tiny = (i: number) => ({ id: i, args: [i] });
-  await pipeline(client, sizes.maxMs, sizes.warmup * 10, PIPELINE_WINDOW, tiny, () => 1);
+  await pipeline(client, sizes.maxMs, burstWarmup(smoke), PIPELINE_WINDOW, tiny, () => 1);
   const { units, ms } = await pipeline(client, sizes.maxMs, sizes.pipelined, PIPELINE_WINDOW, tiny, () => 1);
   emitFigure({ suite: SUITE, workload: 'ws-pipelined', label: 'bare ws pipelined echo', value: perSecond(units, ms), unit: 'msgs/s', count: units, seconds: ms / 1000, note: `tiny messages, ${PIPELINE_WINDOW} in flight` });
 }

@@ -3,12 +3,12 @@
  * same task module as wsfutures. Figures: tiny tasks submitted all at once (tasks/s), and
  * sequential run→result round trips (p50, p99).
  */
-import { emitFigure, emitInfo, emitSkip, now, percentile, perSecond, progress, sequentialWarmup, suiteOptions } from './measure.ts';
+import { burstWarmup, emitFigure, emitInfo, emitSkip, now, percentile, perSecond, progress, sequentialWarmup, suiteOptions } from './measure.ts';
 
 const SUITE = 'piscina';
 const THREADS = 2;
 const { smoke } = suiteOptions();
-const sizes = smoke ? { warmup: 200, tiny: 2_000, sequential: 200, maxMs: 2_000 } : { warmup: 5_000, tiny: 100_000, sequential: 10_000, maxMs: 10_000 };
+const sizes = smoke ? { tiny: 2_000, sequential: 200, maxMs: 2_000 } : { tiny: 100_000, sequential: 10_000, maxMs: 10_000 };
 
 // Imported here, not at the top, so that a missing piscina is a skip rather than a crash.
 let Piscina: typeof import('piscina').Piscina;
@@ -23,8 +23,10 @@ emitInfo({ piscina: Piscina.version });
 // Worker threads inherit this process's `--import tsx`, so they load the TypeScript module as is.
 const pool = new Piscina({ filename: new URL('./tasks.ts', import.meta.url).href, name: 'noop', minThreads: THREADS, maxThreads: THREADS });
 try {
-  const warm = await Promise.all(Array.from({ length: sizes.warmup }, (_, i) => pool.run(i)));
-  if (warm[7] !== 7) throw new Error(`noop(7) returned ${String(warm[7])}`);
+  for (let done = 0; done < burstWarmup(smoke); done += 1_000) {
+    const warm = await Promise.all(Array.from({ length: 1_000 }, (_, i) => pool.run(i)));
+    if (warm[7] !== 7) throw new Error(`noop(7) returned ${String(warm[7])}`);
+  }
 
   progress(SUITE, 'tiny tasks all at once');
   const t0 = now();

@@ -23,7 +23,7 @@
  */
 import { availableParallelism } from 'node:os';
 import { pathToFileURL } from 'node:url';
-import { emitError, emitFigure, emitSkip, MiB, now, percentile, perSecond, progress, sequentialWarmup, suiteOptions, windowed } from './measure.ts';
+import { burstWarmup, emitError, emitFigure, emitSkip, MiB, now, percentile, perSecond, progress, sequentialWarmup, suiteOptions, windowed } from './measure.ts';
 import { echo, noop, spin } from './tasks.ts';
 import { EchoClient, pipeline, startEchoServer } from './echo-client.ts';
 import { DEFAULTS } from '../../shared/protocol.ts';
@@ -55,8 +55,8 @@ const BUSY_POLL_MICROS = DEFAULTS.busyPollMicros;
 const TASKS = new URL('./tasks.ts', import.meta.url);
 const { smoke } = suiteOptions();
 const sizes = smoke
-  ? { warmup: 20, tiny: 500, sequential: 50, mapped: 5_000, echo1: 2, echo16: 1, spinTasks: 2, spinRounds: 1_000_000, queued: 2_000, maxMs: 1_000, stepMs: 15_000 }
-  : { warmup: 2_000, tiny: 100_000, sequential: 10_000, mapped: 2_000_000, echo1: 300, echo16: 32, spinTasks: 8, spinRounds: 50_000_000, queued: 1_000_000, maxMs: 10_000, stepMs: 300_000 };
+  ? { tiny: 500, sequential: 50, mapped: 5_000, echo1: 2, echo16: 1, spinTasks: 2, spinRounds: 1_000_000, queued: 2_000, maxMs: 1_000, stepMs: 15_000 }
+  : { tiny: 100_000, sequential: 10_000, mapped: 2_000_000, echo1: 300, echo16: 32, spinTasks: 8, spinRounds: 50_000_000, queued: 1_000_000, maxMs: 10_000, stepMs: 300_000 };
 // Every loop stops starting new work after maxMs; a workload that is still not done after
 // stepMs (a hang, or a pool far slower than the sizes assume) is reported as failed.
 
@@ -202,29 +202,26 @@ async function interleaved(pool: PoolContract): Promise<void> {
     const quietTrips = new Float64Array(rounds * trips);
     const bareRates: number[] = [];
     const ourRates: number[] = [];
-    // Latency rounds first, each side starting from a collected heap (the bursts below leave
-    // garbage that would otherwise be collected in the middle of whichever round came next).
-    const gc = (globalThis as { gc?: () => void }).gc ?? (() => {});
+    // Latency rounds first, before the bursts leave garbage behind. No gc() between rounds: a
+    // forced full collection slowed the ~1,000 round trips after it for every side (the
+    // busy-polling bare echo from ~29 to ~41 µs, wsfutures from ~40 to ~87 µs), so whichever
+    // side came after one measured the collection rather than itself.
     for (let r = 0; r < rounds; r++) {
-      gc();
       for (let i = 0; i < trips; i++) {
         const t = now();
         await client.request(tiny(i));
         bareTrips[r * trips + i] = (now() - t) * 1000;
       }
-      gc();
       for (let i = 0; i < trips; i++) {
         const t = now();
         await busyClient.request(tiny(i));
         busyBareTrips[r * trips + i] = (now() - t) * 1000;
       }
-      gc();
       for (let i = 0; i < trips; i++) {
         const t = now();
         await pool.submit(noop, i);
         ourTrips[r * trips + i] = (now() - t) * 1000;
       }
-      gc();
       for (let i = 0; i < trips; i++) {
         const t = now();
         await quiet.submit(noop, i);
@@ -263,7 +260,7 @@ let shared: PoolContract | undefined;
 async function sharedPool(): Promise<PoolContract> {
   if (!shared) {
     shared = await openPool(WORKERS);
-    await Promise.all(Array.from({ length: sizes.warmup }, (_, i) => shared!.submit(noop, i)));
+    for (let done = 0; done < burstWarmup(smoke); done += 1_000) await Promise.all(Array.from({ length: 1_000 }, (_, i) => shared!.submit(noop, done + i)));
   }
   return shared;
 }
