@@ -17,6 +17,7 @@ const BASELINES: [string, string][] = [
   ['bare ws echo 1 MiB', 'MiB/s'],
   ['bare ws echo 16 MiB', 'MiB/s'],
   ['raw TCP one-way', 'MiB/s'],
+  ['raw TCP echo 1 MiB', 'MiB/s'],
   ['raw TCP echo 16 MiB', 'MiB/s'],
 ];
 

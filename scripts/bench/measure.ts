@@ -64,6 +64,17 @@ export function burstWarmup(smoke: boolean): number {
   return smoke ? 500 : 20_000;
 }
 
+/**
+ * Payload round trips made before a payload figure is measured, by the bare echo and wsfutures
+ * alike (64 MiB worth, at least 8): the first large buffers a process allocates come fresh
+ * from the OS, and glibc raises its mmap threshold only after freeing a few, so early round
+ * trips measure page faults (on the 2-core VM, 16 MiB round trips ran ~190 MiB/s over the
+ * first 24 and ~600 MiB/s over the third 24).
+ */
+export function payloadWarmup(mib: number, smoke: boolean): number {
+  return smoke ? 1 : Math.max(8, Math.ceil(64 / mib));
+}
+
 export function suiteOptions(argv: string[] = process.argv.slice(2)): SuiteOptions {
   return { smoke: argv.includes('--smoke') };
 }

@@ -23,7 +23,7 @@
  */
 import { availableParallelism } from 'node:os';
 import { pathToFileURL } from 'node:url';
-import { burstWarmup, emitError, emitFigure, emitSkip, MiB, now, percentile, perSecond, progress, sequentialWarmup, suiteOptions, windowed } from './measure.ts';
+import { burstWarmup, payloadWarmup, emitError, emitFigure, emitSkip, MiB, now, percentile, perSecond, progress, sequentialWarmup, suiteOptions, windowed } from './measure.ts';
 import { echo, noop, spin } from './tasks.ts';
 import { EchoClient, pipeline, startEchoServer } from './echo-client.ts';
 import { DEFAULTS } from '../../shared/protocol.ts';
@@ -127,7 +127,7 @@ async function payload(pool: PoolContract, mib: number, count: number): Promise<
   const check = (returned: Uint8Array): void => {
     if (returned.byteLength !== data.byteLength) throw new Error(`echo returned ${returned.byteLength} bytes for ${data.byteLength}`);
   };
-  if (!smoke) check(await pool.submit(echo, data));
+  await windowed(payloadWarmup(mib, smoke), PAYLOAD_WINDOW, sizes.maxMs, async () => check(await pool.submit(echo, data)));
   const { completed, ms } = await windowed(count, PAYLOAD_WINDOW, sizes.maxMs, async () => check(await pool.submit(echo, data)));
   emitFigure({ suite: SUITE, workload: `payload-${mib}mib`, label: `wsfutures Uint8Array ${mib} MiB round trip`, value: perSecond(completed * mib, ms), unit: 'MiB/s', count: completed, seconds: ms / 1000, note: `${PAYLOAD_WINDOW} in flight, counted once` });
 }
