@@ -46,12 +46,12 @@ export interface ProcessPoolExecutorOptions {
   /** A worker node silent this long is lost, ms (default 10000). */
   heartbeatTimeoutMs?: number;
   /**
-   * Busy polling, in microseconds (default 50, at most 10000; 0 turns it off). While few short
-   * tasks are out — a caller awaiting one result at a time — the coordinator keeps polling its
-   * sockets this long after sending tasks or receiving results instead of letting its thread
-   * sleep, and so do the task threads after sending results of tasks that came one at a time:
-   * a sequential round trip skips two wake-ups (~55 → ~40 µs on our 2-core VM). The cost is up
-   * to this much CPU time per message on each side, spent only while waiting for a quick answer.
+   * Busy polling, in microseconds (default 100, at most 10000; 0 turns it off): the longest the
+   * coordinator, and the task threads of its worker nodes, keep polling their sockets for a
+   * quick answer instead of sleeping — a caller awaiting results one at a time skips two
+   * wake-ups per round trip (~58 → ~42 µs on our 2-core VM). They poll for about twice the wait
+   * they typically see, stop when the answer is in, and not at all when answers typically take
+   * longer than this; the cost is CPU while waiting (see shared/busy-poll.ts).
    */
   busyPollMicros?: number;
   /** Where pool events are reported; default: warnings to stderr. `false` silences them. */

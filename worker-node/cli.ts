@@ -26,7 +26,7 @@ Options:
   --max-message-bytes N  largest frame accepted; default 64 MiB (match the pool's maxMessageBytes)
   --busy-poll MICROS   the most a task thread keeps polling for its next task after sending
                        results, when tasks come one at a time; default: as the coordinator
-                       says (50); 0 turns it off (saves CPU, costs latency)
+                       says (100); 0 turns it off (saves CPU, costs latency)
   -h, --help           show this help
 
 Exit codes: 0 stopped or drained; 1 could not connect (with --no-reconnect);
