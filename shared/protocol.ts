@@ -41,10 +41,15 @@
  */
 import type { WireError } from './errors.ts';
 
-/** Protocol versions this build speaks. A peer picks the highest both sides know. */
-/** 2: tasks travel on per-thread lanes (attach/attached, kill, lane-died, drained). */
-export const PROTOCOL_VERSION = 2;
-export const MIN_PROTOCOL_VERSION = 2;
+/**
+ * Protocol versions this build speaks. A peer picks the highest both sides know.
+ * 2: tasks travel on per-thread lanes (attach/attached, kill, lane-died, drained).
+ * 3: large typed arrays travel as attachments of their own (`x` in tasks and outcomes), and
+ *    `welcome` carries the busy-poll budget. A version-2 peer would misread a frame with `x`
+ *    attachments, so 2 is no longer spoken: it gets WSF_VERSION_MISMATCH at the handshake.
+ */
+export const PROTOCOL_VERSION = 3;
+export const MIN_PROTOCOL_VERSION = 3;
 
 /** The WebSocket path the coordinator serves. */
 export const WS_PATH = '/wsfutures';

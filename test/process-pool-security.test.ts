@@ -102,6 +102,21 @@ test('a forged AUTH frame of the right shape closes with CLOSE.AUTH_FAILED', asy
   await stillServing();
 });
 
+test('a worker node of an older protocol version (2: no typed-array attachments) is refused with CLOSE.VERSION_MISMATCH, naming both versions', async () => {
+  const c = rawClient(pool.url!);
+  await c.opened;
+  while (c.frames.length === 0) await new Promise((r) => setTimeout(r, 5));
+  const hello = answerHello(c.frames[0]!, deriveKey(pool.token));
+  if (!hello.ok) throw new Error(hello.message);
+  const auth = Buffer.from(hello.auth);
+  auth[4] = 2; // the version it chose: what a version-2 node would answer
+  c.ws.send(auth);
+  const { code, reason } = await within(c.closed, 5000, 'close');
+  assert.is(code, CLOSE.VERSION_MISMATCH);
+  assert.match(reason, 'protocol version 2; this coordinator speaks 3..3');
+  await stillServing();
+});
+
 test('random bytes after authentication close that connection with CLOSE.PROTOCOL', async () => {
   const running = pool.submit(sleepThenWhere, 300);
   const c = await authenticatedClient();
