@@ -155,6 +155,8 @@ export class ProcessPoolExecutor extends BaseExecutor {
   readonly #log: (level: 'info' | 'warn', message: string) => void;
   #nextId = 0;
   #pumpScheduled = false;
+  /** Where #pump collects a task's typed-array attachments (see encodeValue). */
+  readonly #attachments: Uint8Array[] = [];
   #broken: BrokenExecutorError | undefined;
   #readyWaiters: { slots: number; resolve: () => void; reject: (e: Error) => void }[] = [];
   /** Exponentially weighted mean task duration (ms), for prefetch depth. */
@@ -395,8 +397,10 @@ export class ProcessPoolExecutor extends BaseExecutor {
       for (const t of tasks) {
         const entry = t.payload;
         let a: Uint8Array;
-        // Large typed arrays among the arguments are sent from their own memory, not copied.
-        const x: Uint8Array[] = [];
+        // Large typed arrays among the arguments are sent from their own memory, not copied;
+        // collected in one reused list (most tasks have none: no array per task).
+        const x = this.#attachments;
+        x.length = 0;
         try {
           a = encodeValue(entry.args, () => `the arguments of ${entry.fn || 'the task'}()`, x);
           const size = a.length + attachedBytes(x);
@@ -413,7 +417,7 @@ export class ProcessPoolExecutor extends BaseExecutor {
           if (!entry.future.done()) entry.future.setException(err);
           continue;
         }
-        specs.push({ id: t.id, m: entry.m, f: entry.f, a, x: x.length > 0 ? x : undefined, c: entry.chunk ? 1 : undefined, n: t.attempt });
+        specs.push({ id: t.id, m: entry.m, f: entry.f, a, x: x.length > 0 ? x.slice() : undefined, c: entry.chunk ? 1 : undefined, n: t.attempt });
         lane?.unreported.add(t.id);
         this.#running.set(t.id, entry);
         entry.future.setAbortHook(() => this.#stopTask(t.id));

@@ -162,10 +162,13 @@ function run(job: TaskSpec): TaskOutcome | Promise<TaskOutcome> {
 
 /** A successful outcome: the value's msgpack bytes, with its large typed arrays beside them. */
 function valueOutcome(job: TaskSpec, value: unknown, started: number, what: () => string): TaskOutcome {
-  const x: Uint8Array[] = [];
+  // One reused list: most values have no attachments, and tiny tasks need no array each.
+  const x = attachments;
+  x.length = 0;
   const v = encodeValue(value, what, x);
-  return { id: job.id, v, x: x.length > 0 ? x : undefined, d: performance.now() - started };
+  return { id: job.id, v, x: x.length > 0 ? x.slice() : undefined, d: performance.now() - started };
 }
+const attachments: Uint8Array[] = [];
 
 /** The end of a task whose function returned a promise. */
 async function settleLater(job: TaskSpec, pending: Promise<unknown>, started: number): Promise<TaskOutcome> {
