@@ -177,6 +177,9 @@ test('buffersize: an endless async generator is read lazily, and closed on break
   await using pool = new AsyncPoolExecutor({ maxWorkers: 4 });
   const { stats, iterable } = endlessAsync();
   const results = pool.map(async (n: number) => `#${n}`, iterable, { buffersize: 2 });
+  // Each pull waits a timer turn: on a loaded machine two can take longer than a fixed sleep
+  // (CI once saw 1 after 20 ms). Wait for them, then check that no third one follows.
+  await until(() => stats.pulled >= 2, 2_000, 'buffersize items read');
   await sleep(20);
   assert.is(stats.pulled, 2, 'only buffersize items read before a result is taken');
   const seen: string[] = [];
