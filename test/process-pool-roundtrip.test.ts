@@ -86,6 +86,14 @@ test('large typed arrays (sent beside the msgpack bytes) keep their types and va
   assert.ok(Buffer.isBuffer(buf) && buf.length === 200_000 && buf[199_999] === 3, 'a Buffer stays a Buffer');
 });
 
+test('map with chunksize carries large typed arrays in and out of chunks, in order', async () => {
+  const inputs = [0, 1, 2, 3, 4].map((k) => Float64Array.from({ length: 20_000 }, (_, i) => i + k * 0.5));
+  const out: Float64Array[] = [];
+  for await (const v of pool.map(echo, inputs, { chunksize: 2 })) out.push(v);
+  assert.equal(out.map((a) => a.constructor.name), ['Float64Array', 'Float64Array', 'Float64Array', 'Float64Array', 'Float64Array']);
+  assert.equal(out.map((a) => a[19_999]), [19_999, 19_999.5, 20_000, 20_000.5, 20_001]);
+});
+
 test('a task that reuses the buffer it returned does not change results already returned', async () => {
   // Submitted at once, so the node's thread runs them back to back; each 8 MiB result is more
   // than the socket takes at once, so it is still being written when the next task starts.
