@@ -9,7 +9,7 @@ import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { add } from './fixtures/tasks.ts';
+import { add, echo } from './fixtures/tasks.ts';
 import { spawnWorker, startPool, waitFor, within } from './helpers/cluster.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'wsf-tls-'));
@@ -36,6 +36,10 @@ test('a pool with tls serves wss:// and a worker node trusting the CA runs tasks
     assert.match(pool.url!, /^wss:\/\/127\.0\.0\.1:\d+\/wsfutures$/);
     await within(pool.ready(1), 30_000, 'the TLS worker node connecting');
     assert.is(await within(pool.submit(add, 20, 22), 10_000, 'a task over wss'), 42);
+    // A large typed array travels as a fragment of its own, over TLS as over plain ws.
+    const big = Float64Array.from({ length: 100_000 }, (_, i) => i / 2);
+    const back = await within(pool.submit(echo, big), 10_000, 'a large typed array over wss');
+    assert.ok(back instanceof Float64Array && back.length === big.length && back[99_999] === 49_999.5);
   } finally {
     await worker.kill();
     await pool.shutdown({ cancelFutures: true });
