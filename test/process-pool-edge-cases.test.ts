@@ -5,7 +5,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { SerializationError, TimeoutError } from '../coordinator/index.ts';
-import { add, echo, sleepThenEcho, waitForAbort } from './fixtures/tasks.ts';
+import { add, echo, makeBytes, sleepThenEcho, waitForAbort } from './fixtures/tasks.ts';
 import { rejects } from './helpers/assert.ts';
 import { spawnWorker, startPool, waitFor, within } from './helpers/cluster.ts';
 
@@ -79,6 +79,25 @@ test("arguments larger than a node's --max-message-bytes fail with Serialization
     assert.match(err.message, /--max-message-bytes/);
     assert.is(pool.slots, 1, 'the node is still connected');
     assert.is((await within(pool.submit(echo, new Uint8Array(1000)), 10_000, 'a small task')).length, 1000);
+  } finally {
+    await node.kill();
+    await pool.shutdown({ cancelFutures: true });
+  }
+});
+
+test("a result larger than the pool's maxMessageBytes fails with SerializationError saying so; the node stays connected", async () => {
+  const pool = await startPool({ maxWorkers: 0, maxMessageBytes: 2 * 1024 * 1024 });
+  const node = spawnWorker({ url: pool.url!, token: pool.token });
+  try {
+    await within(pool.ready(1), 30_000, 'the node');
+    // A large typed array travels beside the result's msgpack bytes: it still counts.
+    const err = (await within(rejects(pool.submit(makeBytes, 3 * 1024 * 1024), SerializationError), 10_000, 'the too-large result')) as SerializationError;
+    assert.is(err.code, 'WSF_SERIALIZATION');
+    assert.match(err.message, /maxMessageBytes \(2097152\)/);
+    assert.is(pool.slots, 1, 'the node is still connected');
+    const ok = await within(pool.submit(makeBytes, 1024 * 1024), 10_000, 'a result within the limit');
+    assert.is(ok.length, 1024 * 1024);
+    assert.is(ok[1000], 1000 & 255);
   } finally {
     await node.kill();
     await pool.shutdown({ cancelFutures: true });
