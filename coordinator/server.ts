@@ -3,12 +3,12 @@
  * the protocol of shared/protocol.ts, batches outgoing tasks, and watches heartbeats. It holds
  * no scheduling state: it reports events to the pool and sends what the pool tells it to.
  */
-import { WebSocketServer, type WebSocket, type RawData } from 'ws';
+import { WebSocketServer, type WebSocket } from 'ws';
 import type { IncomingMessage } from 'node:http';
 import { nanoid } from 'nanoid';
 import { HandshakeLimiter, type HandshakeLimits } from './handshake-limiter.ts';
 import { checkAuth, makeHello } from '../shared/auth.ts';
-import { decodeFrame, encodeFrame } from '../shared/frames.ts';
+import { decodeFrame, encodeFrame, joinFragments } from '../shared/frames.ts';
 import { attachedBytes } from '../shared/codec.ts';
 import { CLOSE, CLOSE_ERROR_CODES, DEFAULTS, HANDSHAKE, WS_PATH, batchBySize, invalidW2C, type AttachMsg, type C2W, type LaneDiedMsg, type RegisterMsg, type TaskOutcome, type TaskSpec, type W2C } from '../shared/protocol.ts';
 
@@ -258,7 +258,8 @@ export class CoordinatorServer {
     };
     socket.on('data', countPreAuth);
 
-    ws.on('message', (data: RawData, isBinary: boolean) => {
+    // binaryType 'fragments' (set above): a message is the list of its frames' payloads.
+    ws.on('message', (fragments: Buffer[], isBinary: boolean) => {
       // A refused connection stays open until the close handshake ends; nothing it sends in
       // that time is read (before authentication, nothing may ever be decoded).
       if (peer.phase === 'closed') return;
@@ -266,11 +267,11 @@ export class CoordinatorServer {
       if (!isBinary) return this.#refuse(peer, CLOSE.PROTOCOL, 'text frames are not part of the protocol');
       if (peer.phase === 'handshake') {
         clearTimeout(authTimer);
-        return this.#handshake(peer, toBytes(data));
+        return this.#handshake(peer, joinFragments(fragments));
       }
       let msg: unknown;
       try {
-        msg = decodeFrame(data as Buffer[]); // binaryType 'fragments'
+        msg = decodeFrame(fragments);
       } catch (err) {
         return this.#refuse(peer, CLOSE.PROTOCOL, `malformed msgpack frame: ${(err as Error).message}`);
       }
@@ -401,11 +402,6 @@ export class CoordinatorServer {
   }
 }
 
-function toBytes(data: RawData): Uint8Array {
-  if (Array.isArray(data)) return data.length === 1 ? data[0]! : Buffer.concat(data);
-  if (data instanceof ArrayBuffer) return new Uint8Array(data);
-  return data;
-}
 
 function truncate(s: string, max: number): string {
   const b = Buffer.from(s);

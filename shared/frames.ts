@@ -79,7 +79,7 @@ export function encodeFrame(msg: { op: string }): Uint8Array[] {
 export function decodeFrame(data: Uint8Array | readonly Uint8Array[]): unknown {
   const parts = data instanceof Uint8Array ? [data] : data;
   const first = parts[0];
-  if (first === undefined || first.byteLength === 0 || first[0] !== ATTACHED) return decodeMessage(parts.length === 1 ? first ?? new Uint8Array(0) : joinParts(parts));
+  if (first === undefined || first.byteLength === 0 || first[0] !== ATTACHED) return decodeMessage(joinFragments(parts));
   const reader = new PartsReader(parts);
   if (reader.remaining < HEAD_BYTES) throw new Error('truncated attachment header');
   const head = reader.take(HEAD_BYTES);
@@ -104,7 +104,9 @@ export function decodeFrame(data: Uint8Array | readonly Uint8Array[]): unknown {
   return msg;
 }
 
-function joinParts(parts: readonly Uint8Array[]): Uint8Array {
+/** A message's fragments as one buffer: the fragment itself when there is one (handshake frames, plain messages). */
+export function joinFragments(parts: readonly Uint8Array[]): Uint8Array {
+  if (parts.length === 1) return parts[0]!;
   let total = 0;
   for (const p of parts) total += p.byteLength;
   const out = new Uint8Array(total);

@@ -6,7 +6,7 @@
 import { randomFillSync } from 'node:crypto';
 import WebSocket from 'ws';
 import { answerHello, checkAuthOk } from '../shared/auth.ts';
-import { decodeFrame, encodeFrame } from '../shared/frames.ts';
+import { decodeFrame, encodeFrame, joinFragments } from '../shared/frames.ts';
 import { CLOSE, CLOSE_ERROR_CODES, invalidC2W, type C2W, type W2C } from '../shared/protocol.ts';
 
 /**
@@ -98,7 +98,7 @@ export class Connection {
       this.lastSeen = Date.now();
       if (!isBinary) return this.abort(CLOSE.PROTOCOL, 'text frames are not part of the protocol');
       if (this.#phase === 'handshake') {
-        const data = fragments.length === 1 ? fragments[0]! : Buffer.concat(fragments);
+        const data = joinFragments(fragments);
         if (!helloNonce) {
           const r = answerHello(data, key);
           if (!r.ok) {
