@@ -50,15 +50,16 @@ test('expectAnswer() polls until answered(), serving sockets and timers; not onc
       socket.once('data', (d) => r(d.toString()));
       socket.write('ping');
     });
-    await sleep(Math.max(0, 40 - (performance.now() - t0)));
+    await sleep(Math.max(0, 50 - (performance.now() - t0)));
     poll.answered();
     const spinCpu = cpuMs() - c0;
     assert.is(echoed, 'ping');
-    assert.ok(timerLate < 30, `a 5 ms timer fired ${timerLate.toFixed(1)} ms late while polling`);
-    // CPU time is what a user would see in top: most of the 40 ms while polling, ~nothing idle.
-    assert.ok(spinCpu > 15, `polling for 40 ms used ${spinCpu.toFixed(1)} ms of CPU`);
+    assert.ok(timerLate < 40, `a 5 ms timer fired ${timerLate.toFixed(1)} ms late while polling`);
+    // CPU time is what a user would see in top: most of the 50 ms while polling (less when other
+    // processes share the cores), ~nothing idle.
+    assert.ok(spinCpu > Math.max(8, idleCpu * 3), `polling for 50 ms used ${spinCpu.toFixed(1)} ms of CPU (idle: ${idleCpu.toFixed(1)} ms)`);
     const typical = poll.typicalMicros!;
-    assert.ok(typical >= 35_000 && typical < 60_000, `the wait was measured: ${typical} µs`);
+    assert.ok(typical >= 30_000 && typical < 200_000, `the wait was measured: ${typical} µs`);
 
     await sleep(20); // the last turn of the loop ends
     const after0 = cpuMs();
@@ -113,36 +114,33 @@ function processCpuMs(pid: number): number {
 }
 
 test("task threads poll for the next task after tasks that come one at a time, within the pool's budget; a node started with --busy-poll 0 does not", async () => {
-  // A budget of 8 ms makes the difference plain in CPU time: 200 tasks awaited one at a time,
-  // 4 ms apart, are up to ~800 ms of polling on a node that polls (less when this machine is
-  // busy with other tests: a thread that waits for a core is not polling), none on one that
-  // does not.
-  const pool = await startPool({ maxWorkers: 0, busyPollMicros: 8_000 }, undefined);
-  const cpuFor = async (args: string[]): Promise<number> => {
-    const w = spawnWorker({ url: pool.url!, token: pool.token, args });
-    try {
-      await pool.ready(1, { timeout: 30_000 });
-      for (let i = 0; i < 20; i++) assert.is(await pool.submit(add, i, 1), i + 1);
-      const before = processCpuMs(w.child.pid!);
-      for (let i = 0; i < 200; i++) {
-        assert.is(await pool.submit(add, i, 2), i + 2);
-        await sleep(4);
-      }
-      return processCpuMs(w.child.pid!) - before;
-    } finally {
-      w.signal('SIGTERM');
-      await w.exited;
-      // The pool has no slots until the next node is ready.
-      for (let i = 0; i < 100 && pool.slots > 0; i++) await sleep(20);
-    }
-  };
+  // Two pools, one node each, fed in turns (so both see the same load from whatever else runs
+  // on this machine): 200 tasks each, awaited one at a time, 3 ms apart. With a 10 ms budget
+  // the polling node polls through most of each gap, and the other sleeps: the difference is
+  // plain in CPU time even when other tests share the cores (a thread waiting for a core is
+  // not polling, so the polling node gets less than the full ~600 ms then).
+  const polling = await startPool({ maxWorkers: 0, busyPollMicros: 10_000 }, undefined);
+  const quiet = await startPool({ maxWorkers: 0, busyPollMicros: 10_000 }, undefined);
+  const pollingNode = spawnWorker({ url: polling.url!, token: polling.token });
+  const quietNode = spawnWorker({ url: quiet.url!, token: quiet.token, args: ['--busy-poll', '0'] });
   try {
-    const polling = await cpuFor([]);
-    const notPolling = await cpuFor(['--busy-poll', '0']);
-    assert.ok(polling > 150, `the polling node used ${polling} ms of CPU for 200 tasks`);
-    assert.ok(notPolling * 2.5 < polling, `--busy-poll 0 used ${notPolling} ms of CPU, the polling node ${polling} ms`);
+    await Promise.all([polling.ready(1, { timeout: 30_000 }), quiet.ready(1, { timeout: 30_000 })]);
+    for (let i = 0; i < 20; i++) {
+      assert.is(await polling.submit(add, i, 1), i + 1);
+      assert.is(await quiet.submit(add, i, 1), i + 1);
+    }
+    const before = [processCpuMs(pollingNode.child.pid!), processCpuMs(quietNode.child.pid!)];
+    for (let i = 0; i < 200; i++) {
+      assert.is(await polling.submit(add, i, 2), i + 2);
+      assert.is(await quiet.submit(add, i, 3), i + 3);
+      await sleep(3);
+    }
+    const used = [processCpuMs(pollingNode.child.pid!) - before[0]!, processCpuMs(quietNode.child.pid!) - before[1]!];
+    assert.ok(used[0]! > 100, `the polling node used ${used[0]} ms of CPU for 200 tasks`);
+    assert.ok(used[1]! * 2 < used[0]!, `--busy-poll 0 used ${used[1]} ms of CPU, the polling node ${used[0]} ms`);
   } finally {
-    await pool.shutdown();
+    await Promise.all([pollingNode.kill(), quietNode.kill()]);
+    await Promise.all([polling.shutdown(), quiet.shutdown()]);
   }
 });
 
