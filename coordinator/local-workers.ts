@@ -21,7 +21,12 @@ export interface LocalWorkersOptions {
   log: (level: 'info' | 'warn', message: string) => void;
 }
 
-const CLI = fileURLToPath(new URL('../worker-node/cli.ts', import.meta.url));
+/**
+ * Running from the TypeScript sources (development in the repository), nodes start from cli.ts
+ * under tsx; from the compiled package, from cli.js with nothing but the runtime.
+ */
+const FROM_SOURCES = import.meta.url.endsWith('.ts');
+const CLI = fileURLToPath(new URL(FROM_SOURCES ? '../worker-node/cli.ts' : '../worker-node/cli.js', import.meta.url));
 /** Consecutive failed starts before the pool is declared broken. */
 const MAX_FAILED_STARTS = 5;
 
@@ -37,13 +42,19 @@ function command(runtime: WorkerRuntime): { cmd: string; args: string[] } {
     // (a crash simulation, or close() giving up on a slow node) hit only the wrapper and left
     // the Deno worker node running, orphaned; and `pid` was the wrapper's. The wrapper stays
     // the fallback for when the binary is not installed yet (it installs it on first use).
-    const wrapper = fileURLToPath(import.meta.resolve('deno/bin.cjs'));
+    // A project that has no `deno` package installed runs the deno on its PATH.
+    let wrapper: string;
+    try {
+      wrapper = fileURLToPath(import.meta.resolve('deno/bin.cjs'));
+    } catch {
+      return { cmd: 'deno', args: ['run', '-A', CLI] };
+    }
     const exe = join(dirname(wrapper), process.platform === 'win32' ? 'deno.exe' : 'deno');
     return existsSync(exe) ? { cmd: exe, args: ['run', '-A', CLI] } : { cmd: process.execPath, args: [wrapper, 'run', '-A', CLI] };
   }
   // Under Deno, `process.execPath` is deno itself: find node on the PATH instead.
   const node = isDenoRuntime() ? 'node' : process.execPath;
-  return { cmd: node, args: ['--import', import.meta.resolve('tsx'), CLI] };
+  return { cmd: node, args: FROM_SOURCES ? ['--import', import.meta.resolve('tsx'), CLI] : [CLI] };
 }
 
 /**

@@ -7,6 +7,8 @@ import { WebSocketServer, type WebSocket } from 'ws';
 import type { IncomingMessage } from 'node:http';
 import { nanoid } from 'nanoid';
 import { HandshakeLimiter, type HandshakeLimits } from './handshake-limiter.ts';
+import { HttpRoutes } from './http-routes.ts';
+import { advertisedHosts, formatHost } from './addresses.ts';
 import { checkAuth, makeHello } from '../shared/auth.ts';
 import { decodeFrame, encodeFrame, joinFragments } from '../shared/frames.ts';
 import { attachedBytes } from '../shared/codec.ts';
@@ -148,7 +150,11 @@ export class CoordinatorServer {
   readonly #options: ServerOptions;
   readonly #events: ServerEvents;
   #wss: WebSocketServer | undefined;
-  #httpServer: import('node:https').Server | undefined;
+  #httpServer: import('node:http').Server | undefined;
+  readonly #routes = new HttpRoutes();
+  /** The port it listens on, and the hosts other machines reach it at (set by start()). */
+  port = 0;
+  hosts: string[] = [];
   readonly peers = new Set<WorkerPeer>();
   readonly maxMessageBytes: number;
   readonly heartbeatIntervalMs: number;
@@ -167,29 +173,28 @@ export class CoordinatorServer {
 
   async start(): Promise<string> {
     const { host, port, maxMessageBytes, tls } = this.#options;
-    let wss: WebSocketServer;
-    if (tls) {
-      const https = await import('node:https');
-      const server = https.createServer({ cert: tls.cert, key: tls.key });
-      this.#httpServer = server;
-      wss = new WebSocketServer({ server, path: WS_PATH, maxPayload: maxMessageBytes, verifyClient: this.#verifyClient });
-      await new Promise<void>((resolve, reject) => {
-        server.once('error', reject);
-        server.listen(port, host, () => resolve());
+    // One HTTP(S) server on the pool's port: WebSocket upgrades on WS_PATH go to `ws`, plain
+    // requests to the routes (the single-file worker download).
+    const server = tls ? (await import('node:https')).createServer({ cert: tls.cert, key: tls.key }) : (await import('node:http')).createServer();
+    this.#httpServer = server;
+    server.on('request', (req, res) => this.#routes.handle(req, res));
+    const wss = new WebSocketServer({ server, path: WS_PATH, maxPayload: maxMessageBytes, verifyClient: this.#verifyClient });
+    // `ws` re-emits the HTTP server's errors (EADDRINUSE while listening) on itself: without a
+    // listener that would be an uncaught exception instead of a rejected start().
+    wss.on('error', () => {});
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(port, host, () => {
+        server.off('error', reject);
+        resolve();
       });
-      const addr = server.address() as import('node:net').AddressInfo;
-      this.url = `wss://${formatHost(host)}:${addr.port}${WS_PATH}`;
-    } else {
-      wss = new WebSocketServer({ host, port, path: WS_PATH, maxPayload: maxMessageBytes, verifyClient: this.#verifyClient });
-      await new Promise<void>((resolve, reject) => {
-        wss.once('error', reject);
-        wss.once('listening', () => resolve());
-      });
-      const addr = wss.address() as import('node:net').AddressInfo;
-      this.url = `ws://${formatHost(host)}:${addr.port}${WS_PATH}`;
-    }
+    });
+    server.on('error', (err) => this.#events.log('warn', `server error: ${err.message}`));
+    const addr = server.address() as import('node:net').AddressInfo;
+    this.port = addr.port;
+    this.hosts = advertisedHosts(host);
+    this.url = `${tls ? 'wss' : 'ws'}://${formatHost(this.hosts[0]!)}:${addr.port}${WS_PATH}`;
     this.#wss = wss;
-    wss.on('error', (err) => this.#events.log('warn', `server error: ${err.message}`));
     wss.on('connection', (ws, req) => this.#accept(ws, req));
     const { heartbeatIntervalMs, heartbeatTimeoutMs } = this.#options;
     this.#heartbeat = setInterval(() => {
@@ -406,8 +411,4 @@ export class CoordinatorServer {
 function truncate(s: string, max: number): string {
   const b = Buffer.from(s);
   return b.length <= max ? s : `${b.subarray(0, max - 3).toString()}...`;
-}
-
-function formatHost(host: string): string {
-  return host.includes(':') ? `[${host}]` : host;
 }

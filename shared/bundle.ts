@@ -22,7 +22,12 @@ export function toModuleUrl(entry: unknown, index: number): URL {
 
 /** Bundles a task module: its own code and relative imports inlined, packages left as imports. */
 export async function bundleModule(url: URL): Promise<{ code: string; hash: string }> {
-  const esbuild = await import('esbuild');
+  let esbuild: typeof import('esbuild');
+  try {
+    esbuild = await import('esbuild');
+  } catch (err) {
+    throw new Error(`bundling task module ${url.href} needs the esbuild package, which is not installed here: run \`npm install esbuild\` (or start the worker without --tasks)`, { cause: err });
+  }
   const result = await esbuild.build({
     entryPoints: [fileURLToPath(url)],
     bundle: true,

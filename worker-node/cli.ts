@@ -1,3 +1,4 @@
+#!/usr/bin/env node
 /**
  * `wsfutures-worker`: start a worker node on any machine that can reach the coordinator.
  *
@@ -7,13 +8,15 @@
 import { parseArgs } from 'node:util';
 import { readFileSync } from 'node:fs';
 import { WorkerNode, WorkerNodeFatalError } from './node.ts';
+import { VERSION } from '../shared/version.ts';
 
 const USAGE = `Usage: wsfutures-worker --connect ws://HOST:PORT [options]
 
 Connects to a wsfutures coordinator and runs its tasks on this machine's cores.
 
 Options:
-  --connect URL        the coordinator's URL (ws:// or wss://); or WSFUTURES_CONNECT
+  --connect URL        the coordinator's URL (ws://HOST:PORT, wss://…, or HOST:PORT);
+                       or WSFUTURES_CONNECT
   --token TOKEN        the coordinator's token; or WSFUTURES_TOKEN (preferred: not in ps output)
   --concurrency N      task slots (threads); default: available cores
   --name NAME          how the coordinator names this node; default: hostname-pid
@@ -27,6 +30,7 @@ Options:
   --busy-poll MICROS   the most a task thread keeps polling for its next task after sending
                        results, when tasks come one at a time; default: as the coordinator
                        says (100); 0 turns it off (saves CPU, costs latency)
+  -v, --version        print the version and exit
   -h, --help           show this help
 
 Exit codes: 0 stopped or drained; 1 could not connect (with --no-reconnect);
@@ -54,6 +58,7 @@ try {
       'max-message-bytes': { type: 'string' },
       'busy-poll': { type: 'string' },
       help: { type: 'boolean', short: 'h' },
+      version: { type: 'boolean', short: 'v' },
     },
     strict: true,
   });
@@ -61,6 +66,10 @@ try {
   fail((err as Error).message);
 }
 const { values } = parsed;
+if (values.version) {
+  console.log(`wsfutures-worker ${VERSION}`);
+  process.exit(0);
+}
 if (values.help) {
   console.log(USAGE);
   process.exit(0);
@@ -113,13 +122,18 @@ try {
   fail((err as Error).message);
 }
 
-let signals = 0;
+// A second signal exits at once, but not one that comes right after the first: started through
+// npx, Ctrl-C reaches the node twice (from the terminal's process group, and forwarded by npm),
+// and that must drain, not abort.
+let firstSignalAt = 0;
 const onSignal = (sig: string) => {
-  signals++;
-  if (signals > 1) {
+  const now = Date.now();
+  if (firstSignalAt !== 0 && now - firstSignalAt < 500) return;
+  if (firstSignalAt !== 0) {
     console.error(`[wsfutures-worker] second ${sig}: exiting now`);
     process.exit(130);
   }
+  firstSignalAt = now;
   console.error(`[wsfutures-worker] ${sig}: draining (send it again to exit at once)`);
   void node.stop({ drain: true });
 };

@@ -76,13 +76,14 @@ export class WorkerNode {
     if (typeof options.token !== 'string' || options.token.length === 0) throw new TypeError('token is required: pass --token or set WSFUTURES_TOKEN to the coordinator\'s token');
     let url: URL;
     try {
-      url = new URL(options.connect);
+      // `host:port` (no scheme) means ws://host:port, as the pool's join command prints it.
+      url = new URL(/^[a-z][a-z0-9+.-]*:\/\//i.test(options.connect) ? options.connect : `ws://${options.connect}`);
     } catch {
-      throw new TypeError(`connect must be a ws:// or wss:// URL: got ${JSON.stringify(options.connect)}`);
+      throw new TypeError(`connect must be a ws:// or wss:// URL, or host:port: got ${JSON.stringify(options.connect)}`);
     }
     const cap = options.busyPollMicros;
     if (cap !== undefined && (!Number.isInteger(cap) || cap < 0 || cap > MAX_BUSY_POLL_MICROS)) throw new RangeError(`busyPollMicros must be an integer from 0 to ${MAX_BUSY_POLL_MICROS}: got ${String(cap)}`);
-    if (url.protocol !== 'ws:' && url.protocol !== 'wss:') throw new TypeError(`connect must be a ws:// or wss:// URL: got ${JSON.stringify(options.connect)}`);
+    if (url.protocol !== 'ws:' && url.protocol !== 'wss:') throw new TypeError(`connect must be a ws:// or wss:// URL, or host:port: got ${JSON.stringify(options.connect)}`);
     if (url.pathname === '/' || url.pathname === '') url.pathname = '/wsfutures';
     // Field by field, not `{ ...defaults, ...options }`: an option passed as undefined (as the
     // CLI does for flags not given) must not erase its default.

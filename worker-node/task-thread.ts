@@ -17,7 +17,18 @@ export interface TaskThreadEvents {
   death(how: string): void;
 }
 
-const ENTRY = new URL('./thread-entry.mjs', import.meta.url);
+/**
+ * The module a task thread starts from. From the TypeScript sources (development in the
+ * repository) it is thread-entry.mjs, which registers tsx first; the compiled package has a
+ * thread-entry.js of its own; the single-file worker (standalone.ts) starts its threads from
+ * itself and says so with setThreadEntry.
+ */
+let entry = new URL(import.meta.url.endsWith('.ts') ? './thread-entry.mjs' : './thread-entry.js', import.meta.url);
+
+/** Task threads start from `url` from now on (the single-file worker passes its own URL). */
+export function setThreadEntry(url: URL): void {
+  entry = url;
+}
 const IS_DENO = typeof (globalThis as { Deno?: unknown }).Deno !== 'undefined';
 
 interface WebWorkerLike {
@@ -36,7 +47,7 @@ export function startTaskThread(events: TaskThreadEvents): TaskThread {
   };
   if (IS_DENO) {
     const WebWorker = (globalThis as unknown as { Worker: new (url: URL, options: { type: 'module' }) => WebWorkerLike }).Worker;
-    const worker = new WebWorker(ENTRY, { type: 'module' });
+    const worker = new WebWorker(entry, { type: 'module' });
     worker.onmessage = (e) => events.message(e.data);
     worker.onerror = (e) => {
       e.preventDefault(); // an error in a task thread must not end the worker node
@@ -50,7 +61,7 @@ export function startTaskThread(events: TaskThreadEvents): TaskThread {
       },
     };
   }
-  const worker = new NodeWorker(ENTRY);
+  const worker = new NodeWorker(entry);
   worker.on('message', (data) => events.message(data));
   worker.on('error', (err) => die(`threw outside any task: ${err?.stack ?? err}`));
   worker.on('exit', (code) => die(`exited with code ${code}`));

@@ -1,0 +1,34 @@
+/**
+ * What other machines dial to reach this coordinator. A server listening on a wildcard address
+ * (0.0.0.0, ::) is reachable at each of the machine's LAN addresses, never at the wildcard
+ * itself, which no worker can dial.
+ */
+import { hostname, networkInterfaces } from 'node:os';
+
+const WILDCARDS = new Set(['0.0.0.0', '::', '[::]', '']);
+
+export function isWildcard(host: string): boolean {
+  return WILDCARDS.has(host);
+}
+
+/** The hosts to advertise for a server listening on `host`: its LAN addresses for a wildcard. */
+export function advertisedHosts(host: string): string[] {
+  if (!isWildcard(host)) return [host];
+  const v4: string[] = [];
+  const v6: string[] = [];
+  for (const list of Object.values(networkInterfaces())) {
+    for (const a of list ?? []) {
+      if (a.internal) continue;
+      if (a.family === 'IPv4') v4.push(a.address);
+      // Link-local IPv6 addresses need a zone id to be dialled: not worth printing.
+      else if (host !== '0.0.0.0' && !a.address.startsWith('fe80:')) v6.push(a.address);
+    }
+  }
+  const all = [...v4, ...v6];
+  return all.length > 0 ? all : [hostname()];
+}
+
+/** `host` as it goes in a URL (IPv6 in brackets). */
+export function formatHost(host: string): string {
+  return host.includes(':') && !host.startsWith('[') ? `[${host}]` : host;
+}
