@@ -10,6 +10,9 @@ import { fileURLToPath } from 'node:url';
 
 export type WorkerRuntime = 'node' | 'deno';
 
+/** Signals the pool sends its local nodes (tests and demos of failure handling use them). */
+export type Signal = 'SIGKILL' | 'SIGTERM' | 'SIGINT' | 'SIGSTOP' | 'SIGCONT';
+
 export interface LocalWorkersOptions {
   token: string;
   slots: number;
@@ -64,7 +67,7 @@ function command(runtime: WorkerRuntime): { cmd: string; args: string[] } {
  * and the node would stay alive. Only called while the child is #child, or from close() before
  * its 'exit': it has not exited, so the pid is still its own.
  */
-function signalChild(child: ChildProcess, signal: NodeJS.Signals): void {
+function signalChild(child: ChildProcess, signal: Signal): void {
   if (child.pid === undefined || child.exitCode !== null) return;
   try {
     process.kill(child.pid, signal);
@@ -134,7 +137,7 @@ export class LocalWorkers {
   }
 
   /** Kills the local node (tests use it to simulate a crash). */
-  kill(signal: NodeJS.Signals = 'SIGKILL'): void {
+  kill(signal: Signal = 'SIGKILL'): void {
     if (this.#child) signalChild(this.#child, signal);
   }
 

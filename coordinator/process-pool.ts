@@ -15,7 +15,7 @@ import { CLOSE, DEFAULTS, MAX_BUSY_POLL_MICROS, type AttachMsg, type LaneDiedMsg
 import { toModuleUrl } from '../shared/bundle.ts';
 import { BaseExecutor, checkPositiveInt, describeValue, type AnyFunction, type ChunkOutcome } from './executor.ts';
 import { checkTimeout, type Future } from './future.ts';
-import { LocalWorkers, isDenoRuntime, type WorkerRuntime } from './local-workers.ts';
+import { LocalWorkers, isDenoRuntime, type Signal, type WorkerRuntime } from './local-workers.ts';
 import { Scheduler, type LossKind } from './scheduler.ts';
 import { CoordinatorServer, type WorkerPeer } from './server.ts';
 import { TaskRegistry, type TaskRef } from './task-registry.ts';
@@ -32,7 +32,7 @@ export interface ProcessPoolExecutorOptions {
   /** Re-runs of a task whose worker node was lost (default 2). */
   maxRetries?: number;
   /** Serve wss:// with this certificate and key (PEM). */
-  tls?: { cert: string | Buffer; key: string | Buffer };
+  tls?: { cert: string | Uint8Array; key: string | Uint8Array };
   /** Runtime of the local worker nodes: 'node' or 'deno'. Default: the coordinator's own. */
   workerRuntime?: WorkerRuntime;
   /**
@@ -307,7 +307,7 @@ export class ProcessPoolExecutor extends BaseExecutor {
   }
 
   /** Kills the local worker node process (for tests and demos of failure handling). */
-  killLocalWorkers(signal: NodeJS.Signals = 'SIGKILL'): void {
+  killLocalWorkers(signal: Signal = 'SIGKILL'): void {
     this.#local?.kill(signal);
   }
 

@@ -42,7 +42,7 @@ export interface ServerOptions {
   heartbeatIntervalMs: number;
   heartbeatTimeoutMs: number;
   /** TLS: when set, the server speaks wss://. */
-  tls?: { cert: string | Buffer; key: string | Buffer };
+  tls?: { cert: string | Uint8Array; key: string | Uint8Array };
   /** How many failed handshakes an address may have before it is refused for a while. */
   handshakeLimits?: HandshakeLimits;
 }
@@ -175,7 +175,7 @@ export class CoordinatorServer {
     const { host, port, maxMessageBytes, tls } = this.#options;
     // One HTTP(S) server on the pool's port: WebSocket upgrades on WS_PATH go to `ws`, plain
     // requests to the routes (the single-file worker download).
-    const server = tls ? (await import('node:https')).createServer({ cert: tls.cert, key: tls.key }) : (await import('node:http')).createServer();
+    const server = tls ? (await import('node:https')).createServer({ cert: Buffer.from(tls.cert), key: Buffer.from(tls.key) }) : (await import('node:http')).createServer();
     this.#httpServer = server;
     server.on('request', (req, res) => this.#routes.handle(req, res));
     const wss = new WebSocketServer({ server, path: WS_PATH, maxPayload: maxMessageBytes, verifyClient: this.#verifyClient });

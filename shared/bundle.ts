@@ -21,6 +21,18 @@ export function toModuleUrl(entry: unknown, index: number): URL {
 }
 
 /** Bundles a task module: its own code and relative imports inlined, packages left as imports. */
+/** `wsfutures/task`, here: inlined into shipped task modules that import it. */
+const TASK_ENTRY = fileURLToPath(new URL(import.meta.url.endsWith('.ts') ? './task.ts' : './task.js', import.meta.url));
+/** `wsfutures/task` (also as `npm:wsfutures@1/task` under Deno), and `wsfutures` itself. */
+const TASK_IMPORT = /^(?:npm:)?wsfutures(?:@[^/]*)?\/task$/;
+const ROOT_IMPORT = /^(?:npm:)?wsfutures(?:@[^/]*)?$/;
+
+/**
+ * Bundles a task module: its own code and relative imports inlined, packages left as imports —
+ * except wsfutures' task API (currentTask, the error classes), which is inlined so that a node
+ * needs no copy of wsfutures. A module importing other names from `wsfutures` (a pool of its
+ * own, say) keeps that import, and needs wsfutures installed where it runs.
+ */
 export async function bundleModule(url: URL): Promise<{ code: string; hash: string }> {
   let esbuild: typeof import('esbuild');
   try {
@@ -28,22 +40,38 @@ export async function bundleModule(url: URL): Promise<{ code: string; hash: stri
   } catch (err) {
     throw new Error(`bundling task module ${url.href} needs the esbuild package, which is not installed here: run \`npm install esbuild\` (or start the worker without --tasks)`, { cause: err });
   }
-  const result = await esbuild.build({
-    entryPoints: [fileURLToPath(url)],
-    bundle: true,
-    write: false,
-    format: 'esm',
-    platform: 'node',
-    target: 'es2022',
-    // Packages resolve on the worker node from its own node_modules: bundling them would ship
-    // native addons that cannot run there and duplicate what is already installed.
-    packages: 'external',
-    // Keep function names: they are how tasks are found, and they show in remote stacks.
-    keepNames: true,
-    sourcemap: 'inline',
-    sourcesContent: false,
-    logLevel: 'silent',
-  });
+  const build = (inlineRoot: boolean) =>
+    esbuild.build({
+      entryPoints: [fileURLToPath(url)],
+      bundle: true,
+      write: false,
+      format: 'esm',
+      platform: 'node',
+      target: 'es2022',
+      // Packages resolve on the worker node from its own node_modules: bundling them would ship
+      // native addons that cannot run there and duplicate what is already installed.
+      packages: 'external',
+      plugins: [
+        {
+          name: 'wsfutures-task-api',
+          setup(b) {
+            b.onResolve({ filter: /^(npm:)?wsfutures/ }, (args) => (TASK_IMPORT.test(args.path) || (inlineRoot && ROOT_IMPORT.test(args.path)) ? { path: TASK_ENTRY } : undefined));
+          },
+        },
+      ],
+      // Keep function names: they are how tasks are found, and they show in remote stacks.
+      keepNames: true,
+      sourcemap: 'inline',
+      sourcesContent: false,
+      logLevel: 'silent',
+    });
+  let result;
+  try {
+    result = await build(true);
+  } catch {
+    // It imports from `wsfutures` more than the task API: leave that import to the node.
+    result = await build(false);
+  }
   const code = result.outputFiles[0]!.text;
   return { code, hash: hashCode(code) };
 }

@@ -18,6 +18,7 @@ export interface TaskContext {
 // worker node's and the one a shipped task module imports from its own node_modules).
 const KEY = Symbol.for('wsfutures.taskContext');
 const holder = globalThis as unknown as Record<symbol, AsyncLocalStorage<TaskContext> | undefined>;
+/** @internal The store behind currentTask() for in-process tasks. */
 export const taskStorage: AsyncLocalStorage<TaskContext> = (holder[KEY] ??= new AsyncLocalStorage<TaskContext>());
 
 /**
@@ -43,4 +44,5 @@ export function currentTask(): TaskContext | undefined {
  */
 const THREAD_KEY = Symbol.for('wsfutures.threadTask');
 const threadHolder = globalThis as unknown as Record<symbol, { current: TaskContext | undefined } | undefined>;
+/** @internal */
 export const threadTask: { current: TaskContext | undefined } = (threadHolder[THREAD_KEY] ??= { current: undefined });

@@ -33,7 +33,7 @@ export interface WorkerNodeOptions {
   /** Exit (rather than reconnect) when the coordinator says it is shutting down for good. */
   exitOnShutdown?: boolean;
   /** Trust this CA certificate (PEM) for wss:// coordinators with a self-signed certificate. */
-  ca?: string | Buffer;
+  ca?: string | Uint8Array;
   /** Largest frame accepted. */
   maxMessageBytes?: number;
   /**
