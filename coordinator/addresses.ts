@@ -32,3 +32,30 @@ export function advertisedHosts(host: string): string[] {
 export function formatHost(host: string): string {
   return host.includes(':') && !host.startsWith('[') ? `[${host}]` : host;
 }
+
+export interface JoinOptions {
+  hosts: string[];
+  port: number;
+  tls: boolean;
+}
+
+/**
+ * The commands that start a worker node joining this coordinator, for each host it is reached
+ * at: with Node and nothing installed (the single-file worker, downloaded), with Deno and
+ * nothing installed (run from its URL), and where wsfutures is installed. The token is not in
+ * them: it goes in WSFUTURES_TOKEN, not on a command line that `ps` shows.
+ */
+export function joinCommands({ hosts, port, tls }: JoinOptions): string[] {
+  const out: string[] = [];
+  for (const host of hosts) {
+    const at = `${formatHost(host)}:${port}`;
+    const connect = tls ? `wss://${at}` : at;
+    const download = `${tls ? 'https' : 'http'}://${at}/wsfutures/worker.mjs`;
+    out.push(
+      `curl -fsSO ${tls ? '--cacert ca.pem ' : ''}${download} && node worker.mjs --connect ${connect}${tls ? ' --ca ca.pem' : ''}`,
+      `deno run -A --reload ${tls ? '--cert ca.pem ' : ''}${download} --connect ${connect}${tls ? ' --ca ca.pem' : ''}`,
+      `npx wsfutures-worker --connect ${connect}${tls ? ' --ca ca.pem' : ''}`,
+    );
+  }
+  return out;
+}

@@ -19,6 +19,7 @@ import { LocalWorkers, isDenoRuntime, type Signal, type WorkerRuntime } from './
 import { Scheduler, type LossKind } from './scheduler.ts';
 import { CoordinatorServer, type WorkerPeer } from './server.ts';
 import { TaskRegistry, type TaskRef } from './task-registry.ts';
+import { joinCommands } from './addresses.ts';
 
 export interface ProcessPoolExecutorOptions {
   /** The task module(s): URLs or paths of ES modules whose exported functions can be submitted. */
@@ -153,6 +154,8 @@ export class ProcessPoolExecutor extends BaseExecutor {
   readonly #started: Promise<void>;
   readonly #listening: Promise<string>;
   readonly #log: (level: 'info' | 'warn', message: string) => void;
+  readonly #logOption: ProcessPoolExecutorOptions['log'];
+  readonly #listenHost: string;
   #nextId = 0;
   #pumpScheduled = false;
   /** Where #pump collects a task's typed-array attachments (see encodeValue). */
@@ -198,6 +201,8 @@ export class ProcessPoolExecutor extends BaseExecutor {
     this.token = token ?? generateToken();
     this.maxWorkers = maxWorkers ?? availableParallelism();
     this.maxRetries = maxRetries;
+    this.#listenHost = host;
+    this.#logOption = options.log;
     this.#log = options.log === false ? () => {} : (options.log ?? ((level, m) => level === 'warn' && console.error(`[wsfutures] ${m}`)));
     this.#registry = new TaskRegistry(urls);
     this.#scheduler = new Scheduler({ maxRetries });
@@ -235,9 +240,32 @@ export class ProcessPoolExecutor extends BaseExecutor {
   }
 
   async #start(): Promise<void> {
-    const url = await this.#listening;
-    this.#local?.start(url);
+    await this.#listening;
+    this.#local?.start(this.#server.localUrl);
+    if (!LOOPBACK.has(this.#listenHost)) this.#announce();
     await this.#registry.loaded;
+  }
+
+  /** Tells a person at the terminal how other machines join (the pool listens beyond loopback). */
+  #announce(): void {
+    const lines = [
+      `listening on ${this.#listenHost}:${this.#server.port}; worker nodes join with one of these (the pool's token in WSFUTURES_TOKEN):`,
+      ...this.joinCommands().map((c) => `  ${c}`),
+    ];
+    if (this.#logOption === undefined) console.error(lines.map((l) => `[wsfutures] ${l}`).join('\n'));
+    else this.#log('info', lines.join('\n'));
+  }
+
+  /**
+   * Shell commands that start a worker node joining this pool from another machine, once it
+   * listens: with only Node (downloads the single-file worker from the pool), with only Deno
+   * (runs it from the pool's URL), and where wsfutures is installed — for each address the pool
+   * is reached at (the LAN addresses, when listening on 0.0.0.0). The token is not in them: set
+   * WSFUTURES_TOKEN on that machine.
+   */
+  joinCommands(): string[] {
+    if (!this.#server.port) return [];
+    return joinCommands({ hosts: this.#server.hosts, port: this.#server.port, tls: this.#server.tls });
   }
 
   /**
@@ -294,7 +322,7 @@ export class ProcessPoolExecutor extends BaseExecutor {
     if (options.timeout === undefined || options.timeout === Infinity) return all;
     let timer: ReturnType<typeof setTimeout> | undefined;
     const timeout = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new TimeoutError(`ProcessPoolExecutor.ready(${want}): only ${this.#scheduler.slotCount} slot(s) connected after ${options.timeout} ms; start worker nodes with: npx wsfutures-worker --connect ${this.url ?? 'ws://HOST:PORT'} (token in WSFUTURES_TOKEN)`)), options.timeout);
+      timer = setTimeout(() => reject(new TimeoutError(`ProcessPoolExecutor.ready(${want}): only ${this.#scheduler.slotCount} slot(s) connected after ${options.timeout} ms; start worker nodes with: ${this.joinCommands()[0] ?? 'npx wsfutures-worker --connect HOST:PORT'} (token in WSFUTURES_TOKEN)`)), options.timeout);
     });
     try {
       await Promise.race([all, timeout]);

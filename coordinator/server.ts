@@ -8,7 +8,7 @@ import type { IncomingMessage } from 'node:http';
 import { nanoid } from 'nanoid';
 import { HandshakeLimiter, type HandshakeLimits } from './handshake-limiter.ts';
 import { HttpRoutes } from './http-routes.ts';
-import { advertisedHosts, formatHost } from './addresses.ts';
+import { advertisedHosts, formatHost, isWildcard } from './addresses.ts';
 import { checkAuth, makeHello } from '../shared/auth.ts';
 import { decodeFrame, encodeFrame, joinFragments } from '../shared/frames.ts';
 import { attachedBytes } from '../shared/codec.ts';
@@ -155,6 +155,11 @@ export class CoordinatorServer {
   /** The port it listens on, and the hosts other machines reach it at (set by start()). */
   port = 0;
   hosts: string[] = [];
+  /** The URL worker nodes on this machine connect to. */
+  localUrl = '';
+  get tls(): boolean {
+    return this.#options.tls !== undefined;
+  }
   readonly peers = new Set<WorkerPeer>();
   readonly maxMessageBytes: number;
   readonly heartbeatIntervalMs: number;
@@ -194,6 +199,9 @@ export class CoordinatorServer {
     this.port = addr.port;
     this.hosts = advertisedHosts(host);
     this.url = `${tls ? 'wss' : 'ws'}://${formatHost(this.hosts[0]!)}:${addr.port}${WS_PATH}`;
+    // Nodes on this machine dial loopback, whatever the LAN addresses are (a certificate names
+    // the host it was made for, so over TLS they dial that).
+    this.localUrl = isWildcard(host) && !tls ? `ws://127.0.0.1:${addr.port}${WS_PATH}` : this.url;
     this.#wss = wss;
     wss.on('connection', (ws, req) => this.#accept(ws, req));
     const { heartbeatIntervalMs, heartbeatTimeoutMs } = this.#options;
