@@ -21,8 +21,9 @@ export function toModuleUrl(entry: unknown, index: number): URL {
 }
 
 /** Bundles a task module: its own code and relative imports inlined, packages left as imports. */
-/** `wsfutures/task`, here: inlined into shipped task modules that import it. */
-const TASK_ENTRY = fileURLToPath(new URL(import.meta.url.endsWith('.ts') ? './task.ts' : './task.js', import.meta.url));
+/** `wsfutures/task`, here: inlined into shipped task modules that import it. (A function: the
+ * single-file worker, run from an http: URL, has no file path, and never bundles.) */
+const taskEntry = (): string => fileURLToPath(new URL(import.meta.url.endsWith('.ts') ? './task.ts' : './task.js', import.meta.url));
 /** `wsfutures/task` (also as `npm:wsfutures@1/task` under Deno), and `wsfutures` itself. */
 const TASK_IMPORT = /^(?:npm:)?wsfutures(?:@[^/]*)?\/task$/;
 const ROOT_IMPORT = /^(?:npm:)?wsfutures(?:@[^/]*)?$/;
@@ -55,7 +56,7 @@ export async function bundleModule(url: URL): Promise<{ code: string; hash: stri
         {
           name: 'wsfutures-task-api',
           setup(b) {
-            b.onResolve({ filter: /^(npm:)?wsfutures/ }, (args) => (TASK_IMPORT.test(args.path) || (inlineRoot && ROOT_IMPORT.test(args.path)) ? { path: TASK_ENTRY } : undefined));
+            b.onResolve({ filter: /^(npm:)?wsfutures/ }, (args) => (TASK_IMPORT.test(args.path) || (inlineRoot && ROOT_IMPORT.test(args.path)) ? { path: taskEntry() } : undefined));
           },
         },
       ],
