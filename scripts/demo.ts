@@ -9,7 +9,7 @@
  *                                                 LAN mode: waits for remote worker nodes
  *   npx deno run -A scripts/demo.ts               the same under Deno
  */
-import { networkInterfaces, availableParallelism } from 'node:os';
+import { availableParallelism } from 'node:os';
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { ProcessPoolExecutor } from '../coordinator/index.ts';
@@ -67,15 +67,6 @@ function parseListen(raw: string | undefined): { host?: string; port?: number } 
   const port = match[2] === undefined ? undefined : Number(match[2]);
   if (port !== undefined && (port < 1 || port > 65535)) usage(`--listen port must be 1..65535: got ${port}`);
   return { host: match[1] || '0.0.0.0', port };
-}
-
-/** Addresses other machines can use to reach this one, for the printed worker command. */
-function lanAddresses(): string[] {
-  const out: string[] = [];
-  for (const list of Object.values(networkInterfaces())) {
-    for (const a of list ?? []) if (!a.internal && a.family === 'IPv4') out.push(a.address);
-  }
-  return out;
 }
 
 let parsed;
@@ -141,14 +132,15 @@ try {
   for (let i = 0; i < 500 && pool.url === undefined; i++) await new Promise((r) => setTimeout(r, 10));
   if (workers === 0 || (listen.host !== undefined && !['127.0.0.1', 'localhost', '::1'].includes(listen.host))) {
     const url = new URL(pool.url!);
-    const hosts = listen.host === '0.0.0.0' || listen.host === '::' ? lanAddresses() : [listen.host ?? '127.0.0.1'];
     // The token as the user gave it: typed on the command line, or by reference to the environment.
-    const tokenArg = values.token ?? (token !== undefined ? '"$WSFUTURES_TOKEN"' : pool.token);
-    console.log(`\nThe coordinator listens at ${pool.url}. On each worker machine (a clone of this project with \`npm install\`), run:`);
-    for (const host of hosts.length > 0 ? hosts : ['THIS-MACHINE']) {
-      console.log(`  npx wsfutures-worker --connect ${url.protocol}//${host}:${url.port}${url.pathname} --token ${tokenArg}${tls ? ' --ca CA.pem' : ''}`);
-    }
-    console.log(`(or under Deno: deno run -A worker-node/cli.ts with the same flags; open TCP port ${url.port} in this machine's firewall)`);
+    const tokenValue = values.token ?? (token !== undefined ? '"$WSFUTURES_TOKEN"' : pool.token);
+    console.log(`\nThe coordinator listens at ${pool.url}. On each worker machine, with nothing but Node or Deno, run`);
+    console.log(`  export WSFUTURES_TOKEN=${tokenValue}`);
+    // Beyond loopback the pool prints the join commands itself.
+    const loopback = ['127.0.0.1', 'localhost', '::1'].includes(listen.host ?? '127.0.0.1');
+    console.log(loopback ? 'then one of:' : 'then one of the commands the pool printed above, e.g.');
+    for (const command of loopback ? pool.joinCommands() : pool.joinCommands().slice(0, 1)) console.log(`  ${command}`);
+    console.log(`(open TCP port ${url.port} in this machine's firewall; the worker machines need the npm packages the task modules import: jimp for the image example)`);
     console.log(`Waiting for ${slots} slot(s)${workers > 0 ? ` (${workers} local)` : ''}...`);
   }
   await pool.ready(slots);
