@@ -20,3 +20,5 @@ export {
   ProtocolError,
 } from '../shared/errors.ts';
 export { ProcessPoolExecutor, type ProcessPoolExecutorOptions, type WorkerInfo } from './process-pool.ts';
+export type { PoolStats, NodeStats, NodeState, FunctionStats, DurationStats } from './cluster-stats.ts';
+export type { PoolEventMap, PoolEventName, PoolEventListener } from './pool-events.ts';

@@ -20,6 +20,11 @@ import { Scheduler, type LossKind } from './scheduler.ts';
 import { CoordinatorServer, type WorkerPeer } from './server.ts';
 import { TaskRegistry, type TaskRef } from './task-registry.ts';
 import { joinCommands } from './addresses.ts';
+import { ClusterStats, FunctionRecord, NodeRecord, type NodeStats, type PoolStats } from './cluster-stats.ts';
+import { PoolEvents, type PoolEventListener, type PoolEventName } from './pool-events.ts';
+import { PoolMetrics } from './metrics.ts';
+import { DashboardFeed } from './dashboard-feed.ts';
+import { HttpRoutes, digestToken } from './http-routes.ts';
 
 export interface ProcessPoolExecutorOptions {
   /** The task module(s): URLs or paths of ES modules whose exported functions can be submitted. */
@@ -55,7 +60,16 @@ export interface ProcessPoolExecutorOptions {
    * longer than this; the cost is CPU while waiting (see shared/busy-poll.ts).
    */
   busyPollMicros?: number;
-  /** Where pool events are reported; default: warnings to stderr. `false` silences them. */
+  /**
+   * The dashboard (`/wsfutures/`) and `/metrics` on the pool's port are open to requests from
+   * this machine; from elsewhere they need the token (a login form, or `Authorization: Bearer`)
+   * unless `requireToken` is false.
+   */
+  monitoring?: { requireToken?: boolean };
+  /**
+   * Where pool events are reported. Default: warnings, remote nodes joining and leaving, and
+   * how to join, to stderr. `false` silences them.
+   */
   log?: ((level: 'info' | 'warn', message: string) => void) | false;
 }
 
@@ -79,6 +93,9 @@ interface Entry {
   chunk: boolean;
   /** The function's name, for messages. */
   fn: string;
+  /** Its function's counters, and when it was queued (performance.now()), for the stats. */
+  stat: FunctionRecord;
+  queuedAt: number;
 }
 
 /** A worker node: its control connection and its task threads' lanes. */
@@ -89,6 +106,8 @@ interface NodeState {
   lanes: Map<number, LaneState>;
   draining: boolean;
   drainedSent: boolean;
+  /** Its counters, for the stats. */
+  stat: NodeRecord;
 }
 
 /**
@@ -155,6 +174,11 @@ export class ProcessPoolExecutor extends BaseExecutor {
   readonly #listening: Promise<string>;
   readonly #log: (level: 'info' | 'warn', message: string) => void;
   readonly #logOption: ProcessPoolExecutorOptions['log'];
+  readonly #stats = new ClusterStats();
+  readonly #metrics: PoolMetrics;
+  readonly #feed: DashboardFeed;
+  readonly #routes: HttpRoutes;
+  readonly #events = new PoolEvents((err, name) => this.#log('warn', `a '${name}' event listener threw: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`));
   readonly #listenHost: string;
   #nextId = 0;
   #pumpScheduled = false;
@@ -209,7 +233,7 @@ export class ProcessPoolExecutor extends BaseExecutor {
     this.#busyPollMicros = busyPollMicros;
     this.#busyPoll = new BusyPoll(busyPollMicros);
     this.#server = new CoordinatorServer(
-      { host, port: listen.port ?? 0, key: deriveKey(this.token), maxMessageBytes, heartbeatIntervalMs, heartbeatTimeoutMs, tls },
+      { host, port: listen.port ?? 0, key: deriveKey(this.token), maxMessageBytes, heartbeatIntervalMs, heartbeatTimeoutMs, tls, onRequest: (req, res) => this.#routes.handle(req, res) },
       {
         register: (peer, msg) => this.#onRegister(peer, msg),
         attach: (peer, msg) => this.#onAttach(peer, msg),
@@ -222,6 +246,17 @@ export class ProcessPoolExecutor extends BaseExecutor {
         log: (level, m) => this.#log(level, m),
       },
     );
+    this.#metrics = new PoolMetrics(() => this.stats(), this.#stats);
+    this.#feed = new DashboardFeed(() => this.stats(), this.#stats);
+    this.#routes = new HttpRoutes({
+      tokenDigest: digestToken(this.token),
+      requireToken: options.monitoring?.requireToken ?? true,
+      tls: tls !== undefined,
+      limiter: this.#server.limiter,
+      metrics: () => this.#metrics.scrape(),
+      feed: (send) => this.#feed.open(send),
+      log: (level, m) => this.#log(level, m),
+    });
     this.#local =
       this.maxWorkers > 0
         ? new LocalWorkers({
@@ -252,8 +287,17 @@ export class ProcessPoolExecutor extends BaseExecutor {
       `listening on ${this.#listenHost}:${this.#server.port}; worker nodes join with one of these (the pool's token in WSFUTURES_TOKEN):`,
       ...this.joinCommands().map((c) => `  ${c}`),
     ];
-    if (this.#logOption === undefined) console.error(lines.map((l) => `[wsfutures] ${l}`).join('\n'));
-    else this.#log('info', lines.join('\n'));
+    this.#notice(lines.join('\n'));
+  }
+
+  /**
+   * What a person at the terminal should see even with default logging (nodes joining from
+   * elsewhere and leaving, how to join): printed to stderr by default, passed to a custom `log`
+   * as 'info', left out with `log: false`.
+   */
+  #notice(message: string): void {
+    if (this.#logOption === undefined) console.error(message.split('\n').map((l) => `[wsfutures] ${l}`).join('\n'));
+    else this.#log('info', message);
   }
 
   /**
@@ -293,6 +337,70 @@ export class ProcessPoolExecutor extends BaseExecutor {
    */
   get queuedCount(): number {
     return this.#scheduler.queuedCount;
+  }
+
+  /** Tasks sent to worker nodes and not yet settled (as `AsyncPoolExecutor.runningCount`). */
+  get runningCount(): number {
+    return this.#running.size;
+  }
+
+  /**
+   * A snapshot of the pool: every node (connected, then the last ones lost) with its slots,
+   * running, completed, failed and retried tasks and heartbeat round trip; the queue; pool-wide
+   * counts; throughput over the last second and minute; per task function, counts and duration
+   * percentiles. Cheap: take it as often as you like.
+   */
+  stats(): PoolStats {
+    const now = Date.now();
+    const s = this.#stats;
+    return {
+      at: now,
+      state: this.#broken ? 'broken' : this.isShutdown ? 'shut down' : 'running',
+      slots: this.#scheduler.slotCount,
+      queued: this.#scheduler.queuedCount,
+      running: this.#running.size,
+      completed: s.completed,
+      failed: s.failed,
+      cancelled: s.cancelled,
+      retried: s.retried,
+      throughput: s.throughput(now),
+      nodes: [...[...this.#nodes.values()].map((n) => this.#nodeStats(n)), ...s.lostNodes],
+      functions: s.functions(),
+    };
+  }
+
+  /**
+   * Subscribes to pool events (`nodeJoined`, `nodeReady`, `nodeDraining`, `nodeLost`,
+   * `taskRetried`, `broken`); returns a function that unsubscribes.
+   *
+   * @example
+   * pool.on('nodeLost', (node) => console.log(`${node.name} left: ${node.reason}`));
+   */
+  on<K extends PoolEventName>(name: K, listener: PoolEventListener<K>): () => void {
+    return this.#events.on(name, listener);
+  }
+
+  #nodeStats(node: NodeState): NodeStats {
+    const { peer, stat } = node;
+    let running = 0;
+    for (const lane of node.lanes.values()) running += lane.unreported.size;
+    const out: NodeStats = {
+      id: peer.id,
+      name: peer.name,
+      hostname: peer.hostname,
+      address: peer.remoteAddress,
+      runtime: peer.runtime,
+      local: stat.local,
+      state: stat.state,
+      slots: peer.slots,
+      running,
+      completed: stat.completed,
+      failed: stat.failed,
+      retried: stat.retried,
+      connectedAt: stat.connectedAt,
+    };
+    if (peer.rttMs !== undefined) out.heartbeatRttMs = peer.rttMs;
+    return out;
   }
 
   /** The connected worker nodes. */
@@ -386,7 +494,7 @@ export class ProcessPoolExecutor extends BaseExecutor {
     // A map() still reading its input when the pool broke submits here, past checkCallable.
     if (this.#broken) return future.setException(this.#broken);
     const id = ++this.#nextId;
-    this.#scheduler.submit(id, { future, m: ref.moduleId, f: ref.exportName, args, chunk, fn });
+    this.#scheduler.submit(id, { future, m: ref.moduleId, f: ref.exportName, args, chunk, fn, stat: this.#stats.functionRecord(ref.exportName), queuedAt: performance.now() });
     this.#schedulePump();
   }
 
@@ -395,6 +503,7 @@ export class ProcessPoolExecutor extends BaseExecutor {
     // Whatever is still queued now was cancelled (close runs once every future has settled):
     // release it, arguments and all, even if no node ever came to skip past it.
     this.#scheduler.removeQueued();
+    this.#feed.close();
     await this.#server.close();
     await this.#local?.close();
   }
@@ -416,8 +525,12 @@ export class ProcessPoolExecutor extends BaseExecutor {
   #pump(): void {
     const assignments = this.#scheduler.assign((id) => {
       const e = this.#scheduler.payloadOf(id);
-      return e !== undefined && this.markRunning(e.future);
+      if (e === undefined) return false;
+      if (this.markRunning(e.future)) return true;
+      this.#stats.cancelled++; // cancelled while it waited: dropped here, never sent
+      return false;
     });
+    const now = performance.now();
     for (const { workerId, tasks } of assignments) {
       const lane = this.#lanes.get(workerId);
       const peer = lane?.peer;
@@ -442,10 +555,14 @@ export class ProcessPoolExecutor extends BaseExecutor {
           }
         } catch (err) {
           this.#scheduler.complete(t.id);
-          if (!entry.future.done()) entry.future.setException(err);
+          if (!entry.future.done()) {
+            entry.future.setException(err);
+            this.#stats.failedElsewhere(entry.stat, Date.now());
+          }
           continue;
         }
         specs.push({ id: t.id, m: entry.m, f: entry.f, a, x: x.length > 0 ? x.slice() : undefined, c: entry.chunk ? 1 : undefined, n: t.attempt });
+        if (t.attempt === 1) this.#stats.sent(entry.stat, now - entry.queuedAt);
         lane?.unreported.add(t.id);
         this.#running.set(t.id, entry);
         entry.future.setAbortHook(() => this.#stopTask(t.id));
@@ -461,7 +578,7 @@ export class ProcessPoolExecutor extends BaseExecutor {
    * node is told to end the lane's thread.
    */
   #stopTask(id: number): void {
-    this.#running.delete(id);
+    if (this.#running.delete(id)) this.#stats.cancelled++;
     const lane = this.#lanes.get(this.#scheduler.cancel(id) ?? '');
     this.#schedulePump();
     if (!lane) return;
@@ -482,8 +599,10 @@ export class ProcessPoolExecutor extends BaseExecutor {
   /** Welcomes a registered node once the modules are bundled. (The node itself compares any
    *  local copies of task modules against the hashes in the welcome, and says if they differ.) */
   #onRegister(peer: WorkerPeer, _msg: RegisterMsg): void {
-    const node: NodeState = { peer, ticket: nanoid(), lanes: new Map(), draining: false, drainedSent: false };
+    const local = this.#isLocal(peer);
+    const node: NodeState = { peer, ticket: nanoid(), lanes: new Map(), draining: false, drainedSent: false, stat: new NodeRecord(peer.id, local) };
     this.#nodes.set(peer.id, node);
+    if (this.#events.has('nodeJoined')) this.#events.emit('nodeJoined', this.#nodeStats(node));
     this.#registry.loaded.then(
       () => {
         if (peer.phase === 'closed') return;
@@ -540,10 +659,22 @@ export class ProcessPoolExecutor extends BaseExecutor {
     return undefined;
   }
 
+  /** Whether a node is the one the pool started (recognised by process, not by name: a remote
+   * node may well call itself "local-1"). */
+  #isLocal(peer: WorkerPeer): boolean {
+    return this.#local !== undefined && peer.pid === this.#local.pid && peer.hostname === hostname();
+  }
+
   #onReady(peer: WorkerPeer): void {
-    // Recognised by process, not by name: a remote node may well call itself "local-1".
-    if (this.#local && peer.pid === this.#local.pid && peer.hostname === hostname()) this.#local.connected();
-    this.#log('info', `worker node ${peer.label} connected: ${peer.slots} slot(s), ${peer.runtime}`);
+    const node = this.#nodes.get(peer.id);
+    if (node) node.stat.state = node.draining ? 'draining' : 'ready';
+    if (node?.stat.local) this.#local!.connected();
+    // A person at the terminal hears of the nodes that join from elsewhere; the pool's own
+    // local nodes are part of it, like a process pool's processes.
+    const joined = `worker node ${peer.label} joined: ${peer.slots} slot(s), ${peer.runtime}`;
+    if (node?.stat.local) this.#log('info', joined);
+    else this.#notice(joined);
+    if (node && this.#events.has('nodeReady')) this.#events.emit('nodeReady', this.#nodeStats(node));
   }
 
   #onDrain(peer: WorkerPeer): void {
@@ -551,6 +682,8 @@ export class ProcessPoolExecutor extends BaseExecutor {
     if (!node) return;
     this.#log('info', `worker node ${peer.label} is draining`);
     node.draining = true;
+    node.stat.state = 'draining';
+    if (this.#events.has('nodeDraining')) this.#events.emit('nodeDraining', this.#nodeStats(node));
     for (const lane of node.lanes.values()) this.#scheduler.drainWorker(lane.peer.id);
     this.#checkDrained(node);
   }
@@ -583,7 +716,7 @@ export class ProcessPoolExecutor extends BaseExecutor {
       const entry = this.#running.get(item.id);
       this.#running.delete(item.id);
       if (!entry || entry.future.done()) continue;
-      this.#settle(entry, item, node);
+      this.#settle(entry, item, lane);
     }
     this.#checkDrained(lane.node);
     this.#busyPoll.answered();
@@ -592,8 +725,14 @@ export class ProcessPoolExecutor extends BaseExecutor {
     this.#schedulePump();
   }
 
-  #settle(entry: Entry, item: TaskOutcome, peer: WorkerPeer): void {
+  #settle(entry: Entry, item: TaskOutcome, lane: LaneState): void {
     const { future } = entry;
+    const peer = lane.node.peer;
+    const now = Date.now();
+    const stats = this.#stats;
+    stats.settled(entry.stat, lane.node.stat, item.e === undefined, item.d, now);
+    if (stats.watching) stats.span({ node: peer.name, lane: lane.lane, fn: entry.fn, start: now - (item.d ?? 0), end: now, ok: item.e === undefined });
+    if (item.e) stats.error({ at: now, fn: entry.fn, node: peer.label, name: String(item.e.name), message: String(item.e.message).slice(0, 2000), stack: typeof item.e.stack === 'string' ? item.e.stack.slice(0, 8000) : undefined });
     let value: unknown;
     try {
       value = item.v === undefined ? undefined : decodeValue(item.v, () => `the result of ${entry.fn}()`, item.x);
@@ -657,9 +796,14 @@ export class ProcessPoolExecutor extends BaseExecutor {
         failed += out.failed;
         lane.peer.close(CLOSE.NORMAL, 'its worker node is gone');
       }
-      if (requeued || failed || !this.isShutdown) {
+      const last = this.#nodeStats(node);
+      this.#stats.nodeLost(node.stat, last);
+      if (requeued || failed || (!this.isShutdown && !node.drainedSent)) {
         this.#log(this.isShutdown ? 'info' : 'warn', `worker node ${peer.label} lost: ${reason}; ${requeued} task(s) requeued, ${failed} failed`);
+      } else if (!this.isShutdown && !node.stat.local) {
+        this.#notice(`worker node ${peer.label} left (drained)`);
       }
+      if (this.#events.has('nodeLost')) this.#events.emit('nodeLost', { ...last, state: 'lost', running: 0, lostAt: node.stat.lostAt, reason });
       return;
     }
     const lane = this.#lanes.get(peer.id);
@@ -694,14 +838,21 @@ export class ProcessPoolExecutor extends BaseExecutor {
     if (lane.lostTimer) clearTimeout(lane.lostTimer);
     const { requeued, failed, crashed } = this.#scheduler.removeWorker(lane.peer.id, how, running);
     const node = lane.node.peer;
+    const stats = this.#stats;
     for (const id of requeued) {
-      this.#running.get(id)?.future.setPendingAgain();
+      const entry = this.#running.get(id);
+      entry?.future.setPendingAgain();
       this.#running.delete(id);
+      if (!entry) continue;
+      stats.retried++;
+      lane.node.stat.retried++;
+      if (this.#events.has('taskRetried')) this.#events.emit('taskRetried', { taskId: id, fn: entry.fn, node: node.label, attempt: this.#scheduler.attemptsOf(id) + 1 });
     }
     for (const { id, attempts } of failed) {
       const entry = this.#running.get(id);
       this.#running.delete(id);
       if (!entry || entry.future.done()) continue;
+      stats.failedElsewhere(entry.stat, Date.now());
       entry.future.setException(
         new WorkerLostError(`task ${id} (${entry.fn}) was lost with worker node ${node.label}: ${reason}; it ran ${attempts} time(s) and maxRetries is ${this.maxRetries}`),
       );
@@ -710,7 +861,7 @@ export class ProcessPoolExecutor extends BaseExecutor {
       const entry = this.#running.get(crashed);
       this.#running.delete(crashed);
       if (entry && !entry.future.done()) {
-        this.#settle(entry, { id: crashed, e: { name: 'Error', message: `the task's thread ${reason}`, code: 'WSF_THREAD_DIED' } }, node);
+        this.#settle(entry, { id: crashed, e: { name: 'Error', message: `the task's thread ${reason}`, code: 'WSF_THREAD_DIED' } }, lane);
       }
     }
     this.#checkDrained(lane.node);
@@ -722,6 +873,7 @@ export class ProcessPoolExecutor extends BaseExecutor {
     if (this.#broken) return;
     this.#broken = new BrokenExecutorError(`ProcessPoolExecutor is broken: ${message}`, { cause });
     this.#log('warn', this.#broken.message);
+    this.#events.emit('broken', { message: this.#broken.message });
     for (const w of this.#readyWaiters) w.reject(this.#broken);
     this.#readyWaiters = [];
     // Nothing queued here will ever run: fail it rather than let it hang.

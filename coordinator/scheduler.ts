@@ -162,6 +162,11 @@ export class Scheduler<P> {
     return this.#tasks.get(id)?.payload;
   }
 
+  /** How many times a task has been sent so far (0 while it waits for its first run). */
+  attemptsOf(id: number): number {
+    return this.#tasks.get(id)?.attempts ?? 0;
+  }
+
   workerOf(id: number): string | undefined {
     return this.#tasks.get(id)?.workerId;
   }

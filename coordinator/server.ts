@@ -7,7 +7,6 @@ import { WebSocketServer, type WebSocket } from 'ws';
 import type { IncomingMessage } from 'node:http';
 import { nanoid } from 'nanoid';
 import { HandshakeLimiter, type HandshakeLimits } from './handshake-limiter.ts';
-import { HttpRoutes } from './http-routes.ts';
 import { advertisedHosts, formatHost, isWildcard } from './addresses.ts';
 import { checkAuth, makeHello } from '../shared/auth.ts';
 import { decodeFrame, encodeFrame, joinFragments } from '../shared/frames.ts';
@@ -45,6 +44,8 @@ export interface ServerOptions {
   tls?: { cert: string | Uint8Array; key: string | Uint8Array };
   /** How many failed handshakes an address may have before it is refused for a while. */
   handshakeLimits?: HandshakeLimits;
+  /** Plain HTTP requests on the same port (the pool's pages). */
+  onRequest: (req: IncomingMessage, res: import('node:http').ServerResponse) => void;
 }
 
 type Phase = 'handshake' | 'registering' | 'ready' | 'closed';
@@ -76,6 +77,8 @@ export class WorkerPeer {
   /** Known once it registers or attaches. */
   kind: 'control' | 'lane' | undefined;
   lastSeen = Date.now();
+  /** Round trip of the last heartbeat, ms. */
+  rttMs: number | undefined;
   readonly #ws: WebSocket;
   #pendingCancel: number[] = [];
   #flushScheduled = false;
@@ -151,7 +154,6 @@ export class CoordinatorServer {
   readonly #events: ServerEvents;
   #wss: WebSocketServer | undefined;
   #httpServer: import('node:http').Server | undefined;
-  readonly #routes = new HttpRoutes();
   /** The port it listens on, and the hosts other machines reach it at (set by start()). */
   port = 0;
   hosts: string[] = [];
@@ -182,7 +184,7 @@ export class CoordinatorServer {
     // requests to the routes (the single-file worker download).
     const server = tls ? (await import('node:https')).createServer({ cert: Buffer.from(tls.cert), key: Buffer.from(tls.key) }) : (await import('node:http')).createServer();
     this.#httpServer = server;
-    server.on('request', (req, res) => this.#routes.handle(req, res));
+    server.on('request', (req, res) => this.#options.onRequest(req, res));
     const wss = new WebSocketServer({ server, path: WS_PATH, maxPayload: maxMessageBytes, verifyClient: this.#verifyClient });
     // `ws` re-emits the HTTP server's errors (EADDRINUSE while listening) on itself: without a
     // listener that would be an uncaught exception instead of a rejected start().
@@ -226,6 +228,11 @@ export class CoordinatorServer {
   }
 
   readonly #limiter: HandshakeLimiter;
+
+  /** Failed handshakes per address; the pool's login page counts its failures here too. */
+  get limiter(): HandshakeLimiter {
+    return this.#limiter;
+  }
 
   /** Refuses the HTTP upgrade, before any WebSocket exists, from an address that is blocked. */
   readonly #verifyClient = (info: { req: IncomingMessage }, done: (ok: boolean, code?: number, message?: string) => void): void => {
@@ -354,7 +361,9 @@ export class CoordinatorServer {
       this.#events.results(peer, m.items);
     },
     ping: (peer, m) => peer.send({ op: 'pong', t: m.t }),
-    pong: () => {},
+    pong: (peer, m) => {
+      peer.rttMs = Date.now() - m.t;
+    },
     drain: (peer, m) => this.#onControl(peer, m, () => this.#events.drain(peer)),
     error: (peer, m) => this.#events.log('warn', `worker node ${peer.label} reported ${m.code}: ${m.message}`),
   };
@@ -411,7 +420,12 @@ export class CoordinatorServer {
         resolve();
       });
     });
-    if (this.#httpServer) await new Promise<void>((r) => this.#httpServer!.close(() => r()));
+    if (this.#httpServer) {
+      const closed = new Promise<void>((r) => this.#httpServer!.close(() => r()));
+      // Open dashboard feeds and idle keep-alive requests would hold close() forever.
+      (this.#httpServer as { closeAllConnections?: () => void }).closeAllConnections?.();
+      await closed;
+    }
   }
 }
 
