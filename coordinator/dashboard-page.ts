@@ -91,9 +91,11 @@ const fmtMs = (ms) => ms === undefined ? '–' : ms < 1 ? (ms * 1000).toFixed(0)
 function el(tag, text, cls) { const e = document.createElement(tag); if (text !== undefined) e.textContent = String(text); if (cls) e.className = cls; return e; }
 function row(cells) { const tr = document.createElement('tr'); for (const c of cells) tr.append(c instanceof Node ? wrap(c) : el('td', c)); return tr; }
 function wrap(node) { const td = document.createElement('td'); td.append(node); return td; }
+// Functions get colours in the order they first appear; red is kept for failures.
+const PALETTE = ['#1f77b4', '#2ca02c', '#ff7f0e', '#9467bd', '#17becf', '#8c564b', '#e377c2', '#bcbd22', '#7f7f7f', '#aec7e8', '#98df8a', '#ffbb78', '#c5b0d5', '#9edae5'];
 const colors = new Map();
 function colorOf(fn) {
-  if (!colors.has(fn)) { let h = 0; for (const ch of fn) h = (h * 31 + ch.charCodeAt(0)) >>> 0; colors.set(fn, 'hsl(' + (h % 360) + ' 65% 50%)'); }
+  if (!colors.has(fn)) colors.set(fn, PALETTE[colors.size % PALETTE.length]);
   return colors.get(fn);
 }
 
