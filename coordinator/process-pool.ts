@@ -138,6 +138,8 @@ const ABORT_GRACE_MS = 1000;
  * milliseconds. If none comes, the lane's tasks are treated as lost.
  */
 const LANE_DEATH_WAIT_MS = 3000;
+/** Tasks that wait this long with no slot anywhere make the pool say how to start a node. */
+const NO_SLOT_WARNING_MS = 5000;
 
 /** The line added to a remote stack: which function, on which node, as which task. */
 function remoteFrame(entry: Entry, id: number, peer: WorkerPeer): string {
@@ -175,6 +177,8 @@ export class ProcessPoolExecutor extends BaseExecutor {
   readonly #log: (level: 'info' | 'warn', message: string) => void;
   readonly #logOption: ProcessPoolExecutorOptions['log'];
   readonly #stats = new ClusterStats();
+  #noSlotTimer: ReturnType<typeof setTimeout> | undefined;
+  #warnedNoSlots = false;
   readonly #metrics: PoolMetrics;
   readonly #feed: DashboardFeed;
   readonly #routes: HttpRoutes;
@@ -494,11 +498,29 @@ export class ProcessPoolExecutor extends BaseExecutor {
     // A map() still reading its input when the pool broke submits here, past checkCallable.
     if (this.#broken) return future.setException(this.#broken);
     const id = ++this.#nextId;
+    if (this.#noSlotTimer === undefined && this.#scheduler.slotCount === 0) this.#watchNoSlots();
     this.#scheduler.submit(id, { future, m: ref.moduleId, f: ref.exportName, args, chunk, fn, stat: this.#stats.functionRecord(ref.exportName), queuedAt: performance.now() });
     this.#schedulePump();
   }
 
+  /**
+   * Tasks queued while no node is connected: if they still wait after NO_SLOT_WARNING_MS with
+   * no slot, say so once (until a slot comes), with how to start a node.
+   */
+  #watchNoSlots(): void {
+    if (this.#warnedNoSlots) return;
+    this.#noSlotTimer = setTimeout(() => {
+      this.#noSlotTimer = undefined;
+      if (this.#scheduler.slotCount > 0 || this.#scheduler.queuedCount === 0 || this.isShutdown || this.#broken) return;
+      this.#warnedNoSlots = true;
+      const join = this.joinCommands()[0];
+      this.#log('warn', `${this.#scheduler.queuedCount} task(s) have waited ${NO_SLOT_WARNING_MS / 1000} s with no worker node connected${this.maxWorkers > 0 ? ' (the local node has not connected yet)' : ''}; start one with: ${join ?? 'npx wsfutures-worker --connect HOST:PORT'} (token in WSFUTURES_TOKEN)`);
+    }, NO_SLOT_WARNING_MS);
+    this.#noSlotTimer.unref?.();
+  }
+
   protected async close(): Promise<void> {
+    clearTimeout(this.#noSlotTimer);
     await this.#started.catch(() => {});
     // Whatever is still queued now was cancelled (close runs once every future has settled):
     // release it, arguments and all, even if no node ever came to skip past it.
@@ -648,6 +670,7 @@ export class ProcessPoolExecutor extends BaseExecutor {
     node.lanes.set(msg.lane, lane);
     this.#lanes.set(peer.id, lane);
     this.#scheduler.addWorker(peer.id, 1);
+    this.#warnedNoSlots = false;
     if (node.draining) this.#scheduler.drainWorker(peer.id);
     const have = this.#scheduler.slotCount;
     this.#readyWaiters = this.#readyWaiters.filter((w) => {

@@ -43,7 +43,7 @@ test('the dashboard shows the nodes and their slots, counts rising during a map,
     const seen: number[] = [];
     const mapped = (async () => {
       let n = 0;
-      for await (const _ of pool.map(sleepThenEcho, Array.from({ length: 240 }, () => 10), Array.from({ length: 240 }, (_, i) => i))) n++;
+      for await (const _ of pool.starmap(sleepThenEcho, Array.from({ length: 240 }, (_, i) => [10, i] as [number, number]))) n++;
       return n;
     })();
     const watching = (async () => {
@@ -55,12 +55,12 @@ test('the dashboard shows the nodes and their slots, counts rising during a map,
     })();
     assert.equal(await mapped, 240);
     await watching;
-    await page.waitForFunction(() => document.getElementById('completed')!.textContent === '240', undefined, { timeout: 5_000 });
+    await page.waitForFunction("document.getElementById('completed').textContent === '240'", undefined, { timeout: 5_000 });
     const between = seen.filter((v) => v > 0 && v < 240);
     assert.ok(between.length > 0, `the count rose while the map ran: ${seen.join(' ')}`);
     for (let i = 1; i < seen.length; i++) assert.ok(seen[i]! >= seen[i - 1]!, `never went down: ${seen.join(' ')}`);
     // Per node and per function too.
-    const perNode = await page.$$eval('tr[data-node]', (rows) => rows.map((r) => Number((r as HTMLElement).dataset.completed)));
+    const perNode = await page.$$eval('tr[data-node]', (rows) => rows.map((r) => Number(r.getAttribute('data-completed'))));
     assert.equal(perNode.reduce((a, b) => a + b, 0), 240);
     assert.match((await page.textContent('tr[data-function="sleepThenEcho"]'))!, '240');
 
