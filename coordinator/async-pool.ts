@@ -6,7 +6,7 @@
  */
 import { availableParallelism } from 'node:os';
 import { CancelledError } from '../shared/errors.ts';
-import { taskStorage, type TaskContext } from '../shared/task-context.ts';
+import { MAX_REPORTS_PER_SECOND, taskStorage, type TaskContext } from '../shared/task-context.ts';
 import { BaseExecutor, checkPositiveInt, describeValue, type AnyFunction } from './executor.ts';
 import type { Future } from './future.ts';
 
@@ -86,7 +86,7 @@ export class AsyncPoolExecutor extends BaseExecutor {
     this.#running++;
     const controller = new AbortController();
     future.setAbortHook((reason) => controller.abort(reason));
-    const context: TaskContext = { signal: controller.signal, taskId: String(++nextTaskId), attempt: 1 };
+    const context: TaskContext = { signal: controller.signal, taskId: String(++nextTaskId), attempt: 1, report: reporter(future) };
     const settle = (ok: boolean, value: unknown) => {
       // The slot is held until the function really returns, even if the future was aborted
       // earlier: maxWorkers bounds work actually in progress, as a thread pool's threads do.
@@ -122,4 +122,20 @@ export class AsyncPoolExecutor extends BaseExecutor {
     if (this.#running === 0 && this.queuedCount === 0) return;
     await new Promise<void>((r) => this.#idle.push(r));
   }
+}
+
+/**
+ * `report()` of a task on this pool: the value goes to the future's listeners, at most
+ * MAX_REPORTS_PER_SECOND a second (the same bound as on worker nodes, so a task behaves alike
+ * on both pools).
+ */
+function reporter(future: Future<unknown>): (value: unknown) => Promise<void> {
+  let next = 0;
+  return async (value) => {
+    const now = performance.now();
+    const at = Math.max(now, next);
+    next = at + 1000 / MAX_REPORTS_PER_SECOND;
+    if (at > now) await new Promise((r) => setTimeout(r, at - now));
+    future.pushReport(value);
+  };
 }

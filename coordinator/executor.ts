@@ -16,6 +16,8 @@ export interface SubmitOptions {
   timeout?: number;
   /** Aborting this signal aborts the task, as `future.abort(signal.reason)`. */
   signal?: AbortSignal;
+  /** Receives what the task reports while it runs (`currentTask().report(value)`). */
+  onReport?: (value: any) => void;
 }
 
 export interface MapOptions {
@@ -215,9 +217,13 @@ export abstract class BaseExecutor implements Executor {
     if (options.signal !== undefined && !(options.signal instanceof AbortSignal)) {
       throw new TypeError(`options.signal must be an AbortSignal: got ${describeValue(options.signal)}`);
     }
+    if (options.onReport !== undefined && typeof options.onReport !== 'function') {
+      throw new TypeError(`options.onReport must be a function: got ${describeValue(options.onReport)}`);
+    }
     this.#checkOpen();
     this.checkCallable(fn, where);
     const future = new Future<R>();
+    if (options.onReport) future.onReport(options.onReport);
     this.#track(future as Future<unknown>, options);
     this.schedule(future as Future<unknown>, fn, args);
     return future;

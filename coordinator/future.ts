@@ -22,7 +22,7 @@ export type AbortHook = (reason: unknown) => void;
 export let reportCallbackError = (err: unknown): void => {
   queueMicrotask(() => {
     // Reported on its own tick so the future and the other callbacks are untouched.
-    console.error('wsfutures: a done callback threw:', err);
+    console.error('wsfutures: a callback of a future threw:', err);
   });
 };
 
@@ -106,6 +106,7 @@ export class Future<T = unknown> implements PromiseLike<T> {
   #waiters: OneOrMany<Waiter>;
   #abortHook: AbortHook | undefined;
   #promise: Promise<T> | undefined;
+  #reportListeners: ((value: any) => void)[] | undefined;
 
   static {
     failedWith = (f) => ({ failed: f.#state === 'FINISHED' && f.#hasError, error: f.#error });
@@ -287,6 +288,40 @@ export class Future<T = unknown> implements PromiseLike<T> {
   /** Marks a running future as pending again (its worker was lost and it will be retried). */
   setPendingAgain(): void {
     if (this.#state === 'RUNNING') this.#state = 'PENDING';
+  }
+
+  /**
+   * Listens to what the task reports while it runs (`currentTask().report(value)` in the task):
+   * progress, partial results, figures. Reports come in the order the task made them, before
+   * the future settles; none come after. Returns a function that stops listening.
+   *
+   * @example
+   * const f = pool.submit(crawl, site);
+   * f.onReport((page) => console.log('crawled', page));
+   */
+  onReport<V = unknown>(listener: (value: V) => void): () => void {
+    if (typeof listener !== 'function') throw new TypeError(`onReport(listener): listener must be a function: got ${typeof listener}`);
+    (this.#reportListeners ??= []).push(listener);
+    return () => {
+      const list = this.#reportListeners;
+      const i = list?.indexOf(listener) ?? -1;
+      if (i >= 0) list!.splice(i, 1);
+    };
+  }
+
+  /**
+   * For executor implementers: delivers a report of the running task to its listeners (ignored
+   * once the future is done). A listener that throws is reported like a done callback.
+   */
+  pushReport(value: unknown): void {
+    if (this.done() || !this.#reportListeners) return;
+    for (const listener of [...this.#reportListeners]) {
+      try {
+        listener(value);
+      } catch (err) {
+        reportCallbackError(err);
+      }
+    }
   }
 
   /** Installs the hook that `abort()` calls for a running task. */

@@ -245,6 +245,7 @@ export class ProcessPoolExecutor extends BaseExecutor {
         fetchModule: (peer, id) => this.#onFetchModule(peer, id),
         ready: (peer) => this.#onReady(peer),
         results: (peer, items) => this.#onResults(peer, items),
+        report: (peer, id, v) => this.#onReport(peer, id, v),
         drain: (peer) => this.#onDrain(peer),
         lost: (peer, reason) => this.#onLost(peer, reason),
         log: (level, m) => this.#log(level, m),
@@ -746,6 +747,22 @@ export class ProcessPoolExecutor extends BaseExecutor {
     this.#awaitQuickAnswer();
     this.#tunePrefetch();
     this.#schedulePump();
+  }
+
+  /** A running task's report: to its future's listeners, if the task is still this lane's. */
+  #onReport(peer: WorkerPeer, id: number, bytes: Uint8Array): void {
+    const lane = this.#lanes.get(peer.id);
+    if (!lane || !lane.unreported.has(id)) return;
+    const entry = this.#running.get(id);
+    if (!entry || entry.future.done()) return;
+    let value: unknown;
+    try {
+      value = decodeValue(bytes, () => `a report of ${entry.fn}()`);
+    } catch (err) {
+      this.#log('warn', `a report of task ${id} (${entry.fn}) from worker node ${peer.label} could not be decoded: ${(err as Error).message}`);
+      return;
+    }
+    entry.future.pushReport(value);
   }
 
   #settle(entry: Entry, item: TaskOutcome, lane: LaneState): void {

@@ -26,6 +26,8 @@ export interface ServerEvents {
   fetchModule(peer: WorkerPeer, id: number): void;
   ready(peer: WorkerPeer): void;
   results(peer: WorkerPeer, items: TaskOutcome[]): void;
+  /** A lane's running task reported a value. */
+  report(peer: WorkerPeer, id: number, value: Uint8Array): void;
   drain(peer: WorkerPeer): void;
   /** A registered peer's connection ended (closed, broken, or timed out). */
   lost(peer: WorkerPeer, reason: string): void;
@@ -359,6 +361,10 @@ export class CoordinatorServer {
     results: (peer, m) => {
       if (peer.kind !== 'lane') return this.#refuse(peer, CLOSE.PROTOCOL, 'results on a connection that is not an attached lane');
       this.#events.results(peer, m.items);
+    },
+    report: (peer, m) => {
+      if (peer.kind !== 'lane') return this.#refuse(peer, CLOSE.PROTOCOL, 'report on a connection that is not an attached lane');
+      this.#events.report(peer, m.id, m.v);
     },
     ping: (peer, m) => peer.send({ op: 'pong', t: m.t }),
     pong: (peer, m) => {

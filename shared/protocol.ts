@@ -303,6 +303,18 @@ export interface ResultsMsg {
   items: TaskOutcome[];
 }
 
+/**
+ * Lane: a value the running task `id` reports (`currentTask().report(value)`), msgpack-encoded
+ * as a result is. Sent before that task's outcome, on the same lane, so it arrives first; the
+ * coordinator drops a report for a task the lane no longer runs. A task sends at most
+ * MAX_REPORTS_PER_SECOND (shared/task-context.ts).
+ */
+export interface ReportMsg {
+  op: 'report';
+  id: number;
+  v: Uint8Array;
+}
+
 export interface CancelMsg {
   op: 'cancel';
   ids: number[];
@@ -338,7 +350,7 @@ export interface ErrorMsg {
   message: string;
 }
 
-export type W2C = RegisterMsg | FetchModuleMsg | ReadyMsg | AttachMsg | ResultsMsg | LaneDiedMsg | PingMsg | PongMsg | DrainMsg | ErrorMsg;
+export type W2C = RegisterMsg | FetchModuleMsg | ReadyMsg | AttachMsg | ResultsMsg | ReportMsg | LaneDiedMsg | PingMsg | PongMsg | DrainMsg | ErrorMsg;
 export type C2W = WelcomeMsg | ModuleMsg | AttachedMsg | RunMsg | CancelMsg | KillMsg | DrainedMsg | PingMsg | PongMsg | ShutdownMsg | ErrorMsg;
 
 /** A table with one handler per op: leaving an op out is a type error. */
@@ -381,6 +393,7 @@ const W2C_SHAPES: Record<W2C['op'], Check> = {
   attach: shape({ node: isStr, lane: isInt, ticket: isStr }),
   'lane-died': shape({ lane: isInt, how: isStr, task: opt(isInt), crashed: isBool }),
   results: shape({ items: arrayOf(isOutcome) }),
+  report: shape({ id: isInt, v: isBytes }),
   ping: shape({ t: isNum }),
   pong: shape({ t: isNum }),
   drain: shape({}),

@@ -12,7 +12,17 @@ export interface TaskContext {
   readonly taskId: string;
   /** 1 on the first run; higher when the task is re-run after its worker was lost. */
   readonly attempt: number;
+  /**
+   * Sends `value` (anything a result may be) to the coordinator while the task runs; it
+   * reaches the future's `onReport` listeners (or `submitWith({ onReport })`). Resolves once
+   * the value is on its way; at most MAX_REPORTS_PER_SECOND per task — a faster caller waits,
+   * which is the back-pressure. Reports made after the task ended are dropped.
+   */
+  report(value: unknown): Promise<void>;
 }
+
+/** The most reports a task sends per second; `report()` waits for its turn beyond that. */
+export const MAX_REPORTS_PER_SECOND = 20;
 
 // One store per process (per thread), even if two copies of this module are loaded (e.g. the
 // worker node's and the one a shipped task module imports from its own node_modules).

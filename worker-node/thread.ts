@@ -8,7 +8,7 @@ import { parentPort } from 'node:worker_threads';
 import { attachedBytes, canEncode, decodeValue, encodeValue } from '../shared/codec.ts';
 import { UnknownTaskError, errorToWire } from '../shared/errors.ts';
 import { CLOSE, DEFAULTS, batchBySize, type C2W, type Handlers, type TaskOutcome, type TaskSpec } from '../shared/protocol.ts';
-import { threadTask, type TaskContext } from '../shared/task-context.ts';
+import { MAX_REPORTS_PER_SECOND, threadTask, type TaskContext } from '../shared/task-context.ts';
 import { BusyPoll } from '../shared/busy-poll.ts';
 import { Connection } from './connection.ts';
 import type { FromThread, LaneConfig, ToThread } from './thread-protocol.ts';
@@ -191,10 +191,26 @@ class ThreadTaskContext implements TaskContext {
   readonly taskId: string;
   readonly attempt: number;
   readonly #controller: LazyAbort;
+  readonly #id: number;
+  readonly #fn: string;
+  /** When its next report may leave (performance.now()), for the rate bound. */
+  #nextReportAt = 0;
   constructor(job: TaskSpec, controller: LazyAbort) {
     this.taskId = String(job.id);
     this.attempt = job.n;
     this.#controller = controller;
+    this.#id = job.id;
+    this.#fn = job.f;
+  }
+  async report(value: unknown): Promise<void> {
+    const now = performance.now();
+    const at = Math.max(now, this.#nextReportAt);
+    this.#nextReportAt = at + 1000 / MAX_REPORTS_PER_SECOND;
+    if (at > now) await new Promise((r) => setTimeout(r, at - now));
+    // The task ended meanwhile (or its lane closed): nobody listens any more.
+    if (!controllers.has(this.#id) || !lane?.isOpen) return;
+    const v = encodeValue(value, () => `a report of ${this.#fn}()`);
+    await new Promise<void>((resolve) => lane!.send({ op: 'report', id: this.#id, v }, resolve));
   }
   /** Made on first use: most tiny tasks never look at their signal. */
   get signal(): AbortSignal {
