@@ -47,6 +47,7 @@ await import('./thread.js');
 `,
 );
 chmodSync(join(dist, 'worker-node', 'cli.js'), 0o755);
+chmodSync(join(dist, 'coordinator', 'cli.js'), 0o755);
 
 // The single-file worker node that coordinators serve (coordinator/worker-download.ts).
 await bundleStandaloneWorker(join(dist, 'worker.mjs'));
