@@ -11,9 +11,12 @@ import { resolve } from 'node:path';
 import { SingleBar } from 'cli-progress';
 import { loadTest, writeLoadTestReports, type LoadStage, type LoadTestOptions } from './loadtest.ts';
 import { textReport } from './loadtest-report.ts';
+import { clusterLoadTest, type ClusterLoadTestOptions, type SelfTestTask } from './cluster-loadtest.ts';
+import { parseDuration } from './loadtest-thresholds.ts';
 import { VERSION } from '../shared/version.ts';
 
 const USAGE = `Usage: wsfutures loadtest SCENARIO [options]
+       wsfutures loadtest --self [options]
 
 Generates load with every slot of every worker node: SCENARIO is a module whose default export
 is one iteration, e.g.
@@ -39,6 +42,16 @@ Options:
   --quiet              no live progress line
   -v, --version        print the version
   -h, --help           show this help
+
+Load test of the cluster itself (--self): tasks on worker nodes this command starts, and on
+any that join (--listen); every result is checked, and every task must settle.
+  --task KIND          tiny (default), sleep:MS, cpu:MS, payload:BYTES
+  --rate N / --concurrency N   tasks submitted per second, or kept in flight (default 1000)
+  --duration D / --tasks N     how long, or how many tasks
+  --nodes N            local worker nodes to start (default 2), --slots N each (default: cores/nodes)
+  --chaos kill=EVERY   SIGKILL a random local node every EVERY (e.g. 500ms) and start another
+  --chaos stop=EVERY:FOR       freeze (SIGSTOP) a random local node every EVERY, for FOR
+  Exit code 1 if a task was lost (never settled) or its result was wrong.
 
 Exit codes: 0 every threshold met; 1 a threshold failed; 2 bad usage or the test could not run.`;
 
@@ -85,6 +98,13 @@ try {
       token: { type: 'string' },
       'min-slots': { type: 'string' },
       quiet: { type: 'boolean' },
+      self: { type: 'boolean' },
+      task: { type: 'string' },
+      concurrency: { type: 'string' },
+      tasks: { type: 'string' },
+      nodes: { type: 'string' },
+      slots: { type: 'string' },
+      chaos: { type: 'string', multiple: true },
       help: { type: 'boolean', short: 'h' },
     },
     strict: true,
@@ -97,7 +117,6 @@ if (values.help) {
   console.log(USAGE);
   process.exit(0);
 }
-if (positionals.length !== 1) fail(`loadtest takes one scenario module: got ${positionals.length === 0 ? 'none' : positionals.join(' ')}`);
 
 const params: Record<string, string> = {};
 for (const p of values.param ?? []) {
@@ -119,6 +138,11 @@ if (values.listen !== undefined) {
   if (!m) fail(`--listen must be HOST:PORT: got ${JSON.stringify(values.listen)}`);
   listen = { host: m[1] || '0.0.0.0', port: Number(m[2]) };
 }
+if (values.self) {
+  if (positionals.length > 0) fail(`--self takes no scenario: got ${positionals.join(' ')}`);
+  await runSelfTest();
+}
+if (positionals.length !== 1) fail(`loadtest takes one scenario module: got ${positionals.length === 0 ? 'none' : positionals.join(' ')}`);
 const workers = int(values.workers, '--workers');
 const options: LoadTestOptions = {
   scenario: resolve(positionals[0]!),
@@ -167,4 +191,62 @@ try {
   bar?.stop();
   console.error(`wsfutures loadtest: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`);
   process.exit(2);
+}
+
+/** `--self`: the load test of the cluster itself; exits. */
+async function runSelfTest(): Promise<never> {
+  const v = values;
+  let task: SelfTestTask = { kind: 'tiny' };
+  if (v.task !== undefined) {
+    const [kind, arg] = v.task.split(':');
+    const n = Number(arg);
+    if (kind === 'tiny' && arg === undefined) task = { kind: 'tiny' };
+    else if ((kind === 'sleep' || kind === 'cpu') && Number.isFinite(n) && n >= 0) task = { kind, ms: n };
+    else if (kind === 'payload' && Number.isInteger(n) && n >= 0) task = { kind, bytes: n };
+    else fail(`--task must be tiny, sleep:MS, cpu:MS or payload:BYTES: got ${JSON.stringify(v.task)}`);
+  }
+  const opts: ClusterLoadTestOptions = {
+    task,
+    rate: int(v.rate, '--rate'),
+    concurrency: int(v.concurrency, '--concurrency'),
+    tasks: int(v.tasks, '--tasks'),
+    nodes: int(v.nodes, '--nodes'),
+    slotsPerNode: int(v.slots, '--slots'),
+    minSlots: int(v['min-slots'], '--min-slots'),
+    pool: { listen, token: v.token ?? process.env.WSFUTURES_TOKEN },
+  };
+  if (v.duration !== undefined) {
+    try {
+      opts.durationMs = parseDuration(v.duration, '--duration');
+    } catch (err) {
+      fail((err as Error).message);
+    }
+  }
+  for (const c of v.chaos ?? []) {
+    const kill = /^kill=(.+)$/.exec(c);
+    const stop = /^stop=([^:]+):(.+)$/.exec(c);
+    try {
+      if (kill) opts.killEveryMs = parseDuration(kill[1], '--chaos kill=EVERY');
+      else if (stop) opts.stop = { everyMs: parseDuration(stop[1], '--chaos stop=EVERY:FOR'), forMs: parseDuration(stop[2], '--chaos stop=EVERY:FOR') };
+      else fail(`--chaos must be kill=EVERY or stop=EVERY:FOR (e.g. kill=500ms, stop=5s:2s): got ${JSON.stringify(c)}`);
+    } catch (err) {
+      fail((err as Error).message);
+    }
+  }
+  const tty = !v.quiet && process.stderr.isTTY;
+  opts.onProgress = (p) => {
+    if (tty) process.stderr.write(`\r ${(p.elapsedMs / 1000).toFixed(0)}s | ${p.rate.toLocaleString('en-US')} tasks/s | ${p.settled.toLocaleString('en-US')} of ${p.submitted.toLocaleString('en-US')} settled | ${p.slots} slots | ${p.kills} kills, ${p.stops} stops   `);
+  };
+  try {
+    const r = await clusterLoadTest(opts);
+    if (tty) process.stderr.write('\n');
+    const failed = Object.entries(r.failed).map(([k, n]) => `${n} ${k}`).join(', ') || 'none';
+    console.log(`${r.submitted.toLocaleString('en-US')} tasks (${task.kind}) in ${(r.durationMs / 1000).toFixed(1)} s: ${r.throughput.toFixed(0)} tasks/s; latency p50 ${r.latency.p50.toFixed(2)} ms, p90 ${r.latency.p90.toFixed(2)} ms, p99 ${r.latency.p99.toFixed(2)} ms, max ${r.latency.max.toFixed(0)} ms`);
+    console.log(`completed ${r.completed}, failed: ${failed}; lost ${r.lost}, wrong ${r.wrong}; re-run after a lost node: ${r.reruns}; chaos: ${r.kills} kills, ${r.stops} stops`);
+    console.log(r.ok ? 'ok: every task settled, every result right' : 'FAIL: tasks were lost or wrong');
+    process.exit(r.ok ? 0 : 1);
+  } catch (err) {
+    console.error(`wsfutures loadtest --self: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`);
+    process.exit(2);
+  }
 }

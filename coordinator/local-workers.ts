@@ -21,6 +21,8 @@ export interface LocalWorkersOptions {
   maxMessageBytes: number;
   /** Called when local nodes keep dying before they ever connect: the pool cannot work. */
   onBroken: (message: string) => void;
+  /** Nodes are named NAME-1, NAME-2… as they are (re)started (default `local`). */
+  name?: string;
   log: (level: 'info' | 'warn', message: string) => void;
 }
 
@@ -101,7 +103,7 @@ export class LocalWorkers {
     this.#url = url;
     const { token, slots, runtime } = this.#options;
     const { cmd, args } = command(runtime);
-    const name = `local-${++this.#generation}`;
+    const name = `${this.#options.name ?? 'local'}-${++this.#generation}`;
     const child = spawn(cmd, [...args, '--connect', url, '--concurrency', String(slots), '--name', name, '--no-reconnect', '--exit-on-shutdown', '--quiet', '--max-message-bytes', String(this.#options.maxMessageBytes)], {
       // The token goes by environment, not argv, so other users cannot read it from `ps`.
       env: { ...process.env, WSFUTURES_TOKEN: token },
