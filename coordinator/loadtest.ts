@@ -250,9 +250,15 @@ export async function loadTest(options: LoadTestOptions): Promise<LoadTestResult
     const limit = options.iterations;
     const chains = new Set<Promise<void>>();
     const chain = async (): Promise<void> => {
+      let drained = true;
       while (!stopped) {
         const now = Date.now() - startedAt;
-        if (now >= lengthMs || (limit !== undefined && started >= limit)) break;
+        if (now >= lengthMs || (limit !== undefined && started >= limit)) {
+          // The time ran out between segments: one more, with no load, to wait for and measure
+          // the iterations still in flight.
+          if (!drained) await drain();
+          break;
+        }
         // More chains than slots (a node left): this one ends.
         if (chains.size > Math.max(1, pool.slots)) break;
         const slots = Math.max(1, pool.slots);
@@ -269,6 +275,7 @@ export async function loadTest(options: LoadTestOptions): Promise<LoadTestResult
           params: options.params ?? {},
           drainMs: 10_000,
         };
+        drained = config.final;
         const f = pool.submitWith({ onReport: merge }, loadSegment, config);
         try {
           merge(await f);
@@ -277,6 +284,14 @@ export async function loadTest(options: LoadTestOptions): Promise<LoadTestResult
           if (pool.isShutdown) break;
           if (!(err instanceof Error && (err as { code?: string }).code === 'WSF_WORKER_LOST')) throw err;
         }
+      }
+    };
+    const drain = async () => {
+      const config: SegmentConfig = { testId, model, durationMs: 0, loadFrom: 0, loadTo: 0, maxInFlight, final: true, params: options.params ?? {}, drainMs: 10_000 };
+      try {
+        merge(await pool.submitWith({ onReport: merge }, loadSegment, config));
+      } catch {
+        // its node was lost: what it had in flight is lost with it
       }
     };
     const spawnChains = () => {
