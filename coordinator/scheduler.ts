@@ -94,6 +94,12 @@ class Fifo<T> {
   unshift(v: T): void {
     this.#front.push(v);
   }
+  /** Forgets every item. */
+  clear(): void {
+    this.#items = [];
+    this.#head = 0;
+    this.#front = [];
+  }
   shift(): T | undefined {
     if (this.#front.length > 0) return this.#front.pop();
     if (this.#head >= this.#items.length) return undefined;
@@ -161,6 +167,10 @@ export class Scheduler<P> {
     const out: { id: number; payload: P }[] = [];
     for (const t of this.#tasks.values()) if (t.workerId === undefined) out.push({ id: t.id, payload: t.payload });
     for (const { id } of out) this.cancel(id);
+    // Every task left in the FIFO is now dead (cancelled or settled): they were skipped only
+    // when reached, and no assign() may ever reach them (a pool shutting down, or broken).
+    // Emptying it releases them, payloads (futures, arguments) and all.
+    this.#queue.clear();
     return out;
   }
 
