@@ -675,7 +675,7 @@ export class ProcessPoolExecutor extends BaseExecutor {
       this.#running.delete(id);
       if (!entry || entry.future.done()) continue;
       entry.future.setException(
-        new WorkerLostError(`task ${id} (${entry.fn}) was lost with worker node ${node.label}: ${reason}; it ran ${attempts} time(s) and maxRetries is ${this.maxRetries}`),
+        new WorkerLostError(`task ${id} (${entry.fn}) was lost with worker node ${node.label}: ${reason}; it has now been lost while running ${attempts} time(s), and maxRetries is ${this.maxRetries}`),
       );
     }
     if (crashed !== undefined) {
