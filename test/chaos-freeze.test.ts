@@ -2,12 +2,14 @@
  * Chaos: a frozen worker node (SIGSTOP: its sockets stay open, nothing answers). The pool
  * finds it lost within heartbeatTimeoutMs (plus one heartbeat interval), its tasks finish on the
  * other node, and once it is thawed (SIGCONT) nothing it still had in hand settles a future a
- * second time; it reconnects and takes work again.
+ * second time; it reconnects and takes work again. And the other way round: a frozen
+ * coordinator (test/fixtures/chaos-coordinator.ts in its own process), which its nodes give up
+ * on and rejoin once it is thawed; its futures all settle, once.
  */
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { recorded, where } from './fixtures/chaos-tasks.ts';
-import { CHAOS_TASKS_URL, executions, logDir } from './helpers/chaos.ts';
+import { CHAOS_TASKS_URL, executions, logDir, spawnCoordinator } from './helpers/chaos.ts';
 import { spawnWorker, startPool, waitFor, within, type WorkerProcess } from './helpers/cluster.ts';
 
 const INTERVAL_MS = 300;
@@ -23,7 +25,7 @@ test('a frozen node is found lost within heartbeatTimeoutMs, its tasks finish el
     await pool.ready(2, { timeout: 30_000 });
     const [frozen, healthy] = workers as [WorkerProcess, WorkerProcess];
 
-    const N = 40;
+    const N = 24;
     const futures = Array.from({ length: N }, (_, i) => pool.submit(recorded, i, 150, logs.dir));
     const settlements = new Array<number>(N).fill(0);
     futures.forEach((f, i) => f.addDoneCallback(() => settlements[i]!++));
@@ -80,6 +82,46 @@ test('a frozen node is found lost within heartbeatTimeoutMs, its tasks finish el
     await Promise.all(workers.map((w) => w.kill()));
     await pool.shutdown({ cancelFutures: true });
     logs.remove();
+  }
+});
+
+test('a frozen coordinator (SIGSTOP): its nodes give up on it and reconnect once it is thawed, and every future settles exactly once', async () => {
+  // Its own process, so it can be stopped; the same short heartbeat on both sides.
+  const coordinator = spawnCoordinator(['0', 'freeze-test-token-0123456789', '2', '400', '6', String(INTERVAL_MS), String(TIMEOUT_MS)]);
+  const workers: WorkerProcess[] = [];
+  try {
+    const { url, token } = await coordinator.line<{ url: string; token: string }>('url');
+    for (const name of ['n1', 'n2']) workers.push(spawnWorker({ url, token, name }));
+    await coordinator.line('running');
+    const frozenMs = TIMEOUT_MS + 1500;
+    coordinator.child.pid && process.kill(coordinator.child.pid, 'SIGSTOP');
+    await new Promise((r) => setTimeout(r, frozenMs));
+    // Both nodes noticed the silence (their heartbeat timeout comes from the coordinator).
+    for (const w of workers) assert.match(w.output, /no message from the coordinator for \d+ ms: reconnecting/);
+    const thawedAt = Date.now();
+    process.kill(coordinator.child.pid!, 'SIGCONT');
+    const { done } = await coordinator.line<{ done: { fulfilled: number; settlements: number[]; attempts: number[]; pids: number[]; workers: number } }>('done', 60_000);
+    const doneMs = Date.now() - thawedAt;
+    assert.is(done.fulfilled, 6, 'every future has its value');
+    assert.equal(done.settlements, new Array<number>(6).fill(1), 'each settled exactly once');
+    const pids = new Set(workers.map((w) => w.child.pid));
+    for (const p of done.pids) assert.ok(pids.has(p), 'ran on one of the two nodes');
+    assert.is(done.workers, 2, 'both nodes are connected again');
+    console.log(
+      `  chaos-freeze: coordinator frozen ${frozenMs} ms (heartbeat ${INTERVAL_MS}/${TIMEOUT_MS} ms): both nodes gave up on it; ` +
+        `after SIGCONT all 6 futures settled once, within ${doneMs} ms (attempts ${done.attempts.join(',')})`,
+    );
+  } finally {
+    if (coordinator.child.pid) {
+      try {
+        process.kill(coordinator.child.pid, 'SIGCONT');
+        process.kill(coordinator.child.pid, 'SIGKILL');
+      } catch {
+        // gone
+      }
+    }
+    await coordinator.exited;
+    await Promise.all(workers.map((w) => w.kill()));
   }
 });
 

@@ -10,13 +10,11 @@
  */
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { spawn } from 'node:child_process';
-import { join } from 'node:path';
 import { CancelledError } from '../coordinator/index.ts';
 import { where } from './fixtures/chaos-tasks.ts';
 import { rejects } from './helpers/assert.ts';
-import { CHAOS_TASKS_URL, IS_DENO } from './helpers/chaos.ts';
-import { ROOT, spawnWorker, startPool, waitFor, within, type WorkerProcess } from './helpers/cluster.ts';
+import { CHAOS_TASKS_URL, spawnCoordinator } from './helpers/chaos.ts';
+import { spawnWorker, startPool, waitFor, within, type WorkerProcess } from './helpers/cluster.ts';
 
 const TOKEN = 'restart-test-token-0123456789';
 
@@ -60,24 +58,17 @@ test('the pool shuts down and a new one starts on the same port: its futures all
 });
 
 test('the coordinator process is SIGKILLed and a new one starts on the same port: the nodes drop its tasks, reconnect and run the new ones', async () => {
-  const script = join(ROOT, 'test', 'fixtures', 'chaos-coordinator.ts');
-  const [cmd, args] = IS_DENO ? [join(ROOT, 'node_modules', '.bin', 'deno'), ['run', '-A', script]] : [process.execPath, ['--import', 'tsx', script]];
-  const coordinator = spawn(cmd, [...args, '0', TOKEN, '2'], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
-  let out = '';
-  coordinator.stdout!.on('data', (d: Buffer) => (out += d.toString()));
-  coordinator.stderr!.on('data', (d: Buffer) => (out += d.toString()));
-  const exited = new Promise((r) => coordinator.once('exit', r));
+  const coordinator = spawnCoordinator(['0', TOKEN, '2']);
   const workers: WorkerProcess[] = [];
   let second: Awaited<ReturnType<typeof startPool>> | undefined;
   try {
-    await waitFor(() => out.includes('"url"'), 30_000, `the coordinator listening (output: ${out})`);
-    const { url } = JSON.parse(out.split('\n').find((l) => l.includes('"url"'))!) as { url: string };
+    const { url } = await coordinator.line<{ url: string }>('url');
     for (const name of ['k1', 'k2']) workers.push(spawnWorker({ url, token: TOKEN, name, args: ['--quiet'] }));
-    await waitFor(() => out.includes('"running"'), 30_000, 'its two long tasks running');
+    await coordinator.line('running');
     const pids = new Set(workers.map((w) => w.child.pid));
 
-    process.kill(coordinator.pid!, 'SIGKILL');
-    await exited;
+    process.kill(coordinator.child.pid!, 'SIGKILL');
+    await coordinator.exited;
     const killedAt = Date.now();
     second = await startPool({ tasks: CHAOS_TASKS_URL, maxWorkers: 0, token: TOKEN, listen: { port: portOf(url) } });
     await second.ready(2, { timeout: 20_000 });
@@ -93,7 +84,7 @@ test('the coordinator process is SIGKILLed and a new one starts on the same port
     for (const w of workers) assert.is(w.child.exitCode, null, 'the nodes are still running');
     console.log(`  coordinator-restart (SIGKILL): both nodes back ${reconnectMs} ms after the kill; the new coordinator's tasks done after ${doneMs} ms`);
   } finally {
-    coordinator.kill('SIGKILL');
+    coordinator.child.kill('SIGKILL');
     await Promise.all(workers.map((w) => w.kill()));
     await second?.shutdown({ cancelFutures: true });
   }
