@@ -6,7 +6,8 @@
  * with the right value; executions (recorded by each task in a file per process before it does
  * anything) show the at-least-once promise holding: only a task that was in flight on a killed
  * node ran more than once, and every task's attempt number (currentTask().attempt) was at least
- * the number of times it ran.
+ * the number of times it ran. And every node killed at once: the futures wait for the next
+ * node rather than fail.
  */
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
@@ -101,6 +102,35 @@ test(`${TASKS} tasks while a worker node is SIGKILLed every ${KILL_EVERY_MS} ms 
     assert.is(last.v, 21);
   } finally {
     if (killer) clearInterval(killer);
+    await Promise.all(workers.map((w) => w.kill()));
+    await pool.shutdown({ cancelFutures: true });
+    logs.remove();
+  }
+});
+
+test('every node killed at once: the futures wait (none fails) and finish on a node started later', async () => {
+  const logs = logDir();
+  const pool = await startPool({ tasks: CHAOS_TASKS_URL, maxWorkers: 0 });
+  const workers: WorkerProcess[] = [];
+  try {
+    for (const name of ['all-1', 'all-2']) workers.push(spawnWorker({ url: pool.url!, token: pool.token, name, args: ['--quiet'] }));
+    await pool.ready(2, { timeout: 30_000 });
+    const N = 2000;
+    const futures = Array.from({ length: N }, (_, i) => pool.submit(recorded, i, i % 10 === 0 ? 3 : 0, logs.dir));
+    await waitFor(() => futures.some((f) => f.done()), 20_000, 'the first results');
+    for (const w of workers) w.signal('SIGKILL');
+    await Promise.all(workers.map((w) => w.exited));
+    await waitFor(() => pool.slots === 0, 10_000, 'both nodes found lost');
+    // No node at all for a while: nothing fails, the queue waits.
+    await new Promise((r) => setTimeout(r, 1000));
+    const waiting = futures.filter((f) => !f.done()).length;
+    assert.ok(waiting > 0, 'some tasks were still to run when the nodes died');
+    const revivedAt = Date.now();
+    workers.push(spawnWorker({ url: pool.url!, token: pool.token, name: 'later', args: ['--quiet'] }));
+    const values = await within(Promise.all(futures), 60_000, 'every future, on the new node');
+    for (const [i, r] of values.entries()) assert.is(r.v, i * 3);
+    console.log(`  chaos-kill: both nodes killed with ${waiting} of ${N} tasks still to run; a node started 1 s later finished them all ${Date.now() - revivedAt} ms after it was started; 0 failed`);
+  } finally {
     await Promise.all(workers.map((w) => w.kill()));
     await pool.shutdown({ cancelFutures: true });
     logs.remove();
