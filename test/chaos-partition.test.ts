@@ -46,7 +46,9 @@ test('a partitioned node is found lost by heartbeats, its tasks finish on the lo
   const ns = `wsf-part-${tag}`;
   const hostIf = `wsfh${tag}`;
   const nsIf = `wsfn${tag}`;
-  const subnet = `10.${200 + (parseInt(tag.slice(0, 2), 16) % 50)}.${parseInt(tag.slice(2, 4), 16)}`;
+  // In 198.18.0.0/15, the range set aside for network tests (RFC 2544): unlikely to be a real
+  // network the machine needs.
+  const subnet = `198.${18 + (parseInt(tag.slice(0, 2), 16) % 2)}.${parseInt(tag.slice(2, 4), 16)}`;
   const hostAddr = `${subnet}.1`;
   const nsAddr = `${subnet}.2`;
   let pool: Awaited<ReturnType<typeof startPool>> | undefined;
