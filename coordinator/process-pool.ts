@@ -894,7 +894,7 @@ export class ProcessPoolExecutor extends BaseExecutor {
       if (!entry || entry.future.done()) continue;
       stats.failedElsewhere(entry.stat, Date.now());
       entry.future.setException(
-        new WorkerLostError(`task ${id} (${entry.fn}) was lost with worker node ${node.label}: ${reason}; it ran ${attempts} time(s) and maxRetries is ${this.maxRetries}`),
+        new WorkerLostError(`task ${id} (${entry.fn}) was lost with worker node ${node.label}: ${reason}; it has now been lost while running ${attempts} time(s), and maxRetries is ${this.maxRetries}`),
       );
     }
     if (crashed !== undefined) {

@@ -18,8 +18,15 @@ interface TaskEntry<P> {
    */
   seq: number;
   payload: P;
-  /** Times it has been handed to a worker node. */
+  /** Times it has been handed to a worker node, less those that cannot have been its fault. */
   attempts: number;
+  /**
+   * Times it went back to the queue from a lost worker without using a retry although it may
+   * have run there: results leave a task thread in batches, so a task behind the one that was
+   * running may have finished without its result having left the node. Counted in the attempt
+   * number the task sees, so that `attempt > 1` always means "this may have run before".
+   */
+  mayHaveRun: number;
   /** The worker node it is assigned to, or undefined while queued. */
   workerId: string | undefined;
 }
@@ -86,6 +93,12 @@ class Fifo<T> {
   /** Puts a task at the front: retried tasks go first, they have waited longest. */
   unshift(v: T): void {
     this.#front.push(v);
+  }
+  /** Forgets every item. */
+  clear(): void {
+    this.#items = [];
+    this.#head = 0;
+    this.#front = [];
   }
   shift(): T | undefined {
     if (this.#front.length > 0) return this.#front.pop();
@@ -154,6 +167,10 @@ export class Scheduler<P> {
     const out: { id: number; payload: P }[] = [];
     for (const t of this.#tasks.values()) if (t.workerId === undefined) out.push({ id: t.id, payload: t.payload });
     for (const { id } of out) this.cancel(id);
+    // Every task left in the FIFO is now dead (cancelled or settled): they were skipped only
+    // when reached, and no assign() may ever reach them (a pool shutting down, or broken).
+    // Emptying it releases them, payloads (futures, arguments) and all.
+    this.#queue.clear();
     return out;
   }
 
@@ -173,7 +190,7 @@ export class Scheduler<P> {
 
   submit(id: number, payload: P): void {
     if (this.#tasks.has(id)) throw new Error(`scheduler: task ${id} submitted twice`);
-    const t: TaskEntry<P> = { id, seq: this.#seq++, payload, attempts: 0, workerId: undefined };
+    const t: TaskEntry<P> = { id, seq: this.#seq++, payload, attempts: 0, mayHaveRun: 0, workerId: undefined };
     this.#tasks.set(id, t);
     this.#queue.push(t);
     this.#queued++;
@@ -195,6 +212,9 @@ export class Scheduler<P> {
    * that was: an id (which may no longer be the scheduler's: an aborted task), `null` for none,
    * or undefined when unknown — then the worker's first `slots` tasks in assignment order are
    * taken to be the running ones.
+   *
+   * A requeued task uses no retry, but unless the loss shows it never started (it came after
+   * the known running task) its attempt number goes up: it may have run (see mayHaveRun).
    */
   removeWorker(id: string, how: LossKind = 'lost', running?: number | null): LostWorkerOutcome {
     const w = this.#workers.get(id);
@@ -203,6 +223,8 @@ export class Scheduler<P> {
     this.#workers.delete(id);
     const retry: TaskEntry<P>[] = [];
     let position = 0;
+    // Tasks after the one known to be running had not started: the thread runs them in order.
+    let pastRunning = false;
     for (const taskId of w.assigned) {
       const t = this.#tasks.get(taskId);
       if (!t) continue;
@@ -210,8 +232,12 @@ export class Scheduler<P> {
       const wasRunning = running === undefined ? position++ < w.slots : taskId === running;
       if (!wasRunning) {
         t.attempts--;
+        if (!pastRunning) t.mayHaveRun++;
         retry.push(t);
-      } else if (how === 'crashed') {
+        continue;
+      }
+      if (running !== undefined) pastRunning = true;
+      if (how === 'crashed') {
         this.#tasks.delete(t.id);
         out.crashed = t.id;
       } else if (t.attempts > this.#options.maxRetries) {
@@ -298,7 +324,7 @@ export class Scheduler<P> {
       w.assigned.add(id);
       let batch = batches.get(w.id);
       if (!batch) batches.set(w.id, (batch = { workerId: w.id, tasks: [] }));
-      batch.tasks.push({ id, payload: t.payload, attempt: t.attempts });
+      batch.tasks.push({ id, payload: t.payload, attempt: t.attempts + t.mayHaveRun });
       if (w.assigned.size >= w.slots * this.depthPerSlot) open.splice(i, 1);
       else i++;
     }

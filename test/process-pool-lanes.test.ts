@@ -37,7 +37,8 @@ test('a task that ends its thread fails with WSF_THREAD_DIED and how; the tasks 
 });
 
 test('results waiting in a thread to leave in a batch do not fool the coordinator about which task is running', async () => {
-  const pool = await startPool({ maxWorkers: 0 });
+  // maxRetries 0: a task wrongly blamed for a lost thread would fail with WorkerLostError.
+  const pool = await startPool({ maxWorkers: 0, maxRetries: 0 });
   const node = spawnWorker({ url: pool.url!, token: pool.token, concurrency: 1 });
   try {
     await within(pool.ready(1), 30_000, 'the node');
@@ -48,7 +49,9 @@ test('results waiting in a thread to leave in a batch do not fool the coordinato
     const dying = pool.submit(exitThread, 3);
     const err = await within(rejects(dying), 20_000, 'the dying task');
     assert.is((err as { code?: string }).code, 'WSF_THREAD_DIED');
-    for (const r of await within(Promise.all(before), 20_000, 'the tasks before it')) assert.is(r.attempt, 1);
+    // They ran, but their results died with the thread: they run again, using no retry, and
+    // their attempt number says they may have run before.
+    for (const r of await within(Promise.all(before), 20_000, 'the tasks before it')) assert.ok(r.attempt <= 2, `attempt ${r.attempt}`);
     await waitFor(() => pool.slots === 1, 20_000, 'the replacement thread attached');
     await within(Promise.all(Array.from({ length: 300 }, (_, i) => pool.submit(add, i, 1))), 30_000, 'warm-up again');
     // The same, with a CPU-bound task that is aborted (its timeout) and never looks at its
@@ -58,7 +61,8 @@ test('results waiting in a thread to leave in a batch do not fool the coordinato
     const behind = pool.submit(sleepThenWhere, 0);
     await within(rejects(spinning, TimeoutError), 10_000, 'the spin timing out');
     const rest = await within(Promise.all([...ahead, behind]), 15_000, 'the tasks around the aborted one');
-    for (const r of rest) assert.is(r.attempt, 1, 'none was counted as a failed attempt');
+    // None used a retry (maxRetries is 0); those that may have run before say so in `attempt`.
+    for (const r of rest) assert.ok(r.attempt <= 2, `attempt ${r.attempt}`);
     assert.match(node.output, /ending the thread of lane \d+: task \d+ did not stop/);
   } finally {
     await node.kill();

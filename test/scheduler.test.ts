@@ -308,7 +308,7 @@ test('a million queued tasks: losing a node with thousands of tasks, and cancell
 });
 
 
-test('a lost one-slot worker (a lane): only the task it was running counts an attempt; those behind it never started', () => {
+test('a lost one-slot worker (a lane): only the task it was running uses a retry; those behind it may have run, and their attempt number says so', () => {
   const s = new Scheduler<string>({ maxRetries: 0 });
   s.depthPerSlot = 4;
   s.addWorker('lane', 1);
@@ -318,7 +318,23 @@ test('a lost one-slot worker (a lane): only the task it was running counts an at
   assert.equal(lost, { requeued: [2, 3, 4], failed: [{ id: 1, attempts: 1 }] }, 'maxRetries 0: the running task fails, the others wait again');
   s.addWorker('other', 1);
   const again = s.assign();
-  assert.equal(again[0]!.tasks.map((t) => [t.id, t.attempt]), [[2, 1], [3, 1], [4, 1]], 'still their first attempt');
+  // Results leave a thread in batches: 2 and 3 may have finished on 'lane' without their results
+  // reaching the coordinator. They use no retry (maxRetries 0 would fail them otherwise), but a
+  // task must be able to tell it may be running again.
+  assert.equal(again[0]!.tasks.map((t) => [t.id, t.attempt]), [[2, 2], [3, 2], [4, 2]], 'attempt 2: they may have run');
+  // Lost again: still no retry used up by the tasks behind the running one.
+  assert.equal(s.removeWorker('other', 'lost'), { requeued: [3, 4], failed: [{ id: 2, attempts: 1 }] });
+});
+
+test('a lost lane whose running task is known: tasks before it ran (attempt goes up), tasks after it never started (it does not)', () => {
+  const s = new Scheduler<string>({ maxRetries: 2 });
+  s.depthPerSlot = 4;
+  s.addWorker('a', 1);
+  submitMany(s, 1, 4);
+  s.assign();
+  assert.equal(s.removeWorker('a', 'lost', 2), { requeued: [1, 2, 3, 4], failed: [] });
+  s.addWorker('b', 1);
+  assert.equal(s.assign()[0]!.tasks.map((t) => [t.id, t.attempt]), [[1, 2], [2, 2], [3, 1], [4, 1]]);
 });
 
 test("a crashed lane hands back the task it was running (to fail) and requeues the rest; a task ended on purpose blames no one", () => {
@@ -337,7 +353,10 @@ test("a crashed lane hands back the task it was running (to fail) and requeues t
   // The node ended the thread that ran task 3: nobody else is to blame.
   assert.equal(s.removeWorker('b', 'lost', 3), { requeued: [1, 4], failed: [] });
   s.addWorker('c', 1);
-  assert.equal(s.assign()[0]!.tasks.map((t) => [t.id, t.attempt]), [[1, 1], [4, 1]], 'not counted against tasks 1 and 4');
+  // No retry used up by 1 and 4 (maxRetries is 2: a third loss would fail them otherwise); but
+  // 1 ran on 'a' (before task 2), and where 1 and 4 stood on 'b' relative to the ended task 3 is
+  // no longer known: their attempt numbers say they may have run.
+  assert.equal(s.assign()[0]!.tasks.map((t) => [t.id, t.attempt]), [[1, 3], [4, 2]], 'attempt numbers: may have run');
   // null: the thread was between tasks.
   assert.equal(s.removeWorker('c', 'crashed', null), { requeued: [1, 4], failed: [] });
 });

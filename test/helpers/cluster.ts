@@ -63,6 +63,11 @@ export interface SpawnWorkerOptions {
   /** Extra CLI flags (e.g. `--tasks FILE`, `--no-reconnect`). */
   args?: string[];
   env?: Record<string, string>;
+  /**
+   * A command that runs node for us, e.g. `['ip', 'netns', 'exec', NAME]` to start the node in
+   * a network namespace (it must exec node, so that the pid is node's).
+   */
+  prefix?: string[];
 }
 
 /** Starts `node --import tsx worker-node/cli.ts --connect URL ...`, as a user would on a LAN machine. */
@@ -74,7 +79,8 @@ export function spawnWorker(options: SpawnWorkerOptions): WorkerProcess {
   // The token goes by environment (as the docs recommend), so it is not in `ps`.
   if (options.token !== undefined) env.WSFUTURES_TOKEN = options.token;
   else delete env.WSFUTURES_TOKEN;
-  const child = spawn(NODE, args, { cwd: options.cwd ?? ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
+  const [cmd, ...cmdArgs] = [...(options.prefix ?? []), NODE, ...args];
+  const child = spawn(cmd!, cmdArgs, { cwd: options.cwd ?? ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
   let output = '';
   child.stdout!.on('data', (d: Buffer) => (output += d.toString()));
   child.stderr!.on('data', (d: Buffer) => (output += d.toString()));
