@@ -9,7 +9,7 @@ import { availableParallelism, hostname } from 'node:os';
 import { nanoid } from 'nanoid';
 import { deriveKey, generateToken } from '../shared/auth.ts';
 import { attachedBytes, decodeValue, encodeValue } from '../shared/codec.ts';
-import { BrokenExecutorError, SerializationError, TimeoutError, WorkerLostError, errorFromWire } from '../shared/errors.ts';
+import { BrokenExecutorError, ModuleLoadError, SerializationError, TimeoutError, WorkerLostError, errorFromWire } from '../shared/errors.ts';
 import { BusyPoll } from '../shared/busy-poll.ts';
 import { CLOSE, DEFAULTS, MAX_BUSY_POLL_MICROS, type AttachMsg, type LaneDiedMsg, type RegisterMsg, type TaskOutcome, type TaskSpec } from '../shared/protocol.ts';
 import { toModuleUrl } from '../shared/bundle.ts';
@@ -88,6 +88,8 @@ interface NodeState {
   lanes: Map<number, LaneState>;
   draining: boolean;
   drainedSent: boolean;
+  /** Task modules its threads could not import, with the node's explanation. */
+  failedModules: Map<number, string>;
 }
 
 /**
@@ -357,9 +359,38 @@ export class ProcessPoolExecutor extends BaseExecutor {
   #queue(future: Future<unknown>, ref: TaskRef, fn: string, args: unknown, chunk: boolean): void {
     // A map() still reading its input when the pool broke submits here, past checkCallable.
     if (this.#broken) return future.setException(this.#broken);
+    const unloadable = this.#moduleLoadError(ref.moduleId, fn);
+    if (unloadable) return future.setException(unloadable);
     const id = ++this.#nextId;
-    this.#scheduler.submit(id, { future, m: ref.moduleId, f: ref.exportName, args, chunk, fn });
+    this.#scheduler.submit(id, { future, m: ref.moduleId, f: ref.exportName, args, chunk, fn }, ref.moduleId);
     this.#schedulePump();
+  }
+
+  /**
+   * The error for a task of `module` when no connected worker node can run it: there is at
+   * least one, and every one failed to import that module. Undefined otherwise (with no node
+   * connected, tasks wait for one, as they always do).
+   */
+  #moduleLoadError(module: number, fn: string): ModuleLoadError | undefined {
+    if (this.#nodes.size === 0 || this.#scheduler.canRun(module)) return undefined;
+    const reasons: string[] = [];
+    for (const node of this.#nodes.values()) {
+      const error = node.failedModules.get(module);
+      if (error === undefined) return undefined; // its lanes have not attached yet: it may run it
+      reasons.push(`worker node ${node.peer.label}: ${error}`);
+    }
+    const url = this.#registry.modules[module]?.url ?? `#${module}`;
+    return new ModuleLoadError(`cannot run ${fn || 'the task'}(): no connected worker node could import its task module ${url}; ${reasons.join('; ')}`);
+  }
+
+  /** Fails the queued tasks of every module that no connected node can run now. */
+  #failUnloadable(): void {
+    for (const mod of this.#registry.modules) {
+      if (!mod || !this.#moduleLoadError(mod.id, '')) continue;
+      for (const { payload } of this.#scheduler.removeQueuedOf(mod.id)) {
+        if (!payload.future.done()) payload.future.setException(this.#moduleLoadError(mod.id, payload.fn)!);
+      }
+    }
   }
 
   protected async close(): Promise<void> {
@@ -454,7 +485,7 @@ export class ProcessPoolExecutor extends BaseExecutor {
   /** Welcomes a registered node once the modules are bundled. (The node itself compares any
    *  local copies of task modules against the hashes in the welcome, and says if they differ.) */
   #onRegister(peer: WorkerPeer, _msg: RegisterMsg): void {
-    const node: NodeState = { peer, ticket: nanoid(), lanes: new Map(), draining: false, drainedSent: false };
+    const node: NodeState = { peer, ticket: nanoid(), lanes: new Map(), draining: false, drainedSent: false, failedModules: new Map() };
     this.#nodes.set(peer.id, node);
     this.#registry.loaded.then(
       () => {
@@ -489,6 +520,15 @@ export class ProcessPoolExecutor extends BaseExecutor {
     let live = 0;
     for (const l of node.lanes.values()) if (l.peer.phase !== 'closed') live++;
     if (live >= node.peer.slots) return `attach: worker node ${node.peer.label} has ${node.peer.slots} slot(s) and as many lanes already`;
+    const cannotRun = new Set<number>();
+    for (const { id, error } of msg.failedModules ?? []) {
+      const mod = this.#registry.modules[id];
+      if (!mod) return `attach: no task module with id ${id}`;
+      cannotRun.add(id);
+      if (node.failedModules.has(id)) continue;
+      node.failedModules.set(id, error);
+      this.#log('warn', `worker node ${node.peer.label} could not import task module ${mod.url}: ${error}. Its tasks go only to worker nodes that loaded it.`);
+    }
     // A lane speaks for its node in messages and remote stacks, and has its frame limit.
     peer.name = node.peer.name;
     peer.hostname = node.peer.hostname;
@@ -500,7 +540,8 @@ export class ProcessPoolExecutor extends BaseExecutor {
     const lane: LaneState = { peer, node, lane: msg.lane, unreported: new Set(), killTimers: new Map(), lostTimer: undefined };
     node.lanes.set(msg.lane, lane);
     this.#lanes.set(peer.id, lane);
-    this.#scheduler.addWorker(peer.id, 1);
+    this.#scheduler.addWorker(peer.id, 1, cannotRun);
+    if (cannotRun.size > 0) this.#failUnloadable();
     if (node.draining) this.#scheduler.drainWorker(peer.id);
     const have = this.#scheduler.slotCount;
     this.#readyWaiters = this.#readyWaiters.filter((w) => {
@@ -515,7 +556,10 @@ export class ProcessPoolExecutor extends BaseExecutor {
   #onReady(peer: WorkerPeer): void {
     // Recognised by process, not by name: a remote node may well call itself "local-1".
     if (this.#local && peer.pid === this.#local.pid && peer.hostname === hostname()) this.#local.connected();
-    this.#log('info', `worker node ${peer.label} connected: ${peer.slots} slot(s), ${peer.runtime}`);
+    const failed = [...(this.#nodes.get(peer.id)?.failedModules.keys() ?? [])].map((id) => this.#registry.modules[id]?.url);
+    // Its slots count (ready() keeps its meaning), but not for the modules it could not import.
+    if (failed.length > 0) this.#log('warn', `worker node ${peer.label} connected: ${peer.slots} slot(s), ${peer.runtime}; it could not import ${failed.join(', ')} and runs none of those tasks`);
+    else this.#log('info', `worker node ${peer.label} connected: ${peer.slots} slot(s), ${peer.runtime}`);
   }
 
   #onDrain(peer: WorkerPeer): void {
@@ -632,6 +676,8 @@ export class ProcessPoolExecutor extends BaseExecutor {
       if (requeued || failed || !this.isShutdown) {
         this.#log(this.isShutdown ? 'info' : 'warn', `worker node ${peer.label} lost: ${reason}; ${requeued} task(s) requeued, ${failed} failed`);
       }
+      // The nodes left may all be ones that cannot import some module.
+      this.#failUnloadable();
       return;
     }
     const lane = this.#lanes.get(peer.id);

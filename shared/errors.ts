@@ -66,6 +66,17 @@ export class UnknownTaskError extends WsFuturesError {
   }
 }
 
+/**
+ * A task module could not be imported on the worker nodes that would run its tasks (a package
+ * it imports is not installed there, or the runtime there cannot parse it). Its tasks go only
+ * to nodes that loaded it; they fail with this error when every connected node failed it.
+ */
+export class ModuleLoadError extends WsFuturesError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('WSF_MODULE_LOAD_FAILED', message, options);
+  }
+}
+
 /** A value could not be serialized or deserialized (e.g. a function among the arguments). */
 export class SerializationError extends WsFuturesError {
   constructor(message: string, options?: { cause?: unknown }) {
@@ -116,6 +127,7 @@ const OWN_ERRORS: Record<string, (message: string) => Error> = {
   InvalidStateError: (m) => new InvalidStateError(m),
   WorkerLostError: (m) => new WorkerLostError(m),
   UnknownTaskError: (m) => new UnknownTaskError(m),
+  ModuleLoadError: (m) => new ModuleLoadError(m),
   SerializationError: (m) => new SerializationError(m),
 };
 

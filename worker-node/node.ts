@@ -56,6 +56,8 @@ export class WorkerNode {
   #conn: Connection | undefined;
   #state: State = 'idle';
   #moduleUrls = new Map<number, string>();
+  /** Task modules' names on the coordinator's machine (tasks.ts), for messages. */
+  #moduleNames = new Map<number, string>();
   #pendingModules = new Set<number>();
   #localHashes: Map<string, { path: string; code: string }> | undefined;
   #heartbeat: ReturnType<typeof setInterval> | undefined;
@@ -103,6 +105,7 @@ export class WorkerNode {
     this.#lanes = new LaneThreads({
       slots: concurrency,
       onGone: (lane, how, task, crashed) => this.#conn?.send({ op: 'lane-died', lane, how, task, crashed }),
+      onImportFailed: (failed) => this.#onImportFailed(failed),
       log: (m) => this.#log(m),
     });
     this.#stopped = new Promise((resolve, reject) => {
@@ -225,6 +228,8 @@ export class WorkerNode {
         this.#workerId = m.workerId;
         this.#laneTicket = m.laneTicket;
         this.#moduleUrls.clear();
+        this.#moduleNames.clear();
+        this.#importFailuresSaid.clear();
         this.#pendingModules.clear();
         for (const info of m.modules) this.#resolveModule(info);
         if (this.#pendingModules.size === 0) this.#becomeReady();
@@ -259,6 +264,7 @@ export class WorkerNode {
   }
 
   #resolveModule(info: ModuleInfo): void {
+    this.#moduleNames.set(info.id, moduleName(info.url));
     const cached = this.#cache.get(info.hash);
     if (cached) {
       this.#moduleUrls.set(info.id, cached);
@@ -298,7 +304,8 @@ export class WorkerNode {
       busyPollMicros: Math.min(this.#peerBusyPollMicros, this.options.busyPollMicros),
       node: this.#workerId,
       ticket: this.#laneTicket,
-      modules: [...this.#moduleUrls],
+      modules: [...this.#moduleUrls].map(([id, url]) => ({ id, url, name: this.#moduleNames.get(id) ?? url })),
+      installDir: this.#cache.installDir,
     });
     const limit = new Promise<'late'>((r) => setTimeout(() => r('late'), 30_000).unref?.());
     void Promise.race([attached, limit]).then((late) => {
@@ -307,6 +314,21 @@ export class WorkerNode {
       this.#sendReady();
     });
   }
+
+  /**
+   * Every thread imports the task modules and reports the ones it could not: said once per
+   * module and connection, on this node's own stderr, where the person who can install the
+   * missing package looks. (The coordinator hears it from each lane's attach.)
+   */
+  #onImportFailed(failed: { id: number; error: string }[]): void {
+    for (const { id, error } of failed) {
+      if (this.#importFailuresSaid.has(id)) continue;
+      this.#importFailuresSaid.add(id);
+      this.#log(`${error}; the coordinator sends that module's tasks to other worker nodes`);
+    }
+  }
+  /** Task modules whose import failure was said since the last welcome. */
+  #importFailuresSaid = new Set<number>();
 
   #sendReady(): void {
     this.#state = 'ready';
@@ -374,6 +396,15 @@ export class WorkerNode {
     if (this.#heartbeat) clearInterval(this.#heartbeat);
     await this.#lanes.stop();
     this.#rejectStopped(err);
+  }
+}
+
+/** A task module's file name on the coordinator's machine, from its URL there. */
+function moduleName(url: string): string {
+  try {
+    return basename(fileURLToPath(url));
+  } catch {
+    return url;
   }
 }
 

@@ -6,11 +6,12 @@
  */
 import { parentPort } from 'node:worker_threads';
 import { attachedBytes, canEncode, decodeValue, encodeValue } from '../shared/codec.ts';
-import { UnknownTaskError, errorToWire } from '../shared/errors.ts';
-import { CLOSE, DEFAULTS, batchBySize, type C2W, type Handlers, type TaskOutcome, type TaskSpec } from '../shared/protocol.ts';
+import { ModuleLoadError, UnknownTaskError, errorToWire } from '../shared/errors.ts';
+import { CLOSE, DEFAULTS, MAX_MODULE_ERROR_CHARS, batchBySize, type C2W, type Handlers, type TaskOutcome, type TaskSpec } from '../shared/protocol.ts';
 import { threadTask, type TaskContext } from '../shared/task-context.ts';
 import { BusyPoll } from '../shared/busy-poll.ts';
 import { Connection } from './connection.ts';
+import { describeImportFailure } from './import-failure.ts';
 import type { FromThread, LaneConfig, ToThread } from './thread-protocol.ts';
 
 /**
@@ -78,8 +79,19 @@ async function load(url: string): Promise<Record<string, unknown>> {
     return ns;
   } catch (err) {
     loading.delete(url); // let a later task retry a failed import
-    throw new UnknownTaskError(`task module could not be imported on this worker node: ${(err as Error)?.message ?? err}`);
+    const info = config?.modules.find((m) => m.url === url);
+    throw new ModuleLoadError(describeImportFailure(info?.name ?? url, err, config?.installDir ?? process.cwd()), { cause: err });
   }
+}
+
+/** The modules that cannot be imported here, each with what to do about it. */
+async function loadAll(c: LaneConfig): Promise<{ id: number; error: string }[]> {
+  const outcomes = await Promise.allSettled(c.modules.map(({ url }) => load(url)));
+  const failed: { id: number; error: string }[] = [];
+  outcomes.forEach((o, i) => {
+    if (o.status === 'rejected') failed.push({ id: c.modules[i]!.id, error: String((o.reason as Error)?.message ?? o.reason).slice(0, MAX_MODULE_ERROR_CHARS) });
+  });
+  return failed;
 }
 
 /**
@@ -330,15 +342,16 @@ async function start(c: LaneConfig): Promise<void> {
   shared = new BigInt64Array(c.state);
   nodeBusy = new Int32Array(c.busy);
   if (typeof (globalThis as { Deno?: unknown }).Deno !== 'undefined') recordExits(shared);
-  moduleUrls = new Map(c.modules);
+  moduleUrls = new Map(c.modules.map(({ id, url }) => [id, url]));
   // Imported before the lane attaches: the node is ready only when every thread can run its
-  // first task at full speed (loading a module can take a second). An import that fails is
-  // reported by the first task that needs the module, with that task's context.
-  await Promise.allSettled(c.modules.map(([, url]) => load(url)));
+  // first task at full speed (loading a module can take a second). A module that cannot be
+  // imported here is named in the attach, and its tasks go to other nodes.
+  const failedModules = await loadAll(c);
+  if (failedModules.length > 0) port.post({ t: 'import-failed', failed: failedModules });
   lane = new Connection(
     { url: c.url, key: c.key, ca: c.ca, maxMessageBytes: c.maxMessageBytes },
     {
-      authenticated: () => lane!.send({ op: 'attach', node: c.node, lane: c.lane, ticket: c.ticket }),
+      authenticated: () => lane!.send({ op: 'attach', node: c.node, lane: c.lane, ticket: c.ticket, failedModules: failedModules.length > 0 ? failedModules : undefined }),
       message: (m) => {
         const handler = handlers[m.op] as ((m: C2W) => void) | undefined;
         if (handler) handler(m);
