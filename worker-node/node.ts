@@ -390,9 +390,9 @@ export class WorkerNode {
     this.#resolveStopped();
   }
 
+  /** Stops for good: start() rejects with `err`, which its caller shows (the CLI prints it once). */
   async #fail(err: WorkerNodeFatalError): Promise<void> {
     this.#state = 'stopped';
-    this.#log(`${err.code}: ${err.message}`);
     if (this.#heartbeat) clearInterval(this.#heartbeat);
     await this.#lanes.stop();
     this.#rejectStopped(err);
