@@ -70,6 +70,8 @@ export class LocalWorkers {
   #generation = 0;
   #stderrTail = '';
   #restartTimer: ReturnType<typeof setTimeout> | undefined;
+  /** The current node connected (said ready); until then it has nothing to finish. */
+  #connected = false;
 
   constructor(options: LocalWorkersOptions) {
     this.#options = options;
@@ -94,6 +96,7 @@ export class LocalWorkers {
       stdio: ['ignore', 'inherit', 'pipe'],
     });
     this.#child = child;
+    this.#connected = false;
     this.#stderrTail = '';
     child.stderr!.on('data', (d: Buffer) => {
       // Passed through, as a process pool's children share its stderr: a task's console.error
@@ -119,6 +122,7 @@ export class LocalWorkers {
 
   /** A local node connected: its start succeeded. */
   connected(): void {
+    this.#connected = true;
     this.#failedStarts = 0;
   }
 
@@ -133,6 +137,9 @@ export class LocalWorkers {
     if (this.#restartTimer) clearTimeout(this.#restartTimer);
     const child = this.#child;
     if (!child || child.exitCode !== null) return;
+    // A node that has not connected yet has nothing to finish, and would only report that it
+    // could not reach the coordinator that is closing on purpose: end it, silently.
+    if (!this.#connected) signalChild(child, 'SIGKILL');
     await new Promise<void>((resolve) => {
       const timer = setTimeout(() => signalChild(child, 'SIGKILL'), 3000);
       child.once('exit', () => {
