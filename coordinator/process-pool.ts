@@ -9,7 +9,7 @@ import { availableParallelism, hostname } from 'node:os';
 import { nanoid } from 'nanoid';
 import { deriveKey, generateToken } from '../shared/auth.ts';
 import { attachedBytes, decodeValue, encodeValue } from '../shared/codec.ts';
-import { BrokenExecutorError, ModuleLoadError, SerializationError, TimeoutError, WorkerLostError, errorFromWire } from '../shared/errors.ts';
+import { BrokenExecutorError, ModuleLoadError, SerializationError, TimeoutError, WorkerLostError, errorFromWire, type WireClassRef } from '../shared/errors.ts';
 import { BusyPoll } from '../shared/busy-poll.ts';
 import { CLOSE, DEFAULTS, MAX_BUSY_POLL_MICROS, type AttachMsg, type LaneDiedMsg, type RegisterMsg, type TaskOutcome, type TaskSpec } from '../shared/protocol.ts';
 import { toModuleUrl } from '../shared/bundle.ts';
@@ -322,9 +322,10 @@ export class ProcessPoolExecutor extends BaseExecutor {
 
   protected override checkCallable(fn: AnyFunction, where: string): void {
     if (this.#broken) throw this.#broken;
-    // Before the modules are loaded (the first moments after construction) the check happens
-    // in schedule() and fails the future instead; after `await pool.ready()` it is always here.
-    if (this.#registry.isLoaded && !this.#registry.lookup(fn)) throw this.#registry.notATask(fn, where);
+    // Until the task modules are imported (the first moments after construction: imports are
+    // asynchronous) no function can be known not to be a task: then the future fails with this
+    // same TypeError as soon as they are (see #enqueue). From then on it throws here, at once.
+    if (this.#registry.isImported && !this.#registry.lookup(fn)) throw this.#registry.notATask(fn, where);
   }
 
   protected schedule(future: Future<unknown>, fn: AnyFunction, args: unknown[]): void {
@@ -338,12 +339,12 @@ export class ProcessPoolExecutor extends BaseExecutor {
   #enqueue(future: Future<unknown>, fn: AnyFunction, args: unknown, chunk: boolean): void {
     const ref = this.#registry.lookup(fn);
     if (ref) return this.#queue(future, ref, fn.name, args, chunk);
-    this.#registry.loaded.then(
+    this.#registry.imported.then(
       () => {
         const r = this.#registry.lookup(fn);
         if (future.done()) return;
         if (r) this.#queue(future, r, fn.name, args, chunk);
-        else future.setException(this.#registry.notATask(fn, `${this.kind}.submit`));
+        else future.setException(this.#registry.notATask(fn, chunk ? `${this.kind}.map` : `${this.kind}.submit`));
       },
       (err) => {
         if (!future.done()) future.setException(err);
@@ -608,6 +609,9 @@ export class ProcessPoolExecutor extends BaseExecutor {
     this.#schedulePump();
   }
 
+  /** Error classes of the task modules, which remote errors name by reference. */
+  readonly #errorClass = (ref: WireClassRef) => this.#registry.errorClass(ref);
+
   #settle(entry: Entry, item: TaskOutcome, peer: WorkerPeer): void {
     const { future } = entry;
     let value: unknown;
@@ -619,10 +623,10 @@ export class ProcessPoolExecutor extends BaseExecutor {
     }
     if (entry.chunk) {
       const outcome: ChunkOutcome<unknown> = { values: (value as unknown[]) ?? [] };
-      if (item.e) outcome.error = { thrown: errorFromWire(item.e, remoteFrame(entry, item.id, peer)) };
+      if (item.e) outcome.error = { thrown: errorFromWire(item.e, remoteFrame(entry, item.id, peer), this.#errorClass) };
       future.setResult(outcome);
     } else if (item.e) {
-      future.setException(errorFromWire(item.e, remoteFrame(entry, item.id, peer)));
+      future.setException(errorFromWire(item.e, remoteFrame(entry, item.id, peer), this.#errorClass));
     } else {
       future.setResult(value);
     }

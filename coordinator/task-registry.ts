@@ -5,6 +5,7 @@
  * It also bundles each module once for worker nodes that have no copy of the project.
  */
 import { bundleModule } from '../shared/bundle.ts';
+import type { ErrorClass, WireClassRef } from '../shared/errors.ts';
 import type { ModuleInfo } from '../shared/protocol.ts';
 import type { AnyFunction } from './executor.ts';
 
@@ -22,46 +23,73 @@ export class TaskRegistry {
   readonly #refs = new Map<AnyFunction, TaskRef>();
   readonly modules: LoadedModule[] = [];
   readonly urls: URL[];
+  /**
+   * Settles when every module is imported (every task function is known, so `lookup` is final);
+   * rejects with the first failure. Bundling goes on after it.
+   */
+  readonly imported: Promise<void>;
   /** Settles when every module is imported and bundled; rejects with the first failure. */
   readonly loaded: Promise<void>;
-  #isLoaded = false;
+  #isImported = false;
+  #namespaces: Record<string, unknown>[] = [];
 
   constructor(urls: URL[]) {
     this.urls = urls;
-    this.loaded = this.#load();
-    this.loaded.then(() => (this.#isLoaded = true), () => {});
+    const namespaces = urls.map((url) => this.#import(url));
+    this.imported = Promise.all(namespaces).then((list) => {
+      // In `tasks` order, whatever order the imports finished in: the first module to export a
+      // function wins, so re-exports of the same function from two task modules are one task.
+      this.#namespaces = list;
+      list.forEach((ns, id) => {
+        for (const [name, value] of Object.entries(ns)) {
+          if (typeof value === 'function' && !this.#refs.has(value as AnyFunction)) this.#refs.set(value as AnyFunction, { moduleId: id, exportName: name });
+        }
+      });
+      this.#isImported = true;
+    });
+    this.loaded = this.imported.then(() => this.#bundle(namespaces));
+    this.imported.catch(() => {});
+    this.loaded.catch(() => {});
   }
 
-  get isLoaded(): boolean {
-    return this.#isLoaded;
+  /** True once every module is imported: from then on, a function `lookup` does not find is not a task. */
+  get isImported(): boolean {
+    return this.#isImported;
   }
 
-  async #load(): Promise<void> {
+  async #import(url: URL): Promise<Record<string, unknown>> {
+    try {
+      return (await import(url.href)) as Record<string, unknown>;
+    } catch (err) {
+      throw new TypeError(`task module ${url.href} could not be imported: ${(err as Error)?.message ?? err}`, { cause: err });
+    }
+  }
+
+  async #bundle(namespaces: Promise<Record<string, unknown>>[]): Promise<void> {
     await Promise.all(
       this.urls.map(async (url, id) => {
-        let ns: Record<string, unknown>;
-        try {
-          ns = await import(url.href);
-        } catch (err) {
-          throw new TypeError(`task module ${url.href} could not be imported: ${(err as Error)?.message ?? err}`, { cause: err });
-        }
-        const exports: string[] = [];
-        for (const [name, value] of Object.entries(ns)) {
-          if (typeof value !== 'function') continue;
-          exports.push(name);
-          // The first module to export a function wins: re-exports of the same function from
-          // two task modules are one task.
-          if (!this.#refs.has(value as AnyFunction)) this.#refs.set(value as AnyFunction, { moduleId: id, exportName: name });
-        }
+        const ns = await namespaces[id]!;
+        const exports = Object.keys(ns).filter((name) => typeof ns[name] === 'function');
         const { code, hash } = await bundleModule(url);
         this.modules[id] = { id, url: url.href, hash, code, exports };
       }),
     );
   }
 
-  /** The reference of `fn`, or undefined if no task module exports it (or not loaded yet). */
+  /** The reference of `fn`, or undefined if no task module exports it (or not imported yet). */
   lookup(fn: AnyFunction): TaskRef | undefined {
     return this.#refs.get(fn);
+  }
+
+  /**
+   * The error class a task module exports under `ref` (what a remote error names as its class),
+   * or undefined if that export is not an error class.
+   */
+  errorClass(ref: WireClassRef): ErrorClass | undefined {
+    const ns = this.#namespaces[ref.m];
+    if (!ns || !Object.hasOwn(ns, ref.e)) return undefined;
+    const value = ns[ref.e];
+    return typeof value === 'function' && value.prototype instanceof Error ? (value as ErrorClass) : undefined;
   }
 
   /** The TypeError for a function that is not a task. */

@@ -379,7 +379,8 @@ const shape = (fields: Record<string, Check>): Check => {
     return true;
   };
 };
-const isWireError: Check = (v) => isObj(v) && isStr(v.name) && isStr(v.message);
+const isClassRef = shape({ m: isInt, e: isStr });
+const isWireError: Check = (v) => isObj(v) && isStr(v.name) && isStr(v.message) && (v.cls === undefined || isClassRef(v.cls));
 const isModuleInfo = shape({ id: isInt, url: isStr, hash: isStr });
 const isTaskSpec = shape({ id: isInt, m: isInt, f: isStr, a: isBytes, x: opt(arrayOf(isBytes)), c: opt((v) => v === 1), n: isInt });
 const isOutcome = shape({ id: isInt, v: opt(isBytes), x: opt(arrayOf(isBytes)), e: opt(isWireError), d: opt(isNum) });

@@ -6,7 +6,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import type { ProcessPoolExecutor } from '../coordinator/index.ts';
-import { add, failWith, throwNamed } from './fixtures/tasks.ts';
+import { HttpError, QuotaError, add, failWith, throwNamed } from './fixtures/tasks.ts';
 import { rejects } from './helpers/assert.ts';
 import { startPool } from './helpers/cluster.ts';
 
@@ -39,11 +39,25 @@ test('code and cause travel', async () => {
 });
 
 test('a custom error class keeps its name, code and own properties', async () => {
-  const err = (await rejects(pool.submit(failWith, 'custom', 'over quota'))) as Error & { code?: string; limit?: number };
+  const err = (await rejects(pool.submit(failWith, 'custom', 'over quota'), QuotaError)) as QuotaError;
   assert.is(err.name, 'Error', 'the same name it has locally: QuotaError does not set one');
   assert.is(err.message, 'over quota');
   assert.is(err.code, 'E_QUOTA');
   assert.is(err.limit, 3);
+});
+
+test('an error class exported by a task module comes back as that class, by reference: instanceof, methods, fields, cause', async () => {
+  const err = (await rejects(pool.submit(failWith, 'http', 'upstream down'), HttpError)) as HttpError;
+  assert.is(Object.getPrototypeOf(err), HttpError.prototype);
+  assert.instance(err, Error);
+  assert.is(err.name, 'HttpError');
+  assert.is(err.message, 'upstream down');
+  assert.is(err.status, 503, 'a field set by its constructor');
+  assert.is(err.retryable, true, "the class's own getter works on it");
+  assert.instance(err.cause, QuotaError, 'its cause is revived too');
+  assert.is((err.cause as QuotaError).limit, 3);
+  assert.match(err.stack ?? '', /HttpError: upstream down/);
+  assert.match(err.stack ?? '', /wsfutures worker node "local-\d+"/);
 });
 
 test('the stack shows the worker frame and the worker node name', async () => {

@@ -6,7 +6,7 @@
  */
 import { parentPort } from 'node:worker_threads';
 import { attachedBytes, canEncode, decodeValue, encodeValue } from '../shared/codec.ts';
-import { ModuleLoadError, UnknownTaskError, errorToWire } from '../shared/errors.ts';
+import { ModuleLoadError, UnknownTaskError, errorToWire, type WireClassRef } from '../shared/errors.ts';
 import { CLOSE, DEFAULTS, MAX_MODULE_ERROR_CHARS, batchBySize, type C2W, type Handlers, type TaskOutcome, type TaskSpec } from '../shared/protocol.ts';
 import { threadTask, type TaskContext } from '../shared/task-context.ts';
 import { BusyPoll } from '../shared/busy-poll.ts';
@@ -82,6 +82,31 @@ async function load(url: string): Promise<Record<string, unknown>> {
     const info = config?.modules.find((m) => m.url === url);
     throw new ModuleLoadError(describeImportFailure(info?.name ?? url, err, config?.installDir ?? process.cwd()), { cause: err });
   }
+}
+
+/** Error classes the task modules export, by constructor: see classOf. */
+const exportedClasses = new Map<unknown, WireClassRef | null>();
+
+/**
+ * The task-module export that is `err`'s class, if any: the error then travels with a reference
+ * to it, and the coordinator (which imports the same module) rebuilds an instance of that class.
+ */
+function classOf(err: Error): WireClassRef | undefined {
+  const ctor = err.constructor;
+  let ref = exportedClasses.get(ctor);
+  if (ref === undefined) {
+    ref = null;
+    for (const [id, url] of moduleUrls) {
+      const ns = modules.get(url);
+      const name = ns && Object.keys(ns).find((k) => ns[k] === ctor);
+      if (name !== undefined) {
+        ref = { m: id, e: name };
+        break;
+      }
+    }
+    exportedClasses.set(ctor, ref);
+  }
+  return ref ?? undefined;
 }
 
 /** The modules that cannot be imported here, each with what to do about it. */
@@ -163,7 +188,7 @@ function run(job: TaskSpec): TaskOutcome | Promise<TaskOutcome> {
     if (value instanceof Promise) return settleLater(job, value, started);
     return valueOutcome(job, value, started, () => `the return value of ${job.f}()`);
   } catch (err) {
-    return { id: job.id, e: errorToWire(err, canEncode), d: performance.now() - started };
+    return { id: job.id, e: errorToWire(err, canEncode, classOf), d: performance.now() - started };
   } finally {
     if (!(value instanceof Promise)) {
       threadTask.current = undefined;
@@ -188,7 +213,7 @@ async function settleLater(job: TaskSpec, pending: Promise<unknown>, started: nu
     const value = await pending;
     return valueOutcome(job, value, started, () => `the return value of ${job.f}()`);
   } catch (err) {
-    return { id: job.id, e: errorToWire(err, canEncode), d: performance.now() - started };
+    return { id: job.id, e: errorToWire(err, canEncode, classOf), d: performance.now() - started };
   } finally {
     threadTask.current = undefined;
     controllers.delete(job.id);
@@ -261,10 +286,10 @@ async function runSlow(job: TaskSpec): Promise<TaskOutcome> {
       }
     }
     const outcome = valueOutcome(job, values, started, () => `the return values of ${job.f}()`);
-    if (failed) outcome.e = errorToWire(error, canEncode);
+    if (failed) outcome.e = errorToWire(error, canEncode, classOf);
     return outcome;
   } catch (err) {
-    return { id: job.id, e: errorToWire(err, canEncode), d: performance.now() - started };
+    return { id: job.id, e: errorToWire(err, canEncode, classOf), d: performance.now() - started };
   } finally {
     threadTask.current = undefined;
     controllers.delete(job.id);
