@@ -230,6 +230,8 @@ export class ProcessPoolExecutor extends BaseExecutor {
             log: (level, m) => this.#log(level, m),
           })
         : undefined;
+    // Nothing to do yet: the server and the local node let the program exit until there is.
+    this.#holdHandles();
     this.#listening = this.#server.start();
     this.#listening.catch(() => {});
     this.#started = this.#start();
@@ -281,6 +283,19 @@ export class ProcessPoolExecutor extends BaseExecutor {
    * `TimeoutError` after `options.timeout` ms, or `BrokenExecutorError` if the pool broke.
    */
   async ready(slots?: number, options: { timeout?: number } = {}): Promise<void> {
+    // A program awaiting ready() has work outstanding: the pool keeps it alive meanwhile.
+    this.#readyCalls++;
+    this.#holdHandles();
+    try {
+      await this.#ready(slots, options);
+    } finally {
+      this.#readyCalls--;
+      this.#holdHandles();
+    }
+  }
+  #readyCalls = 0;
+
+  async #ready(slots: number | undefined, options: { timeout?: number }): Promise<void> {
     checkPositiveInt('slots', slots);
     checkTimeout('options.timeout', options.timeout);
     const want = slots ?? Math.max(1, this.maxWorkers);
@@ -394,7 +409,29 @@ export class ProcessPoolExecutor extends BaseExecutor {
     }
   }
 
+  /**
+   * Work outstanding or not (unfinished futures, or a ready() waiting): while there is none,
+   * the listening socket, the connections and the local node process do not keep the program
+   * alive, so a program that never calls shutdown() exits once its work is done.
+   */
+  protected override busyChanged(busy: boolean): void {
+    this.#busy = busy;
+    this.#holdHandles();
+  }
+  #busy = false;
+
+  #holdHandles(): void {
+    const held = this.#busy || this.#readyCalls > 0 || this.#closing;
+    this.#server.hold(held);
+    this.#local?.hold(held);
+  }
+
+  /** Set once close() runs: its handshakes and the local node's exit are awaited. */
+  #closing = false;
+
   protected async close(): Promise<void> {
+    this.#closing = true;
+    this.#holdHandles();
     await this.#started.catch(() => {});
     // Whatever is still queued now was cancelled (close runs once every future has settled):
     // release it, arguments and all, even if no node ever came to skip past it.

@@ -75,6 +75,8 @@ export class WorkerPeer {
   kind: 'control' | 'lane' | undefined;
   lastSeen = Date.now();
   readonly #ws: WebSocket;
+  /** The TCP (or TLS) socket under the WebSocket: see CoordinatorServer.hold. */
+  socket: import('node:net').Socket | undefined;
   #pendingCancel: number[] = [];
   #flushScheduled = false;
 
@@ -148,7 +150,9 @@ export class CoordinatorServer {
   readonly #options: ServerOptions;
   readonly #events: ServerEvents;
   #wss: WebSocketServer | undefined;
-  #httpServer: import('node:https').Server | undefined;
+  #httpServer: import('node:http').Server | undefined;
+  /** Whether the listening socket and the connections keep the process alive (see hold). */
+  #held = true;
   readonly peers = new Set<WorkerPeer>();
   readonly maxMessageBytes: number;
   readonly heartbeatIntervalMs: number;
@@ -180,14 +184,19 @@ export class CoordinatorServer {
       const addr = server.address() as import('node:net').AddressInfo;
       this.url = `wss://${formatHost(host)}:${addr.port}${WS_PATH}`;
     } else {
-      wss = new WebSocketServer({ host, port, path: WS_PATH, maxPayload: maxMessageBytes, verifyClient: this.#verifyClient });
+      // An HTTP server of our own, as with TLS, so that hold() can let go of it.
+      const http = await import('node:http');
+      const server = http.createServer();
+      this.#httpServer = server;
+      wss = new WebSocketServer({ server, path: WS_PATH, maxPayload: maxMessageBytes, verifyClient: this.#verifyClient });
       await new Promise<void>((resolve, reject) => {
-        wss.once('error', reject);
-        wss.once('listening', () => resolve());
+        server.once('error', reject);
+        server.listen(port, host, () => resolve());
       });
-      const addr = wss.address() as import('node:net').AddressInfo;
+      const addr = server.address() as import('node:net').AddressInfo;
       this.url = `ws://${formatHost(host)}:${addr.port}${WS_PATH}`;
     }
+    if (!this.#held) this.#httpServer.unref();
     this.#wss = wss;
     wss.on('error', (err) => this.#events.log('warn', `server error: ${err.message}`));
     wss.on('connection', (ws, req) => this.#accept(ws, req));
@@ -224,6 +233,8 @@ export class CoordinatorServer {
   #accept(ws: WebSocket, req: IncomingMessage): void {
     const remote = `${req.socket.remoteAddress ?? '?'}:${req.socket.remotePort ?? '?'}`;
     const peer = new WorkerPeer(ws, remote);
+    peer.socket = req.socket;
+    if (!this.#held) req.socket.unref();
     // Each message as the payloads of its frames: an attachment sent as a fragment of its own is
     // handed over as that fragment, not joined with the envelope into a fresh buffer.
     ws.binaryType = 'fragments';
@@ -377,7 +388,22 @@ export class CoordinatorServer {
     if (was === 'registering' || was === 'ready') this.#events.lost(peer, reason);
   }
 
+  /**
+   * Whether the server keeps the process alive: the pool lets go (false) while it has no work
+   * outstanding, so a program that never calls shutdown() still exits once its work is done;
+   * its worker nodes see their connections close and go too.
+   */
+  hold(held: boolean): void {
+    if (this.#held === held) return;
+    this.#held = held;
+    const server = this.#httpServer;
+    if (server) held ? server.ref() : server.unref();
+    for (const peer of this.peers) if (peer.socket) held ? peer.socket.ref() : peer.socket.unref();
+  }
+
   async close(): Promise<void> {
+    // The close handshakes below must finish, work outstanding or not.
+    this.hold(true);
     if (this.#heartbeat) clearInterval(this.#heartbeat);
     for (const peer of this.peers) {
       // Said before the close, so nodes started with --exit-on-shutdown exit instead of
