@@ -19,6 +19,7 @@ import { LocalWorkers, isDenoRuntime, type WorkerRuntime } from './local-workers
 import { Scheduler, type LossKind } from './scheduler.ts';
 import { CoordinatorServer, type WorkerPeer } from './server.ts';
 import { TaskRegistry, type TaskRef } from './task-registry.ts';
+import { mapWireStacks } from './remote-stack.ts';
 
 export interface ProcessPoolExecutorOptions {
   /** The task module(s): URLs or paths of ES modules whose exported functions can be submitted. */
@@ -646,6 +647,8 @@ export class ProcessPoolExecutor extends BaseExecutor {
     this.#schedulePump();
   }
 
+  readonly #sourceMap = (hash: string) => this.#registry.sourceMap(hash);
+
   /** Error classes of the task modules, which remote errors name by reference. */
   readonly #errorClass = (ref: WireClassRef) => this.#registry.errorClass(ref);
 
@@ -658,6 +661,8 @@ export class ProcessPoolExecutor extends BaseExecutor {
       future.setException(err);
       return;
     }
+    // Its frames in the shipped bundle, read back to the user's own files and lines.
+    if (item.e) mapWireStacks(item.e, this.#sourceMap);
     if (entry.chunk) {
       const outcome: ChunkOutcome<unknown> = { values: (value as unknown[]) ?? [] };
       if (item.e) outcome.error = { thrown: errorFromWire(item.e, remoteFrame(entry, item.id, peer), this.#errorClass) };

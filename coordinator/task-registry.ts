@@ -6,6 +6,7 @@
  */
 import { bundleModule } from '../shared/bundle.ts';
 import type { ErrorClass, WireClassRef } from '../shared/errors.ts';
+import { BundleSourceMap } from './remote-stack.ts';
 import type { ModuleInfo } from '../shared/protocol.ts';
 import type { AnyFunction } from './executor.ts';
 
@@ -17,6 +18,8 @@ export interface TaskRef {
 export interface LoadedModule extends ModuleInfo {
   code: string;
   exports: string[];
+  /** The directory the bundle was made in: its source map's paths are relative to it. */
+  bundledIn: string;
 }
 
 export class TaskRegistry {
@@ -70,8 +73,10 @@ export class TaskRegistry {
       this.urls.map(async (url, id) => {
         const ns = await namespaces[id]!;
         const exports = Object.keys(ns).filter((name) => typeof ns[name] === 'function');
+        // The bundle's source map names files relative to the directory it was made in.
+        const bundledIn = process.cwd();
         const { code, hash } = await bundleModule(url);
-        this.modules[id] = { id, url: url.href, hash, code, exports };
+        this.modules[id] = { id, url: url.href, hash, code, exports, bundledIn };
       }),
     );
   }
@@ -80,6 +85,19 @@ export class TaskRegistry {
   lookup(fn: AnyFunction): TaskRef | undefined {
     return this.#refs.get(fn);
   }
+
+  /**
+   * The source map of the bundle with this hash (decoded on first use), to show remote stacks in
+   * the original files; undefined for a hash that is not one of ours.
+   */
+  sourceMap(hash: string): BundleSourceMap | undefined {
+    if (this.#sourceMaps.has(hash)) return this.#sourceMaps.get(hash) ?? undefined;
+    const mod = this.modules.find((m) => m?.hash === hash);
+    const map = mod ? BundleSourceMap.fromCode(mod.code, mod.bundledIn) : undefined;
+    this.#sourceMaps.set(hash, map ?? null);
+    return map;
+  }
+  readonly #sourceMaps = new Map<string, BundleSourceMap | null>();
 
   /**
    * The error class a task module exports under `ref` (what a remote error names as its class),

@@ -3,12 +3,14 @@
  * their class), message, code, own properties, cause, and a stack that shows the worker's
  * frames and which worker node ran it.
  */
+import { readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import type { ProcessPoolExecutor } from '../coordinator/index.ts';
 import { HttpError, QuotaError, add, failWith, throwNamed } from './fixtures/tasks.ts';
 import { rejects } from './helpers/assert.ts';
-import { startPool } from './helpers/cluster.ts';
+import { TASKS_URL, startPool } from './helpers/cluster.ts';
 
 let pool: ProcessPoolExecutor;
 
@@ -67,6 +69,16 @@ test('the stack shows the worker frame and the worker node name', async () => {
   assert.match(stack, /failWith/, 'the task function frame from the worker');
   assert.match(stack, /tasks\.ts|\.mjs/, 'a worker-side file');
   assert.match(stack, /wsfutures worker node "local-\d+"/, 'which node ran it');
+});
+
+test("the remote stack names the task module's own file and line on this machine, not the node's cached bundle", async () => {
+  const err = (await rejects(pool.submit(failWith, 'TypeError', 'where'))) as Error;
+  const source = readFileSync(fileURLToPath(TASKS_URL), 'utf8').split('\n');
+  const line = source.findIndex((l) => l.includes("if (kind === 'TypeError') throw new TypeError(message);")) + 1;
+  assert.ok(line > 0);
+  const frame = (err.stack ?? '').split('\n').find((l) => /failWith/.test(l) && !/wsfutures worker node/.test(l)) ?? '';
+  assert.ok(frame.includes(`${fileURLToPath(TASKS_URL)}:${line}:`), `the failWith frame: ${frame}`);
+  assert.not.match(err.stack ?? '', /\.cache\/wsfutures|[0-9a-f]{64}\.mjs/);
 });
 
 test('errors named like Object.prototype members arrive as plain Errors with that name; the coordinator stays up', async () => {
