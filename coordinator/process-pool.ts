@@ -18,7 +18,7 @@ import { checkTimeout, type Future } from './future.ts';
 import { LocalWorkers, isDenoRuntime, type WorkerRuntime } from './local-workers.ts';
 import { Scheduler, type LossKind } from './scheduler.ts';
 import { CoordinatorServer, type WorkerPeer } from './server.ts';
-import { TaskRegistry, type TaskRef } from './task-registry.ts';
+import { TaskRegistry, isMainModule, type TaskRef } from './task-registry.ts';
 import { mapWireStacks } from './remote-stack.ts';
 
 export interface ProcessPoolExecutorOptions {
@@ -127,6 +127,9 @@ function remoteFrame(entry: Entry, id: number, peer: WorkerPeer): string {
   return `\n    at ${entry.fn || 'task'} (wsfutures worker node "${peer.name}" on ${peer.hostname}, ${peer.remoteAddress}, task ${id})`;
 }
 
+/** How long importing the task modules may take before the pool says it looks stuck. */
+const SLOW_IMPORT_MS = 5000;
+
 const LOOPBACK = new Set(['127.0.0.1', 'localhost', '::1', '[::1]']);
 
 /**
@@ -177,6 +180,14 @@ export class ProcessPoolExecutor extends BaseExecutor {
     const list = Array.isArray(tasks) ? tasks : [tasks];
     if (list.length === 0) throw new TypeError('tasks must name at least one task module');
     const urls = list.map((t, i) => toModuleUrl(t, Array.isArray(tasks) ? i : -1));
+    const main = urls.findIndex(isMainModule);
+    if (main >= 0) {
+      throw new TypeError(
+        `tasks${Array.isArray(tasks) ? `[${main}]` : ''} is the program's main module (${urls[main]!.href}): the pool would import it again and wait for it, ` +
+          `while it waits for the pool; and every worker node would run the program. Move the task functions into a module of their own ` +
+          `(e.g. tasks.ts), export them, import them from there, and pass that module as tasks.`,
+      );
+    }
     checkPositiveInt('maxWorkers', maxWorkers, true);
     checkPositiveInt('maxRetries', maxRetries, true);
     checkPositiveInt('maxMessageBytes', maxMessageBytes);
@@ -203,6 +214,13 @@ export class ProcessPoolExecutor extends BaseExecutor {
     this.maxRetries = maxRetries;
     this.#log = options.log === false ? () => {} : (options.log ?? ((level, m) => level === 'warn' && console.error(`[wsfutures] ${m}`)));
     this.#registry = new TaskRegistry(urls);
+    // A task module that imports the main module (which waits for this pool) never finishes
+    // importing, and the pool would wait without a word: say what is likely going on.
+    const slowImport = setTimeout(() => {
+      this.#log('warn', `the task modules have not finished importing after ${SLOW_IMPORT_MS / 1000} s (${urls.map((u) => u.href).join(', ')}). If one of them imports the program's main script, which waits for the pool, each waits for the other: move the task functions into modules that do not import the main script.`);
+    }, SLOW_IMPORT_MS);
+    slowImport.unref?.();
+    this.#registry.imported.then(() => clearTimeout(slowImport), () => clearTimeout(slowImport));
     this.#scheduler = new Scheduler({ maxRetries });
     this.#busyPollMicros = busyPollMicros;
     this.#busyPoll = new BusyPoll(busyPollMicros);

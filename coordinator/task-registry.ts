@@ -4,11 +4,30 @@
  * modules are cached by URL), so it can map a function object back to (module, export name).
  * It also bundles each module once for worker nodes that have no copy of the project.
  */
+import { realpathSync } from 'node:fs';
+import { resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { bundleModule } from '../shared/bundle.ts';
 import type { ErrorClass, WireClassRef } from '../shared/errors.ts';
 import { BundleSourceMap } from './remote-stack.ts';
 import type { ModuleInfo } from '../shared/protocol.ts';
 import type { AnyFunction } from './executor.ts';
+
+/**
+ * Whether `url` is the program's main module (the script `node`/`tsx`/`deno run` was given).
+ * The pool imports its task modules; importing the main module from within it waits for the
+ * main module to finish, which waits for the pool: neither ever does.
+ */
+export function isMainModule(url: URL): boolean {
+  const deno = (globalThis as { Deno?: { mainModule?: string } }).Deno;
+  try {
+    const main = deno ? (deno.mainModule?.startsWith('file:') ? fileURLToPath(deno.mainModule) : undefined) : process.argv[1];
+    if (!main) return false;
+    return realpathSync(resolve(main)) === realpathSync(fileURLToPath(url));
+  } catch {
+    return false; // no main script (a REPL, an eval) or a file that is gone: not the same one
+  }
+}
 
 export interface TaskRef {
   moduleId: number;
