@@ -129,6 +129,8 @@ export class Scheduler<P> {
   #queued = 0;
   #seq = 0;
   readonly #workers = new Map<string, WorkerEntry>();
+  /** Workers that cannot run some module: while there are none, canRun needs no loop. */
+  #restricted = 0;
   /**
    * How many tasks a node may hold per slot: 1 means only what it can start now; more lets a
    * slot that frees up find its next task already there (prefetch). Set by the pool from
@@ -192,6 +194,7 @@ export class Scheduler<P> {
   addWorker(id: string, slots: number, cannotRun: ReadonlySet<number> = NONE): void {
     if (this.#workers.has(id)) throw new Error(`scheduler: worker ${id} added twice`);
     this.#workers.set(id, { id, slots, assigned: new Set(), draining: false, cannotRun });
+    if (cannotRun.size > 0) this.#restricted++;
   }
 
   /**
@@ -199,6 +202,8 @@ export class Scheduler<P> {
    * worker at all.
    */
   canRun(module: number): boolean {
+    // Asked for every task submitted: the common case (every worker loaded every module) is O(1).
+    if (this.#restricted === 0) return this.#workers.size > 0;
     for (const w of this.#workers.values()) if (!w.cannotRun.has(module)) return true;
     return false;
   }
@@ -231,6 +236,7 @@ export class Scheduler<P> {
     const out: LostWorkerOutcome = { requeued: [], failed: [] };
     if (!w) return out;
     this.#workers.delete(id);
+    if (w.cannotRun.size > 0) this.#restricted--;
     const retry: TaskEntry<P>[] = [];
     let position = 0;
     for (const taskId of w.assigned) {

@@ -186,7 +186,11 @@ export class CoordinatorServer {
     } else {
       // An HTTP server of our own, as with TLS, so that hold() can let go of it.
       const http = await import('node:http');
-      const server = http.createServer();
+      // A plain HTTP request gets 426, as from the server ws makes itself, rather than no answer.
+      const server = http.createServer((_req, res) => {
+        res.writeHead(426, { 'Content-Type': 'text/plain' });
+        res.end('Upgrade Required');
+      });
       this.#httpServer = server;
       wss = new WebSocketServer({ server, path: WS_PATH, maxPayload: maxMessageBytes, verifyClient: this.#verifyClient });
       await new Promise<void>((resolve, reject) => {
