@@ -198,9 +198,11 @@ export function errorFromWire(wire: WireError, stackSuffix = '', classFor?: (ref
   const Class = wire.cls && classFor ? classFor(wire.cls) : undefined;
   if (Class) {
     // As pickle does: an instance made without running the constructor (whose arguments are
-    // unknown here), its fields set as plain own properties (no setter of the class runs).
-    err = Object.create(Class.prototype) as Error;
-    define(err, 'message', message);
+    // unknown here), its fields set as plain own properties (no setter of the class runs). A
+    // native Error given the class's prototype, rather than Object.create(prototype): it stays
+    // an error to the runtime too (util.types.isNativeError, how consoles print it).
+    err = new Error(message);
+    Object.setPrototypeOf(err, Class.prototype);
     if (err.name !== name) define(err, 'name', name);
   } else if (name === 'AggregateError') {
     err = new AggregateError(Array.isArray(wire.errors) ? wire.errors.map(nested) : [], message);
