@@ -10,6 +10,8 @@ test('the missing package is read from Node and Deno messages, scoped and deep i
   assert.is(missingPackage(new Error("Cannot find package 'left-pad' imported from /w/node_modules/.cache/wsfutures/a.mjs")), 'left-pad');
   assert.is(missingPackage(new TypeError("Could not find package 'left-pad' from referrer 'file:///w/a.mjs'.")), 'left-pad');
   assert.is(missingPackage(new Error("Cannot find package '@img/sharp' imported from /w/a.mjs")), '@img/sharp');
+  assert.is(missingPackage(new TypeError('Import "nanoid" not a dependency\n  hint: …')), 'nanoid');
+  assert.is(missingPackage(new TypeError('Relative import path "zod" not prefixed with / or ./ or ../')), 'zod');
   assert.is(missingPackage(new Error("Cannot find module 'lodash/fp/map' imported from /w/a.mjs")), 'lodash');
   assert.is(missingPackage(new Error("Cannot find module '/w/other.mjs' imported from /w/a.mjs")), undefined, 'a path is no package');
   assert.is(missingPackage(new SyntaxError('Unexpected token')), undefined);

@@ -8,12 +8,21 @@
 const MAX_DETAIL_CHARS = 600;
 
 /**
- * The package a failed import could not find, from the runtime's message: Node says
- * "Cannot find package 'x' imported from …", Deno "Could not find package 'x' from referrer …".
+ * How runtimes say a bare import could not be resolved: Node "Cannot find package 'x' imported
+ * from …"; Deno "Could not find package 'x' from referrer …", or, where a deno.json or
+ * package.json does not list it, 'Import "x" not a dependency' and 'Relative import path "x" not
+ * prefixed with / or ./ or ../'.
  */
+const NOT_FOUND = [
+  /(?:Cannot|Could not) find (?:package|module) ['"]([^'"]+)['"]/,
+  /Import ['"]([^'"]+)['"] not a dependency/,
+  /Relative import path ['"]([^'"]+)['"] not prefixed/,
+];
+
+/** The package a failed import could not find, from the runtime's message. */
 export function missingPackage(err: unknown): string | undefined {
   const message = err instanceof Error ? err.message : String(err);
-  const m = /(?:Cannot|Could not) find (?:package|module) ['"]([^'"]+)['"]/.exec(message);
+  const m = NOT_FOUND.map((re) => re.exec(message)).find((x) => x !== null);
   if (!m) return undefined;
   const specifier = m[1]!;
   // A path (a relative import the bundle should have inlined) is not a package to install.
