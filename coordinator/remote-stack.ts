@@ -92,17 +92,20 @@ function decodeVlq(text: string): number[] {
   return out;
 }
 
-/** A frame's location in a shipped bundle, as Node (a path) or Deno (a file: URL) prints it. */
-const BUNDLE_FRAME = /(?:file:\/\/)?[^\s()]*?([0-9a-f]{64})\.mjs:(\d+):(\d+)/g;
+/**
+ * A frame's location in a shipped bundle, as Node (a path) or Deno (a file: URL) prints it:
+ * after "(" or "at ", up to ".mjs:LINE:COLUMN" (the path may hold spaces).
+ */
+const BUNDLE_FRAME = /(\(|at )([^()\n]*?)([0-9a-f]{64})\.mjs:(\d+):(\d+)/g;
 
 /**
  * Rewrites the frames of `stack` that point into a shipped bundle to the original file and line,
  * using `mapFor(hash)`; frames it cannot map are left as they are.
  */
 export function mapStack(stack: string, mapFor: (hash: string) => BundleSourceMap | undefined): string {
-  return stack.replace(BUNDLE_FRAME, (whole, hash: string, line: string, column: string) => {
+  return stack.replace(BUNDLE_FRAME, (whole, before: string, _dir: string, hash: string, line: string, column: string) => {
     const at = mapFor(hash)?.lookup(Number(line), Number(column));
-    return at ? `${at.file}:${at.line}:${at.column}` : whole;
+    return at ? `${before}${at.file}:${at.line}:${at.column}` : whole;
   });
 }
 

@@ -69,6 +69,8 @@ test("frames in a shipped bundle map back to the module's own file and line, as 
   const denoFrame = `    at failWith (file:///srv/w/node_modules/.cache/wsfutures/${hash}.mjs:${genLine}:${genCol})`;
   assert.match(mapStack(nodeFrame, mapFor), `(${file}:${srcLine}:`);
   assert.match(mapStack(denoFrame, mapFor), `(${file}:${srcLine}:`);
+  const spaced = `    at /home/my files/node_modules/.cache/wsfutures/${hash}.mjs:${genLine}:${genCol}`;
+  assert.is(mapStack(spaced, mapFor), `    at ${file}:${srcLine}:${mapStack(spaced, mapFor).split(':').pop()}`, 'a frame without a name, in a path with a space');
   const other = `    at f (/srv/w/node_modules/.cache/wsfutures/${'0'.repeat(64)}.mjs:3:4)`;
   assert.is(mapStack(other, mapFor), other, 'a bundle that is not ours is left alone');
   const wire: WireError = { name: 'Error', message: 'm', stack: `Error: m\n${nodeFrame}`, cause: { name: 'Error', message: 'c', stack: `Error: c\n${denoFrame}` } };

@@ -276,7 +276,7 @@ export class WorkerNode {
       return;
     }
     if (this.#localHashes) {
-      const name = basename(fileURLToPath(info.url));
+      const name = moduleName(info.url);
       const same = [...this.#localHashes.values()].find((l) => basename(l.path) === name);
       if (same) {
         this.#log(
