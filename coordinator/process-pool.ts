@@ -170,6 +170,13 @@ export class ProcessPoolExecutor extends BaseExecutor {
   /** Keeps the event loop polling while a quick answer is due (see #awaitQuickAnswer). */
   readonly #busyPoll: BusyPoll;
   readonly #busyPollMicros: number;
+  /**
+   * What keeps the program alive (see #holdHandles): unfinished futures, ready() calls waiting,
+   * and close() running (its handshakes and the local node's exit are awaited).
+   */
+  #busy = false;
+  #readyCalls = 0;
+  #closing = false;
 
   constructor(options: ProcessPoolExecutorOptions) {
     super();
@@ -312,8 +319,6 @@ export class ProcessPoolExecutor extends BaseExecutor {
       this.#holdHandles();
     }
   }
-  #readyCalls = 0;
-
   async #ready(slots: number | undefined, options: { timeout?: number }): Promise<void> {
     checkPositiveInt('slots', slots);
     checkTimeout('options.timeout', options.timeout);
@@ -437,16 +442,12 @@ export class ProcessPoolExecutor extends BaseExecutor {
     this.#busy = busy;
     this.#holdHandles();
   }
-  #busy = false;
 
   #holdHandles(): void {
     const held = this.#busy || this.#readyCalls > 0 || this.#closing;
     this.#server.hold(held);
     this.#local?.hold(held);
   }
-
-  /** Set once close() runs: its handshakes and the local node's exit are awaited. */
-  #closing = false;
 
   protected async close(): Promise<void> {
     this.#closing = true;
