@@ -2,8 +2,9 @@
  * A task module that cannot be imported on some worker node (a package it imports is not
  * installed there): the node says so on its own stderr with the command that fixes it, the
  * coordinator names the node, the module's tasks run only on nodes that loaded it, and they fail
- * with WSF_MODULE_LOAD_FAILED once no connected node can run them.
+ * with WSF_MODULE_LOAD_FAILED once no connected node can run them. Node and Deno worker nodes alike.
  */
+import { spawn } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -13,7 +14,7 @@ import * as assert from 'uvu/assert';
 import { ModuleLoadError } from '../coordinator/index.ts';
 import { add, pid } from './fixtures/tasks.ts';
 import { rejects } from './helpers/assert.ts';
-import { TASKS_URL, spawnWorker, startPool, waitFor, within, type WorkerProcess } from './helpers/cluster.ts';
+import { ROOT, TASKS_URL, spawnWorker, startPool, waitFor, within, type WorkerProcess } from './helpers/cluster.ts';
 
 /**
  * A temp tree: `app/` holds a task module importing the package `wsf-test-dep` and has it
@@ -111,6 +112,35 @@ test('tasks queued before any node connects wait, then fail with WSF_MODULE_LOAD
     assert.is(await within(pool.submit(add, 1, 1), 10_000, 'a task of the other module'), 2);
   } finally {
     await bad?.kill();
+    await pool.shutdown({ cancelFutures: true });
+    tree.remove();
+  }
+});
+
+test('a Deno worker node that cannot import the module says the same, and its tasks fail with WSF_MODULE_LOAD_FAILED', async () => {
+  const tree = makeTree();
+  const { padded } = (await import(tree.moduleUrl.href)) as { padded: Padded };
+  const pool = await startPool({ maxWorkers: 0, tasks: [TASKS_URL, tree.moduleUrl] });
+  const child = spawn(join(ROOT, 'node_modules', '.bin', 'deno'), ['run', '-A', join(ROOT, 'worker-node', 'cli.ts'), '--connect', pool.url!, '--concurrency', '1', '--name', 'deno-bad'], {
+    cwd: tree.bad,
+    env: { ...process.env, WSFUTURES_TOKEN: pool.token, NO_COLOR: '1' },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let output = '';
+  child.stdout!.on('data', (d: Buffer) => (output += d));
+  child.stderr!.on('data', (d: Buffer) => (output += d));
+  const exited = new Promise((r) => child.on('exit', r));
+  try {
+    await pool.ready(1, { timeout: 30_000 });
+    await waitFor(() => output.includes("imports package 'wsf-test-dep', which is not installed"), 10_000, "the Deno node's message");
+    assert.ok(output.includes(`run \`npm install wsf-test-dep\` in ${tree.bad}`), output);
+    const err = (await within(rejects(pool.submit(padded, 'x'), ModuleLoadError), 5_000, 'the failure')) as ModuleLoadError;
+    assert.is(err.code, 'WSF_MODULE_LOAD_FAILED');
+    assert.match(err.message, /worker node deno-bad \(/);
+    assert.is(await within(pool.submit(add, 2, 2), 10_000, 'a task of the other module'), 4);
+  } finally {
+    child.kill('SIGKILL');
+    await exited;
     await pool.shutdown({ cancelFutures: true });
     tree.remove();
   }
