@@ -183,6 +183,14 @@ export abstract class BaseExecutor implements Executor {
   /** Releases the executor's resources once every task has settled. */
   protected abstract close(): Promise<void>;
 
+  /**
+   * Called when the first unfinished task appears (`true`) and when the last one settles
+   * (`false`): an executor whose sockets or child processes would keep the program alive lets
+   * them go while it has nothing to do, so a program that forgets `shutdown()` still exits once
+   * its work is done, as a Python program does.
+   */
+  protected busyChanged?(busy: boolean): void;
+
   /** Checks that `fn` can be run by this executor; throws a TypeError that says how to fix it. */
   protected checkCallable(_fn: AnyFunction, _where: string): void {}
 
@@ -236,6 +244,7 @@ export abstract class BaseExecutor implements Executor {
   /** Keeps the future until it settles; wires its timeout and signal. */
   #track(future: Future<unknown>, options: SubmitOptions): void {
     this.#unfinished.add(future);
+    if (this.#unfinished.size === 1) this.busyChanged?.(true);
     const { signal, timeout } = options;
     if (signal === undefined && (timeout === undefined || timeout === Infinity)) {
       // The common case, on the per-task hot path: one shared callback, no closures.
@@ -270,7 +279,7 @@ export abstract class BaseExecutor implements Executor {
       });
     }
     future.addDoneCallback(() => {
-      this.#unfinished.delete(future);
+      this.#untrack(future);
       if (timer !== undefined) clearTimeout(timer);
       watchers?.delete(future);
     });
@@ -280,7 +289,7 @@ export abstract class BaseExecutor implements Executor {
   readonly #signalWatchers = new WeakMap<AbortSignal, Set<Future<unknown>>>();
 
   readonly #untrack = (f: Future<unknown>): void => {
-    this.#unfinished.delete(f);
+    if (this.#unfinished.delete(f) && this.#unfinished.size === 0) this.busyChanged?.(false);
   };
 
   readonly #runningHooks = new WeakMap<Future<unknown>, () => void>();

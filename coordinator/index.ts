@@ -16,6 +16,7 @@ export {
   ExecutorShutdownError,
   WorkerLostError,
   UnknownTaskError,
+  ModuleLoadError,
   SerializationError,
   ProtocolError,
 } from '../shared/errors.ts';

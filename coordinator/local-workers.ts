@@ -86,6 +86,10 @@ export class LocalWorkers {
   #generation = 0;
   #stderrTail = '';
   #restartTimer: ReturnType<typeof setTimeout> | undefined;
+  /** Whether the node process keeps this process alive (see hold). */
+  #held = true;
+  /** The current node connected (said ready); until then it has nothing to finish. */
+  #connected = false;
 
   constructor(options: LocalWorkersOptions) {
     this.#options = options;
@@ -110,6 +114,7 @@ export class LocalWorkers {
       stdio: ['ignore', 'inherit', 'pipe'],
     });
     this.#child = child;
+    this.#connected = false;
     this.#stderrTail = '';
     child.stderr!.on('data', (d: Buffer) => {
       // Passed through, as a process pool's children share its stderr: a task's console.error
@@ -117,6 +122,7 @@ export class LocalWorkers {
       process.stderr.write(d);
       this.#stderrTail = (this.#stderrTail + d.toString()).slice(-4000);
     });
+    if (!this.#held) this.#release(child);
     child.on('error', (err) => this.#options.log('warn', `could not start a local worker node (${cmd}): ${err.message}`));
     child.on('exit', (code, signal) => {
       if (this.#child === child) this.#child = undefined;
@@ -133,8 +139,30 @@ export class LocalWorkers {
     });
   }
 
+  /**
+   * Whether the node process (and the pipe of its stderr) keeps this process alive. The pool
+   * lets go while it has no work outstanding, so a program that never calls shutdown() still
+   * exits once its work is done: the node then sees its connection close and exits too.
+   */
+  hold(held: boolean): void {
+    if (this.#held === held) return;
+    this.#held = held;
+    const child = this.#child;
+    if (!child) return;
+    if (held) {
+      child.ref();
+      (child.stderr as unknown as { ref?: () => void } | null)?.ref?.();
+    } else this.#release(child);
+  }
+
+  #release(child: ChildProcess): void {
+    child.unref();
+    (child.stderr as unknown as { unref?: () => void } | null)?.unref?.();
+  }
+
   /** A local node connected: its start succeeded. */
   connected(): void {
+    this.#connected = true;
     this.#failedStarts = 0;
   }
 
@@ -146,9 +174,13 @@ export class LocalWorkers {
   /** Waits for the node to exit after the coordinator closed its connection; kills it if slow. */
   async close(): Promise<void> {
     this.#closed = true;
+    this.hold(true); // its exit is awaited below
     if (this.#restartTimer) clearTimeout(this.#restartTimer);
     const child = this.#child;
     if (!child || child.exitCode !== null) return;
+    // A node that has not connected yet has nothing to finish, and would only report that it
+    // could not reach the coordinator that is closing on purpose: end it, silently.
+    if (!this.#connected) signalChild(child, 'SIGKILL');
     await new Promise<void>((resolve) => {
       const timer = setTimeout(() => signalChild(child, 'SIGKILL'), 3000);
       child.once('exit', () => {

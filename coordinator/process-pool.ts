@@ -9,7 +9,7 @@ import { availableParallelism, hostname } from 'node:os';
 import { nanoid } from 'nanoid';
 import { deriveKey, generateToken } from '../shared/auth.ts';
 import { attachedBytes, decodeValue, encodeValue } from '../shared/codec.ts';
-import { BrokenExecutorError, SerializationError, TimeoutError, WorkerLostError, errorFromWire } from '../shared/errors.ts';
+import { BrokenExecutorError, ModuleLoadError, SerializationError, TimeoutError, WorkerLostError, errorFromWire, type WireClassRef } from '../shared/errors.ts';
 import { BusyPoll } from '../shared/busy-poll.ts';
 import { CLOSE, DEFAULTS, MAX_BUSY_POLL_MICROS, type AttachMsg, type LaneDiedMsg, type RegisterMsg, type TaskOutcome, type TaskSpec } from '../shared/protocol.ts';
 import { toModuleUrl } from '../shared/bundle.ts';
@@ -18,13 +18,14 @@ import { checkTimeout, type Future } from './future.ts';
 import { LocalWorkers, isDenoRuntime, type Signal, type WorkerRuntime } from './local-workers.ts';
 import { Scheduler, type LossKind } from './scheduler.ts';
 import { CoordinatorServer, type WorkerPeer } from './server.ts';
-import { TaskRegistry, type TaskRef } from './task-registry.ts';
 import { joinCommands } from './addresses.ts';
 import { ClusterStats, FunctionRecord, NodeRecord, type NodeStats, type PoolStats } from './cluster-stats.ts';
 import { PoolEvents, type PoolEventListener, type PoolEventName } from './pool-events.ts';
 import { PoolMetrics } from './metrics.ts';
 import { DashboardFeed } from './dashboard-feed.ts';
 import { HttpRoutes, digestToken } from './http-routes.ts';
+import { TaskRegistry, isMainModule, type TaskRef } from './task-registry.ts';
+import { mapWireStacks } from './remote-stack.ts';
 
 export interface ProcessPoolExecutorOptions {
   /** The task module(s): URLs or paths of ES modules whose exported functions can be submitted. */
@@ -108,6 +109,8 @@ interface NodeState {
   drainedSent: boolean;
   /** Its counters, for the stats. */
   stat: NodeRecord;
+  /** Task modules its threads could not import, with the node's explanation. */
+  failedModules: Map<number, string>;
 }
 
 /**
@@ -145,6 +148,9 @@ const NO_SLOT_WARNING_MS = 5000;
 function remoteFrame(entry: Entry, id: number, peer: WorkerPeer): string {
   return `\n    at ${entry.fn || 'task'} (wsfutures worker node "${peer.name}" on ${peer.hostname}, ${peer.remoteAddress}, task ${id})`;
 }
+
+/** How long importing the task modules may take before the pool says it looks stuck. */
+const SLOW_IMPORT_MS = 5000;
 
 const LOOPBACK = new Set(['127.0.0.1', 'localhost', '::1', '[::1]']);
 
@@ -195,6 +201,13 @@ export class ProcessPoolExecutor extends BaseExecutor {
   /** Keeps the event loop polling while a quick answer is due (see #awaitQuickAnswer). */
   readonly #busyPoll: BusyPoll;
   readonly #busyPollMicros: number;
+  /**
+   * What keeps the program alive (see #holdHandles): unfinished futures, ready() calls waiting,
+   * and close() running (its handshakes and the local node's exit are awaited).
+   */
+  #busy = false;
+  #readyCalls = 0;
+  #closing = false;
 
   constructor(options: ProcessPoolExecutorOptions) {
     super();
@@ -205,6 +218,14 @@ export class ProcessPoolExecutor extends BaseExecutor {
     const list = Array.isArray(tasks) ? tasks : [tasks];
     if (list.length === 0) throw new TypeError('tasks must name at least one task module');
     const urls = list.map((t, i) => toModuleUrl(t, Array.isArray(tasks) ? i : -1));
+    const main = urls.findIndex(isMainModule);
+    if (main >= 0) {
+      throw new TypeError(
+        `tasks${Array.isArray(tasks) ? `[${main}]` : ''} is the program's main module (${urls[main]!.href}): the pool would import it again and wait for it, ` +
+          `while it waits for the pool; and every worker node would run the program. Move the task functions into a module of their own ` +
+          `(e.g. tasks.ts), export them, import them from there, and pass that module as tasks.`,
+      );
+    }
     checkPositiveInt('maxWorkers', maxWorkers, true);
     checkPositiveInt('maxRetries', maxRetries, true);
     checkPositiveInt('maxMessageBytes', maxMessageBytes);
@@ -233,6 +254,13 @@ export class ProcessPoolExecutor extends BaseExecutor {
     this.#logOption = options.log;
     this.#log = options.log === false ? () => {} : (options.log ?? ((level, m) => level === 'warn' && console.error(`[wsfutures] ${m}`)));
     this.#registry = new TaskRegistry(urls);
+    // A task module that imports the main module (which waits for this pool) never finishes
+    // importing, and the pool would wait without a word: say what is likely going on.
+    const slowImport = setTimeout(() => {
+      this.#log('warn', `the task modules have not finished importing after ${SLOW_IMPORT_MS / 1000} s (${urls.map((u) => u.href).join(', ')}). If one of them imports the program's main script, which waits for the pool, each waits for the other: move the task functions into modules that do not import the main script.`);
+    }, SLOW_IMPORT_MS);
+    slowImport.unref?.();
+    this.#registry.imported.then(() => clearTimeout(slowImport), () => clearTimeout(slowImport));
     this.#scheduler = new Scheduler({ maxRetries });
     this.#busyPollMicros = busyPollMicros;
     this.#busyPoll = new BusyPoll(busyPollMicros);
@@ -273,6 +301,8 @@ export class ProcessPoolExecutor extends BaseExecutor {
             log: (level, m) => this.#log(level, m),
           })
         : undefined;
+    // Nothing to do yet: the server and the local node let the program exit until there is.
+    this.#holdHandles();
     this.#listening = this.#server.start();
     this.#listening.catch(() => {});
     this.#started = this.#start();
@@ -420,6 +450,17 @@ export class ProcessPoolExecutor extends BaseExecutor {
    * `TimeoutError` after `options.timeout` ms, or `BrokenExecutorError` if the pool broke.
    */
   async ready(slots?: number, options: { timeout?: number } = {}): Promise<void> {
+    // A program awaiting ready() has work outstanding: the pool keeps it alive meanwhile.
+    this.#readyCalls++;
+    this.#holdHandles();
+    try {
+      await this.#ready(slots, options);
+    } finally {
+      this.#readyCalls--;
+      this.#holdHandles();
+    }
+  }
+  async #ready(slots: number | undefined, options: { timeout?: number }): Promise<void> {
     checkPositiveInt('slots', slots);
     checkTimeout('options.timeout', options.timeout);
     const want = slots ?? Math.max(1, this.maxWorkers);
@@ -461,9 +502,10 @@ export class ProcessPoolExecutor extends BaseExecutor {
 
   protected override checkCallable(fn: AnyFunction, where: string): void {
     if (this.#broken) throw this.#broken;
-    // Before the modules are loaded (the first moments after construction) the check happens
-    // in schedule() and fails the future instead; after `await pool.ready()` it is always here.
-    if (this.#registry.isLoaded && !this.#registry.lookup(fn)) throw this.#registry.notATask(fn, where);
+    // Until the task modules are imported (the first moments after construction: imports are
+    // asynchronous) no function can be known not to be a task: then the future fails with this
+    // same TypeError as soon as they are (see #enqueue). From then on it throws here, at once.
+    if (this.#registry.isImported && !this.#registry.lookup(fn)) throw this.#registry.notATask(fn, where);
   }
 
   protected schedule(future: Future<unknown>, fn: AnyFunction, args: unknown[]): void {
@@ -477,12 +519,12 @@ export class ProcessPoolExecutor extends BaseExecutor {
   #enqueue(future: Future<unknown>, fn: AnyFunction, args: unknown, chunk: boolean): void {
     const ref = this.#registry.lookup(fn);
     if (ref) return this.#queue(future, ref, fn.name, args, chunk);
-    this.#registry.loaded.then(
+    this.#registry.imported.then(
       () => {
         const r = this.#registry.lookup(fn);
         if (future.done()) return;
         if (r) this.#queue(future, r, fn.name, args, chunk);
-        else future.setException(this.#registry.notATask(fn, `${this.kind}.submit`));
+        else future.setException(this.#registry.notATask(fn, chunk ? `${this.kind}.map` : `${this.kind}.submit`));
       },
       (err) => {
         if (!future.done()) future.setException(err);
@@ -498,9 +540,11 @@ export class ProcessPoolExecutor extends BaseExecutor {
   #queue(future: Future<unknown>, ref: TaskRef, fn: string, args: unknown, chunk: boolean): void {
     // A map() still reading its input when the pool broke submits here, past checkCallable.
     if (this.#broken) return future.setException(this.#broken);
+    const unloadable = this.#moduleLoadError(ref.moduleId, fn);
+    if (unloadable) return future.setException(unloadable);
     const id = ++this.#nextId;
     if (this.#noSlotTimer === undefined && this.#scheduler.slotCount === 0) this.#watchNoSlots();
-    this.#scheduler.submit(id, { future, m: ref.moduleId, f: ref.exportName, args, chunk, fn, stat: this.#stats.functionRecord(ref.exportName), queuedAt: performance.now() });
+    this.#scheduler.submit(id, { future, m: ref.moduleId, f: ref.exportName, args, chunk, fn, stat: this.#stats.functionRecord(ref.exportName), queuedAt: performance.now() }, ref.moduleId);
     this.#schedulePump();
   }
 
@@ -520,8 +564,53 @@ export class ProcessPoolExecutor extends BaseExecutor {
     this.#noSlotTimer.unref?.();
   }
 
+  /**
+   * The error for a task of `module` when no connected worker node can run it: there is at
+   * least one, and every one failed to import that module. Undefined otherwise (with no node
+   * connected, tasks wait for one, as they always do).
+   */
+  #moduleLoadError(module: number, fn: string): ModuleLoadError | undefined {
+    if (this.#nodes.size === 0 || this.#scheduler.canRun(module)) return undefined;
+    const reasons: string[] = [];
+    for (const node of this.#nodes.values()) {
+      const error = node.failedModules.get(module);
+      if (error === undefined) return undefined; // its lanes have not attached yet: it may run it
+      reasons.push(`worker node ${node.peer.label}: ${error}`);
+    }
+    const url = this.#registry.modules[module]?.url ?? `#${module}`;
+    return new ModuleLoadError(`cannot run ${fn || 'the task'}(): no connected worker node could import its task module ${url}; ${reasons.join('; ')}`);
+  }
+
+  /** Fails the queued tasks of every module that no connected node can run now. */
+  #failUnloadable(): void {
+    for (const mod of this.#registry.modules) {
+      if (!mod || !this.#moduleLoadError(mod.id, '')) continue;
+      for (const { payload } of this.#scheduler.removeQueuedOf(mod.id)) {
+        if (!payload.future.done()) payload.future.setException(this.#moduleLoadError(mod.id, payload.fn)!);
+      }
+    }
+  }
+
+  /**
+   * Work outstanding or not (unfinished futures, or a ready() waiting): while there is none,
+   * the listening socket, the connections and the local node process do not keep the program
+   * alive, so a program that never calls shutdown() exits once its work is done.
+   */
+  protected override busyChanged(busy: boolean): void {
+    this.#busy = busy;
+    this.#holdHandles();
+  }
+
+  #holdHandles(): void {
+    const held = this.#busy || this.#readyCalls > 0 || this.#closing;
+    this.#server.hold(held);
+    this.#local?.hold(held);
+  }
+
   protected async close(): Promise<void> {
     clearTimeout(this.#noSlotTimer);
+    this.#closing = true;
+    this.#holdHandles();
     await this.#started.catch(() => {});
     // Whatever is still queued now was cancelled (close runs once every future has settled):
     // release it, arguments and all, even if no node ever came to skip past it.
@@ -623,7 +712,7 @@ export class ProcessPoolExecutor extends BaseExecutor {
    *  local copies of task modules against the hashes in the welcome, and says if they differ.) */
   #onRegister(peer: WorkerPeer, _msg: RegisterMsg): void {
     const local = this.#isLocal(peer);
-    const node: NodeState = { peer, ticket: nanoid(), lanes: new Map(), draining: false, drainedSent: false, stat: new NodeRecord(peer.id, local) };
+    const node: NodeState = { peer, ticket: nanoid(), lanes: new Map(), draining: false, drainedSent: false, stat: new NodeRecord(peer.id, local), failedModules: new Map() };
     this.#nodes.set(peer.id, node);
     if (this.#events.has('nodeJoined')) this.#events.emit('nodeJoined', this.#nodeStats(node));
     this.#registry.loaded.then(
@@ -659,6 +748,15 @@ export class ProcessPoolExecutor extends BaseExecutor {
     let live = 0;
     for (const l of node.lanes.values()) if (l.peer.phase !== 'closed') live++;
     if (live >= node.peer.slots) return `attach: worker node ${node.peer.label} has ${node.peer.slots} slot(s) and as many lanes already`;
+    const cannotRun = new Set<number>();
+    for (const { id, error } of msg.failedModules ?? []) {
+      const mod = this.#registry.modules[id];
+      if (!mod) return `attach: no task module with id ${id}`;
+      cannotRun.add(id);
+      if (node.failedModules.has(id)) continue;
+      node.failedModules.set(id, error);
+      this.#log('warn', `worker node ${node.peer.label} could not import task module ${mod.url}: ${error}. Its tasks go only to worker nodes that loaded it.`);
+    }
     // A lane speaks for its node in messages and remote stacks, and has its frame limit.
     peer.name = node.peer.name;
     peer.hostname = node.peer.hostname;
@@ -670,8 +768,9 @@ export class ProcessPoolExecutor extends BaseExecutor {
     const lane: LaneState = { peer, node, lane: msg.lane, unreported: new Set(), killTimers: new Map(), lostTimer: undefined };
     node.lanes.set(msg.lane, lane);
     this.#lanes.set(peer.id, lane);
-    this.#scheduler.addWorker(peer.id, 1);
+    this.#scheduler.addWorker(peer.id, 1, cannotRun);
     this.#warnedNoSlots = false;
+    if (cannotRun.size > 0) this.#failUnloadable();
     if (node.draining) this.#scheduler.drainWorker(peer.id);
     const have = this.#scheduler.slotCount;
     this.#readyWaiters = this.#readyWaiters.filter((w) => {
@@ -693,10 +792,13 @@ export class ProcessPoolExecutor extends BaseExecutor {
     const node = this.#nodes.get(peer.id);
     if (node) node.stat.state = node.draining ? 'draining' : 'ready';
     if (node?.stat.local) this.#local!.connected();
+    const failed = [...(node?.failedModules.keys() ?? [])].map((id) => this.#registry.modules[id]?.url);
+    const joined = `worker node ${peer.label} joined: ${peer.slots} slot(s), ${peer.runtime}`;
+    // Its slots count (ready() keeps its meaning), but not for the modules it could not import.
+    if (failed.length > 0) this.#log('warn', `${joined}; it could not import ${failed.join(', ')} and runs none of those tasks`);
     // A person at the terminal hears of the nodes that join from elsewhere; the pool's own
     // local nodes are part of it, like a process pool's processes.
-    const joined = `worker node ${peer.label} joined: ${peer.slots} slot(s), ${peer.runtime}`;
-    if (node?.stat.local) this.#log('info', joined);
+    else if (node?.stat.local) this.#log('info', joined);
     else this.#notice(joined);
     if (node && this.#events.has('nodeReady')) this.#events.emit('nodeReady', this.#nodeStats(node));
   }
@@ -765,6 +867,11 @@ export class ProcessPoolExecutor extends BaseExecutor {
     entry.future.pushReport(value);
   }
 
+  readonly #sourceMap = (hash: string) => this.#registry.sourceMap(hash);
+
+  /** Error classes of the task modules, which remote errors name by reference. */
+  readonly #errorClass = (ref: WireClassRef) => this.#registry.errorClass(ref);
+
   #settle(entry: Entry, item: TaskOutcome, lane: LaneState): void {
     const { future } = entry;
     const peer = lane.node.peer;
@@ -772,6 +879,8 @@ export class ProcessPoolExecutor extends BaseExecutor {
     const stats = this.#stats;
     stats.settled(entry.stat, lane.node.stat, item.e === undefined, item.d, now);
     if (stats.watching) stats.span({ node: peer.name, lane: lane.lane, fn: entry.fn, start: now - (item.d ?? 0), end: now, ok: item.e === undefined });
+    // Its frames in the shipped bundle, read back to the user's own files and lines.
+    if (item.e) mapWireStacks(item.e, this.#sourceMap);
     if (item.e) stats.error({ at: now, fn: entry.fn, node: peer.label, name: String(item.e.name), message: String(item.e.message).slice(0, 2000), stack: typeof item.e.stack === 'string' ? item.e.stack.slice(0, 8000) : undefined });
     let value: unknown;
     try {
@@ -782,10 +891,10 @@ export class ProcessPoolExecutor extends BaseExecutor {
     }
     if (entry.chunk) {
       const outcome: ChunkOutcome<unknown> = { values: (value as unknown[]) ?? [] };
-      if (item.e) outcome.error = { thrown: errorFromWire(item.e, remoteFrame(entry, item.id, peer)) };
+      if (item.e) outcome.error = { thrown: errorFromWire(item.e, remoteFrame(entry, item.id, peer), this.#errorClass) };
       future.setResult(outcome);
     } else if (item.e) {
-      future.setException(errorFromWire(item.e, remoteFrame(entry, item.id, peer)));
+      future.setException(errorFromWire(item.e, remoteFrame(entry, item.id, peer), this.#errorClass));
     } else {
       future.setResult(value);
     }
@@ -843,6 +952,8 @@ export class ProcessPoolExecutor extends BaseExecutor {
       } else if (!this.isShutdown && !node.stat.local) {
         this.#notice(`worker node ${peer.label} left (drained)`);
       }
+      // The nodes left may all be ones that cannot import some module.
+      this.#failUnloadable();
       if (this.#events.has('nodeLost')) this.#events.emit('nodeLost', { ...last, state: 'lost', running: 0, lostAt: node.stat.lostAt, reason });
       return;
     }

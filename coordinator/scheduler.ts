@@ -18,6 +18,8 @@ interface TaskEntry<P> {
    */
   seq: number;
   payload: P;
+  /** The task module it needs: it goes only to workers that loaded that module. */
+  module: number;
   /** Times it has been handed to a worker node, less those that cannot have been its fault. */
   attempts: number;
   /**
@@ -42,6 +44,8 @@ interface WorkerEntry {
   assigned: Set<number>;
   /** A draining node finishes what it has and gets nothing new. */
   draining: boolean;
+  /** Task modules it could not load: it is handed none of their tasks. */
+  cannotRun: ReadonlySet<number>;
 }
 
 export interface Assignment<P> {
@@ -113,6 +117,15 @@ class Fifo<T> {
   }
 }
 
+const NONE: ReadonlySet<number> = new Set();
+
+/**
+ * Tasks an assignment pass may look past in one go because no worker with room can run them
+ * (their module failed to load there) while others can, later. Bounds a pass over a long queue
+ * of such tasks; the tasks behind them wait for the next pass.
+ */
+const MAX_SKIPPED_PER_PASS = 4096;
+
 export class Scheduler<P> {
   readonly #options: SchedulerOptions;
   readonly #tasks = new Map<number, TaskEntry<P>>();
@@ -129,6 +142,8 @@ export class Scheduler<P> {
   #queued = 0;
   #seq = 0;
   readonly #workers = new Map<string, WorkerEntry>();
+  /** Workers that cannot run some module: while there are none, canRun needs no loop. */
+  #restricted = 0;
   /**
    * How many tasks a node may hold per slot: 1 means only what it can start now; more lets a
    * slot that frees up find its next task already there (prefetch). Set by the pool from
@@ -188,17 +203,42 @@ export class Scheduler<P> {
     return this.#tasks.get(id)?.workerId;
   }
 
-  submit(id: number, payload: P): void {
+  /** Queues a task; `module` is the task module it needs (see addWorker's `cannotRun`). */
+  submit(id: number, payload: P, module = 0): void {
     if (this.#tasks.has(id)) throw new Error(`scheduler: task ${id} submitted twice`);
-    const t: TaskEntry<P> = { id, seq: this.#seq++, payload, attempts: 0, mayHaveRun: 0, workerId: undefined };
+    const t: TaskEntry<P> = { id, seq: this.#seq++, payload, module, attempts: 0, mayHaveRun: 0, workerId: undefined };
     this.#tasks.set(id, t);
     this.#queue.push(t);
     this.#queued++;
   }
 
-  addWorker(id: string, slots: number): void {
+  /** A worker joins; it is never handed tasks of the modules in `cannotRun`. */
+  addWorker(id: string, slots: number, cannotRun: ReadonlySet<number> = NONE): void {
     if (this.#workers.has(id)) throw new Error(`scheduler: worker ${id} added twice`);
-    this.#workers.set(id, { id, slots, assigned: new Set(), draining: false });
+    this.#workers.set(id, { id, slots, assigned: new Set(), draining: false, cannotRun });
+    if (cannotRun.size > 0) this.#restricted++;
+  }
+
+  /**
+   * Whether some worker (draining or not) can run tasks of `module`; false when there is no
+   * worker at all.
+   */
+  canRun(module: number): boolean {
+    // Asked for every task submitted: the common case (every worker loaded every module) is O(1).
+    if (this.#restricted === 0) return this.#workers.size > 0;
+    for (const w of this.#workers.values()) if (!w.cannotRun.has(module)) return true;
+    return false;
+  }
+
+  /**
+   * Removes the queued tasks of `module` and returns them in submission order: what the pool
+   * fails when no connected worker can run that module.
+   */
+  removeQueuedOf(module: number): { id: number; payload: P }[] {
+    const out: { id: number; payload: P }[] = [];
+    for (const t of this.#tasks.values()) if (t.workerId === undefined && t.module === module) out.push({ id: t.id, payload: t.payload });
+    for (const { id } of out) this.cancel(id);
+    return out;
   }
 
   drainWorker(id: string): void {
@@ -221,6 +261,7 @@ export class Scheduler<P> {
     const out: LostWorkerOutcome = { requeued: [], failed: [] };
     if (!w) return out;
     this.#workers.delete(id);
+    if (w.cannotRun.size > 0) this.#restricted--;
     const retry: TaskEntry<P>[] = [];
     let position = 0;
     // Tasks after the one known to be running had not started: the thread runs them in order.
@@ -306,19 +347,31 @@ export class Scheduler<P> {
     // Stable sort: equal loads keep the order the nodes joined in.
     open.sort((a, b) => a.assigned.size / a.slots - b.assigned.size / b.slots);
     const batches = new Map<string, Assignment<P>>();
+    /** Tasks no worker with room can run: they keep their place at the front of the queue. */
+    const skipped: TaskEntry<P>[] = [];
     // Round-robin over nodes with room, one task at a time, so a burst spreads evenly.
     let i = 0;
-    while (open.length > 0 && this.#queue.size > 0) {
+    while (open.length > 0 && this.#queue.size > 0 && skipped.length < MAX_SKIPPED_PER_PASS) {
       const t = this.#queue.shift()!;
       if (this.#tasks.get(t.id) !== t) continue; // cancelled (or settled) while queued
+      i %= open.length;
+      let w = open[i]!;
+      if (w.cannotRun.has(t.module)) {
+        // The next worker in turn that can run it; none with room: it waits.
+        const j = open.findIndex((x) => !x.cannotRun.has(t.module));
+        if (j < 0) {
+          skipped.push(t);
+          continue;
+        }
+        i = j;
+        w = open[i]!;
+      }
       const id = t.id;
       this.#queued--;
       if (!accept(id)) {
         this.#tasks.delete(id);
         continue;
       }
-      i %= open.length;
-      const w = open[i]!;
       t.workerId = w.id;
       t.attempts++;
       w.assigned.add(id);
@@ -328,6 +381,7 @@ export class Scheduler<P> {
       if (w.assigned.size >= w.slots * this.depthPerSlot) open.splice(i, 1);
       else i++;
     }
+    for (let k = skipped.length - 1; k >= 0; k--) this.#queue.unshift(skipped[k]!);
     return [...batches.values()];
   }
 }

@@ -82,6 +82,8 @@ export class WorkerPeer {
   /** Round trip of the last heartbeat, ms. */
   rttMs: number | undefined;
   readonly #ws: WebSocket;
+  /** The TCP (or TLS) socket under the WebSocket: see CoordinatorServer.hold. */
+  socket: import('node:net').Socket | undefined;
   #pendingCancel: number[] = [];
   #flushScheduled = false;
 
@@ -164,6 +166,8 @@ export class CoordinatorServer {
   get tls(): boolean {
     return this.#options.tls !== undefined;
   }
+  /** Whether the listening socket and the connections keep the process alive (see hold). */
+  #held = true;
   readonly peers = new Set<WorkerPeer>();
   readonly maxMessageBytes: number;
   readonly heartbeatIntervalMs: number;
@@ -206,6 +210,7 @@ export class CoordinatorServer {
     // Nodes on this machine dial loopback, whatever the LAN addresses are (a certificate names
     // the host it was made for, so over TLS they dial that).
     this.localUrl = isWildcard(host) && !tls ? `ws://127.0.0.1:${addr.port}${WS_PATH}` : this.url;
+    if (!this.#held) server.unref();
     this.#wss = wss;
     wss.on('connection', (ws, req) => this.#accept(ws, req));
     const { heartbeatIntervalMs, heartbeatTimeoutMs } = this.#options;
@@ -246,6 +251,8 @@ export class CoordinatorServer {
   #accept(ws: WebSocket, req: IncomingMessage): void {
     const remote = `${req.socket.remoteAddress ?? '?'}:${req.socket.remotePort ?? '?'}`;
     const peer = new WorkerPeer(ws, remote);
+    peer.socket = req.socket;
+    if (!this.#held) req.socket.unref();
     // Each message as the payloads of its frames: an attachment sent as a fragment of its own is
     // handed over as that fragment, not joined with the envelope into a fresh buffer.
     ws.binaryType = 'fragments';
@@ -405,7 +412,22 @@ export class CoordinatorServer {
     if (was === 'registering' || was === 'ready') this.#events.lost(peer, reason);
   }
 
+  /**
+   * Whether the server keeps the process alive: the pool lets go (false) while it has no work
+   * outstanding, so a program that never calls shutdown() still exits once its work is done;
+   * its worker nodes see their connections close and go too.
+   */
+  hold(held: boolean): void {
+    if (this.#held === held) return;
+    this.#held = held;
+    const server = this.#httpServer;
+    if (server) held ? server.ref() : server.unref();
+    for (const peer of this.peers) if (peer.socket) held ? peer.socket.ref() : peer.socket.unref();
+  }
+
   async close(): Promise<void> {
+    // The close handshakes below must finish, work outstanding or not.
+    this.hold(true);
     if (this.#heartbeat) clearInterval(this.#heartbeat);
     for (const peer of this.peers) {
       // Said before the close, so nodes started with --exit-on-shutdown exit instead of

@@ -37,6 +37,9 @@ function concat(...parts: Uint8Array[]): Uint8Array {
   return out;
 }
 
+/** What to do about a wrong token; the worker node shows it in full (a close reason may be cut). */
+export const WRONG_TOKEN_ADVICE = "start it with the coordinator's token (--token or WSFUTURES_TOKEN)";
+
 export type HandshakeFailure = { code: 'WSF_AUTH_FAILED' | 'WSF_VERSION_MISMATCH' | 'WSF_PROTOCOL'; message: string };
 
 // ---- coordinator side -------------------------------------------------------------------------
@@ -61,7 +64,7 @@ export function checkAuth(frame: Uint8Array, key: Uint8Array, helloNonce: Uint8A
   const theirProof = frame.subarray(5 + N);
   const expected = proof(key, 'wsfutures/worker', helloNonce, workerNonce);
   if (!timingSafeEqual(theirProof, expected)) {
-    return { ok: false, code: 'WSF_AUTH_FAILED', message: 'the worker node presented a wrong token: start it with the coordinator\'s token (--token or WSFUTURES_TOKEN)' };
+    return { ok: false, code: 'WSF_AUTH_FAILED', message: `the worker node presented a wrong token: ${WRONG_TOKEN_ADVICE}` };
   }
   if (version < MIN_PROTOCOL_VERSION || version > PROTOCOL_VERSION) {
     return { ok: false, code: 'WSF_VERSION_MISMATCH', message: `the worker node speaks protocol version ${version}; this coordinator speaks ${MIN_PROTOCOL_VERSION}..${PROTOCOL_VERSION}: upgrade the older side` };

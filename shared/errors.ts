@@ -66,6 +66,17 @@ export class UnknownTaskError extends WsFuturesError {
   }
 }
 
+/**
+ * A task module could not be imported on the worker nodes that would run its tasks (a package
+ * it imports is not installed there, or the runtime there cannot parse it). Its tasks go only
+ * to nodes that loaded it; they fail with this error when every connected node failed it.
+ */
+export class ModuleLoadError extends WsFuturesError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('WSF_MODULE_LOAD_FAILED', message, options);
+  }
+}
+
 /** A value could not be serialized or deserialized (e.g. a function among the arguments). */
 export class SerializationError extends WsFuturesError {
   constructor(message: string, options?: { cause?: unknown }) {
@@ -98,7 +109,21 @@ export interface WireError {
   cause?: WireError | { value: unknown };
   /** AggregateError's errors. */
   errors?: WireError[];
+  /**
+   * The error's class, by reference, when a task module exports it (as pickle names a class by
+   * module and name): the coordinator, which imports the same module, rebuilds an instance of it.
+   */
+  cls?: WireClassRef;
 }
+
+/** An error class exported by a task module: the module's id and the export's name. */
+export interface WireClassRef {
+  m: number;
+  e: string;
+}
+
+/** A class whose instances are errors, as a task module may export one. */
+export type ErrorClass = abstract new (...args: never[]) => Error;
 
 const BUILTIN_ERRORS: Record<string, new (message?: string) => Error> = {
   Error,
@@ -116,6 +141,7 @@ const OWN_ERRORS: Record<string, (message: string) => Error> = {
   InvalidStateError: (m) => new InvalidStateError(m),
   WorkerLostError: (m) => new WorkerLostError(m),
   UnknownTaskError: (m) => new UnknownTaskError(m),
+  ModuleLoadError: (m) => new ModuleLoadError(m),
   SerializationError: (m) => new SerializationError(m),
 };
 
@@ -126,12 +152,14 @@ const SKIPPED_PROPS = new Set(['name', 'message', 'stack', 'code', 'cause', 'err
  * (the caller's codec decides); properties that cannot are dropped rather than failing the
  * whole report, because the error itself is what the user needs to see.
  */
-export function errorToWire(err: unknown, propsOk: (v: unknown) => boolean = () => true, depth = 0): WireError {
+export function errorToWire(err: unknown, propsOk: (v: unknown) => boolean = () => true, classOf?: (err: Error) => WireClassRef | undefined, depth = 0): WireError {
   if (!(err instanceof Error)) {
     // `throw 'text'` or `throw 42`: keep the value, as Python keeps any exception object.
     return { name: 'Error', message: `non-Error value thrown: ${describe(err)}`, props: propsOk(err) ? { value: err } : undefined };
   }
   const wire: WireError = { name: err.name, message: err.message, stack: err.stack };
+  const cls = classOf?.(err);
+  if (cls) wire.cls = cls;
   const code = (err as { code?: unknown }).code;
   if (code !== undefined && propsOk(code)) wire.code = code;
   const props: Record<string, unknown> = {};
@@ -146,27 +174,37 @@ export function errorToWire(err: unknown, propsOk: (v: unknown) => boolean = () 
   }
   if (any) wire.props = props;
   if (err.cause !== undefined && depth < 8) {
-    wire.cause = err.cause instanceof Error ? errorToWire(err.cause, propsOk, depth + 1) : propsOk(err.cause) ? { value: err.cause } : { value: describe(err.cause) };
+    wire.cause = err.cause instanceof Error ? errorToWire(err.cause, propsOk, classOf, depth + 1) : propsOk(err.cause) ? { value: err.cause } : { value: describe(err.cause) };
   }
   if (err instanceof AggregateError && depth < 8) {
-    wire.errors = err.errors.map((e) => errorToWire(e, propsOk, depth + 1));
+    wire.errors = err.errors.map((e) => errorToWire(e, propsOk, classOf, depth + 1));
   }
   return wire;
 }
 
 /**
- * Rebuilds an error from its wire form: built-in classes as their class, our own errors as ours,
- * anything else as an `Error` whose `name` is the remote class name. `stackSuffix` is appended to
- * the remote stack so it shows where the error crossed the wire (which node ran the task).
+ * Rebuilds an error from its wire form: a class a task module exports as that class (found by
+ * `classFor`, by reference), built-in classes as their class, our own errors as ours, anything
+ * else as an `Error` whose `name` is the remote class name. `stackSuffix` is appended to the
+ * remote stack so it shows where the error crossed the wire (which node ran the task).
  */
-export function errorFromWire(wire: WireError, stackSuffix = '', depth = 0): Error {
+export function errorFromWire(wire: WireError, stackSuffix = '', classFor?: (ref: WireClassRef) => ErrorClass | undefined, depth = 0): Error {
   let err: Error;
   // Own properties only: a remote error named "toString" or "constructor" must not find
   // Object.prototype's members here (that once crashed the coordinator).
   const name = typeof wire.name === 'string' ? wire.name : 'Error';
   const message = typeof wire.message === 'string' ? wire.message : String(wire.message);
-  const nested = (w: unknown): Error => (isWireShaped(w) && depth < 8 ? errorFromWire(w, '', depth + 1) : new Error(describe(w)));
-  if (name === 'AggregateError') {
+  const nested = (w: unknown): Error => (isWireShaped(w) && depth < 8 ? errorFromWire(w, '', classFor, depth + 1) : new Error(describe(w)));
+  const Class = wire.cls && classFor ? classFor(wire.cls) : undefined;
+  if (Class) {
+    // As pickle does: an instance made without running the constructor (whose arguments are
+    // unknown here), its fields set as plain own properties (no setter of the class runs). A
+    // native Error given the class's prototype, rather than Object.create(prototype): it stays
+    // an error to the runtime too (util.types.isNativeError, how consoles print it).
+    err = new Error(message);
+    Object.setPrototypeOf(err, Class.prototype);
+    if (err.name !== name) define(err, 'name', name);
+  } else if (name === 'AggregateError') {
     err = new AggregateError(Array.isArray(wire.errors) ? wire.errors.map(nested) : [], message);
   } else if (Object.hasOwn(BUILTIN_ERRORS, name)) {
     err = new BUILTIN_ERRORS[name]!(message);
@@ -177,11 +215,11 @@ export function errorFromWire(wire: WireError, stackSuffix = '', depth = 0): Err
     err.name = name;
   }
   if (wire.props !== null && typeof wire.props === 'object') {
-    for (const [k, v] of Object.entries(wire.props)) if (k !== '__proto__') (err as unknown as Record<string, unknown>)[k] = v;
+    for (const [k, v] of Object.entries(wire.props)) if (k !== '__proto__') define(err, k, v, true);
   }
-  if (wire.code !== undefined) (err as { code?: unknown }).code = wire.code;
+  if (wire.code !== undefined) define(err, 'code', wire.code, true);
   const cause = wire.cause as unknown;
-  if (cause !== null && typeof cause === 'object') err.cause = 'value' in cause ? (cause as { value: unknown }).value : nested(cause);
+  if (cause !== null && typeof cause === 'object') define(err, 'cause', 'value' in cause ? (cause as { value: unknown }).value : nested(cause));
   const remoteStack = typeof wire.stack === 'string' ? wire.stack : `${name}: ${message}`;
   Object.defineProperty(err, 'stack', {
     value: remoteStack + stackSuffix,
@@ -190,6 +228,11 @@ export function errorFromWire(wire: WireError, stackSuffix = '', depth = 0): Err
     enumerable: false,
   });
   return err;
+}
+
+/** Sets an own data property: never calls a setter (a revived class may define some). */
+function define(target: object, key: string, value: unknown, enumerable = false): void {
+  Object.defineProperty(target, key, { value, writable: true, configurable: true, enumerable });
 }
 
 function isWireShaped(v: unknown): v is WireError {

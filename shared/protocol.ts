@@ -16,7 +16,8 @@
  * 2. **Registration** (msgpack from here on). A worker node opens one *control* connection:
  *    `register` → `welcome` (with a lane ticket); it fetches task modules it does not have
  *    (`fetch-module` → `module`). Then each of its task threads opens a *lane* of its own:
- *    the same handshake, then `attach` (node id, lane number, ticket) → `attached`. The node
+ *    the same handshake, then `attach` (node id, lane number, ticket, and the task modules its
+ *    thread could not import, whose tasks it must not be sent) → `attached`. The node
  *    says `ready` on the control connection once every lane is attached.
  * 3. **Work**, on the lanes: coordinator `run` (a batch of tasks) → the thread's `results` (a
  *    batch of outcomes, in the order the thread ran them); `cancel` stops tasks. Tasks never
@@ -117,6 +118,9 @@ export const DEFAULTS = {
    */
   busyPollMicros: 100,
 } as const;
+
+/** The longest explanation a lane may give for a task module it could not import. */
+export const MAX_MODULE_ERROR_CHARS = 2000;
 
 /** The most a pool or worker node may busy-poll after one message, in microseconds. */
 export const MAX_BUSY_POLL_MICROS = 10_000;
@@ -238,6 +242,12 @@ export interface AttachMsg {
   /** The lane's number within the node; a thread started in place of a dead one gets a new one. */
   lane: number;
   ticket: string;
+  /**
+   * Task modules this lane's thread could not import (a package missing on the node's machine,
+   * a syntax its runtime does not know), each with the node's explanation: the coordinator
+   * sends their tasks only to lanes that loaded them. Absent: every module loaded.
+   */
+  failedModules?: { id: number; error: string }[];
 }
 
 /** The lane is attached: `run` may follow. */
@@ -381,7 +391,8 @@ const shape = (fields: Record<string, Check>): Check => {
     return true;
   };
 };
-const isWireError: Check = (v) => isObj(v) && isStr(v.name) && isStr(v.message);
+const isClassRef = shape({ m: isInt, e: isStr });
+const isWireError: Check = (v) => isObj(v) && isStr(v.name) && isStr(v.message) && (v.cls === undefined || isClassRef(v.cls));
 const isModuleInfo = shape({ id: isInt, url: isStr, hash: isStr });
 const isTaskSpec = shape({ id: isInt, m: isInt, f: isStr, a: isBytes, x: opt(arrayOf(isBytes)), c: opt((v) => v === 1), n: isInt });
 const isOutcome = shape({ id: isInt, v: opt(isBytes), x: opt(arrayOf(isBytes)), e: opt(isWireError), d: opt(isNum) });
@@ -390,7 +401,7 @@ const W2C_SHAPES: Record<W2C['op'], Check> = {
   register: shape({ name: isStr, slots: (v) => isInt(v) && (v as number) >= 1 && (v as number) <= 4096, runtime: (v) => v === 'node' || v === 'deno', runtimeVersion: isStr, hostname: isStr, pid: isInt, localModules: opt((v) => isObj(v) && Object.values(v).every(isStr)), maxMessageBytes: opt((v) => isInt(v) && (v as number) > 0) }),
   'fetch-module': shape({ id: isInt }),
   ready: shape({}),
-  attach: shape({ node: isStr, lane: isInt, ticket: isStr }),
+  attach: shape({ node: isStr, lane: isInt, ticket: isStr, failedModules: opt(arrayOf(shape({ id: isInt, error: (v) => isStr(v) && (v as string).length <= MAX_MODULE_ERROR_CHARS }))) }),
   'lane-died': shape({ lane: isInt, how: isStr, task: opt(isInt), crashed: isBool }),
   results: shape({ items: arrayOf(isOutcome) }),
   report: shape({ id: isInt, v: isBytes }),

@@ -3,12 +3,14 @@
  * their class), message, code, own properties, cause, and a stack that shows the worker's
  * frames and which worker node ran it.
  */
+import { readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import type { ProcessPoolExecutor } from '../coordinator/index.ts';
-import { add, failWith, throwNamed } from './fixtures/tasks.ts';
+import { HttpError, QuotaError, add, failWith, throwNamed } from './fixtures/tasks.ts';
 import { rejects } from './helpers/assert.ts';
-import { startPool } from './helpers/cluster.ts';
+import { TASKS_URL, startPool } from './helpers/cluster.ts';
 
 let pool: ProcessPoolExecutor;
 
@@ -39,11 +41,25 @@ test('code and cause travel', async () => {
 });
 
 test('a custom error class keeps its name, code and own properties', async () => {
-  const err = (await rejects(pool.submit(failWith, 'custom', 'over quota'))) as Error & { code?: string; limit?: number };
+  const err = (await rejects(pool.submit(failWith, 'custom', 'over quota'), QuotaError)) as QuotaError;
   assert.is(err.name, 'Error', 'the same name it has locally: QuotaError does not set one');
   assert.is(err.message, 'over quota');
   assert.is(err.code, 'E_QUOTA');
   assert.is(err.limit, 3);
+});
+
+test('an error class exported by a task module comes back as that class, by reference: instanceof, methods, fields, cause', async () => {
+  const err = (await rejects(pool.submit(failWith, 'http', 'upstream down'), HttpError)) as HttpError;
+  assert.is(Object.getPrototypeOf(err), HttpError.prototype);
+  assert.instance(err, Error);
+  assert.is(err.name, 'HttpError');
+  assert.is(err.message, 'upstream down');
+  assert.is(err.status, 503, 'a field set by its constructor');
+  assert.is(err.retryable, true, "the class's own getter works on it");
+  assert.instance(err.cause, QuotaError, 'its cause is revived too');
+  assert.is((err.cause as QuotaError).limit, 3);
+  assert.match(err.stack ?? '', /HttpError: upstream down/);
+  assert.match(err.stack ?? '', /wsfutures worker node "local-\d+"/);
 });
 
 test('the stack shows the worker frame and the worker node name', async () => {
@@ -53,6 +69,16 @@ test('the stack shows the worker frame and the worker node name', async () => {
   assert.match(stack, /failWith/, 'the task function frame from the worker');
   assert.match(stack, /tasks\.ts|\.mjs/, 'a worker-side file');
   assert.match(stack, /wsfutures worker node "local-\d+"/, 'which node ran it');
+});
+
+test("the remote stack names the task module's own file and line on this machine, not the node's cached bundle", async () => {
+  const err = (await rejects(pool.submit(failWith, 'TypeError', 'where'))) as Error;
+  const source = readFileSync(fileURLToPath(TASKS_URL), 'utf8').split('\n');
+  const line = source.findIndex((l) => l.includes("if (kind === 'TypeError') throw new TypeError(message);")) + 1;
+  assert.ok(line > 0);
+  const frame = (err.stack ?? '').split('\n').find((l) => /failWith/.test(l) && !/wsfutures worker node/.test(l)) ?? '';
+  assert.ok(frame.includes(`${fileURLToPath(TASKS_URL)}:${line}:`), `the failWith frame: ${frame}`);
+  assert.not.match(err.stack ?? '', /\.cache\/wsfutures|[0-9a-f]{64}\.mjs/);
 });
 
 test('errors named like Object.prototype members arrive as plain Errors with that name; the coordinator stays up', async () => {

@@ -5,10 +5,10 @@
  */
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { SerializationError, type ProcessPoolExecutor } from '../coordinator/index.ts';
+import { ProcessPoolExecutor, SerializationError } from '../coordinator/index.ts';
 import { add, doubleAll, echo, factorial, failIfNegative, fillReused, returnsFunction, sleepThenEcho } from './fixtures/tasks.ts';
 import { rejects } from './helpers/assert.ts';
-import { startPool } from './helpers/cluster.ts';
+import { TASKS_URL, startPool } from './helpers/cluster.ts';
 
 let pool: ProcessPoolExecutor;
 
@@ -133,6 +133,28 @@ test('submit of a closure or a non-exported function throws TypeError at once, s
   }
   assert.throws(() => pool.submit(function named() {}), (e: unknown) => e instanceof TypeError && /function named/.test((e as Error).message));
   assert.throws(() => pool.map((x: number) => x, [1]), TypeError);
+});
+
+test('a lambda submitted before the task modules are imported gets a future that fails with the same TypeError submit throws afterwards', async () => {
+  const fresh = new ProcessPoolExecutor({ tasks: TASKS_URL, maxWorkers: 0, log: false });
+  try {
+    const local = (a: number) => a + 1;
+    // Imports are asynchronous: right after construction no function can be known not to be a task.
+    const early = fresh.submit(local, 1);
+    const earlyErr = (await rejects(early, TypeError)) as TypeError;
+    assert.match(earlyErr.message, /not exported by any task module/);
+    // Once imported (long before any node connects), it throws at once, with the same message.
+    let thrown: unknown;
+    try {
+      fresh.submit(local, 1);
+    } catch (err) {
+      thrown = err;
+    }
+    assert.instance(thrown, TypeError);
+    assert.is((thrown as Error).message, earlyErr.message);
+  } finally {
+    await fresh.shutdown({ cancelFutures: true });
+  }
 });
 
 test('an unserializable argument rejects with SerializationError (WSF_SERIALIZATION)', async () => {

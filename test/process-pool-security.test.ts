@@ -73,6 +73,10 @@ test('a worker node with a wrong token is refused (exit 2, WSF_AUTH_FAILED) whil
     const code = await within(intruder.exited, 20_000, 'the refused worker node');
     assert.is(code, 2);
     assert.match(intruder.output, /WSF_AUTH_FAILED/);
+    // Said once, whole: not cut where the coordinator's close reason ends.
+    assert.is(intruder.output.split('WSF_AUTH_FAILED').length - 1, 1, `said once: ${intruder.output}`);
+    assert.match(intruder.output, /wrong token|refused this worker node's token/);
+    assert.match(intruder.output, /\(--token or WSFUTURES_TOKEN\)\n/);
     assert.equal(pool.workers().map((w) => w.name), ['local-1'], 'only the real node is connected');
     assert.is((await running).attempt, 1, 'the running task was untouched');
     await stillServing();

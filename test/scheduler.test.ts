@@ -361,4 +361,35 @@ test("a crashed lane hands back the task it was running (to fail) and requeues t
   assert.equal(s.removeWorker('c', 'crashed', null), { requeued: [1, 4], failed: [] });
 });
 
+test("a worker that cannot run a module's tasks gets none of them; they wait for one that can, and the tasks behind them go on", () => {
+  const s = new Scheduler<string>({ maxRetries: 2 });
+  s.addWorker('bad', 4, new Set([1]));
+  s.submit(1, 'm1-a', 1);
+  s.submit(2, 'm0-a', 0);
+  s.submit(3, 'm1-b', 1);
+  s.submit(4, 'm0-b', 0);
+  assert.equal(byWorker(s.assign()), { bad: [2, 4] }, 'module 0 runs; module 1 is skipped, not dropped');
+  assert.is(s.queuedCount, 2);
+  assert.is(s.canRun(1), false);
+  assert.is(s.canRun(0), true);
+  s.addWorker('good', 4);
+  assert.is(s.canRun(1), true);
+  assert.equal(byWorker(s.assign()), { good: [1, 3] }, 'in submission order, on the worker that can');
+  s.submit(5, 'm1-c', 1);
+  s.submit(6, 'm1-d', 1);
+  assert.equal(byWorker(s.assign()), { good: [5, 6] }, 'round-robin passes over the worker that cannot');
+});
+
+test('removeQueuedOf() takes out only the queued tasks of that module, in order; no worker at all means canRun is false', () => {
+  const s = new Scheduler<string>({ maxRetries: 2 });
+  assert.is(s.canRun(0), false);
+  s.submit(1, 'a', 1);
+  s.submit(2, 'b', 0);
+  s.submit(3, 'c', 1);
+  assert.equal(s.removeQueuedOf(1), [{ id: 1, payload: 'a' }, { id: 3, payload: 'c' }]);
+  assert.is(s.queuedCount, 1);
+  s.addWorker('w', 1);
+  assert.equal(allIds(s.assign()), [2]);
+});
+
 test.run();

@@ -5,7 +5,7 @@
  */
 import { randomFillSync } from 'node:crypto';
 import WebSocket from 'ws';
-import { answerHello, checkAuthOk } from '../shared/auth.ts';
+import { WRONG_TOKEN_ADVICE, answerHello, checkAuthOk } from '../shared/auth.ts';
 import { decodeFrame, encodeFrame, joinFragments } from '../shared/frames.ts';
 import { CLOSE, CLOSE_ERROR_CODES, invalidC2W, type C2W, type W2C } from '../shared/protocol.ts';
 
@@ -41,6 +41,18 @@ export class WorkerNodeFatalError extends Error {
     this.name = 'WorkerNodeFatalError';
     this.code = code;
   }
+}
+
+/**
+ * Why the coordinator refused this node, from its close frame. A close reason holds at most
+ * 123 bytes, so the coordinator's explanation may arrive cut short: a wrong token, the common
+ * case, is explained here in full instead. The code, which the reason repeats, is left out (it
+ * is shown beside the message).
+ */
+function refusal(code: number, reason: string): string {
+  const text = reason.replace(/^WSF_[A-Z_]+: /, '');
+  if (code === CLOSE.AUTH_FAILED && /wrong token/.test(text)) return `the coordinator refused this worker node's token: ${WRONG_TOKEN_ADVICE}`;
+  return `the coordinator refused this worker node: ${text || CLOSE_ERROR_CODES[code]}`;
 }
 
 export interface ConnectionOptions {
@@ -137,7 +149,7 @@ export class Connection {
       this.#phase = 'closed';
       const reason = reasonBuf?.toString() || lastError;
       if (code === CLOSE.AUTH_FAILED || code === CLOSE.VERSION_MISMATCH) {
-        fatal ??= new WorkerNodeFatalError(CLOSE_ERROR_CODES[code]!, `the coordinator refused this worker node: ${reason || CLOSE_ERROR_CODES[code]}`);
+        fatal ??= new WorkerNodeFatalError(CLOSE_ERROR_CODES[code]!, refusal(code, reason));
       }
       events.closed(code, reason, fatal);
     });

@@ -14,6 +14,8 @@ export interface LaneThreadsOptions {
    * `task` is the task it was running, if any. The coordinator is told.
    */
   onGone: (lane: number, how: string, task: number | undefined, crashed: boolean) => void;
+  /** A thread could not import these task modules (each with why, and what to do). */
+  onImportFailed: (failed: { id: number; error: string }[]) => void;
   log: (message: string) => void;
 }
 
@@ -137,6 +139,7 @@ export class LaneThreads {
   #onMessage(t: LaneThread, msg: FromThread): void {
     if (!this.#threads.includes(t)) return;
     if (msg.t === 'log') return this.#options.log(msg.message);
+    if (msg.t === 'import-failed') return this.#options.onImportFailed(msg.failed);
     if (msg.t === 'attached') {
       t.attached = true;
       this.#failures = 0;

@@ -5,7 +5,7 @@
  * bundle imports resolve from the worker's own node_modules.
  */
 import { mkdirSync, existsSync, writeFileSync, renameSync, readFileSync } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { dirname, join, resolve, sep } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { createHash } from 'node:crypto';
 
@@ -17,6 +17,18 @@ export class ModuleCache {
   readonly dir: string;
   constructor(dir = defaultCacheDir()) {
     this.dir = dir;
+  }
+
+  /**
+   * Where packages imported by cached modules must be installed: a module resolves its imports
+   * from the node_modules folders above its own file, so that is the folder holding the first
+   * node_modules above the cache (the working directory by default), or the cache's own folder.
+   */
+  get installDir(): string {
+    const i = this.dir.split(sep).indexOf('node_modules');
+    if (i > 0) return this.dir.split(sep).slice(0, i).join(sep) || sep;
+    const cwd = process.cwd();
+    return this.dir.startsWith(cwd + sep) ? cwd : dirname(this.dir);
   }
 
   #path(hash: string): string {

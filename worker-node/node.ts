@@ -56,6 +56,8 @@ export class WorkerNode {
   #conn: Connection | undefined;
   #state: State = 'idle';
   #moduleUrls = new Map<number, string>();
+  /** Task modules' names on the coordinator's machine (tasks.ts), for messages. */
+  #moduleNames = new Map<number, string>();
   #pendingModules = new Set<number>();
   #localHashes: Map<string, { path: string; code: string }> | undefined;
   #heartbeat: ReturnType<typeof setInterval> | undefined;
@@ -104,6 +106,7 @@ export class WorkerNode {
     this.#lanes = new LaneThreads({
       slots: concurrency,
       onGone: (lane, how, task, crashed) => this.#conn?.send({ op: 'lane-died', lane, how, task, crashed }),
+      onImportFailed: (failed) => this.#onImportFailed(failed),
       log: (m) => this.#log(m),
     });
     this.#stopped = new Promise((resolve, reject) => {
@@ -226,6 +229,8 @@ export class WorkerNode {
         this.#workerId = m.workerId;
         this.#laneTicket = m.laneTicket;
         this.#moduleUrls.clear();
+        this.#moduleNames.clear();
+        this.#importFailuresSaid.clear();
         this.#pendingModules.clear();
         for (const info of m.modules) this.#resolveModule(info);
         if (this.#pendingModules.size === 0) this.#becomeReady();
@@ -260,6 +265,7 @@ export class WorkerNode {
   }
 
   #resolveModule(info: ModuleInfo): void {
+    this.#moduleNames.set(info.id, moduleName(info.url));
     const cached = this.#cache.get(info.hash);
     if (cached) {
       this.#moduleUrls.set(info.id, cached);
@@ -271,7 +277,7 @@ export class WorkerNode {
       return;
     }
     if (this.#localHashes) {
-      const name = basename(fileURLToPath(info.url));
+      const name = moduleName(info.url);
       const same = [...this.#localHashes.values()].find((l) => basename(l.path) === name);
       if (same) {
         this.#log(
@@ -299,7 +305,8 @@ export class WorkerNode {
       busyPollMicros: Math.min(this.#peerBusyPollMicros, this.options.busyPollMicros),
       node: this.#workerId,
       ticket: this.#laneTicket,
-      modules: [...this.#moduleUrls],
+      modules: [...this.#moduleUrls].map(([id, url]) => ({ id, url, name: this.#moduleNames.get(id) ?? url })),
+      installDir: this.#cache.installDir,
     });
     const limit = new Promise<'late'>((r) => setTimeout(() => r('late'), 30_000).unref?.());
     void Promise.race([attached, limit]).then((late) => {
@@ -308,6 +315,21 @@ export class WorkerNode {
       this.#sendReady();
     });
   }
+
+  /**
+   * Every thread imports the task modules and reports the ones it could not: said once per
+   * module and connection, on this node's own stderr, where the person who can install the
+   * missing package looks. (The coordinator hears it from each lane's attach.)
+   */
+  #onImportFailed(failed: { id: number; error: string }[]): void {
+    for (const { id, error } of failed) {
+      if (this.#importFailuresSaid.has(id)) continue;
+      this.#importFailuresSaid.add(id);
+      this.#log(`${error}; the coordinator sends that module's tasks to other worker nodes`);
+    }
+  }
+  /** Task modules whose import failure was said since the last welcome. */
+  #importFailuresSaid = new Set<number>();
 
   #sendReady(): void {
     this.#state = 'ready';
@@ -369,12 +391,21 @@ export class WorkerNode {
     this.#resolveStopped();
   }
 
+  /** Stops for good: start() rejects with `err`, which its caller shows (the CLI prints it once). */
   async #fail(err: WorkerNodeFatalError): Promise<void> {
     this.#state = 'stopped';
-    this.#log(`${err.code}: ${err.message}`);
     if (this.#heartbeat) clearInterval(this.#heartbeat);
     await this.#lanes.stop();
     this.#rejectStopped(err);
+  }
+}
+
+/** A task module's file name on the coordinator's machine, from its URL there. */
+function moduleName(url: string): string {
+  try {
+    return basename(fileURLToPath(url));
+  } catch {
+    return url;
   }
 }
 

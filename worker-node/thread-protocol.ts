@@ -25,8 +25,13 @@ export interface LaneConfig {
   ticket: string;
   /** This lane's number within the node. */
   lane: number;
-  /** Task modules: the coordinator's module id → the file: URL to import here. */
-  modules: [number, string][];
+  /**
+   * Task modules: the coordinator's module id, the file: URL to import here, and its name on the
+   * coordinator's machine (for messages).
+   */
+  modules: { id: number; url: string; name: string }[];
+  /** Where this node resolves the packages task modules import (for messages). */
+  installDir: string;
   /**
    * Shared with the node's main thread (a BigInt64Array of 2): [0] the id of the task running
    * now (0 between tasks), [1] exit code + 1 if the thread is exiting (0 otherwise). The main
@@ -63,10 +68,20 @@ export interface ThreadClosed {
   reason: string;
 }
 
+/**
+ * Task modules the thread could not import, each with a sentence saying why and what to do
+ * (worker-node/import-failure.ts). Sent before the lane attaches; the attach tells the
+ * coordinator too.
+ */
+export interface ThreadImportFailed {
+  t: 'import-failed';
+  failed: { id: number; error: string }[];
+}
+
 /** A line for the node's log. */
 export interface ThreadLog {
   t: 'log';
   message: string;
 }
 
-export type FromThread = ThreadAttached | ThreadClosed | ThreadLog;
+export type FromThread = ThreadAttached | ThreadClosed | ThreadImportFailed | ThreadLog;

@@ -6,11 +6,12 @@
  */
 import { parentPort } from 'node:worker_threads';
 import { attachedBytes, canEncode, decodeValue, encodeValue } from '../shared/codec.ts';
-import { UnknownTaskError, errorToWire } from '../shared/errors.ts';
-import { CLOSE, DEFAULTS, batchBySize, type C2W, type Handlers, type TaskOutcome, type TaskSpec } from '../shared/protocol.ts';
+import { ModuleLoadError, UnknownTaskError, errorToWire, type WireClassRef } from '../shared/errors.ts';
+import { CLOSE, DEFAULTS, MAX_MODULE_ERROR_CHARS, batchBySize, type C2W, type Handlers, type TaskOutcome, type TaskSpec } from '../shared/protocol.ts';
 import { MAX_REPORTS_PER_SECOND, threadTask, type TaskContext } from '../shared/task-context.ts';
 import { BusyPoll } from '../shared/busy-poll.ts';
 import { Connection } from './connection.ts';
+import { describeImportFailure } from './import-failure.ts';
 import type { FromThread, LaneConfig, ToThread } from './thread-protocol.ts';
 
 /**
@@ -78,8 +79,44 @@ async function load(url: string): Promise<Record<string, unknown>> {
     return ns;
   } catch (err) {
     loading.delete(url); // let a later task retry a failed import
-    throw new UnknownTaskError(`task module could not be imported on this worker node: ${(err as Error)?.message ?? err}`);
+    const info = config?.modules.find((m) => m.url === url);
+    throw new ModuleLoadError(describeImportFailure(info?.name ?? url, err, config?.installDir ?? process.cwd()), { cause: err });
   }
+}
+
+/** Error classes the task modules export, by constructor: see classOf. */
+const exportedClasses = new Map<unknown, WireClassRef | null>();
+
+/**
+ * The task-module export that is `err`'s class, if any: the error then travels with a reference
+ * to it, and the coordinator (which imports the same module) rebuilds an instance of that class.
+ */
+function classOf(err: Error): WireClassRef | undefined {
+  const ctor = err.constructor;
+  let ref = exportedClasses.get(ctor);
+  if (ref === undefined) {
+    ref = null;
+    for (const [id, url] of moduleUrls) {
+      const ns = modules.get(url);
+      const name = ns && Object.keys(ns).find((k) => ns[k] === ctor);
+      if (name !== undefined) {
+        ref = { m: id, e: name };
+        break;
+      }
+    }
+    exportedClasses.set(ctor, ref);
+  }
+  return ref ?? undefined;
+}
+
+/** The modules that cannot be imported here, each with what to do about it. */
+async function loadAll(c: LaneConfig): Promise<{ id: number; error: string }[]> {
+  const outcomes = await Promise.allSettled(c.modules.map(({ url }) => load(url)));
+  const failed: { id: number; error: string }[] = [];
+  outcomes.forEach((o, i) => {
+    if (o.status === 'rejected') failed.push({ id: c.modules[i]!.id, error: String((o.reason as Error)?.message ?? o.reason).slice(0, MAX_MODULE_ERROR_CHARS) });
+  });
+  return failed;
 }
 
 /**
@@ -151,7 +188,7 @@ function run(job: TaskSpec): TaskOutcome | Promise<TaskOutcome> {
     if (value instanceof Promise) return settleLater(job, value, started);
     return valueOutcome(job, value, started, () => `the return value of ${job.f}()`);
   } catch (err) {
-    return { id: job.id, e: errorToWire(err, canEncode), d: performance.now() - started };
+    return { id: job.id, e: errorToWire(err, canEncode, classOf), d: performance.now() - started };
   } finally {
     if (!(value instanceof Promise)) {
       threadTask.current = undefined;
@@ -176,7 +213,7 @@ async function settleLater(job: TaskSpec, pending: Promise<unknown>, started: nu
     const value = await pending;
     return valueOutcome(job, value, started, () => `the return value of ${job.f}()`);
   } catch (err) {
-    return { id: job.id, e: errorToWire(err, canEncode), d: performance.now() - started };
+    return { id: job.id, e: errorToWire(err, canEncode, classOf), d: performance.now() - started };
   } finally {
     threadTask.current = undefined;
     controllers.delete(job.id);
@@ -265,10 +302,10 @@ async function runSlow(job: TaskSpec): Promise<TaskOutcome> {
       }
     }
     const outcome = valueOutcome(job, values, started, () => `the return values of ${job.f}()`);
-    if (failed) outcome.e = errorToWire(error, canEncode);
+    if (failed) outcome.e = errorToWire(error, canEncode, classOf);
     return outcome;
   } catch (err) {
-    return { id: job.id, e: errorToWire(err, canEncode), d: performance.now() - started };
+    return { id: job.id, e: errorToWire(err, canEncode, classOf), d: performance.now() - started };
   } finally {
     threadTask.current = undefined;
     controllers.delete(job.id);
@@ -346,15 +383,16 @@ async function start(c: LaneConfig): Promise<void> {
   shared = new BigInt64Array(c.state);
   nodeBusy = new Int32Array(c.busy);
   if (typeof (globalThis as { Deno?: unknown }).Deno !== 'undefined') recordExits(shared);
-  moduleUrls = new Map(c.modules);
+  moduleUrls = new Map(c.modules.map(({ id, url }) => [id, url]));
   // Imported before the lane attaches: the node is ready only when every thread can run its
-  // first task at full speed (loading a module can take a second). An import that fails is
-  // reported by the first task that needs the module, with that task's context.
-  await Promise.allSettled(c.modules.map(([, url]) => load(url)));
+  // first task at full speed (loading a module can take a second). A module that cannot be
+  // imported here is named in the attach, and its tasks go to other nodes.
+  const failedModules = await loadAll(c);
+  if (failedModules.length > 0) port.post({ t: 'import-failed', failed: failedModules });
   lane = new Connection(
     { url: c.url, key: c.key, ca: c.ca, maxMessageBytes: c.maxMessageBytes },
     {
-      authenticated: () => lane!.send({ op: 'attach', node: c.node, lane: c.lane, ticket: c.ticket }),
+      authenticated: () => lane!.send({ op: 'attach', node: c.node, lane: c.lane, ticket: c.ticket, failedModules: failedModules.length > 0 ? failedModules : undefined }),
       message: (m) => {
         const handler = handlers[m.op] as ((m: C2W) => void) | undefined;
         if (handler) handler(m);
