@@ -242,7 +242,7 @@ async function runSelfTest(): Promise<never> {
     if (tty) process.stderr.write('\n');
     const failed = Object.entries(r.failed).map(([k, n]) => `${n} ${k}`).join(', ') || 'none';
     console.log(`${r.submitted.toLocaleString('en-US')} tasks (${task.kind}) in ${(r.durationMs / 1000).toFixed(1)} s: ${r.throughput.toFixed(0)} tasks/s; latency p50 ${r.latency.p50.toFixed(2)} ms, p90 ${r.latency.p90.toFixed(2)} ms, p99 ${r.latency.p99.toFixed(2)} ms, max ${r.latency.max.toFixed(0)} ms`);
-    console.log(`completed ${r.completed}, failed: ${failed}; lost ${r.lost}, wrong ${r.wrong}; re-run after a lost node: ${r.reruns}; chaos: ${r.kills} kills, ${r.stops} stops`);
+    console.log(`completed ${r.completed}, failed: ${failed}; lost ${r.lost}, wrong ${r.wrong}; sent again after a lost node (may have run twice): ${r.reruns}; chaos: ${r.kills} kills, ${r.stops} stops`);
     console.log(r.ok ? 'ok: every task settled, every result right' : 'FAIL: tasks were lost or wrong');
     process.exit(r.ok ? 0 : 1);
   } catch (err) {

@@ -49,7 +49,7 @@ export interface ClusterLoadTestResult {
   lost: number;
   /** Settled with a value other than the right one. Must be 0. */
   wrong: number;
-  /** Tasks that ran more than once (at least once: their node was lost while they ran). */
+  /** Tasks sent again after their node was lost while they were on it: they may have run twice. */
   reruns: number;
   kills: number;
   stops: number;
@@ -83,7 +83,7 @@ export async function clusterLoadTest(options: ClusterLoadTestOptions): Promise<
   // A node that connected started well: its LocalWorkers stops counting failed starts.
   const offReady = pool.on('nodeReady', (n) => locals.find((_, i) => n.name.startsWith(`self${i + 1}-`))?.connected());
   for (let i = 0; i < nodes; i++) {
-    const l = new LocalWorkers({ token: pool.token, slots: slotsPerNode, runtime: isDenoRuntime() ? 'deno' : 'node', maxMessageBytes: 64 * 1024 * 1024, name: `self${i + 1}`, onBroken: () => {}, log: () => {} });
+    const l = new LocalWorkers({ token: pool.token, slots: slotsPerNode, runtime: isDenoRuntime() ? 'deno' : 'node', maxMessageBytes: 64 * 1024 * 1024, name: `self${i + 1}`, onBroken: (m) => console.error(`[wsfutures loadtest] ${m}`), log: () => {} });
     l.start(pool.url ?? url);
     locals.push(l);
   }
@@ -101,10 +101,17 @@ export async function clusterLoadTest(options: ClusterLoadTestOptions): Promise<
     };
     let kills = 0;
     let stops = 0;
-    const pick = () => locals[Math.floor(Math.random() * locals.length)]!;
+    // Chaos strikes nodes that are up, as it would in production: a node still starting is
+    // left alone (hitting it again and again would only count as a node that cannot start).
+    const pick = (): LocalWorkers | undefined => {
+      const up = locals.filter((l) => l.isConnected);
+      return up[Math.floor(Math.random() * up.length)];
+    };
     if (options.killEveryMs) {
       timers.push(setInterval(() => {
-        pick().kill('SIGKILL'); // LocalWorkers starts a replacement
+        const l = pick();
+        if (!l) return;
+        l.kill('SIGKILL'); // LocalWorkers starts a replacement
         kills++;
       }, options.killEveryMs));
     }
@@ -112,6 +119,7 @@ export async function clusterLoadTest(options: ClusterLoadTestOptions): Promise<
       const { everyMs, forMs } = options.stop;
       timers.push(setInterval(() => {
         const l = pick();
+        if (!l) return;
         l.kill('SIGSTOP');
         stops++;
         setTimeout(() => l.kill('SIGCONT'), forMs);

@@ -160,6 +160,11 @@ export class LocalWorkers {
     (child.stderr as unknown as { unref?: () => void } | null)?.unref?.();
   }
 
+  /** Whether the current node has connected (and not exited since). */
+  get isConnected(): boolean {
+    return this.#connected && this.#child !== undefined;
+  }
+
   /** A local node connected: its start succeeded. */
   connected(): void {
     this.#connected = true;
