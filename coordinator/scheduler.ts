@@ -20,6 +20,8 @@ interface TaskEntry<P> {
   payload: P;
   /** The task module it needs: it goes only to workers that loaded that module. */
   module: number;
+  /** Higher first (submitWith's `priority`). */
+  priority: number;
   /** Times it has been handed to a worker node, less those that cannot have been its fault. */
   attempts: number;
   /**
@@ -117,6 +119,53 @@ class Fifo<T> {
   }
 }
 
+/**
+ * The queue: one FIFO per priority, higher priorities first, first in first out within one.
+ * Nearly every pool uses one priority (0), which stays a single FIFO with no lookups.
+ */
+class PriorityQueue<T extends { priority: number }> {
+  /** Levels, highest first; their FIFOs. */
+  #levels: number[] = [0];
+  #fifos = new Map<number, Fifo<T>>([[0, new Fifo<T>()]]);
+  #size = 0;
+  get size(): number {
+    return this.#size;
+  }
+  #fifo(priority: number): Fifo<T> {
+    let f = this.#fifos.get(priority);
+    if (!f) {
+      this.#fifos.set(priority, (f = new Fifo<T>()));
+      this.#levels.push(priority);
+      this.#levels.sort((a, b) => b - a);
+    }
+    return f;
+  }
+  push(v: T): void {
+    this.#fifo(v.priority).push(v);
+    this.#size++;
+  }
+  /** Back to the front of its priority. */
+  unshift(v: T): void {
+    this.#fifo(v.priority).unshift(v);
+    this.#size++;
+  }
+  shift(): T | undefined {
+    if (this.#size === 0) return undefined;
+    for (const level of this.#levels) {
+      const v = this.#fifos.get(level)!.shift();
+      if (v !== undefined) {
+        this.#size--;
+        return v;
+      }
+    }
+    return undefined;
+  }
+  clear(): void {
+    for (const f of this.#fifos.values()) f.clear();
+    this.#size = 0;
+  }
+}
+
 const NONE: ReadonlySet<number> = new Set();
 
 /**
@@ -134,7 +183,7 @@ export class Scheduler<P> {
    * O(n)) and is recognised when reached because the map no longer holds that very entry —
    * even if its id was submitted again since.
    */
-  readonly #queue = new Fifo<TaskEntry<P>>();
+  readonly #queue = new PriorityQueue<TaskEntry<P>>();
   /**
    * Live tasks in the queue. The FIFO's own size also counts cancelled tasks not yet reached,
    * which made `queuedCount` (and so `pool.queuedCount`) overstate the backlog.
@@ -203,10 +252,13 @@ export class Scheduler<P> {
     return this.#tasks.get(id)?.workerId;
   }
 
-  /** Queues a task; `module` is the task module it needs (see addWorker's `cannotRun`). */
-  submit(id: number, payload: P, module = 0): void {
+  /**
+   * Queues a task; `module` is the task module it needs (see addWorker's `cannotRun`). Tasks of
+   * a higher `priority` go first; equal ones in the order they came.
+   */
+  submit(id: number, payload: P, module = 0, priority = 0): void {
     if (this.#tasks.has(id)) throw new Error(`scheduler: task ${id} submitted twice`);
-    const t: TaskEntry<P> = { id, seq: this.#seq++, payload, module, attempts: 0, mayHaveRun: 0, workerId: undefined };
+    const t: TaskEntry<P> = { id, seq: this.#seq++, payload, module, priority, attempts: 0, mayHaveRun: 0, workerId: undefined };
     this.#tasks.set(id, t);
     this.#queue.push(t);
     this.#queued++;

@@ -392,4 +392,31 @@ test('removeQueuedOf() takes out only the queued tasks of that module, in order;
   assert.equal(allIds(s.assign()), [2]);
 });
 
+test('priorities: higher first, first come first served within one, and a lost node\'s tasks back at the front of theirs', () => {
+  const s = new Scheduler<string>({ maxRetries: 2 });
+  s.submit(1, 'a', 0, 0);
+  s.submit(2, 'b', 0, 0);
+  s.submit(3, 'c', 0, 5);
+  s.submit(4, 'd', 0, -1);
+  s.submit(5, 'e', 0, 5);
+  s.submit(6, 'f', 0, 1);
+  s.addWorker('w1', 1);
+  const order: number[] = [];
+  for (let k = 0; k < 6; k++) {
+    const [a] = s.assign();
+    const id = a!.tasks[0]!.id;
+    order.push(id);
+    if (k === 1) {
+      // The node holding task 5 is lost before it reports: 5 goes back before 6 and the rest.
+      s.removeWorker('w1', 'lost', null);
+      s.addWorker('w1', 1);
+      const [again] = s.assign();
+      order.push(again!.tasks[0]!.id);
+    }
+    s.complete(order.at(-1)!, 'w1');
+  }
+  assert.equal(order, [3, 5, 5, 6, 1, 2, 4]);
+  assert.is(s.queuedCount, 0);
+});
+
 test.run();
