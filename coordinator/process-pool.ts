@@ -94,6 +94,8 @@ interface Entry {
   chunk: boolean;
   /** The function's name, for messages. */
   fn: string;
+  /** Its kind, for the scheduler's duration estimates (see #kindOf). */
+  kind: number;
   /** Its function's counters, and when it was queued (performance.now()), for the stats. */
   stat: FunctionRecord;
   queuedAt: number;
@@ -141,6 +143,15 @@ const ABORT_GRACE_MS = 1000;
  * milliseconds. If none comes, the lane's tasks are treated as lost.
  */
 const LANE_DEATH_WAIT_MS = 3000;
+/**
+ * Prefetch: a slot is handed more tasks while the estimated work queued on it is under
+ * PREFETCH_MS (and it holds fewer than MAX_TASKS_PER_SLOT). Tiny tasks then pile up many deep,
+ * so a slot never waits a round trip for its next one; a long task goes only to a slot with
+ * almost nothing queued, so it never waits behind another while a slot idles. A function not
+ * measured yet counts as long (Scheduler.unknownEstimateMs).
+ */
+const PREFETCH_MS = 2;
+const MAX_TASKS_PER_SLOT = 256;
 /** Tasks that wait this long with no slot anywhere make the pool say how to start a node. */
 const NO_SLOT_WARNING_MS = 5000;
 
@@ -196,8 +207,12 @@ export class ProcessPoolExecutor extends BaseExecutor {
   readonly #attachments: Uint8Array[] = [];
   #broken: BrokenExecutorError | undefined;
   #readyWaiters: { slots: number; resolve: () => void; reject: (e: Error) => void }[] = [];
-  /** Exponentially weighted mean task duration (ms), for prefetch depth. */
-  #meanTaskMs: number | undefined;
+  /**
+   * Kinds of task for the scheduler's estimates: one per function, and one per function for
+   * its map() chunks (which take longer). Their durations, as exponentially weighted means.
+   */
+  readonly #kinds = new Map<string, number>();
+  readonly #estimates: number[] = [];
   /** Keeps the event loop polling while a quick answer is due (see #awaitQuickAnswer). */
   readonly #busyPoll: BusyPoll;
   readonly #busyPollMicros: number;
@@ -262,6 +277,8 @@ export class ProcessPoolExecutor extends BaseExecutor {
     slowImport.unref?.();
     this.#registry.imported.then(() => clearTimeout(slowImport), () => clearTimeout(slowImport));
     this.#scheduler = new Scheduler({ maxRetries });
+    this.#scheduler.depthPerSlot = MAX_TASKS_PER_SLOT;
+    this.#scheduler.prefetchMs = PREFETCH_MS;
     this.#busyPollMicros = busyPollMicros;
     this.#busyPoll = new BusyPoll(busyPollMicros);
     this.#server = new CoordinatorServer(
@@ -544,7 +561,8 @@ export class ProcessPoolExecutor extends BaseExecutor {
     if (unloadable) return future.setException(unloadable);
     const id = ++this.#nextId;
     if (this.#noSlotTimer === undefined && this.#scheduler.slotCount === 0) this.#watchNoSlots();
-    this.#scheduler.submit(id, { future, m: ref.moduleId, f: ref.exportName, args, chunk, fn, stat: this.#stats.functionRecord(ref.exportName), queuedAt: performance.now() }, ref.moduleId);
+    const kind = this.#kindOf(ref.exportName, chunk);
+    this.#scheduler.submit(id, { future, m: ref.moduleId, f: ref.exportName, args, chunk, fn, kind, stat: this.#stats.functionRecord(ref.exportName), queuedAt: performance.now() }, ref.moduleId, 0, kind);
     this.#schedulePump();
   }
 
@@ -833,21 +851,19 @@ export class ProcessPoolExecutor extends BaseExecutor {
         clearTimeout(timer);
         lane.killTimers.delete(item.id);
       }
-      if (item.d !== undefined) {
-        this.#meanTaskMs = this.#meanTaskMs === undefined ? item.d : this.#meanTaskMs * 0.9 + item.d * 0.1;
-      }
       // Exactly-once settlement: an outcome for a task that is no longer this lane's (finished
       // elsewhere after a retry, aborted, timed out) is dropped here.
       if (this.#scheduler.complete(item.id, peer.id) === undefined) continue;
       const entry = this.#running.get(item.id);
       this.#running.delete(item.id);
-      if (!entry || entry.future.done()) continue;
+      if (!entry) continue;
+      if (item.d !== undefined) this.#measured(entry.kind, item.d);
+      if (entry.future.done()) continue;
       this.#settle(entry, item, lane);
     }
     this.#checkDrained(lane.node);
     this.#busyPoll.answered();
     this.#awaitQuickAnswer();
-    this.#tunePrefetch();
     this.#schedulePump();
   }
 
@@ -920,15 +936,20 @@ export class ProcessPoolExecutor extends BaseExecutor {
    */
   readonly #busyPollMaxRunning = Math.max(1, Math.floor(availableParallelism() / 2));
 
-  #tunePrefetch(): void {
-    const ms = this.#meanTaskMs;
-    if (ms === undefined) return;
-    // Tiny tasks: keep many in flight per slot so a slot never waits a round trip for work.
-    // Long tasks: one per slot, so a task never waits behind another on a busy node while a
-    // different node idles (the asCompleted example in the seed guide shows the difference).
-    // Each slot is a lane (a task thread with its own connection): the sub-millisecond depth
-    // keeps tasks in the thread's socket while its results make their round trip.
-    this.#scheduler.depthPerSlot = ms < 1 ? 256 : ms < 10 ? 16 : ms < 100 ? 2 : 1;
+  /** The scheduler's kind for tasks of `fn` (chunks of it apart), made on first use. */
+  #kindOf(fn: string, chunk: boolean): number {
+    const key = chunk ? `${fn} (chunk)` : fn;
+    let kind = this.#kinds.get(key);
+    if (kind === undefined) this.#kinds.set(key, (kind = this.#kinds.size));
+    return kind;
+  }
+
+  /** A task of `kind` ran `ms` on its node: the kind's estimate moves towards it. */
+  #measured(kind: number, ms: number): void {
+    const before = this.#estimates[kind];
+    const estimate = before === undefined ? ms : before * 0.8 + ms * 0.2;
+    this.#estimates[kind] = estimate;
+    this.#scheduler.setEstimate(kind, estimate);
   }
 
   #onLost(peer: WorkerPeer, reason: string): void {

@@ -22,6 +22,10 @@ interface TaskEntry<P> {
   module: number;
   /** Higher first (submitWith's `priority`). */
   priority: number;
+  /** What kind of task it is (the pool: its function), for its estimated duration. */
+  kind: number;
+  /** The work it adds to its worker's queue while assigned there, ms (see prefetchMs). */
+  estimateMs: number;
   /** Times it has been handed to a worker node, less those that cannot have been its fault. */
   attempts: number;
   /**
@@ -48,6 +52,8 @@ interface WorkerEntry {
   draining: boolean;
   /** Task modules it could not load: it is handed none of their tasks. */
   cannotRun: ReadonlySet<number>;
+  /** Estimated work of its assigned tasks, ms (see prefetchMs). */
+  queuedMs: number;
 }
 
 export interface Assignment<P> {
@@ -200,6 +206,26 @@ export class Scheduler<P> {
    */
   depthPerSlot = 1;
 
+  /**
+   * Estimated work a worker may hold per slot before it is handed more, ms (Infinity: only
+   * depthPerSlot counts). With it, a slot takes tiny tasks many at a time, so that it never
+   * waits a round trip for the next, but a long task only when its queue is nearly empty, so
+   * that a task never waits behind a long one while another slot idles. A task's estimate is
+   * its kind's (setEstimate), or unknownEstimateMs for a kind not measured yet: possibly long.
+   */
+  prefetchMs = Infinity;
+  unknownEstimateMs = 1000;
+  readonly #estimates: (number | undefined)[] = [];
+
+  /** How long tasks of `kind` take, as measured (the pool: per function). */
+  setEstimate(kind: number, ms: number): void {
+    this.#estimates[kind] = ms;
+  }
+
+  #hasRoom(w: WorkerEntry): boolean {
+    return w.assigned.size < w.slots * this.depthPerSlot && w.queuedMs < w.slots * this.prefetchMs;
+  }
+
   constructor(options: SchedulerOptions) {
     this.#options = options;
   }
@@ -256,9 +282,9 @@ export class Scheduler<P> {
    * Queues a task; `module` is the task module it needs (see addWorker's `cannotRun`). Tasks of
    * a higher `priority` go first; equal ones in the order they came.
    */
-  submit(id: number, payload: P, module = 0, priority = 0): void {
+  submit(id: number, payload: P, module = 0, priority = 0, kind = 0): void {
     if (this.#tasks.has(id)) throw new Error(`scheduler: task ${id} submitted twice`);
-    const t: TaskEntry<P> = { id, seq: this.#seq++, payload, module, priority, attempts: 0, mayHaveRun: 0, workerId: undefined };
+    const t: TaskEntry<P> = { id, seq: this.#seq++, payload, module, priority, kind, estimateMs: 0, attempts: 0, mayHaveRun: 0, workerId: undefined };
     this.#tasks.set(id, t);
     this.#queue.push(t);
     this.#queued++;
@@ -267,7 +293,7 @@ export class Scheduler<P> {
   /** A worker joins; it is never handed tasks of the modules in `cannotRun`. */
   addWorker(id: string, slots: number, cannotRun: ReadonlySet<number> = NONE): void {
     if (this.#workers.has(id)) throw new Error(`scheduler: worker ${id} added twice`);
-    this.#workers.set(id, { id, slots, assigned: new Set(), draining: false, cannotRun });
+    this.#workers.set(id, { id, slots, assigned: new Set(), draining: false, cannotRun, queuedMs: 0 });
     if (cannotRun.size > 0) this.#restricted++;
   }
 
@@ -361,7 +387,7 @@ export class Scheduler<P> {
     if (!t) return undefined;
     if (fromWorker !== undefined && t.workerId !== fromWorker) return undefined; // stale, from a lost node
     this.#tasks.delete(id);
-    if (t.workerId !== undefined) this.#workers.get(t.workerId)?.assigned.delete(id);
+    if (t.workerId !== undefined) this.#unassign(t);
     else this.#queued--;
     return t.workerId;
   }
@@ -377,11 +403,18 @@ export class Scheduler<P> {
     // A queued id stays in the FIFO and is skipped when reached: removing from the middle of
     // a million-entry queue would be O(n) per cancel.
     if (t.workerId !== undefined) {
-      this.#workers.get(t.workerId)?.assigned.delete(id);
+      this.#unassign(t);
       return t.workerId;
     }
     this.#queued--;
     return undefined;
+  }
+
+  #unassign(t: TaskEntry<P>): void {
+    const w = this.#workers.get(t.workerId!);
+    if (!w) return;
+    w.assigned.delete(t.id);
+    w.queuedMs = w.assigned.size === 0 ? 0 : w.queuedMs - t.estimateMs;
   }
 
   /**
@@ -391,13 +424,14 @@ export class Scheduler<P> {
    */
   assign(accept: (id: number) => boolean = () => true): Assignment<P>[] {
     if (this.#queue.size === 0) return [];
-    const open = [...this.#workers.values()].filter((w) => !w.draining && w.assigned.size < w.slots * this.depthPerSlot);
+    const open = [...this.#workers.values()].filter((w) => !w.draining && this.#hasRoom(w));
     if (open.length === 0) return [];
     // Least-loaded first. Without this the round-robin always started at the first node: the
     // pool runs one pass per tick, so a trickle of submits (one task per pass) all went to that
     // node until it was full — with prefetch, up to 256 tasks per slot — while the others idled.
     // Stable sort: equal loads keep the order the nodes joined in.
-    open.sort((a, b) => a.assigned.size / a.slots - b.assigned.size / b.slots);
+    // (With estimates, by queued work first: a long task goes where the least work waits.)
+    open.sort((a, b) => a.queuedMs / a.slots - b.queuedMs / b.slots || a.assigned.size / a.slots - b.assigned.size / b.slots);
     const batches = new Map<string, Assignment<P>>();
     /** Tasks no worker with room can run: they keep their place at the front of the queue. */
     const skipped: TaskEntry<P>[] = [];
@@ -426,11 +460,13 @@ export class Scheduler<P> {
       }
       t.workerId = w.id;
       t.attempts++;
+      t.estimateMs = this.#estimates[t.kind] ?? this.unknownEstimateMs;
       w.assigned.add(id);
+      w.queuedMs += t.estimateMs;
       let batch = batches.get(w.id);
       if (!batch) batches.set(w.id, (batch = { workerId: w.id, tasks: [] }));
       batch.tasks.push({ id, payload: t.payload, attempt: t.attempts + t.mayHaveRun });
-      if (w.assigned.size >= w.slots * this.depthPerSlot) open.splice(i, 1);
+      if (!this.#hasRoom(w)) open.splice(i, 1);
       else i++;
     }
     for (let k = skipped.length - 1; k >= 0; k--) this.#queue.unshift(skipped[k]!);
