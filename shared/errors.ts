@@ -120,6 +120,12 @@ const OWN_ERRORS: Record<string, (message: string) => Error> = {
 };
 
 const SKIPPED_PROPS = new Set(['name', 'message', 'stack', 'code', 'cause', 'errors']);
+/**
+ * Property names a remote error may not set on the local one: they would change what the error
+ * is (its prototype), make it a thenable (`await` on it would call a peer-chosen value), or
+ * break printing it (`${err}` calls toString).
+ */
+const UNSAFE_PROPS = new Set(['__proto__', 'constructor', 'prototype', 'then', 'toString', 'valueOf', 'toJSON', 'inspect']);
 
 /**
  * Turns any thrown value into its wire form. `propsOk` says whether a value can be sent as it is
@@ -177,7 +183,7 @@ export function errorFromWire(wire: WireError, stackSuffix = '', depth = 0): Err
     err.name = name;
   }
   if (wire.props !== null && typeof wire.props === 'object') {
-    for (const [k, v] of Object.entries(wire.props)) if (k !== '__proto__') (err as unknown as Record<string, unknown>)[k] = v;
+    for (const [k, v] of Object.entries(wire.props)) if (!SKIPPED_PROPS.has(k) && !UNSAFE_PROPS.has(k)) (err as unknown as Record<string, unknown>)[k] = v;
   }
   if (wire.code !== undefined) (err as { code?: unknown }).code = wire.code;
   const cause = wire.cause as unknown;

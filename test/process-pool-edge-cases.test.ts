@@ -104,4 +104,36 @@ test("a result larger than the pool's maxMessageBytes fails with SerializationEr
   }
 });
 
+test('a task whose arguments cannot be encoded fails with SerializationError, and the tasks submitted with it run at once', async () => {
+  // A fresh pool: one slot, one task per slot, as before any task has run.
+  const pool = await startPool({ maxWorkers: 1 });
+  try {
+    const bad = pool.submit(echo, { fn: () => 1 });
+    const good = [pool.submit(add, 1, 1), pool.submit(add, 2, 2), pool.submit(add, 3, 3)];
+    await within(rejects(bad, SerializationError), 5000, 'the task with a function argument');
+    assert.equal(await within(Promise.all(good), 3000, 'the three good tasks'), [2, 4, 6]);
+  } finally {
+    await pool.shutdown({ cancelFutures: true });
+  }
+});
+
+test('a node started with --max-message-bytes 2048 runs tiny tasks; arguments too large for it fail with the true sizes', async () => {
+  const pool = await startPool({ maxWorkers: 0 });
+  // With a local copy of the task module, which at this limit could not be shipped to it.
+  const node = spawnWorker({ url: pool.url!, token: pool.token, args: ['--max-message-bytes', '2048', '--tasks', 'test/fixtures/tasks.ts'] });
+  try {
+    await within(pool.ready(1), 30_000, 'the node');
+    assert.is(await within(pool.submit(add, 1, 2), 10_000, 'a tiny task'), 3);
+    assert.is((await within(pool.submit(echo, 'x'.repeat(1800)), 10_000, 'a task just under the limit')).length, 1800);
+    const err = (await within(rejects(pool.submit(echo, 'x'.repeat(3000)), SerializationError), 10_000, 'the too-large task')) as SerializationError;
+    const [, size, total] = /encode to (\d+) bytes \((\d+) with the task's frame\)/.exec(err.message) ?? [];
+    assert.ok(Number(size) > 3000 && Number(total) > 2048, err.message);
+    assert.match(err.message, '--max-message-bytes 2048');
+    assert.is(pool.slots, 1, 'the node is still connected');
+  } finally {
+    await node.kill();
+    await pool.shutdown({ cancelFutures: true });
+  }
+});
+
 test.run();
