@@ -17,6 +17,8 @@ export interface RawPeer {
   sendRaw(bytes: Uint8Array): void;
   /** Resolves with the first message with this op received at index `from` or later (default: any so far). */
   next(op: string, timeoutMs?: number, from?: number): Promise<Record<string, unknown>>;
+  /** Resolves with the first message received (at any time) that `match` accepts. */
+  waitMessage(match: (m: Record<string, unknown>) => boolean, timeoutMs?: number, from?: number, what?: string): Promise<Record<string, unknown>>;
   /** Resolves when the connection has closed, with the code and reason the peer got. */
   closed: Promise<{ code: number; reason: string }>;
   isClosed(): boolean;
@@ -24,7 +26,7 @@ export interface RawPeer {
 }
 
 /** Connects to `url` and authenticates with `token`; rejects if the coordinator refuses. */
-export async function connectRawPeer(url: string, token: string, timeoutMs = 10_000): Promise<RawPeer> {
+export async function connectRawPeer(url: string, token: string, { timeoutMs = 10_000, autoPong = false }: { timeoutMs?: number; autoPong?: boolean } = {}): Promise<RawPeer> {
   const ws = new WebSocket(url, { maxPayload: 256 * 1024 * 1024 });
   const key = deriveKey(token);
   const received: Record<string, unknown>[] = [];
@@ -55,11 +57,14 @@ export async function connectRawPeer(url: string, token: string, timeoutMs = 10_
       state = 'open';
       return authenticated();
     }
+    let msg: Record<string, unknown>;
     try {
-      received.push(decodeFrame(data) as Record<string, unknown>);
+      msg = decodeFrame(data) as Record<string, unknown>;
     } catch {
-      received.push({ op: '(undecodable)' });
+      msg = { op: '(undecodable)' };
     }
+    received.push(msg);
+    if (autoPong && msg.op === 'ping' && ws.readyState === WebSocket.OPEN) ws.send(encodeFrame({ op: 'pong', t: msg.t } as { op: string })[0]!);
     for (const w of waiters) w();
   });
   const closedP = new Promise<{ code: number; reason: string }>((resolve) =>
@@ -82,7 +87,7 @@ export async function connectRawPeer(url: string, token: string, timeoutMs = 10_
   const sendRaw = (bytes: Uint8Array) => {
     if (ws.readyState === WebSocket.OPEN) ws.send(bytes);
   };
-  return {
+  const peer: RawPeer = {
     ws,
     received,
     send(msg) {
@@ -92,23 +97,26 @@ export async function connectRawPeer(url: string, token: string, timeoutMs = 10_
     },
     sendRaw,
     next(op, ms = 10_000, from = 0) {
+      return peer.waitMessage((m) => m.op === op, ms, from, `a "${op}" message`);
+    },
+    waitMessage(match, ms = 10_000, from = 0, what = 'the message') {
       let seen = from;
       return new Promise((resolve, reject) => {
         const check = () => {
           for (; seen < received.length; seen++) {
-            if (received[seen]!.op === op) {
+            if (match(received[seen]!)) {
               cleanup();
               return resolve(received[seen]!);
             }
           }
           if (closed) {
             cleanup();
-            reject(new Error(`closed before a "${op}" message came`));
+            reject(new Error(`closed before ${what} came`));
           }
         };
         const t = setTimeout(() => {
           cleanup();
-          reject(new Error(`no "${op}" message within ${ms} ms`));
+          reject(new Error(`no ${what} within ${ms} ms`));
         }, ms);
         const cleanup = () => {
           clearTimeout(t);
@@ -122,6 +130,7 @@ export async function connectRawPeer(url: string, token: string, timeoutMs = 10_
     isClosed: () => closed,
     close: () => ws.close(1000),
   };
+  return peer;
 }
 
 /** Registers `peer` as a worker node with `slots` slots; resolves with its welcome. */
