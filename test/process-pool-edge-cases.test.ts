@@ -5,7 +5,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { SerializationError, TimeoutError } from '../coordinator/index.ts';
-import { add, echo, makeBytes, sleepThenEcho, waitForAbort } from './fixtures/tasks.ts';
+import { add, echo, failWithLongMessage, makeBytes, sleepThenEcho, waitForAbort } from './fixtures/tasks.ts';
 import { rejects } from './helpers/assert.ts';
 import { spawnWorker, startPool, waitFor, within } from './helpers/cluster.ts';
 
@@ -85,7 +85,7 @@ test("arguments larger than a node's --max-message-bytes fail with Serialization
   }
 });
 
-test("a result larger than the pool's maxMessageBytes fails with SerializationError saying so; the node stays connected", async () => {
+test("a result larger than the pool's maxMessageBytes fails with SerializationError saying so, an error that large arrives cut short; the node stays connected", async () => {
   const pool = await startPool({ maxWorkers: 0, maxMessageBytes: 2 * 1024 * 1024 });
   const node = spawnWorker({ url: pool.url!, token: pool.token });
   try {
@@ -98,6 +98,10 @@ test("a result larger than the pool's maxMessageBytes fails with SerializationEr
     const ok = await within(pool.submit(makeBytes, 1024 * 1024), 10_000, 'a result within the limit');
     assert.is(ok.length, 1024 * 1024);
     assert.is(ok[1000], 1000 & 255);
+    // An error too large to send arrives cut short, rather than closing the lane on every try.
+    const big = (await within(rejects(pool.submit(failWithLongMessage, 3 * 1024 * 1024), Error), 10_000, 'the task with a huge error')) as Error;
+    assert.match(big.message, /^x{1000}… \(the error was cut short: it encodes to \d+ bytes/);
+    assert.is(pool.slots, 1, 'the node is still connected');
   } finally {
     await node.kill();
     await pool.shutdown({ cancelFutures: true });

@@ -13,6 +13,7 @@ import fc from 'fast-check';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { describePeerValue, boundText } from '../shared/describe.ts';
+import { errorFromWire, type WireError } from '../shared/errors.ts';
 import { decodeFrame } from '../shared/frames.ts';
 import { invalidC2W, invalidW2C } from '../shared/protocol.ts';
 import { anyValue, frameArbitrary } from './helpers/fuzz-frames.ts';
@@ -22,7 +23,7 @@ const seed = process.env.WSF_FUZZ_SEED ? Number(process.env.WSF_FUZZ_SEED) : Mat
 const runs = process.env.WSF_FUZZ_RUNS ? Number(process.env.WSF_FUZZ_RUNS) : undefined;
 console.log(`protocol fuzz: seed ${seed} (reproduce with WSF_FUZZ_SEED=${seed})`);
 
-test('decoding and validating any frame, in either direction, never throws past decodeFrame, and describing any value never throws', () => {
+test('decoding and validating any frame, in either direction, never throws past decodeFrame; describing any value, or rebuilding any reported error, never throws', () => {
   let frames = 0;
   fc.assert(
     fc.property(fc.oneof(frameArbitrary('to-coordinator', 4096), frameArbitrary('to-node', 4096)), (frame) => {
@@ -45,6 +46,19 @@ test('decoding and validating any frame, in either direction, never throws past 
       assert.type(boundText(v), 'string');
     }),
     { seed, numRuns: runs ?? 2000 },
+  );
+  // Any error a lane may report (validation checks only that name and message are strings)
+  // becomes a local error that can be printed, thrown and awaited.
+  const wireError = fc.record({ name: fc.string(), message: fc.string() }).chain((base) => fc.dictionary(fc.constantFrom('stack', 'code', 'props', 'cause', 'errors', 'name', '__proto__'), anyValue, { maxKeys: 4 }).map((rest) => ({ ...rest, ...base })));
+  fc.assert(
+    fc.property(wireError, (wire) => {
+      const err = errorFromWire(wire as WireError, '\n    at remote');
+      assert.ok(err instanceof Error);
+      assert.type(String(err), 'string');
+      assert.type(err.stack, 'string');
+      assert.is((err as { then?: unknown }).then, undefined);
+    }),
+    { seed, numRuns: runs ?? 1000 },
   );
   console.log(`protocol fuzz (decode and validate, seed ${seed}): ${frames} frames decoded and validated, 0 threw`);
 });

@@ -118,11 +118,18 @@ function flush(): void {
     if (size <= limit) continue;
     // Sending it would make the coordinator close the lane (frame too large) and re-run the
     // task elsewhere, where it would fail the same way: report why instead.
-    const valueBytes = (o.v?.byteLength ?? 0) + attachedBytes(o.x);
+    const valueBytes = (o.v?.byteLength ?? 0) + attachedBytes(o.x) + itemOverheadBytes(o.x?.length ?? 0);
+    if (valueBytes <= limit && o.e !== undefined) {
+      // The error is what is too large (a huge message or stack): send it cut short.
+      const { name, message, code } = o.e;
+      const cut = `${message.slice(0, 1000)}… (the error was cut short: it encodes to ${size - valueBytes} bytes, more than the coordinator's maxMessageBytes allows)`;
+      outcomes[i] = { ...o, e: { name, message: cut, code: typeof code === 'string' || typeof code === 'number' ? code : undefined } };
+      continue;
+    }
     outcomes[i] = {
       id: o.id,
       d: o.d,
-      e: { name: 'SerializationError', code: 'WSF_SERIALIZATION', message: `the task's ${valueBytes >= limit / 2 ? 'result' : 'error'} encodes to ${size} bytes with its frame, more than the coordinator's maxMessageBytes (${config!.peerMaxMessageBytes}): raise maxMessageBytes on the pool or return less` },
+      e: { name: 'SerializationError', code: 'WSF_SERIALIZATION', message: `the task's result encodes to ${valueBytes} bytes with its frame, more than the coordinator's maxMessageBytes (${config!.peerMaxMessageBytes}): raise maxMessageBytes on the pool or return less` },
     };
   }
   // Batches stay within the coordinator's frame limit too, when that is below batchBytes.
