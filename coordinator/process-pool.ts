@@ -9,7 +9,7 @@ import { availableParallelism, hostname } from 'node:os';
 import { nanoid } from 'nanoid';
 import { deriveKey, generateToken } from '../shared/auth.ts';
 import { attachedBytes, decodeValue, encodeValue } from '../shared/codec.ts';
-import { BrokenExecutorError, SerializationError, TimeoutError, WorkerLostError, errorFromWire } from '../shared/errors.ts';
+import { BrokenExecutorError, ProtocolError, SerializationError, TimeoutError, WorkerLostError, errorFromWire } from '../shared/errors.ts';
 import { BusyPoll } from '../shared/busy-poll.ts';
 import { FRAME_OVERHEAD_BYTES, itemOverheadBytes } from '../shared/frames.ts';
 import { boundText, describePeerValue } from '../shared/describe.ts';
@@ -626,7 +626,16 @@ export class ProcessPoolExecutor extends BaseExecutor {
       return;
     }
     if (entry.chunk) {
-      const outcome: ChunkOutcome<unknown> = { values: (value as unknown[]) ?? [] };
+      // One value per call, up to the call that threw: anything else would make map() yield
+      // the wrong results (a string's characters, or nothing) without a word.
+      const calls = (entry.args as unknown[]).length;
+      const values = value === undefined ? [] : value;
+      if (!Array.isArray(values) || values.length > calls || (item.e === undefined && values.length !== calls)) {
+        const got = Array.isArray(values) ? `${values.length} value(s)` : describePeerValue(values);
+        future.setException(new ProtocolError('WSF_PROTOCOL', `worker node ${peer.label} answered a chunk of ${calls} call(s) of ${entry.fn}() with ${got}${item.e === undefined ? '' : ' and an error'}`));
+        return;
+      }
+      const outcome: ChunkOutcome<unknown> = { values };
       if (item.e) outcome.error = { thrown: errorFromWire(item.e, remoteFrame(entry, item.id, peer)) };
       future.setResult(outcome);
     } else if (item.e) {

@@ -9,7 +9,8 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { encodeValue } from '../shared/codec.ts';
-import { errorFromWire } from '../shared/errors.ts';
+import { ProtocolError, errorFromWire } from '../shared/errors.ts';
+import { rejects } from './helpers/assert.ts';
 import { CLOSE } from '../shared/protocol.ts';
 import { add, echo, sleepThenWhere } from './fixtures/tasks.ts';
 import { startPool, waitFor, within } from './helpers/cluster.ts';
@@ -96,6 +97,33 @@ test('an outcome with neither value nor error closes the lane (CLOSE.PROTOCOL) a
     assert.is(await within(f, 5000, 'the future'), undefined);
     assert.is(f.done(), true);
     lane2.close();
+  } finally {
+    control.close();
+    await pool.shutdown({ cancelFutures: true });
+  }
+});
+
+test('a node that answers a chunk of map() with a value that is not one value per call fails it with ProtocolError', async () => {
+  const pool = await startPool({ maxWorkers: 0 });
+  const control = await connectRawPeer(pool.url!, pool.token, { autoPong: true });
+  try {
+    const welcome = await registerAsNode(control);
+    const lane = await connectRawPeer(pool.url!, pool.token);
+    lane.send({ op: 'attach', node: welcome.workerId, lane: 0, ticket: welcome.laneTicket });
+    await lane.next('attached');
+    const results: unknown[] = [];
+    const done = (async () => {
+      for await (const v of pool.map(echo, ['a', 'b', 'c'], { chunksize: 3 })) results.push(v);
+    })();
+    const run = (await lane.next('run')) as { tasks: { id: number; c?: number }[] };
+    assert.is(run.tasks[0]!.c, 1, 'a chunk');
+    // A string where an array of three values belongs: its characters must not become results.
+    lane.send({ op: 'results', items: [{ id: run.tasks[0]!.id, v: encodeValue('xyz'), d: 1 }] });
+    const err = (await within(rejects(done, ProtocolError), 5000, 'map failing')) as ProtocolError;
+    assert.is(err.code, 'WSF_PROTOCOL');
+    assert.match(err.message, 'answered a chunk of 3 call(s) of echo() with "xyz"');
+    assert.equal(results, []);
+    lane.close();
   } finally {
     control.close();
     await pool.shutdown({ cancelFutures: true });
