@@ -13,7 +13,7 @@ import { BrokenExecutorError, ProtocolError, SerializationError, TimeoutError, W
 import { BusyPoll } from '../shared/busy-poll.ts';
 import { FRAME_OVERHEAD_BYTES, itemOverheadBytes } from '../shared/frames.ts';
 import { boundText, describePeerValue } from '../shared/describe.ts';
-import { CLOSE, DEFAULTS, MAX_BUSY_POLL_MICROS, MIN_MAX_MESSAGE_BYTES, type AttachMsg, type LaneDiedMsg, type RegisterMsg, type TaskOutcome, type TaskSpec } from '../shared/protocol.ts';
+import { CLOSE, DEFAULTS, MAX_BUSY_POLL_MICROS, MAX_TIMER_MS, MIN_MAX_MESSAGE_BYTES, type AttachMsg, type LaneDiedMsg, type RegisterMsg, type TaskOutcome, type TaskSpec } from '../shared/protocol.ts';
 import { toModuleUrl } from '../shared/bundle.ts';
 import { BaseExecutor, checkPositiveInt, describeValue, type AnyFunction, type ChunkOutcome } from './executor.ts';
 import { checkTimeout, type Future } from './future.ts';
@@ -185,6 +185,10 @@ export class ProcessPoolExecutor extends BaseExecutor {
     if (maxMessageBytes < MIN_MAX_MESSAGE_BYTES) throw new RangeError(`maxMessageBytes must be at least ${MIN_MAX_MESSAGE_BYTES} (protocol messages need that much): got ${maxMessageBytes}`);
     checkPositiveInt('heartbeatIntervalMs', heartbeatIntervalMs);
     checkPositiveInt('heartbeatTimeoutMs', heartbeatTimeoutMs);
+    // Node and Deno fire a timer set beyond 2^31-1 ms after 1 ms: a ping storm, not a long wait.
+    for (const [name, ms] of [['heartbeatIntervalMs', heartbeatIntervalMs], ['heartbeatTimeoutMs', heartbeatTimeoutMs]] as const) {
+      if (ms > MAX_TIMER_MS) throw new RangeError(`${name} must be at most ${MAX_TIMER_MS} (about 24.8 days): got ${ms}`);
+    }
     checkPositiveInt('busyPollMicros', busyPollMicros, true);
     if (busyPollMicros > MAX_BUSY_POLL_MICROS) throw new RangeError(`busyPollMicros must be at most ${MAX_BUSY_POLL_MICROS} (10 ms): got ${busyPollMicros}; 0 turns busy polling off`);
     if (listen === null || typeof listen !== 'object') throw new TypeError(`listen must be an object like { host: '0.0.0.0', port: 8765 }: got ${describeValue(listen)}`);
