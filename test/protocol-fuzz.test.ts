@@ -64,7 +64,7 @@ test('decoding and validating any frame, in either direction, never throws past 
 });
 
 test('a coordinator doing real work survives an authenticated peer sending fuzz', async () => {
-  const figures = await fuzzCoordinator({ seed, runs: runs ?? 400, timeLimitMs: runs ? undefined : 9_000 });
+  const figures = await fuzzCoordinator({ seed, runs: runs ?? 1000, timeLimitMs: runs ? undefined : 9_000 });
   console.log(describeFigures(figures, seed));
   assert.is(figures.crashes, 0);
   assert.ok(figures.cases >= 20, `only ${figures.cases} cases ran`);

@@ -120,6 +120,7 @@ export async function fuzzCoordinator(options: FuzzOptions): Promise<FuzzFigures
   const deadline = deadlineOf(options, started);
   try {
     await pool.ready(1, { timeout: 60_000 });
+    const realNode = pool.workers()[0]!.id;
     // A node that is draining: its lanes attach but are given no task, so fuzz can reach the
     // lane handlers without taking real work hostage.
     const drainingNode = await connectRawPeer(pool.url!, pool.token, { autoPong: true });
@@ -154,6 +155,7 @@ export async function fuzzCoordinator(options: FuzzOptions): Promise<FuzzFigures
         if (defect) throw new Error(`a handler failed (${describeCase(setup, frames)}): ${defect}`);
         if (watch.crashes.length > 0) throw new Error(`the coordinator threw past its handlers (${describeCase(setup, frames)}): ${watch.crashes[0]}`);
         if (wrong.length > 0) throw new Error(`real work went wrong: ${wrong[0]}`);
+        if (!pool.workers().some((w) => w.id === realNode)) throw new Error(`the real worker node lost its connection (${describeCase(setup, frames)})`);
       } finally {
         peer.ws.terminate();
       }
@@ -428,6 +430,7 @@ export async function fuzzWorkerNode(options: FuzzOptions): Promise<FuzzFigures>
       }
       const deathsBefore = coordinator.laneDeaths.length;
       const receivedBefore = conn.received.length;
+      const otherLanes = setup === 'lane' ? [...coordinator.lanes].filter((l) => l !== conn && l.phase === 'open') : [];
       for (const f of frames) sendFrame(conn.ws, f);
       messages += frames.length;
       // A ping: the connection must answer, or have been closed with a documented code.
@@ -444,6 +447,10 @@ export async function fuzzWorkerNode(options: FuzzOptions): Promise<FuzzFigures>
       const threadEnded = conn.kind === 'lane' && coordinator.laneDeaths.slice(deathsBefore).includes(conn.lane!);
       if (result !== 'open' && !DOCUMENTED.has(Number(result)) && !threadEnded) throw new Error(`closed with ${result}, not a documented code (${what})`);
       if (process.env.WSF_FUZZ_DEBUG) console.log(`${Date.now() - started} ms: ${result === 'open' ? 'still open' : `closed ${result}`} after ${what}`);
+      // Fuzz on one lane leaves the node's other lanes alone (fuzz on the control connection
+      // ends them all, by design: a node without its control connection stops its threads).
+      const hit = otherLanes.find((l) => l.phase === 'closed');
+      if (hit) throw new Error(`lane ${hit.lane} closed too (${what})`);
       if (setup === 'register' && result === 'open') coordinator.welcome(conn);
       if (setup === 'lane' && result === 'open') fuzzedLane = undefined;
       const defect = logs.slice(logsBefore).find((m) => DEFECT.test(m));
