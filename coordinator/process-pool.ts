@@ -9,9 +9,11 @@ import { availableParallelism, hostname } from 'node:os';
 import { nanoid } from 'nanoid';
 import { deriveKey, generateToken } from '../shared/auth.ts';
 import { attachedBytes, decodeValue, encodeValue } from '../shared/codec.ts';
-import { BrokenExecutorError, ModuleLoadError, SerializationError, TimeoutError, WorkerLostError, errorFromWire, type WireClassRef } from '../shared/errors.ts';
+import { BrokenExecutorError, ModuleLoadError, ProtocolError, SerializationError, TimeoutError, WorkerLostError, errorFromWire, type WireClassRef } from '../shared/errors.ts';
 import { BusyPoll } from '../shared/busy-poll.ts';
-import { CLOSE, DEFAULTS, MAX_BUSY_POLL_MICROS, type AttachMsg, type LaneDiedMsg, type RegisterMsg, type TaskOutcome, type TaskSpec } from '../shared/protocol.ts';
+import { FRAME_OVERHEAD_BYTES, itemOverheadBytes } from '../shared/frames.ts';
+import { boundText, describePeerValue } from '../shared/describe.ts';
+import { CLOSE, DEFAULTS, MAX_BUSY_POLL_MICROS, MAX_TIMER_MS, MIN_MAX_MESSAGE_BYTES, type AttachMsg, type LaneDiedMsg, type RegisterMsg, type TaskOutcome, type TaskSpec } from '../shared/protocol.ts';
 import { toModuleUrl } from '../shared/bundle.ts';
 import { BaseExecutor, checkPositiveInt, describeValue, type AnyFunction, type ChunkOutcome } from './executor.ts';
 import { checkTimeout, type Future } from './future.ts';
@@ -162,6 +164,8 @@ function remoteFrame(entry: Entry, id: number, peer: WorkerPeer): string {
 
 /** How long importing the task modules may take before the pool says it looks stuck. */
 const SLOW_IMPORT_MS = 5000;
+/** A `module` frame beyond its code: op, id, the 64-character hash and msgpack headers. */
+const MODULE_FRAME_OVERHEAD_BYTES = 128;
 
 const LOOPBACK = new Set(['127.0.0.1', 'localhost', '::1', '[::1]']);
 
@@ -244,8 +248,13 @@ export class ProcessPoolExecutor extends BaseExecutor {
     checkPositiveInt('maxWorkers', maxWorkers, true);
     checkPositiveInt('maxRetries', maxRetries, true);
     checkPositiveInt('maxMessageBytes', maxMessageBytes);
+    if (maxMessageBytes < MIN_MAX_MESSAGE_BYTES) throw new RangeError(`maxMessageBytes must be at least ${MIN_MAX_MESSAGE_BYTES} (protocol messages need that much): got ${maxMessageBytes}`);
     checkPositiveInt('heartbeatIntervalMs', heartbeatIntervalMs);
     checkPositiveInt('heartbeatTimeoutMs', heartbeatTimeoutMs);
+    // Node and Deno fire a timer set beyond 2^31-1 ms after 1 ms: a ping storm, not a long wait.
+    for (const [name, ms] of [['heartbeatIntervalMs', heartbeatIntervalMs], ['heartbeatTimeoutMs', heartbeatTimeoutMs]] as const) {
+      if (ms > MAX_TIMER_MS) throw new RangeError(`${name} must be at most ${MAX_TIMER_MS} (about 24.8 days): got ${ms}`);
+    }
     checkPositiveInt('busyPollMicros', busyPollMicros, true);
     if (busyPollMicros > MAX_BUSY_POLL_MICROS) throw new RangeError(`busyPollMicros must be at most ${MAX_BUSY_POLL_MICROS} (10 ms): got ${busyPollMicros}; 0 turns busy polling off`);
     if (listen === null || typeof listen !== 'object') throw new TypeError(`listen must be an object like { host: '0.0.0.0', port: 8765 }: got ${describeValue(listen)}`);
@@ -661,6 +670,7 @@ export class ProcessPoolExecutor extends BaseExecutor {
       return false;
     });
     const now = performance.now();
+    let refused = false;
     for (const { workerId, tasks } of assignments) {
       const lane = this.#lanes.get(workerId);
       const peer = lane?.peer;
@@ -674,21 +684,17 @@ export class ProcessPoolExecutor extends BaseExecutor {
         x.length = 0;
         try {
           a = encodeValue(entry.args, () => `the arguments of ${entry.fn || 'the task'}()`, x);
-          const size = a.length + attachedBytes(x);
-          if (size > this.#server.maxMessageBytes - 4096) {
-            throw new SerializationError(`the arguments of ${entry.fn || 'the task'}() encode to ${size} bytes, more than maxMessageBytes (${this.#server.maxMessageBytes}): raise maxMessageBytes or send less`);
-          }
-          // The node's own limit may be lower (a remote node started without a matching
-          // --max-message-bytes): sending would only make it close the connection.
-          if (peer && size > peer.maxMessageBytes - 4096) {
-            throw new SerializationError(`the arguments of ${entry.fn || 'the task'}() encode to ${size} bytes, more than worker node ${peer.label} accepts (${peer.maxMessageBytes}): start it with --max-message-bytes ${this.#server.maxMessageBytes}`);
-          }
+          this.#checkTaskFits(entry, a.length + attachedBytes(x), itemOverheadBytes(x.length, entry.f), peer);
         } catch (err) {
+          // Its slot is free again (complete() takes it off the lane): the pass that handed it
+          // out may have stopped because that lane was full, so another pass must follow, or
+          // the tasks behind it wait for an unrelated event.
           this.#scheduler.complete(t.id);
           if (!entry.future.done()) {
             entry.future.setException(err);
             this.#stats.failedElsewhere(entry.stat, Date.now());
           }
+          refused = true;
           continue;
         }
         specs.push({ id: t.id, m: entry.m, f: entry.f, a, x: x.length > 0 ? x.slice() : undefined, c: entry.chunk ? 1 : undefined, n: t.attempt });
@@ -700,6 +706,26 @@ export class ProcessPoolExecutor extends BaseExecutor {
       if (specs.length > 0) peer?.run(specs);
     }
     if (assignments.length > 0) this.#awaitQuickAnswer();
+    if (refused) this.#schedulePump();
+  }
+
+  /**
+   * Throws SerializationError if a task's arguments (`size` bytes, plus `overhead` for the rest
+   * of its place in a `run` frame) would not fit a frame the pool, or the node it goes to,
+   * accepts: sending it would only make the node close the lane.
+   */
+  #checkTaskFits(entry: Entry, size: number, overhead: number, peer: WorkerPeer | undefined): void {
+    const what = `the arguments of ${entry.fn || 'the task'}()`;
+    const total = FRAME_OVERHEAD_BYTES + overhead + size;
+    const own = this.#server.maxMessageBytes;
+    if (total > own) {
+      throw new SerializationError(`${what} encode to ${size} bytes (${total} with the task's frame), more than maxMessageBytes (${own}): raise maxMessageBytes or send less`);
+    }
+    // The node's own limit may be lower (a remote node started without a matching
+    // --max-message-bytes): sending would only make it close the connection.
+    if (peer && total > peer.maxMessageBytes) {
+      throw new SerializationError(`${what} encode to ${size} bytes (${total} with the task's frame), more than worker node ${peer.label} accepts (--max-message-bytes ${peer.maxMessageBytes}): start it with --max-message-bytes ${own}`);
+    }
   }
 
   /**
@@ -747,19 +773,27 @@ export class ProcessPoolExecutor extends BaseExecutor {
           busyPollMicros: this.#busyPollMicros,
         });
       },
-      () => peer.close(1011, 'the coordinator could not load its task modules'),
+      () => peer.close(CLOSE.INTERNAL, 'the coordinator could not load its task modules'),
     );
   }
 
   #onFetchModule(peer: WorkerPeer, id: number): void {
     const mod = this.#registry.modules[id];
-    if (!mod) return peer.close(4000, `no task module with id ${id}`);
+    if (!mod) return peer.close(CLOSE.PROTOCOL, `no task module with id ${id}`);
+    const bytes = Buffer.byteLength(mod.code) + MODULE_FRAME_OVERHEAD_BYTES;
+    if (bytes > peer.maxMessageBytes) {
+      // Sending it would only make the node close the connection, with a less helpful reason.
+      const message = `task module ${mod.url} is ${bytes} bytes, more than worker node ${peer.label} accepts (--max-message-bytes ${peer.maxMessageBytes}): start it with a larger --max-message-bytes, or with --tasks pointing to a local copy`;
+      this.#log('warn', message);
+      peer.send({ op: 'error', code: 'WSF_FRAME_TOO_LARGE', message });
+      return peer.close(CLOSE.TOO_LARGE, message);
+    }
     peer.send({ op: 'module', id, hash: mod.hash, code: mod.code });
   }
 
   #onAttach(peer: WorkerPeer, msg: AttachMsg): string | undefined {
     const node = this.#nodes.get(msg.node);
-    if (!node || node.peer.phase === 'closed') return `attach: no worker node ${JSON.stringify(msg.node).slice(0, 40)} is connected`;
+    if (!node || node.peer.phase === 'closed') return `attach: no worker node ${describePeerValue(msg.node, 40)} is connected`;
     if (msg.ticket !== node.ticket) return `attach: wrong lane ticket for worker node ${node.peer.label}`;
     if (node.lanes.has(msg.lane)) return `attach: lane ${msg.lane} of worker node ${node.peer.label} is already attached`;
     // Lanes whose connection closed are still listed while the node says why; they do not count.
@@ -840,20 +874,30 @@ export class ProcessPoolExecutor extends BaseExecutor {
     node.peer.send({ op: 'drained' });
   }
 
-  #onResults(peer: WorkerPeer, items: TaskOutcome[]): void {
+  /** A lane's outcomes. Returns why the lane broke the protocol, if it did (it is then closed). */
+  #onResults(peer: WorkerPeer, items: TaskOutcome[]): string | undefined {
     const lane = this.#lanes.get(peer.id);
-    if (!lane) return;
+    if (!lane) return undefined;
     const node = lane.node.peer;
+    let broken: string | undefined;
     for (const item of items) {
-      lane.unreported.delete(item.id);
-      const timer = lane.killTimers.get(item.id);
-      if (timer) {
-        clearTimeout(timer);
-        lane.killTimers.delete(item.id);
-      }
       // Exactly-once settlement: an outcome for a task that is no longer this lane's (finished
-      // elsewhere after a retry, aborted, timed out) is dropped here.
-      if (this.#scheduler.complete(item.id, peer.id) === undefined) continue;
+      // elsewhere after a retry, aborted, timed out) is dropped here, before anything of it is
+      // used: a lane that reports tasks it does not hold must not steer the pool's tuning.
+      if (!this.#scheduler.holds(item.id, peer.id)) {
+        this.#forgetUnreported(lane, item.id);
+        continue;
+      }
+      // A thread reports "did not run" (neither value nor error) only for a task it was told
+      // to cancel, and a cancelled task is no longer held: for a live task it would settle the
+      // future with a value no task returned. (A task that returns undefined sends an encoded
+      // undefined.) The lane is closed; its tasks, this one included, are handled as lost.
+      if (item.v === undefined && item.e === undefined) {
+        broken = `an outcome for task ${item.id} with neither a value nor an error`;
+        break;
+      }
+      this.#forgetUnreported(lane, item.id);
+      this.#scheduler.complete(item.id, peer.id);
       const entry = this.#running.get(item.id);
       this.#running.delete(item.id);
       if (!entry) continue;
@@ -865,6 +909,17 @@ export class ProcessPoolExecutor extends BaseExecutor {
     this.#busyPoll.answered();
     this.#awaitQuickAnswer();
     this.#schedulePump();
+    return broken;
+  }
+
+  /** A task this lane was sent has been reported: no kill for it, and it no longer holds a drain back. */
+  #forgetUnreported(lane: LaneState, id: number): void {
+    lane.unreported.delete(id);
+    const timer = lane.killTimers.get(id);
+    if (timer) {
+      clearTimeout(timer);
+      lane.killTimers.delete(id);
+    }
   }
 
   /** A running task's report: to its future's listeners, if the task is still this lane's. */
@@ -906,7 +961,16 @@ export class ProcessPoolExecutor extends BaseExecutor {
       return;
     }
     if (entry.chunk) {
-      const outcome: ChunkOutcome<unknown> = { values: (value as unknown[]) ?? [] };
+      // One value per call, up to the call that threw: anything else would make map() yield
+      // the wrong results (a string's characters, or nothing) without a word.
+      const calls = (entry.args as unknown[]).length;
+      const values = value === undefined ? [] : value;
+      if (!Array.isArray(values) || values.length > calls || (item.e === undefined && values.length !== calls)) {
+        const got = Array.isArray(values) ? `${values.length} value(s)` : describePeerValue(values);
+        future.setException(new ProtocolError('WSF_PROTOCOL', `worker node ${peer.label} answered a chunk of ${calls} call(s) of ${entry.fn}() with ${got}${item.e === undefined ? '' : ' and an error'}`));
+        return;
+      }
+      const outcome: ChunkOutcome<unknown> = { values };
       if (item.e) outcome.error = { thrown: errorFromWire(item.e, remoteFrame(entry, item.id, peer), this.#errorClass) };
       future.setResult(outcome);
     } else if (item.e) {
@@ -1000,9 +1064,9 @@ export class ProcessPoolExecutor extends BaseExecutor {
   #onLaneDied(peer: WorkerPeer, msg: LaneDiedMsg): void {
     const lane = this.#nodes.get(peer.id)?.lanes.get(msg.lane);
     if (!lane) return;
-    if (msg.crashed) this.#log('warn', `a task thread of worker node ${peer.label} died: it ${msg.how}${msg.task === undefined ? '' : ` while running task ${msg.task}`}`);
+    if (msg.crashed) this.#log('warn', `a task thread of worker node ${peer.label} died: it ${boundText(msg.how)}${msg.task === undefined ? '' : ` while running task ${msg.task}`}`);
     // Its socket may outlive it for a while (under Deno): done with it now.
-    this.#removeLane(lane, msg.crashed ? 'crashed' : 'lost', msg.how, msg.task ?? null);
+    this.#removeLane(lane, msg.crashed ? 'crashed' : 'lost', boundText(msg.how), msg.task ?? null);
     lane.peer.terminate();
   }
 

@@ -377,6 +377,11 @@ export class Scheduler<P> {
     return out;
   }
 
+  /** Whether `workerId` holds task `id` now: an outcome from anyone else is stale. */
+  holds(id: number, workerId: string): boolean {
+    return this.#tasks.get(id)?.workerId === workerId;
+  }
+
   /**
    * A task ended (result, error, or it was stopped). Returns the worker node that held it, or
    * undefined if the task is unknown here: already finished, or cancelled — an outcome for it

@@ -4,12 +4,14 @@
  * no scheduling state: it reports events to the pool and sends what the pool tells it to.
  */
 import { WebSocketServer, type WebSocket } from 'ws';
-import type { IncomingMessage } from 'node:http';
+import type { IncomingMessage, Server as HttpServer } from 'node:http';
+import type { Socket } from 'node:net';
 import { nanoid } from 'nanoid';
 import { HandshakeLimiter, type HandshakeLimits } from './handshake-limiter.ts';
 import { advertisedHosts, formatHost, isWildcard } from './addresses.ts';
 import { checkAuth, makeHello } from '../shared/auth.ts';
-import { decodeFrame, encodeFrame, joinFragments } from '../shared/frames.ts';
+import { FRAME_OVERHEAD_BYTES, closeReason, decodeFrame, encodeFrame, itemOverheadBytes, joinFragments } from '../shared/frames.ts';
+import { boundText, describePeerValue } from '../shared/describe.ts';
 import { attachedBytes } from '../shared/codec.ts';
 import { CLOSE, CLOSE_ERROR_CODES, DEFAULTS, HANDSHAKE, WS_PATH, batchBySize, invalidW2C, type AttachMsg, type C2W, type LaneDiedMsg, type RegisterMsg, type TaskOutcome, type TaskSpec, type W2C } from '../shared/protocol.ts';
 
@@ -25,7 +27,8 @@ export interface ServerEvents {
   laneDied(peer: WorkerPeer, msg: LaneDiedMsg): void;
   fetchModule(peer: WorkerPeer, id: number): void;
   ready(peer: WorkerPeer): void;
-  results(peer: WorkerPeer, items: TaskOutcome[]): void;
+  /** A lane's outcomes. Returns why they break the protocol (the lane is then closed), or undefined. */
+  results(peer: WorkerPeer, items: TaskOutcome[]): string | undefined;
   /** A lane's running task reported a value. */
   report(peer: WorkerPeer, id: number, value: Uint8Array): void;
   drain(peer: WorkerPeer): void;
@@ -117,8 +120,9 @@ export class WorkerPeer {
    */
   run(tasks: TaskSpec[]): void {
     // Within the node's frame limit too, when that is below batchBytes.
-    const limit = Math.min(DEFAULTS.batchBytes, this.maxMessageBytes - 4096);
-    for (const batch of batchBySize(tasks, (t) => t.a.byteLength + attachedBytes(t.x) + 32, limit)) this.send({ op: 'run', tasks: batch });
+    const limit = Math.min(DEFAULTS.batchBytes, this.maxMessageBytes - FRAME_OVERHEAD_BYTES);
+    const size = (t: TaskSpec) => t.a.byteLength + attachedBytes(t.x) + itemOverheadBytes(t.x?.length ?? 0, t.f);
+    for (const batch of batchBySize(tasks, size, limit)) this.send({ op: 'run', tasks: batch });
   }
 
   cancel(id: number): void {
@@ -141,8 +145,7 @@ export class WorkerPeer {
 
   close(code: number, reason: string): void {
     if (this.phase === 'closed') return;
-    // Close reasons are limited to 123 bytes by RFC 6455.
-    this.#ws.close(code, truncate(reason, 120));
+    this.#ws.close(code, closeReason(reason));
   }
 
   terminate(): void {
@@ -157,7 +160,7 @@ export class CoordinatorServer {
   readonly #options: ServerOptions;
   readonly #events: ServerEvents;
   #wss: WebSocketServer | undefined;
-  #httpServer: import('node:http').Server | undefined;
+  #httpServer: HttpServer | undefined;
   /** The port it listens on, and the hosts other machines reach it at (set by start()). */
   port = 0;
   hosts: string[] = [];
@@ -186,11 +189,17 @@ export class CoordinatorServer {
 
   async start(): Promise<string> {
     const { host, port, maxMessageBytes, tls } = this.#options;
-    // One HTTP(S) server on the pool's port: WebSocket upgrades on WS_PATH go to `ws`, plain
-    // requests to the routes (the single-file worker download).
-    const server = tls ? (await import('node:https')).createServer({ cert: Buffer.from(tls.cert), key: Buffer.from(tls.key) }) : (await import('node:http')).createServer();
+    // One HTTP(S) server of our own on the pool's port: WebSocket upgrades on WS_PATH go to `ws`,
+    // plain requests to the pool's routes (coordinator/http-routes.ts). Its timeouts make a peer
+    // that never completes the upgrade let go of its socket.
+    const server: HttpServer = tls ? (await import('node:https')).createServer({ cert: Buffer.from(tls.cert), key: Buffer.from(tls.key), handshakeTimeout: HANDSHAKE.TIMEOUT_MS }) : (await import('node:http')).createServer();
+    server.headersTimeout = HANDSHAKE.TIMEOUT_MS;
+    server.requestTimeout = HANDSHAKE.TIMEOUT_MS;
+    // Node checks those two only every 30 s (connectionsCheckingInterval), and not at all for a
+    // socket that sent no byte: each connection also gets a timer of its own until it upgrades.
+    server.on(tls ? 'secureConnection' : 'connection', (socket: Socket) => this.#awaitUpgrade(socket));
+    server.on('request', (req: IncomingMessage, res: import('node:http').ServerResponse) => this.#options.onRequest(req, res));
     this.#httpServer = server;
-    server.on('request', (req, res) => this.#options.onRequest(req, res));
     const wss = new WebSocketServer({ server, path: WS_PATH, maxPayload: maxMessageBytes, verifyClient: this.#verifyClient });
     // `ws` re-emits the HTTP server's errors (EADDRINUSE while listening) on itself: without a
     // listener that would be an uncaught exception instead of a rejected start().
@@ -212,27 +221,63 @@ export class CoordinatorServer {
     this.localUrl = isWildcard(host) && !tls ? `ws://127.0.0.1:${addr.port}${WS_PATH}` : this.url;
     if (!this.#held) server.unref();
     this.#wss = wss;
+    wss.on('error', (err) => this.#events.log('warn', `server error: ${err.message}`));
     wss.on('connection', (ws, req) => this.#accept(ws, req));
-    const { heartbeatIntervalMs, heartbeatTimeoutMs } = this.#options;
+    const { heartbeatIntervalMs } = this.#options;
     this.#heartbeat = setInterval(() => {
       const now = Date.now();
-      for (const peer of this.peers) {
-        // Lanes are not pinged: their thread may run a long synchronous task and cannot
-        // answer. The node's control connection answers for the whole node.
-        if (peer.phase === 'handshake' || (peer.kind === 'lane' && peer.phase === 'ready')) continue;
-        if (now - peer.lastSeen > heartbeatTimeoutMs) {
-          // No close frame will come from a peer that vanished (power loss, cable, SIGSTOP):
-          // terminate the socket ourselves and treat its tasks as lost.
-          this.#lose(peer, `no message for ${now - peer.lastSeen} ms (heartbeat timeout ${heartbeatTimeoutMs} ms)`);
-          peer.terminate();
-        } else {
-          peer.send({ op: 'ping', t: now });
-        }
-      }
+      for (const peer of this.peers) if (isWatched(peer)) peer.send({ op: 'ping', t: now });
     }, heartbeatIntervalMs);
     this.#heartbeat.unref?.();
     return this.url;
   }
+
+  /** Sockets that have not completed the WebSocket upgrade yet, with the timer that ends them. */
+  readonly #upgrading = new Map<Socket, ReturnType<typeof setTimeout>>();
+
+  #awaitUpgrade(socket: Socket): void {
+    const timer = setTimeout(() => {
+      this.#upgrading.delete(socket);
+      const ip = socket.remoteAddress ?? '?';
+      this.#events.log('warn', `closing connection from ${ip}:${socket.remotePort ?? '?'}: no WebSocket upgrade within ${HANDSHAKE.TIMEOUT_MS} ms`);
+      this.#countFailure(ip);
+      socket.destroy();
+    }, HANDSHAKE.TIMEOUT_MS);
+    timer.unref?.();
+    this.#upgrading.set(socket, timer);
+    socket.once('close', () => {
+      clearTimeout(timer);
+      this.#upgrading.delete(socket);
+    });
+  }
+
+  /**
+   * Ends peers that have been silent for heartbeatTimeoutMs. Armed for the earliest deadline
+   * (last message + timeout) rather than checked with the pings: a check every ping interval
+   * found a silent node up to an interval late (10–12.5 s with the defaults).
+   */
+  #armWatchdog(): void {
+    if (this.#watchdog !== undefined || this.#closing) return;
+    let next = Infinity;
+    for (const peer of this.peers) if (isWatched(peer)) next = Math.min(next, peer.lastSeen + this.heartbeatTimeoutMs);
+    if (next === Infinity) return; // armed again when a peer authenticates
+    this.#watchdog = setTimeout(() => {
+      this.#watchdog = undefined;
+      const now = Date.now();
+      for (const peer of this.peers) {
+        if (!isWatched(peer) || now - peer.lastSeen < this.heartbeatTimeoutMs) continue;
+        // No close frame will come from a peer that vanished (power loss, cable, SIGSTOP):
+        // terminate the socket ourselves and treat its tasks as lost.
+        this.#lose(peer, `no message for ${now - peer.lastSeen} ms (heartbeat timeout ${this.heartbeatTimeoutMs} ms)`);
+        peer.terminate();
+      }
+      this.#armWatchdog();
+    }, Math.max(0, next - Date.now()));
+    this.#watchdog.unref?.();
+  }
+
+  #watchdog: ReturnType<typeof setTimeout> | undefined;
+  #closing = false;
 
   readonly #limiter: HandshakeLimiter;
 
@@ -253,6 +298,9 @@ export class CoordinatorServer {
     const peer = new WorkerPeer(ws, remote);
     peer.socket = req.socket;
     if (!this.#held) req.socket.unref();
+    const upgradeTimer = this.#upgrading.get(req.socket);
+    clearTimeout(upgradeTimer);
+    this.#upgrading.delete(req.socket);
     // Each message as the payloads of its frames: an attachment sent as a fragment of its own is
     // handed over as that fragment, not joined with the envelope into a fresh buffer.
     ws.binaryType = 'fragments';
@@ -289,24 +337,13 @@ export class CoordinatorServer {
 
     // binaryType 'fragments' (set above): a message is the list of its frames' payloads.
     ws.on('message', (fragments: Buffer[], isBinary: boolean) => {
-      // A refused connection stays open until the close handshake ends; nothing it sends in
-      // that time is read (before authentication, nothing may ever be decoded).
-      if (peer.phase === 'closed') return;
-      peer.lastSeen = Date.now();
-      if (!isBinary) return this.#refuse(peer, CLOSE.PROTOCOL, 'text frames are not part of the protocol');
-      if (peer.phase === 'handshake') {
-        clearTimeout(authTimer);
-        return this.#handshake(peer, joinFragments(fragments));
-      }
-      let msg: unknown;
       try {
-        msg = decodeFrame(fragments);
+        this.#onMessage(peer, fragments, isBinary, authTimer);
       } catch (err) {
-        return this.#refuse(peer, CLOSE.PROTOCOL, `malformed msgpack frame: ${(err as Error).message}`);
+        // A defect of ours, met while handling a message: it must not escape into the socket's
+        // event (that would end the user's program). Only this connection closes.
+        this.#refuse(peer, CLOSE.INTERNAL, `WSF_INTERNAL: the coordinator failed to handle a message: ${describeError(err)}`);
       }
-      const invalid = invalidW2C(msg);
-      if (invalid) return this.#refuse(peer, CLOSE.PROTOCOL, invalid);
-      this.#dispatch(peer, msg as W2C);
     });
     ws.on('error', (err: Error & { code?: string }) => {
       // ws emits this for oversized frames (WS_ERR_UNSUPPORTED_MESSAGE_LENGTH) and bad framing,
@@ -320,6 +357,27 @@ export class CoordinatorServer {
     });
   }
 
+  #onMessage(peer: WorkerPeer, fragments: Buffer[], isBinary: boolean, authTimer: ReturnType<typeof setTimeout>): void {
+    // A refused connection stays open until the close handshake ends; nothing it sends in
+    // that time is read (before authentication, nothing may ever be decoded).
+    if (peer.phase === 'closed') return;
+    peer.lastSeen = Date.now();
+    if (!isBinary) return this.#refuse(peer, CLOSE.PROTOCOL, 'text frames are not part of the protocol');
+    if (peer.phase === 'handshake') {
+      clearTimeout(authTimer);
+      return this.#handshake(peer, joinFragments(fragments));
+    }
+    let msg: unknown;
+    try {
+      msg = decodeFrame(fragments);
+    } catch (err) {
+      return this.#refuse(peer, CLOSE.PROTOCOL, `malformed msgpack frame: ${describeError(err)}`);
+    }
+    const invalid = invalidW2C(msg);
+    if (invalid) return this.#refuse(peer, CLOSE.PROTOCOL, invalid);
+    this.#dispatch(peer, msg as W2C);
+  }
+
   #handshake(peer: WorkerPeer, frame: Uint8Array): void {
     if (frame.length > HANDSHAKE.MAX_FRAME_BYTES) return this.#refuse(peer, CLOSE.TOO_LARGE, `a ${frame.length}-byte frame during the handshake (at most ${HANDSHAKE.MAX_FRAME_BYTES})`);
     const check = checkAuth(frame, this.#options.key, peer.helloNonce!);
@@ -328,6 +386,8 @@ export class CoordinatorServer {
       return this.#refuse(peer, code, `${check.code}: ${check.message}`);
     }
     peer.phase = 'registering';
+    peer.lastSeen = Date.now();
+    this.#armWatchdog();
     // AUTH_OK is a raw frame too; msgpack starts after it.
     peer.sendRaw(check.reply);
   }
@@ -367,7 +427,8 @@ export class CoordinatorServer {
       }),
     results: (peer, m) => {
       if (peer.kind !== 'lane') return this.#refuse(peer, CLOSE.PROTOCOL, 'results on a connection that is not an attached lane');
-      this.#events.results(peer, m.items);
+      const broken = this.#events.results(peer, m.items);
+      if (broken) this.#refuse(peer, CLOSE.PROTOCOL, broken);
     },
     report: (peer, m) => {
       if (peer.kind !== 'lane') return this.#refuse(peer, CLOSE.PROTOCOL, 'report on a connection that is not an attached lane');
@@ -378,7 +439,7 @@ export class CoordinatorServer {
       peer.rttMs = Date.now() - m.t;
     },
     drain: (peer, m) => this.#onControl(peer, m, () => this.#events.drain(peer)),
-    error: (peer, m) => this.#events.log('warn', `worker node ${peer.label} reported ${m.code}: ${m.message}`),
+    error: (peer, m) => this.#events.log('warn', `worker node ${peer.label} reported ${boundText(m.code, 64)}: ${boundText(m.message)}`),
   };
 
   /** Runs `then` if the message came on a node's control connection; refuses it otherwise. */
@@ -390,10 +451,7 @@ export class CoordinatorServer {
   /** Closes one connection with a code and a reason the peer can show; others are untouched. */
   #refuse(peer: WorkerPeer, code: number, reason: string): void {
     this.#events.log('warn', `closing connection from ${peer.phase === 'handshake' ? peer.remoteAddress : peer.label}: ${reason}`);
-    if (peer.phase === 'handshake' && this.#limiter.fail(peer.ip)) {
-      const { failures, windowMs, blockMs } = this.#limiter.limits;
-      this.#events.log('warn', `${peer.ip}: ${failures} failed handshakes within ${windowMs / 1000} s: refusing its connections for ${blockMs / 1000} s`);
-    }
+    if (peer.phase === 'handshake') this.#countFailure(peer.ip);
     if (peer.phase === 'registering' || peer.phase === 'ready') {
       try {
         peer.send({ op: 'error', code: CLOSE_ERROR_CODES[code] ?? 'WSF_PROTOCOL', message: reason });
@@ -403,6 +461,13 @@ export class CoordinatorServer {
     }
     peer.close(code, reason);
     this.#lose(peer, reason);
+  }
+
+  /** Counts a failed handshake from `ip` (see HandshakeLimiter), saying so when it blocks it. */
+  #countFailure(ip: string): void {
+    if (!this.#limiter.fail(ip)) return;
+    const { failures, windowMs, blockMs } = this.#limiter.limits;
+    this.#events.log('warn', `${ip}: ${failures} failed handshakes within ${windowMs / 1000} s: refusing its connections for ${blockMs / 1000} s`);
   }
 
   #lose(peer: WorkerPeer, reason: string): void {
@@ -428,7 +493,14 @@ export class CoordinatorServer {
   async close(): Promise<void> {
     // The close handshakes below must finish, work outstanding or not.
     this.hold(true);
+    this.#closing = true;
     if (this.#heartbeat) clearInterval(this.#heartbeat);
+    if (this.#watchdog) clearTimeout(this.#watchdog);
+    for (const [socket, timer] of this.#upgrading) {
+      clearTimeout(timer);
+      socket.destroy();
+    }
+    this.#upgrading.clear();
     for (const peer of this.peers) {
       // Said before the close, so nodes started with --exit-on-shutdown exit instead of
       // reconnecting; others keep retrying until a coordinator listens here again.
@@ -457,8 +529,14 @@ export class CoordinatorServer {
   }
 }
 
+/** Peers whose silence is watched (and who are pinged): authenticated control connections, and
+ * connections not yet registered or attached. Lanes are not: their thread may run a long
+ * synchronous task and cannot answer; the node's control connection answers for the whole node. */
+function isWatched(peer: WorkerPeer): boolean {
+  return peer.phase === 'registering' || (peer.phase === 'ready' && peer.kind === 'control');
+}
 
-function truncate(s: string, max: number): string {
-  const b = Buffer.from(s);
-  return b.length <= max ? s : `${b.subarray(0, max - 3).toString()}...`;
+/** An error's message for a close reason or a log line, whatever was thrown. */
+function describeError(err: unknown): string {
+  return err instanceof Error ? boundText(err.message, 200) : describePeerValue(err);
 }

@@ -146,6 +146,12 @@ const OWN_ERRORS: Record<string, (message: string) => Error> = {
 };
 
 const SKIPPED_PROPS = new Set(['name', 'message', 'stack', 'code', 'cause', 'errors']);
+/**
+ * Property names a remote error may not set on the local one: they would change what the error
+ * is (its prototype), make it a thenable (`await` on it would call a peer-chosen value), or
+ * break printing it (`${err}` calls toString).
+ */
+const UNSAFE_PROPS = new Set(['__proto__', 'constructor', 'prototype', 'then', 'toString', 'valueOf', 'toJSON', 'inspect']);
 
 /**
  * Turns any thrown value into its wire form. `propsOk` says whether a value can be sent as it is
@@ -215,7 +221,7 @@ export function errorFromWire(wire: WireError, stackSuffix = '', classFor?: (ref
     err.name = name;
   }
   if (wire.props !== null && typeof wire.props === 'object') {
-    for (const [k, v] of Object.entries(wire.props)) if (k !== '__proto__') define(err, k, v, true);
+    for (const [k, v] of Object.entries(wire.props)) if (!SKIPPED_PROPS.has(k) && !UNSAFE_PROPS.has(k)) define(err, k, v, true);
   }
   if (wire.code !== undefined) define(err, 'code', wire.code, true);
   const cause = wire.cause as unknown;

@@ -160,3 +160,34 @@ class PartsReader {
     }
   }
 }
+
+/** RFC 6455 allows a close reason of at most 123 bytes of UTF-8. */
+const CLOSE_REASON_MAX_BYTES = 123;
+const utf8 = new TextEncoder();
+
+/**
+ * A close reason that fits its 123 bytes, cut on a character boundary (a reason cut by
+ * characters can still be too long, and `ws` throws on one that is).
+ */
+export function closeReason(reason: string): string {
+  if (reason.length <= CLOSE_REASON_MAX_BYTES / 3 || utf8.encode(reason).byteLength <= CLOSE_REASON_MAX_BYTES) return reason;
+  const out = new Uint8Array(CLOSE_REASON_MAX_BYTES);
+  const { read } = utf8.encodeInto(reason, out.subarray(0, CLOSE_REASON_MAX_BYTES - 3));
+  return `${reason.slice(0, read)}...`;
+}
+
+/**
+ * Bytes a `run` or `results` frame spends beyond its items: the attachment head, the op and
+ * the list's header (msgpack: at most 5 + 3 + 4 + 6 + 5).
+ */
+export const FRAME_OVERHEAD_BYTES = 32;
+
+/**
+ * Bytes one task (or outcome) spends in its frame beyond its payload and its export name:
+ * msgpack's map header, keys and integer fields (id, module, attempt, flags: at most 9 bytes
+ * each), the payload's own header, and 9 per attachment for its length. An upper bound, so a
+ * task that passes the size check always fits the frame.
+ */
+export function itemOverheadBytes(attachments: number, name = ''): number {
+  return 80 + 9 * attachments + (name.length === 0 ? 0 : utf8.encode(name).byteLength);
+}

@@ -41,6 +41,7 @@
  * for a task already settled — a duplicate after a retry, or an aborted task — are dropped).
  */
 import type { WireError } from './errors.ts';
+import { describePeerValue } from './describe.ts';
 
 /**
  * Protocol versions this build speaks. A peer picks the highest both sides know.
@@ -83,6 +84,11 @@ export const CLOSE = {
   NORMAL: 1000,
   /** A frame exceeded the size limit (the `ws` library also uses 1009 for this). */
   TOO_LARGE: 1009,
+  /**
+   * The receiving side failed while handling a message it had accepted as valid: a defect of
+   * wsfutures, not of the peer. Only that connection closes; the process goes on.
+   */
+  INTERNAL: 1011,
   PROTOCOL: 4000,
   AUTH_FAILED: 4001,
   VERSION_MISMATCH: 4002,
@@ -91,6 +97,7 @@ export const CLOSE = {
 /** Stable error codes that go with the close codes. */
 export const CLOSE_ERROR_CODES: Record<number, string> = {
   [CLOSE.TOO_LARGE]: 'WSF_FRAME_TOO_LARGE',
+  [CLOSE.INTERNAL]: 'WSF_INTERNAL',
   [CLOSE.PROTOCOL]: 'WSF_PROTOCOL',
   [CLOSE.AUTH_FAILED]: 'WSF_AUTH_FAILED',
   [CLOSE.VERSION_MISMATCH]: 'WSF_VERSION_MISMATCH',
@@ -121,6 +128,15 @@ export const DEFAULTS = {
 
 /** The longest explanation a lane may give for a task module it could not import. */
 export const MAX_MODULE_ERROR_CHARS = 2000;
+/**
+ * The smallest frame limit (`maxMessageBytes`, `--max-message-bytes`) either side accepts: below
+ * it, ordinary protocol messages (a welcome, a batch of tiny tasks) would not fit.
+ */
+export const MIN_MAX_MESSAGE_BYTES = 1024;
+/** Longest node name, hostname, runtime version, node id or lane ticket a peer may send. */
+export const MAX_NAME_CHARS = 256;
+/** The longest delay a timer can be set to (2^31-1 ms, about 24.8 days). */
+export const MAX_TIMER_MS = 2 ** 31 - 1;
 
 /** The most a pool or worker node may busy-poll after one message, in microseconds. */
 export const MAX_BUSY_POLL_MICROS = 10_000;
@@ -371,8 +387,14 @@ export type Handlers<M extends { op: string }> = { [K in M['op']]: (msg: Extract
 
 type Check = (v: unknown) => boolean;
 const isStr: Check = (v) => typeof v === 'string';
+/** Names and ids a peer gives (node name, hostname, ticket): they end up in every log line about it. */
+const isName: Check = (v) => typeof v === 'string' && v.length <= MAX_NAME_CHARS;
+const isHash: Check = (v) => typeof v === 'string' && /^[0-9a-f]{64}$/.test(v);
 const isNum: Check = (v) => typeof v === 'number' && Number.isFinite(v);
 const isInt: Check = (v) => Number.isSafeInteger(v);
+/** A delay a timer can be set to: Node turns anything above 2^31-1 ms into 1 ms. */
+const isTimerMs: Check = (v) => Number.isSafeInteger(v) && (v as number) >= 1 && (v as number) <= MAX_TIMER_MS;
+const isFrameLimit: Check = (v) => Number.isSafeInteger(v) && (v as number) >= MIN_MAX_MESSAGE_BYTES;
 const isBool: Check = (v) => typeof v === 'boolean';
 const isBytes: Check = (v) => v instanceof Uint8Array;
 const opt = (c: Check): Check => (v) => v === undefined || c(v);
@@ -382,26 +404,31 @@ const arrayOf = (c: Check): Check => (v) => {
   return true;
 };
 const isObj = (v: unknown): v is Record<string, unknown> => v !== null && typeof v === 'object' && !Array.isArray(v);
-const shape = (fields: Record<string, Check>): Check => {
+
+/** A check of a map's fields, which can also say which field failed (for the close reason). */
+type Shape = Check & { fields: [string, Check][] };
+const shape = (fields: Record<string, Check>): Shape => {
   // Entries listed once, not per check: every task and outcome of every frame goes through here.
   const entries = Object.entries(fields);
-  return (v) => {
+  const check = (v: unknown) => {
     if (!isObj(v)) return false;
     for (const [k, c] of entries) if (!c(v[k])) return false;
     return true;
   };
+  return Object.assign(check, { fields: entries });
 };
 const isClassRef = shape({ m: isInt, e: isStr });
 const isWireError: Check = (v) => isObj(v) && isStr(v.name) && isStr(v.message) && (v.cls === undefined || isClassRef(v.cls));
-const isModuleInfo = shape({ id: isInt, url: isStr, hash: isStr });
+const isModuleInfo = shape({ id: isInt, url: isStr, hash: isHash });
 const isTaskSpec = shape({ id: isInt, m: isInt, f: isStr, a: isBytes, x: opt(arrayOf(isBytes)), c: opt((v) => v === 1), n: isInt });
-const isOutcome = shape({ id: isInt, v: opt(isBytes), x: opt(arrayOf(isBytes)), e: opt(isWireError), d: opt(isNum) });
+/** An outcome carries a value (`v`, possibly an encoded undefined), an error (`e`), or both (a chunk that failed part way); neither only when a cancelled task did not run. */
+const isOutcome = shape({ id: isInt, v: opt(isBytes), x: opt(arrayOf(isBytes)), e: opt(isWireError), d: opt((v) => isNum(v) && (v as number) >= 0) });
 
-const W2C_SHAPES: Record<W2C['op'], Check> = {
-  register: shape({ name: isStr, slots: (v) => isInt(v) && (v as number) >= 1 && (v as number) <= 4096, runtime: (v) => v === 'node' || v === 'deno', runtimeVersion: isStr, hostname: isStr, pid: isInt, localModules: opt((v) => isObj(v) && Object.values(v).every(isStr)), maxMessageBytes: opt((v) => isInt(v) && (v as number) > 0) }),
+const W2C_SHAPES: Record<W2C['op'], Shape> = {
+  register: shape({ name: isName, slots: (v) => isInt(v) && (v as number) >= 1 && (v as number) <= 4096, runtime: (v) => v === 'node' || v === 'deno', runtimeVersion: isName, hostname: isName, pid: isInt, localModules: opt((v) => isObj(v) && Object.values(v).every(isStr)), maxMessageBytes: opt(isFrameLimit) }),
   'fetch-module': shape({ id: isInt }),
   ready: shape({}),
-  attach: shape({ node: isStr, lane: isInt, ticket: isStr, failedModules: opt(arrayOf(shape({ id: isInt, error: (v) => isStr(v) && (v as string).length <= MAX_MODULE_ERROR_CHARS }))) }),
+  attach: shape({ node: isName, lane: isInt, ticket: isName, failedModules: opt(arrayOf(shape({ id: isInt, error: (v) => isStr(v) && (v as string).length <= MAX_MODULE_ERROR_CHARS }))) }),
   'lane-died': shape({ lane: isInt, how: isStr, task: opt(isInt), crashed: isBool }),
   results: shape({ items: arrayOf(isOutcome) }),
   report: shape({ id: isInt, v: isBytes }),
@@ -411,12 +438,12 @@ const W2C_SHAPES: Record<W2C['op'], Check> = {
   error: shape({ code: isStr, message: isStr }),
 };
 
-const C2W_SHAPES: Record<C2W['op'], Check> = {
-  welcome: shape({ workerId: isStr, modules: arrayOf(isModuleInfo), heartbeatIntervalMs: isNum, heartbeatTimeoutMs: isNum, maxMessageBytes: isNum, laneTicket: isStr, busyPollMicros: opt((v) => isNum(v) && (v as number) >= 0 && (v as number) <= MAX_BUSY_POLL_MICROS) }),
+const C2W_SHAPES: Record<C2W['op'], Shape> = {
+  welcome: shape({ workerId: isName, modules: arrayOf(isModuleInfo), heartbeatIntervalMs: isTimerMs, heartbeatTimeoutMs: isTimerMs, maxMessageBytes: isFrameLimit, laneTicket: isName, busyPollMicros: opt((v) => isNum(v) && (v as number) >= 0 && (v as number) <= MAX_BUSY_POLL_MICROS) }),
   attached: shape({}),
   kill: shape({ lane: isInt, reason: isStr, task: opt(isInt) }),
   drained: shape({}),
-  module: shape({ id: isInt, hash: isStr, code: isStr }),
+  module: shape({ id: isInt, hash: isHash, code: isStr }),
   run: shape({ tasks: arrayOf(isTaskSpec) }),
   cancel: shape({ ids: arrayOf(isInt) }),
   ping: shape({ t: isNum }),
@@ -425,13 +452,18 @@ const C2W_SHAPES: Record<C2W['op'], Check> = {
   error: shape({ code: isStr, message: isStr }),
 };
 
-/** Returns why `msg` is not a valid message of the table, or undefined if it is. */
-function invalidReason(msg: unknown, table: Record<string, Check>): string | undefined {
-  if (!isObj(msg)) return `expected a map with an "op" field, got ${Array.isArray(msg) ? 'an array' : typeof msg}`;
+/**
+ * Returns why `msg` is not a valid message of the table, or undefined if it is. Never throws,
+ * whatever `msg` is: it runs on every frame a peer sends, inside the socket handler.
+ */
+function invalidReason(msg: unknown, table: Record<string, Shape>): string | undefined {
+  if (!isObj(msg)) return `expected a map with an "op" field, got ${describePeerValue(msg)}`;
   const op = msg.op;
-  if (typeof op !== 'string' || !Object.hasOwn(table, op)) return `unknown op ${JSON.stringify(op)?.slice(0, 40)}`;
-  if (!table[op]!(msg)) return `malformed "${op}" message`;
-  return undefined;
+  if (typeof op !== 'string' || !Object.hasOwn(table, op)) return `unknown op ${describePeerValue(op, 40)}`;
+  const check = table[op]!;
+  if (check(msg)) return undefined;
+  const bad = check.fields.find(([k, c]) => !c(msg[k]));
+  return bad ? `malformed "${op}" message: "${bad[0]}" is ${describePeerValue(msg[bad[0]], 40)}` : `malformed "${op}" message`;
 }
 
 export function invalidW2C(msg: unknown): string | undefined {

@@ -5,7 +5,9 @@
  */
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
+import { connect, type Socket } from 'node:net';
 import WebSocket from 'ws';
+import { HANDSHAKE } from '../shared/protocol.ts';
 import { HandshakeLimiter, DEFAULT_HANDSHAKE_LIMITS } from '../coordinator/handshake-limiter.ts';
 import { answerHello, deriveKey } from '../shared/auth.ts';
 import { add } from './fixtures/tasks.ts';
@@ -55,6 +57,37 @@ test(`after ${DEFAULT_HANDSHAKE_LIMITS.failures} failed handshakes an address ge
     assert.is(blocked.status, 429, 'refused at the upgrade, before any handshake');
     assert.is(await within(pool.submit(add, 40, 2), 10_000, 'a task on the connected node'), 42);
   } finally {
+    await pool.shutdown({ cancelFutures: true });
+  }
+});
+
+test(`connections that never complete the HTTP upgrade are closed after ${HANDSHAKE.TIMEOUT_MS} ms and count as failed handshakes`, async () => {
+  const pool = await startPool({ maxWorkers: 0 });
+  const sockets: Socket[] = [];
+  const { port } = new URL(pool.url!);
+  try {
+    const opened = Date.now();
+    const closedAfter = (socket: Socket) => new Promise<number>((resolve) => socket.once('close', () => resolve(Date.now() - opened)));
+    const ends: Promise<number>[] = [];
+    for (let i = 0; i < DEFAULT_HANDSHAKE_LIMITS.failures; i++) {
+      const socket = connect(Number(port), '127.0.0.1');
+      socket.on('error', () => {});
+      sockets.push(socket);
+      ends.push(closedAfter(socket));
+    }
+    // One of them trickles its request headers, a byte a second; the others send nothing.
+    sockets[0]!.write('GET /wsfutures HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: ');
+    const trickle = setInterval(() => sockets[0]!.write('a'), 1000);
+    try {
+      const times = await within(Promise.all(ends), HANDSHAKE.TIMEOUT_MS + 5000, 'the silent connections closing');
+      for (const ms of times) assert.ok(ms >= HANDSHAKE.TIMEOUT_MS - 500 && ms < HANDSHAKE.TIMEOUT_MS + 4000, `closed after ${ms} ms`);
+    } finally {
+      clearInterval(trickle);
+    }
+    const blocked = await within(wrongTokenAttempt(pool.url!), 10_000, 'an attempt after them');
+    assert.is(blocked.status, 429, 'the address is refused: they counted as failed handshakes');
+  } finally {
+    for (const s of sockets) s.destroy();
     await pool.shutdown({ cancelFutures: true });
   }
 });

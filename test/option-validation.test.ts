@@ -5,7 +5,7 @@
  */
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { AsyncPoolExecutor, Future, wait } from '../coordinator/index.ts';
+import { AsyncPoolExecutor, Future, ProcessPoolExecutor, wait } from '../coordinator/index.ts';
 import { rejects } from './helpers/assert.ts';
 
 type ErrorClass = new (...args: never[]) => Error;
@@ -58,6 +58,13 @@ test('map / starmap: chunksize and buffersize positive integers, timeout >= 0, a
   throwsExactly(() => pool.map(null as never, [1]), TypeError, 'AsyncPoolExecutor.map: fn must be a function: got null');
   throwsExactly(() => pool.map(id, [1], null as never), TypeError, 'AsyncPoolExecutor.map: options must be an object: got null');
   throwsExactly(() => pool.starmap(id, [[1]], { buffersize: 0 }), RangeError, 'options.buffersize must be a positive integer: got 0');
+});
+
+test('ProcessPoolExecutor: maxMessageBytes at least 1024 (as --max-message-bytes), heartbeats at most 2^31-1 ms', () => {
+  const tasks = new URL('./fixtures/tasks.ts', import.meta.url);
+  throwsExactly(() => new ProcessPoolExecutor({ tasks, maxWorkers: 0, maxMessageBytes: 512 }), RangeError, 'maxMessageBytes must be at least 1024 (protocol messages need that much): got 512');
+  throwsExactly(() => new ProcessPoolExecutor({ tasks, maxWorkers: 0, heartbeatIntervalMs: 2 ** 31 }), RangeError, 'heartbeatIntervalMs must be at most 2147483647 (about 24.8 days): got 2147483648');
+  throwsExactly(() => new ProcessPoolExecutor({ tasks, maxWorkers: 0, heartbeatTimeoutMs: 1e12 }), RangeError, 'heartbeatTimeoutMs must be at most 2147483647 (about 24.8 days): got 1000000000000');
 });
 
 test('shutdown(options) must be an object', async () => {

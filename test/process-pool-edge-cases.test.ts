@@ -5,7 +5,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { SerializationError, TimeoutError } from '../coordinator/index.ts';
-import { add, echo, makeBytes, sleepThenEcho, waitForAbort } from './fixtures/tasks.ts';
+import { add, echo, failWithLongMessage, makeBytes, sleepThenEcho, waitForAbort } from './fixtures/tasks.ts';
 import { rejects } from './helpers/assert.ts';
 import { spawnWorker, startPool, waitFor, within } from './helpers/cluster.ts';
 
@@ -85,7 +85,7 @@ test("arguments larger than a node's --max-message-bytes fail with Serialization
   }
 });
 
-test("a result larger than the pool's maxMessageBytes fails with SerializationError saying so; the node stays connected", async () => {
+test("a result larger than the pool's maxMessageBytes fails with SerializationError saying so, an error that large arrives cut short; the node stays connected", async () => {
   const pool = await startPool({ maxWorkers: 0, maxMessageBytes: 2 * 1024 * 1024 });
   const node = spawnWorker({ url: pool.url!, token: pool.token });
   try {
@@ -98,6 +98,42 @@ test("a result larger than the pool's maxMessageBytes fails with SerializationEr
     const ok = await within(pool.submit(makeBytes, 1024 * 1024), 10_000, 'a result within the limit');
     assert.is(ok.length, 1024 * 1024);
     assert.is(ok[1000], 1000 & 255);
+    // An error too large to send arrives cut short, rather than closing the lane on every try.
+    const big = (await within(rejects(pool.submit(failWithLongMessage, 3 * 1024 * 1024), Error), 10_000, 'the task with a huge error')) as Error;
+    assert.match(big.message, /^x{1000}… \(the error was cut short: it encodes to \d+ bytes/);
+    assert.is(pool.slots, 1, 'the node is still connected');
+  } finally {
+    await node.kill();
+    await pool.shutdown({ cancelFutures: true });
+  }
+});
+
+test('a task whose arguments cannot be encoded fails with SerializationError, and the tasks submitted with it run at once', async () => {
+  // A fresh pool: one slot, one task per slot, as before any task has run.
+  const pool = await startPool({ maxWorkers: 1 });
+  try {
+    const bad = pool.submit(echo, { fn: () => 1 });
+    const good = [pool.submit(add, 1, 1), pool.submit(add, 2, 2), pool.submit(add, 3, 3)];
+    await within(rejects(bad, SerializationError), 5000, 'the task with a function argument');
+    assert.equal(await within(Promise.all(good), 3000, 'the three good tasks'), [2, 4, 6]);
+  } finally {
+    await pool.shutdown({ cancelFutures: true });
+  }
+});
+
+test('a node started with --max-message-bytes 2048 runs tiny tasks; arguments too large for it fail with the true sizes', async () => {
+  const pool = await startPool({ maxWorkers: 0 });
+  // With a local copy of the task module, which at this limit could not be shipped to it.
+  const node = spawnWorker({ url: pool.url!, token: pool.token, args: ['--max-message-bytes', '2048', '--tasks', 'test/fixtures/tasks.ts'] });
+  try {
+    await within(pool.ready(1), 30_000, 'the node');
+    assert.is(await within(pool.submit(add, 1, 2), 10_000, 'a tiny task'), 3);
+    assert.is((await within(pool.submit(echo, 'x'.repeat(1800)), 10_000, 'a task just under the limit')).length, 1800);
+    const err = (await within(rejects(pool.submit(echo, 'x'.repeat(3000)), SerializationError), 10_000, 'the too-large task')) as SerializationError;
+    const [, size, total] = /encode to (\d+) bytes \((\d+) with the task's frame\)/.exec(err.message) ?? [];
+    assert.ok(Number(size) > 3000 && Number(total) > 2048, err.message);
+    assert.match(err.message, '--max-message-bytes 2048');
+    assert.is(pool.slots, 1, 'the node is still connected');
   } finally {
     await node.kill();
     await pool.shutdown({ cancelFutures: true });

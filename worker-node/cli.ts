@@ -9,6 +9,7 @@ import { parseArgs } from 'node:util';
 import { readFileSync } from 'node:fs';
 import { WorkerNode, WorkerNodeFatalError } from './node.ts';
 import { VERSION } from '../shared/version.ts';
+import { MIN_MAX_MESSAGE_BYTES } from '../shared/protocol.ts';
 
 const USAGE = `Usage: wsfutures-worker --connect ws://HOST:PORT [options]
 
@@ -86,7 +87,7 @@ if (values.concurrency !== undefined) {
 let maxMessageBytes: number | undefined;
 if (values['max-message-bytes'] !== undefined) {
   maxMessageBytes = Number(values['max-message-bytes']);
-  if (!Number.isInteger(maxMessageBytes) || maxMessageBytes < 1024) fail(`--max-message-bytes must be an integer of at least 1024: got ${JSON.stringify(values['max-message-bytes'])}`);
+  if (!Number.isInteger(maxMessageBytes) || maxMessageBytes < MIN_MAX_MESSAGE_BYTES) fail(`--max-message-bytes must be an integer of at least ${MIN_MAX_MESSAGE_BYTES}: got ${JSON.stringify(values['max-message-bytes'])}`);
 }
 let busyPollMicros: number | undefined;
 if (values['busy-poll'] !== undefined) {

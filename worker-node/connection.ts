@@ -6,7 +6,8 @@
 import { randomFillSync } from 'node:crypto';
 import WebSocket from 'ws';
 import { WRONG_TOKEN_ADVICE, answerHello, checkAuthOk } from '../shared/auth.ts';
-import { decodeFrame, encodeFrame, joinFragments } from '../shared/frames.ts';
+import { closeReason, decodeFrame, encodeFrame, joinFragments } from '../shared/frames.ts';
+import { boundText, describePeerValue } from '../shared/describe.ts';
 import { CLOSE, CLOSE_ERROR_CODES, invalidC2W, type C2W, type W2C } from '../shared/protocol.ts';
 
 /**
@@ -106,6 +107,16 @@ export class Connection {
       events.open?.();
     });
     ws.on('message', (fragments: Buffer[], isBinary: boolean) => {
+      try {
+        onMessage(fragments, isBinary);
+      } catch (err) {
+        // A defect of ours, met while handling a message: it must not escape into the socket's
+        // event, which would end the whole node (or, on a lane, its thread). Only this
+        // connection closes.
+        this.abort(CLOSE.INTERNAL, `WSF_INTERNAL: failed to handle a message from the coordinator: ${err instanceof Error ? boundText(err.message, 200) : describePeerValue(err)}`);
+      }
+    });
+    const onMessage = (fragments: Buffer[], isBinary: boolean): void => {
       if (this.#phase === 'closed') return;
       this.lastSeen = Date.now();
       if (!isBinary) return this.abort(CLOSE.PROTOCOL, 'text frames are not part of the protocol');
@@ -135,12 +146,12 @@ export class Connection {
       try {
         msg = decodeFrame(fragments);
       } catch (err) {
-        return this.abort(CLOSE.PROTOCOL, `malformed msgpack frame from the coordinator: ${(err as Error).message}`);
+        return this.abort(CLOSE.PROTOCOL, `malformed msgpack frame from the coordinator: ${err instanceof Error ? boundText(err.message, 200) : describePeerValue(err)}`);
       }
       const invalid = invalidC2W(msg);
       if (invalid) return this.abort(CLOSE.PROTOCOL, invalid);
       events.message(msg as C2W);
-    });
+    };
     ws.on('error', (err: Error & { code?: string }) => {
       // Followed by 'close', which reports it.
       lastError = err.code ? `${err.code}: ${err.message}` : err.message;
@@ -191,7 +202,7 @@ export class Connection {
 
   close(code: number, reason: string): void {
     if (this.#ws.readyState === WebSocket.CLOSED || this.#ws.readyState === WebSocket.CLOSING) return;
-    this.#ws.close(code, reason.slice(0, 120));
+    this.#ws.close(code, closeReason(reason));
   }
 
   /** Cuts the socket without a close handshake (the coordinator went silent). */

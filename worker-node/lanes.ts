@@ -4,6 +4,7 @@
  * are all attached, ends one on the coordinator's `kill` (its aborted task did not stop), and
  * replaces one that died or lost its lane.
  */
+import { boundText } from '../shared/describe.ts';
 import { startTaskThread, type TaskThread } from './task-thread.ts';
 import type { FromThread, LaneConfig } from './thread-protocol.ts';
 
@@ -82,7 +83,8 @@ export class LaneThreads {
    * The coordinator asks: end this lane's thread — only if it still runs `task`, when given (an
    * aborted task that did not stop; it may have ended since). Says which task it was running.
    */
-  kill(lane: number, reason: string, task?: number): void {
+  kill(lane: number, coordinatorReason: string, task?: number): void {
+    const reason = boundText(coordinatorReason, 300);
     const t = this.#threads.find((x) => x.lane === lane);
     if (!t) return;
     if (task === undefined && !t.ended) {

@@ -7,9 +7,10 @@ import { availableParallelism, hostname } from 'node:os';
 import { basename } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { deriveKey } from '../shared/auth.ts';
-import { CLOSE, DEFAULTS, MAX_BUSY_POLL_MICROS, type C2W, type Handlers, type ModuleInfo, type W2C } from '../shared/protocol.ts';
+import { CLOSE, DEFAULTS, MAX_BUSY_POLL_MICROS, MIN_MAX_MESSAGE_BYTES, type C2W, type Handlers, type ModuleInfo, type W2C } from '../shared/protocol.ts';
 import { bundleModule, hashCode, toModuleUrl } from '../shared/bundle.ts';
 import { ModuleCache } from './module-cache.ts';
+import { boundText } from '../shared/describe.ts';
 import { Connection, WorkerNodeFatalError } from './connection.ts';
 import { LaneThreads } from './lanes.ts';
 
@@ -85,6 +86,8 @@ export class WorkerNode {
     }
     const cap = options.busyPollMicros;
     if (cap !== undefined && (!Number.isInteger(cap) || cap < 0 || cap > MAX_BUSY_POLL_MICROS)) throw new RangeError(`busyPollMicros must be an integer from 0 to ${MAX_BUSY_POLL_MICROS}: got ${String(cap)}`);
+    const max = options.maxMessageBytes;
+    if (max !== undefined && (!Number.isSafeInteger(max) || max < MIN_MAX_MESSAGE_BYTES)) throw new RangeError(`maxMessageBytes must be an integer of at least ${MIN_MAX_MESSAGE_BYTES}: got ${String(max)}`);
     if (url.protocol !== 'ws:' && url.protocol !== 'wss:') throw new TypeError(`connect must be a ws:// or wss:// URL, or host:port: got ${JSON.stringify(options.connect)}`);
     if (url.pathname === '/' || url.pathname === '') url.pathname = '/wsfutures';
     // Field by field, not `{ ...defaults, ...options }`: an option passed as undefined (as the
@@ -259,7 +262,7 @@ export class WorkerNode {
         this.#shutdownSeen = true;
         if (m.exit) this.options.exitOnShutdown = true;
       },
-      error: (m) => this.#log(`the coordinator reported ${m.code}: ${m.message}`),
+      error: (m) => this.#log(`the coordinator reported ${boundText(m.code, 64)}: ${boundText(m.message)}`),
     };
     (handlers[msg.op] as (m: C2W) => void)(msg);
   }
@@ -281,7 +284,7 @@ export class WorkerNode {
       const same = [...this.#localHashes.values()].find((l) => basename(l.path) === name);
       if (same) {
         this.#log(
-          `local task module ${same.path} differs from the coordinator's ${info.url} (sha256 ${hashCode(same.code).slice(0, 12)}… here, ${info.hash.slice(0, 12)}… there): ` +
+          `local task module ${same.path} differs from the coordinator's ${boundText(info.url, 200)} (sha256 ${hashCode(same.code).slice(0, 12)}… here, ${info.hash.slice(0, 12)}… there): ` +
             `running the coordinator's version; update this machine's copy to silence this`,
         );
       }

@@ -5,7 +5,9 @@
  * lanes.ts), the one way to interrupt synchronous JavaScript.
  */
 import { parentPort } from 'node:worker_threads';
-import { attachedBytes, canEncode, decodeValue, encodeValue } from '../shared/codec.ts';
+import { attachedBytes, canEncode, decodeValue, encodeMessage, encodeValue } from '../shared/codec.ts';
+import { boundText } from '../shared/describe.ts';
+import { FRAME_OVERHEAD_BYTES, itemOverheadBytes } from '../shared/frames.ts';
 import { ModuleLoadError, UnknownTaskError, errorToWire, type WireClassRef } from '../shared/errors.ts';
 import { CLOSE, DEFAULTS, MAX_MODULE_ERROR_CHARS, batchBySize, type C2W, type Handlers, type TaskOutcome, type TaskSpec } from '../shared/protocol.ts';
 import { MAX_REPORTS_PER_SECOND, threadTask, type TaskContext } from '../shared/task-context.ts';
@@ -144,25 +146,53 @@ function flush(): void {
   const outcomes = outbox;
   outbox = [];
   if (!lane?.isOpen) return; // the coordinator is gone: it re-runs these elsewhere
-  const limit = config!.peerMaxMessageBytes - 4096;
+  const limit = config!.peerMaxMessageBytes - FRAME_OVERHEAD_BYTES;
   let total = 0;
   for (let i = 0; i < outcomes.length; i++) {
     const o = outcomes[i]!;
-    const size = (o.v?.byteLength ?? 0) + attachedBytes(o.x);
-    total += size + 64;
+    const size = outcomeBytes(o);
+    total += size;
     if (size <= limit) continue;
     // Sending it would make the coordinator close the lane (frame too large) and re-run the
     // task elsewhere, where it would fail the same way: report why instead.
+    const valueBytes = (o.v?.byteLength ?? 0) + attachedBytes(o.x) + itemOverheadBytes(o.x?.length ?? 0);
+    if (valueBytes <= limit && o.e !== undefined) {
+      // The error is what is too large (a huge message or stack): send it cut short.
+      const { name, message, code } = o.e;
+      const cut = `${message.slice(0, 1000)}… (the error was cut short: it encodes to ${size - valueBytes} bytes, more than the coordinator's maxMessageBytes allows)`;
+      outcomes[i] = { ...o, e: { name, message: cut, code: typeof code === 'string' || typeof code === 'number' ? code : undefined } };
+      continue;
+    }
     outcomes[i] = {
       id: o.id,
       d: o.d,
-      e: { name: 'SerializationError', code: 'WSF_SERIALIZATION', message: `the task's result encodes to ${size} bytes, more than the coordinator's maxMessageBytes (${config!.peerMaxMessageBytes}): raise maxMessageBytes on the pool or return less` },
+      e: { name: 'SerializationError', code: 'WSF_SERIALIZATION', message: `the task's result encodes to ${valueBytes} bytes with its frame, more than the coordinator's maxMessageBytes (${config!.peerMaxMessageBytes}): raise maxMessageBytes on the pool or return less` },
     };
   }
   // Batches stay within the coordinator's frame limit too, when that is below batchBytes.
   const batchLimit = Math.min(DEFAULTS.batchBytes, limit);
   if (total <= batchLimit) return sendResults(outcomes);
-  for (const items of batchBySize(outcomes, (o) => (o.v?.byteLength ?? 0) + attachedBytes(o.x) + 64, batchLimit)) sendResults(items);
+  for (const items of batchBySize(outcomes, outcomeBytes, batchLimit)) sendResults(items);
+}
+
+/** An outcome's bytes in a `results` frame: its value, its error (rare: encoded to be measured), its fields. */
+function outcomeBytes(o: TaskOutcome): number {
+  return (o.v?.byteLength ?? 0) + attachedBytes(o.x) + itemOverheadBytes(o.x?.length ?? 0) + (o.e === undefined ? 0 : errorBytes(o));
+}
+
+/**
+ * The bytes of an outcome's error in the envelope. Its properties passed the values codec,
+ * which keeps circular references; the envelope's plain msgpack does not, and would fail the
+ * whole frame: such an error travels without its properties and cause.
+ */
+function errorBytes(o: TaskOutcome): number {
+  try {
+    return encodeMessage(o.e).byteLength;
+  } catch {
+    const { name, message, stack, code } = o.e!;
+    o.e = { name, message, stack, code: typeof code === 'string' || typeof code === 'number' ? code : undefined };
+    return encodeMessage(o.e).byteLength;
+  }
 }
 
 /**
@@ -374,7 +404,7 @@ const handlers: Partial<Handlers<C2W>> = {
   ping: (m) => lane?.send({ op: 'pong', t: m.t }),
   pong: () => {},
   shutdown: () => {},
-  error: (m) => port.post({ t: 'log', message: `the coordinator reported ${m.code} on lane ${config?.lane}: ${m.message}` }),
+  error: (m) => port.post({ t: 'log', message: `the coordinator reported ${boundText(m.code, 64)} on lane ${config?.lane}: ${boundText(m.message)}` }),
 };
 
 async function start(c: LaneConfig): Promise<void> {
