@@ -313,7 +313,11 @@ export class CoordinatorServer {
     peer.helloNonce = hello.nonce;
     ws.send(hello.frame);
     const authTimer = setTimeout(() => {
-      if (peer.phase === 'handshake') this.#refuse(peer, CLOSE.AUTH_FAILED, `no authentication within ${HANDSHAKE.TIMEOUT_MS} ms`);
+      if (peer.phase !== 'handshake') return;
+      this.#refuse(peer, CLOSE.AUTH_FAILED, `no authentication within ${HANDSHAKE.TIMEOUT_MS} ms`);
+      // A peer silent this long will not answer the close frame either: cut it soon, rather
+      // than when ws gives up waiting for that answer (30 s).
+      setTimeout(() => ws.terminate(), 500).unref?.();
     }, HANDSHAKE.TIMEOUT_MS);
     authTimer.unref?.();
 
