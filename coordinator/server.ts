@@ -67,6 +67,8 @@ export class WorkerPeer {
   runtime = '?';
   hostname = '?';
   pid = 0;
+  /** The protocol version chosen at the handshake. */
+  version = 0;
   /** The largest frame the node accepts (it says so when it registers). */
   maxMessageBytes = Number.MAX_SAFE_INTEGER;
   remoteAddress: string;
@@ -312,6 +314,7 @@ export class CoordinatorServer {
       return this.#refuse(peer, code, `${check.code}: ${check.message}`);
     }
     peer.phase = 'registering';
+    peer.version = check.version;
     // AUTH_OK is a raw frame too; msgpack starts after it.
     peer.sendRaw(check.reply);
   }
