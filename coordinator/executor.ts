@@ -345,10 +345,11 @@ export abstract class BaseExecutor implements Executor {
     let closed = false;
     let wakeConsumer: (() => void) | undefined;
     let wakeFeeder: (() => void) | undefined;
-    // A plain array is read by index, as its own iterator would read it (the length is looked
-    // at on every read, so items pushed meanwhile are read too), without an iterator result
-    // object per item.
-    const array = !isAsync && Array.isArray(iterable) && (iterable as unknown[])[Symbol.iterator] === arrayValues ? (iterable as unknown[]) : undefined;
+    // A plain array (not a subclass, whose slice() would construct one) is read by index, as its
+    // own iterator would read it (the length is looked at on every read, so items pushed
+    // meanwhile are read too), without an iterator result object per item.
+    const array =
+      !isAsync && Array.isArray(iterable) && Object.getPrototypeOf(iterable) === Array.prototype && (iterable as unknown[])[Symbol.iterator] === arrayValues ? (iterable as unknown[]) : undefined;
     let index = 0;
     const iterator = array ? undefined : isAsync ? (iterable as AsyncIterable<T>)[Symbol.asyncIterator]() : (iterable as Iterable<T>)[Symbol.iterator]();
     const checkCall = (call: unknown): void => {

@@ -37,6 +37,18 @@ test('map with chunksize hands every item whole to the task: arrays, empty array
     assert.is(error, undefined);
     assert.equal(values, items, `chunksize ${chunksize}`);
   }
+  // A subclass of Array is read through its iterator, and never constructed by map.
+  class Items extends Array<unknown> {
+    static constructed = 0;
+    constructor(...args: unknown[]) {
+      super(...(args as []));
+      Items.constructed++;
+    }
+  }
+  const sub = Items.from([1, [2], 3, 4]) as Items;
+  const before = Items.constructed;
+  assert.equal((await collect(pool.map(echo, sub, { chunksize: 3 }))).values, [1, [2], 3, 4]);
+  assert.is(Items.constructed, before);
   // starmap still spreads each item over the arguments.
   const { values } = await collect(pool.starmap(add, [[1, 2], [3, 4], [5, 6], [7, 8]] as [number, number][], { chunksize: 3 }));
   assert.equal(values, [3, 7, 11, 15]);
