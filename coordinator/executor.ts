@@ -102,6 +102,8 @@ function checkFunction(fn: unknown, where: string): void {
   if (typeof fn !== 'function') throw new TypeError(`${where}: fn must be a function: got ${describeValue(fn)}`);
 }
 
+const arrayValues = Array.prototype[Symbol.iterator];
+
 /** A map entry in flight: either one call's future, or a chunk's. */
 type InFlight<R> = { one: Future<R> } | { chunk: Future<ChunkOutcome<R>> };
 
@@ -175,10 +177,12 @@ export abstract class BaseExecutor implements Executor {
   protected abstract schedule(future: Future<unknown>, fn: AnyFunction, args: unknown[]): void;
 
   /**
-   * Runs (or queues) a chunk of calls as one task. Executors that do not batch leave this
-   * undefined, and `map` submits each call on its own.
+   * Runs (or queues) a chunk of calls as one task. With `spread` (starmap) each element of
+   * `calls` is a call's argument array; without (map) it is the call's single argument, kept
+   * as it is so that a chunk of items needs no array per call. Executors that do not batch leave
+   * this undefined, and `map` submits each call on its own.
    */
-  protected scheduleChunk?(future: Future<ChunkOutcome<unknown>>, fn: AnyFunction, argLists: unknown[][]): void;
+  protected scheduleChunk?(future: Future<ChunkOutcome<unknown>>, fn: AnyFunction, calls: unknown[], spread: boolean): void;
 
   /** Releases the executor's resources once every task has settled. */
   protected abstract close(): Promise<void>;
@@ -319,14 +323,11 @@ export abstract class BaseExecutor implements Executor {
   }
 
   map<T, R>(fn: (item: T) => R, iterable: Iterable<T> | AsyncIterable<T>, options: MapOptions = {}): AsyncGenerator<Awaited<R>, void, undefined> {
-    return this.#map(`${this.kind}.map`, fn as AnyFunction, iterable, options, (item) => [item]);
+    return this.#map(`${this.kind}.map`, fn as AnyFunction, iterable, options, false);
   }
 
   starmap<A extends unknown[], R>(fn: TaskFunction<A, R>, iterable: Iterable<A> | AsyncIterable<A>, options: MapOptions = {}): AsyncGenerator<Awaited<R>, void, undefined> {
-    return this.#map(`${this.kind}.starmap`, fn, iterable, options, (args) => {
-      if (!Array.isArray(args)) throw new TypeError(`${this.kind}.starmap: every item must be an array of arguments: got ${describeValue(args)}`);
-      return args;
-    });
+    return this.#map(`${this.kind}.starmap`, fn, iterable, options, true);
   }
 
   #map<T, R>(
@@ -334,7 +335,8 @@ export abstract class BaseExecutor implements Executor {
     fn: AnyFunction,
     iterable: Iterable<T> | AsyncIterable<T>,
     options: MapOptions,
-    toArgs: (item: T) => unknown[],
+    /** starmap: every item is an array of arguments; map: every item is the one argument. */
+    spread: boolean,
   ): AsyncGenerator<R, void, undefined> {
     // Everything here runs at call time, as in Python: bad arguments throw at once, and the
     // calls are submitted before the first result is asked for.
@@ -358,24 +360,33 @@ export abstract class BaseExecutor implements Executor {
     let closed = false;
     let wakeConsumer: (() => void) | undefined;
     let wakeFeeder: (() => void) | undefined;
-    const iterator = isAsync ? (iterable as AsyncIterable<T>)[Symbol.asyncIterator]() : (iterable as Iterable<T>)[Symbol.iterator]();
+    // A plain array (not a subclass, whose slice() would construct one) is read by index, as its
+    // own iterator would read it (the length is looked at on every read, so items pushed
+    // meanwhile are read too), without an iterator result object per item.
+    const array =
+      !isAsync && Array.isArray(iterable) && Object.getPrototypeOf(iterable) === Array.prototype && (iterable as unknown[])[Symbol.iterator] === arrayValues ? (iterable as unknown[]) : undefined;
+    let index = 0;
+    const iterator = array ? undefined : isAsync ? (iterable as AsyncIterable<T>)[Symbol.asyncIterator]() : (iterable as Iterable<T>)[Symbol.iterator]();
+    const checkCall = (call: unknown): void => {
+      if (spread && !Array.isArray(call)) throw new TypeError(`${where}: every item must be an array of arguments: got ${describeValue(call)}`);
+    };
     const batching = chunksize > 1 && this.scheduleChunk !== undefined;
     // Items read per submission. An executor that does not batch ignores chunksize (as Python's
     // ThreadPoolExecutor does), so it must not read ahead by chunksize either: buffersize alone
     // bounds what is read.
     const perTask = batching ? chunksize : 1;
 
-    const submitOne = (argLists: unknown[][]) => {
+    const submitOne = (calls: unknown[]) => {
       if (batching) {
         const future = new Future<ChunkOutcome<R>>();
         this.#track(future as Future<unknown>, {});
-        this.scheduleChunk!(future as Future<ChunkOutcome<unknown>>, fn, argLists);
+        this.scheduleChunk!(future as Future<ChunkOutcome<unknown>>, fn, calls, spread);
         inFlight.push({ chunk: future });
       } else {
-        for (const args of argLists) {
+        for (const call of calls) {
           const future = new Future<R>();
           this.#track(future as Future<unknown>, {});
-          this.schedule(future as Future<unknown>, fn, args);
+          this.schedule(future as Future<unknown>, fn, spread ? (call as unknown[]) : [call]);
           inFlight.push({ one: future });
         }
       }
@@ -390,19 +401,37 @@ export abstract class BaseExecutor implements Executor {
             await new Promise<void>((r) => (wakeFeeder = r));
           }
           if (closed) return;
-          const argLists: unknown[][] = [];
-          while (argLists.length < perTask) {
-            const step = isAsync ? await (iterator as AsyncIterator<T>).next() : (iterator as Iterator<T>).next();
-            if (closed) return;
-            if (step.done) {
-              inputDone = true;
-              break;
+          let calls: unknown[] = [];
+          if (array && !spread) {
+            // map's items need no check: one copy of the chunk's part of the array.
+            calls = array.slice(index, index + perTask);
+            index += calls.length;
+            if (calls.length < perTask) inputDone = true;
+          } else if (array) {
+            while (calls.length < perTask) {
+              if (index >= array.length) {
+                inputDone = true;
+                break;
+              }
+              const call = array[index++];
+              checkCall(call);
+              calls.push(call);
             }
-            argLists.push(toArgs(step.value));
+          } else {
+            while (calls.length < perTask) {
+              const step = isAsync ? await (iterator as AsyncIterator<T>).next() : (iterator as Iterator<T>).next();
+              if (closed) return;
+              if (step.done) {
+                inputDone = true;
+                break;
+              }
+              checkCall(step.value);
+              calls.push(step.value);
+            }
           }
-          if (argLists.length > 0) {
+          if (calls.length > 0) {
             if (this.#shutdown) throw new ExecutorShutdownError(`${where}: the executor was shut down while the input was still being read`);
-            submitOne(argLists);
+            submitOne(calls);
           }
           if (inputDone) break;
         }
@@ -420,7 +449,7 @@ export abstract class BaseExecutor implements Executor {
       wakeFeeder?.();
       for (const entry of inFlight) ('one' in entry ? entry.one : entry.chunk).cancel();
       inFlight.length = 0;
-      if (!inputDone) {
+      if (!inputDone && iterator) {
         // Closes the input (runs a generator's `finally`). Its own failure is not the caller's
         // problem here: the caller already has a result, an error or a break to deal with.
         try {

@@ -13,7 +13,7 @@ import { BrokenExecutorError, ModuleLoadError, ProtocolError, SerializationError
 import { BusyPoll } from '../shared/busy-poll.ts';
 import { FRAME_OVERHEAD_BYTES, itemOverheadBytes } from '../shared/frames.ts';
 import { boundText, describePeerValue } from '../shared/describe.ts';
-import { CLOSE, DEFAULTS, MAX_BUSY_POLL_MICROS, MAX_TIMER_MS, MIN_MAX_MESSAGE_BYTES, type AttachMsg, type LaneDiedMsg, type RegisterMsg, type TaskOutcome, type TaskSpec } from '../shared/protocol.ts';
+import { CLOSE, DEFAULTS, FLAT_CHUNK_VERSION, MAX_BUSY_POLL_MICROS, MAX_TIMER_MS, MIN_MAX_MESSAGE_BYTES, type AttachMsg, type LaneDiedMsg, type RegisterMsg, type TaskOutcome, type TaskSpec } from '../shared/protocol.ts';
 import { toModuleUrl } from '../shared/bundle.ts';
 import { BaseExecutor, checkPositiveInt, describeValue, type AnyFunction, type ChunkOutcome } from './executor.ts';
 import { checkTimeout, type Future } from './future.ts';
@@ -91,9 +91,10 @@ interface Entry {
   /** Module id and export name: the function, by reference. */
   m: number;
   f: string;
-  /** The arguments (for a chunk: the list of argument lists), encoded when sent. */
+  /** The arguments (for a chunk: the list of calls, as `chunk` says), encoded when sent. */
   args: unknown;
-  chunk: boolean;
+  /** 0: one call; a chunk of calls given as argument arrays (1) or as single arguments (2). */
+  chunk: 0 | 1 | 2;
   /** The function's name, for messages. */
   fn: string;
   /** Its kind, for the scheduler's duration estimates (see #kindOf). */
@@ -535,14 +536,14 @@ export class ProcessPoolExecutor extends BaseExecutor {
   }
 
   protected schedule(future: Future<unknown>, fn: AnyFunction, args: unknown[]): void {
-    this.#enqueue(future, fn, args, false);
+    this.#enqueue(future, fn, args, 0);
   }
 
-  protected override scheduleChunk(future: Future<ChunkOutcome<unknown>>, fn: AnyFunction, argLists: unknown[][]): void {
-    this.#enqueue(future as Future<unknown>, fn, argLists, true);
+  protected override scheduleChunk(future: Future<ChunkOutcome<unknown>>, fn: AnyFunction, calls: unknown[], spread: boolean): void {
+    this.#enqueue(future as Future<unknown>, fn, calls, spread ? 1 : 2);
   }
 
-  #enqueue(future: Future<unknown>, fn: AnyFunction, args: unknown, chunk: boolean): void {
+  #enqueue(future: Future<unknown>, fn: AnyFunction, args: unknown, chunk: Entry['chunk']): void {
     const ref = this.#registry.lookup(fn);
     if (ref) return this.#queue(future, ref, fn.name, args, chunk);
     this.#registry.imported.then(
@@ -563,7 +564,7 @@ export class ProcessPoolExecutor extends BaseExecutor {
    * (as Python pickles in its feeder thread): a queued task then costs a few small objects, not
    * an encoded buffer, which is what lets a million tasks wait in well under 1 KiB each.
    */
-  #queue(future: Future<unknown>, ref: TaskRef, fn: string, args: unknown, chunk: boolean): void {
+  #queue(future: Future<unknown>, ref: TaskRef, fn: string, args: unknown, chunk: Entry['chunk']): void {
     // A map() still reading its input when the pool broke submits here, past checkCallable.
     if (this.#broken) return future.setException(this.#broken);
     const unloadable = this.#moduleLoadError(ref.moduleId, fn);
@@ -678,12 +679,20 @@ export class ProcessPoolExecutor extends BaseExecutor {
       for (const t of tasks) {
         const entry = t.payload;
         let a: Uint8Array;
+        // A chunk of single arguments travels as one flat array; a node too old to know that
+        // form gets an argument array per call.
+        let chunk = entry.chunk;
+        let args = entry.args;
+        if (chunk === 2 && peer && peer.version < FLAT_CHUNK_VERSION) {
+          args = (args as unknown[]).map((item) => [item]);
+          chunk = 1;
+        }
         // Large typed arrays among the arguments are sent from their own memory, not copied;
         // collected in one reused list (most tasks have none: no array per task).
         const x = this.#attachments;
         x.length = 0;
         try {
-          a = encodeValue(entry.args, () => `the arguments of ${entry.fn || 'the task'}()`, x);
+          a = encodeValue(args, () => `the arguments of ${entry.fn || 'the task'}()`, x);
           this.#checkTaskFits(entry, a.length + attachedBytes(x), itemOverheadBytes(x.length, entry.f), peer);
         } catch (err) {
           // Its slot is free again (complete() takes it off the lane): the pass that handed it
@@ -697,7 +706,7 @@ export class ProcessPoolExecutor extends BaseExecutor {
           refused = true;
           continue;
         }
-        specs.push({ id: t.id, m: entry.m, f: entry.f, a, x: x.length > 0 ? x.slice() : undefined, c: entry.chunk ? 1 : undefined, n: t.attempt });
+        specs.push({ id: t.id, m: entry.m, f: entry.f, a, x: x.length > 0 ? x.slice() : undefined, c: chunk || undefined, n: t.attempt });
         if (t.attempt === 1) this.#stats.sent(entry.stat, now - entry.queuedAt);
         lane?.unreported.add(t.id);
         this.#running.set(t.id, entry);
@@ -1001,7 +1010,7 @@ export class ProcessPoolExecutor extends BaseExecutor {
   readonly #busyPollMaxRunning = Math.max(1, Math.floor(availableParallelism() / 2));
 
   /** The scheduler's kind for tasks of `fn` (chunks of it apart), made on first use. */
-  #kindOf(fn: string, chunk: boolean): number {
+  #kindOf(fn: string, chunk: Entry['chunk']): number {
     const key = chunk ? `${fn} (chunk)` : fn;
     let kind = this.#kinds.get(key);
     if (kind === undefined) this.#kinds.set(key, (kind = this.#kinds.size));

@@ -73,6 +73,8 @@ export class WorkerPeer {
   runtime = '?';
   hostname = '?';
   pid = 0;
+  /** The protocol version chosen at the handshake. */
+  version = 0;
   /** The largest frame the node accepts (it says so when it registers). */
   maxMessageBytes = Number.MAX_SAFE_INTEGER;
   remoteAddress: string;
@@ -392,6 +394,7 @@ export class CoordinatorServer {
     peer.phase = 'registering';
     peer.lastSeen = Date.now();
     this.#armWatchdog();
+    peer.version = check.version;
     // AUTH_OK is a raw frame too; msgpack starts after it.
     peer.sendRaw(check.reply);
   }

@@ -49,8 +49,15 @@ import { describePeerValue } from './describe.ts';
  * 3: large typed arrays travel as attachments of their own (`x` in tasks and outcomes), and
  *    `welcome` carries the busy-poll budget. A version-2 peer would misread a frame with `x`
  *    attachments, so 2 is no longer spoken: it gets WSF_VERSION_MISMATCH at the handshake.
+ * 4: a chunk of `map` calls may carry its items as one flat array (`c: 2`), each item its call's
+ *    only argument, without an argument array per call. A version-3 peer still gets `c: 1`.
+ *    Lanes may send `report` (a running task's values) and `attach` may list the modules a
+ *    thread could not import; a version-3 coordinator would close a lane that reports, so a
+ *    task's reports need a coordinator of version 4 (upgrade coordinators first).
  */
-export const PROTOCOL_VERSION = 3;
+export const PROTOCOL_VERSION = 4;
+/** The first version that understands `c: 2` chunks. */
+export const FLAT_CHUNK_VERSION = 4;
 export const MIN_PROTOCOL_VERSION = 3;
 
 /** The WebSocket path the coordinator serves. */
@@ -187,7 +194,8 @@ export interface TaskSpec {
   /**
    * The arguments, msgpack-encoded separately from the envelope so the worker node's network
    * thread can hand them to a task thread undecoded (decoding happens in parallel there).
-   * For a chunk (`c` set) it encodes an array of argument arrays.
+   * For a chunk with `c: 1` it encodes an array of argument arrays; with `c: 2`, an array of
+   * items, each the single argument of one call.
    */
   a: Uint8Array;
   /**
@@ -195,8 +203,11 @@ export interface TaskSpec {
    * which refers to them by position (shared/codec.ts). Absent when there are none.
    */
   x?: Uint8Array[];
-  /** Set for a chunk of calls from `map(…, { chunksize })`. */
-  c?: 1;
+  /**
+   * Set for a chunk of calls from `map`/`starmap` with `chunksize`: 1 when `a` holds argument
+   * arrays, 2 when it holds the calls' single arguments (protocol version 4).
+   */
+  c?: 1 | 2;
   /** Which attempt this is (1 = first). */
   n: number;
 }
@@ -420,7 +431,7 @@ const shape = (fields: Record<string, Check>): Shape => {
 const isClassRef = shape({ m: isInt, e: isStr });
 const isWireError: Check = (v) => isObj(v) && isStr(v.name) && isStr(v.message) && (v.cls === undefined || isClassRef(v.cls));
 const isModuleInfo = shape({ id: isInt, url: isStr, hash: isHash });
-const isTaskSpec = shape({ id: isInt, m: isInt, f: isStr, a: isBytes, x: opt(arrayOf(isBytes)), c: opt((v) => v === 1), n: isInt });
+const isTaskSpec = shape({ id: isInt, m: isInt, f: isStr, a: isBytes, x: opt(arrayOf(isBytes)), c: opt((v) => v === 1 || v === 2), n: isInt });
 /** An outcome carries a value (`v`, possibly an encoded undefined), an error (`e`), or both (a chunk that failed part way); neither only when a cancelled task did not run. */
 const isOutcome = shape({ id: isInt, v: opt(isBytes), x: opt(arrayOf(isBytes)), e: opt(isWireError), d: opt((v) => isNum(v) && (v as number) >= 0) });
 

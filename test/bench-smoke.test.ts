@@ -66,7 +66,14 @@ test('the table has machine info and a positive number for every baseline figure
 });
 
 test('every suite either has figures or says why it did not run', () => {
-  for (const [suite, label] of [['piscina', 'piscina tiny tasks all at once'], ['python', 'python tiny tasks all at once'], ['wsfutures', 'wsfutures tiny tasks all at once']]) {
+  const suites = [
+    ['piscina', 'piscina tiny tasks all at once'],
+    ['python', 'python tiny tasks all at once'],
+    ['dask', 'dask tiny tasks all at once'],
+    ['bullmq', 'bullmq tiny tasks all at once'],
+    ['wsfutures', 'wsfutures tiny tasks all at once'],
+  ];
+  for (const [suite, label] of suites) {
     const hasFigure = new RegExp(`^${escape(label!)}\\s+[\\d,.]+\\s`, 'm').test(run.stdout);
     const notAvailable = new RegExp(`^${suite}: not available: \\S`, 'm').test(run.stdout);
     assert.ok(hasFigure || notAvailable, `${suite}: neither a figure nor "not available: <reason>"`);

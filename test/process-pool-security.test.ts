@@ -11,7 +11,7 @@ import * as assert from 'uvu/assert';
 import WebSocket from 'ws';
 import { ProcessPoolExecutor } from '../coordinator/index.ts';
 import { answerHello, checkAuthOk, deriveKey } from '../shared/auth.ts';
-import { CLOSE, HANDSHAKE } from '../shared/protocol.ts';
+import { CLOSE, HANDSHAKE, MIN_PROTOCOL_VERSION, PROTOCOL_VERSION } from '../shared/protocol.ts';
 import { add, sleepThenWhere } from './fixtures/tasks.ts';
 import { TASKS_URL, spawnWorker, startPool, within, type WorkerProcess } from './helpers/cluster.ts';
 
@@ -117,7 +117,7 @@ test('a worker node of an older protocol version (2: no typed-array attachments)
   c.ws.send(auth);
   const { code, reason } = await within(c.closed, 5000, 'close');
   assert.is(code, CLOSE.VERSION_MISMATCH);
-  assert.match(reason, 'protocol version 2; this coordinator speaks 3..3');
+  assert.match(reason, `protocol version 2; this coordinator speaks ${MIN_PROTOCOL_VERSION}..${PROTOCOL_VERSION}`);
   await stillServing();
 });
 

@@ -204,7 +204,7 @@ function run(job: TaskSpec): TaskOutcome | Promise<TaskOutcome> {
   const url = moduleUrls.get(job.m);
   const ns = url === undefined ? undefined : modules.get(url);
   const fn = ns?.[job.f];
-  if (job.c === 1 || typeof fn !== 'function') return runSlow(job);
+  if (job.c !== undefined || typeof fn !== 'function') return runSlow(job);
   const started = performance.now();
   const controller = new LazyAbort();
   controllers.set(job.id, controller);
@@ -305,7 +305,7 @@ async function runSlow(job: TaskSpec): Promise<TaskOutcome> {
       throw new UnknownTaskError(`the task module has no exported function "${job.f}" on this worker node: is the worker's copy of the module out of date?`);
     }
     const decoded = decodeValue(job.a, 'task arguments', job.x);
-    if (job.c !== 1) {
+    if (job.c === undefined) {
       if (!Array.isArray(decoded)) throw new TypeError('task arguments must be an array');
       threadTask.current = context;
       let value = fn.apply(context, decoded);
@@ -313,16 +313,19 @@ async function runSlow(job: TaskSpec): Promise<TaskOutcome> {
       return valueOutcome(job, value, started, () => `the return value of ${job.f}()`);
     }
     // A chunk: the calls run in order; on the first error, report the values so far and the
-    // error, so map() raises it at exactly the right position.
+    // error, so map() raises it at exactly the right position. `c: 1` carries an argument array
+    // per call, `c: 2` each call's single argument.
+    if (!Array.isArray(decoded)) throw new TypeError('chunk arguments must be an array');
+    const spread = job.c === 1;
     const values: unknown[] = [];
     let error: unknown;
     let failed = false;
     // One context for the whole chunk: the calls share the chunk's signal.
     threadTask.current = context;
-    for (const args of decoded as unknown[][]) {
+    for (const call of decoded) {
       if (controller.aborted) break;
       try {
-        let value = fn.apply(context, args);
+        let value = spread ? fn.apply(context, call as unknown[]) : fn.call(context, call);
         if (value instanceof Promise) value = await value;
         values.push(value);
       } catch (err) {

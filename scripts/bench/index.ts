@@ -1,12 +1,13 @@
 /**
  * `npm run bench`: the speed-of-light baselines, the peers and wsfutures, side by side on this
- * machine, then one table of figures and ratios (issue 5), also written as JSON.
+ * machine, then one table of figures and ratios against the targets, also written as JSON.
  *
  * Usage: npm run bench [-- --smoke] [-- --only NAME[,NAME]]
- *   --smoke      tiny sizes, for CI: checks that every suite still runs, in well under 30 s.
- *                The figures mean little. Writes bench-results/smoke.json.
+ *   --smoke      tiny sizes, for CI: checks that every suite still runs, in well under 60 s
+ *                (under 30 s without Dask and BullMQ, which CI does not install). The figures
+ *                mean little. Writes bench-results/smoke.json.
  *   --only NAME  run only these suites (repeatable, or comma-separated): baseline, piscina,
- *                python, wsfutures. Ratios need the baseline in the same run.
+ *                python, dask, bullmq, wsfutures. Ratios need the baseline in the same run.
  * A full run writes bench-results/latest.json; a run with --only, latest-only-NAME.json.
  *
  * Each suite runs in its own process group, one after the other so that they do not compete
@@ -43,6 +44,20 @@ const SUITES: Suite[] = [
       return { cmd: 'python3', args: [here('./python-pool.py')] };
     },
   },
+  {
+    name: 'dask',
+    command: () => {
+      // Debian's python3-distributed goes with /usr/bin/python3, which a pyenv or venv python3
+      // on the PATH may hide: the first of the two that can import it runs the suite.
+      for (const python of ['python3', '/usr/bin/python3']) {
+        const probe = spawnSync(python, ['-c', 'import distributed'], { stdio: 'ignore', timeout: 30_000 });
+        if (!probe.error && probe.status === 0) return { cmd: python, args: [here('./dask-pool.py')] };
+      }
+      return { unavailable: 'no python3 can import dask.distributed (Debian: apt-get install python3-distributed)' };
+    },
+  },
+  // Skips itself when bullmq, ioredis or redis-server is missing.
+  { name: 'bullmq', command: node('./bullmq.ts') },
   // --expose-gc: the queue figure weighs the heap after a full collection.
   { name: 'wsfutures', command: node('./wsfutures.ts', '--expose-gc') },
 ];
@@ -71,7 +86,7 @@ function parseOptions(argv: string[]): Options {
 
 function usage(error?: string): never {
   if (error) console.error(`bench: ${error}`);
-  console.error('usage: npm run bench [-- --smoke] [-- --only baseline|piscina|python|wsfutures[,...]]');
+  console.error(`usage: npm run bench [-- --smoke] [-- --only ${SUITES.map((s) => s.name).join('|')}[,...]]`);
   process.exit(error ? 2 : 0);
 }
 

@@ -7,7 +7,7 @@
  * running too long still keeps what it measured), `BENCH-INFO {json}` for facts about its
  * runtime, `BENCH-ERROR {json}` when one workload failed (the suite goes on with the next), or
  * `BENCH-SKIP reason` when it cannot run here. Progress goes to stderr. The Python
- * suite (`python-pool.py`) writes the same lines, which is why they are plain text and JSON.
+ * and Dask suites (`python-pool.py`, `dask-pool.py`) write the same lines, which is why they are plain text and JSON.
  */
 
 export const FIGURE_PREFIX = 'BENCH-FIGURE ';
@@ -21,7 +21,7 @@ export type Unit = 'tasks/s' | 'msgs/s' | 'MiB/s' | 'µs' | 'x' | 'B/task';
 
 /** One measured number. */
 export interface Figure {
-  /** Which suite measured it: `baseline`, `piscina`, `python`, `wsfutures`. */
+  /** Which suite measured it: `baseline`, `piscina`, `python`, `dask`, `bullmq`, `wsfutures`. */
   suite: string;
   /**
    * What was measured. Suites that run the same workload use the same name (`tiny-all-at-once`),

@@ -1,7 +1,8 @@
 /**
  * The task module of the benchmark: plain exported functions, loaded by the wsfutures worker
  * nodes (`tasks: new URL('./tasks.ts', import.meta.url)`) and by piscina's worker threads, so
- * both pools run exactly the same code. `python-pool.py` defines the same three in Python.
+ * both pools run exactly the same code (the BullMQ workers import it too). `python-pool.py` and
+ * `dask-pool.py` define the same tasks in Python.
  */
 
 /** A task that does nothing: its cost is the pool's overhead. Returns its argument. */
@@ -26,4 +27,14 @@ export function spin(rounds: number): number {
     x ^= x << 5;
   }
   return x >>> 0;
+}
+
+/** `noop` over an array: a chunk of work cut by hand, one task per array. */
+export function noopMany(values: number[]): number[] {
+  return values.map(noop);
+}
+
+/** Waits `ms` milliseconds, then returns `value`: a task whose duration is known. */
+export function sleep(value: number, ms: number): Promise<number> {
+  return new Promise((resolve) => setTimeout(resolve, ms, value));
 }

@@ -3,9 +3,12 @@
  * Run by `index.ts` with `--expose-gc`. Figures:
  * - tiny tasks submitted all at once, read with `asCompleted` (tasks/s);
  * - sequential submit → result (p50, p99);
- * - `map` with `chunksize: 1000` (tasks/s);
+ * - `map` with `chunksize: 1000` (tasks/s), and the same items cut by hand into arrays of 1000,
+ *   one `submit` each (what `map` would cost with no per-item work of its own);
  * - 1 MiB and 16 MiB `Uint8Array` arguments returned (MiB/s, each counted once, 4 in flight);
  * - CPU-bound tasks: speed-up of all cores over 1 worker;
+ * - recovery: the local worker node killed (SIGKILL) while a batch of 50 ms tasks runs; the pool
+ *   restarts it and reruns what it held: the batch's time over the same batch undisturbed;
  * - 1,000,000 tasks queued at once: coordinator heap per queued task (after `gc()`), and the
  *   rate at which the queue drains;
  * - interleaved with the bare echo (its own server process, as the baseline suite runs it):
@@ -24,7 +27,7 @@
 import { availableParallelism } from 'node:os';
 import { pathToFileURL } from 'node:url';
 import { burstWarmup, payloadWarmup, emitError, emitFigure, emitSkip, MiB, now, percentile, perSecond, progress, sequentialWarmup, suiteOptions, windowed } from './measure.ts';
-import { echo, noop, spin } from './tasks.ts';
+import { echo, noop, noopMany, sleep, spin } from './tasks.ts';
 import { EchoClient, pipeline, startEchoServer } from './echo-client.ts';
 import { DEFAULTS } from '../../shared/protocol.ts';
 
@@ -35,6 +38,8 @@ interface FutureContract<T> extends PromiseLike<T> {
 
 /** The part of `ProcessPoolExecutor` this suite uses. */
 interface PoolContract extends AsyncDisposable {
+  /** The pid of the worker node process the pool started, if one runs. */
+  readonly localWorkerPid?: number | undefined;
   /** Resolves when `slots` task slots are connected. */
   ready(slots: number): Promise<void>;
   submit<A extends unknown[], R>(fn: (...args: A) => R, ...args: A): FutureContract<Awaited<R>>;
@@ -55,8 +60,8 @@ const BUSY_POLL_MICROS = DEFAULTS.busyPollMicros;
 const TASKS = new URL('./tasks.ts', import.meta.url);
 const { smoke } = suiteOptions();
 const sizes = smoke
-  ? { tiny: 500, sequential: 50, mapped: 5_000, echo1: 2, echo16: 1, spinTasks: 2, spinRounds: 1_000_000, queued: 2_000, maxMs: 1_000, stepMs: 15_000 }
-  : { tiny: 100_000, sequential: 10_000, mapped: 2_000_000, echo1: 300, echo16: 32, spinTasks: 8, spinRounds: 50_000_000, queued: 1_000_000, maxMs: 10_000, stepMs: 300_000 };
+  ? { tiny: 500, sequential: 50, mapped: 5_000, echo1: 2, echo16: 1, spinTasks: 2, spinRounds: 1_000_000, recovery: 0, queued: 2_000, maxMs: 1_000, stepMs: 15_000 }
+  : { tiny: 100_000, sequential: 10_000, mapped: 2_000_000, echo1: 300, echo16: 32, spinTasks: 8, spinRounds: 50_000_000, recovery: 40, queued: 1_000_000, maxMs: 10_000, stepMs: 300_000 };
 // Every loop stops starting new work after maxMs; a workload that is still not done after
 // stepMs (a hang, or a pool far slower than the sizes assume) is reported as failed.
 
@@ -122,6 +127,18 @@ async function mapped(pool: PoolContract): Promise<void> {
   emitFigure({ suite: SUITE, workload: 'map-chunked', label: `wsfutures map chunksize=${CHUNKSIZE}`, value: perSecond(n, ms), unit: 'tasks/s', count: n, seconds: ms / 1000 });
 }
 
+async function manualChunks(pool: PoolContract): Promise<void> {
+  const items = Array.from({ length: sizes.mapped }, (_, i) => i);
+  const t0 = now();
+  const futures: FutureContract<number[]>[] = [];
+  for (let start = 0; start < items.length; start += CHUNKSIZE) futures.push(pool.submit(noopMany, items.slice(start, start + CHUNKSIZE)));
+  let n = 0;
+  for (const future of futures) for (const value of await future) if (value === n) n++;
+  const ms = now() - t0;
+  if (n !== sizes.mapped) throw new Error(`the arrays returned ${n} of ${sizes.mapped} values in order`);
+  emitFigure({ suite: SUITE, workload: 'map-manual-chunks', label: `wsfutures submit of ${CHUNKSIZE}-item arrays`, value: perSecond(n, ms), unit: 'tasks/s', count: n, seconds: ms / 1000, note: `${futures.length} submit() of noopMany(array), awaited in order` });
+}
+
 async function payload(pool: PoolContract, mib: number, count: number): Promise<void> {
   const data = new Uint8Array(mib * MiB).fill(7);
   const check = (returned: Uint8Array): void => {
@@ -144,6 +161,29 @@ async function cpuSpeedup(): Promise<void> {
   }
   const [one, all] = seconds as [number, number];
   emitFigure({ suite: SUITE, workload: 'cpu-speedup', label: `wsfutures CPU-bound speed-up 1 -> ${cores} workers`, value: one / all, unit: 'x', count: sizes.spinTasks, seconds: one + all, note: `${sizes.spinTasks} tasks: ${one.toFixed(2)} s on 1 worker, ${all.toFixed(2)} s on ${cores}` });
+}
+
+/**
+ * A batch of 50 ms tasks, undisturbed, then again with the pool's worker node process killed a
+ * quarter of the way in: the pool restarts it and its tasks run again.
+ */
+async function recovery(): Promise<void> {
+  const n = sizes.recovery;
+  await using pool = await openPool(WORKERS);
+  const batch = (): Promise<number[]> => Promise.all(Array.from({ length: n }, (_, i) => pool.submit(sleep, i, 50)));
+  const t0 = now();
+  await batch();
+  const calm = now() - t0;
+  const t1 = now();
+  const hit = batch();
+  await new Promise((resolve) => setTimeout(resolve, calm / 4));
+  const pid = pool.localWorkerPid;
+  if (pid === undefined) throw new Error('the pool has no local worker node to kill');
+  process.kill(pid, 'SIGKILL');
+  const values = await hit;
+  const hitMs = now() - t1;
+  if (!values.every((v, i) => v === i)) throw new Error('the batch came back wrong after the worker node was killed');
+  emitFigure({ suite: SUITE, workload: 'recovery', label: 'wsfutures batch with its worker node killed, time ratio', value: hitMs / calm, unit: 'x', count: n, seconds: (calm + hitMs) / 1000, note: `${n} tasks of 50 ms: ${(calm / 1000).toFixed(2)} s undisturbed, ${(hitMs / 1000).toFixed(2)} s with the local worker node (both slots) killed a quarter of the way in` });
 }
 
 /**
@@ -298,6 +338,7 @@ async function step(name: string, run: () => Promise<void>): Promise<void> {
 await step('tiny tasks all at once', async () => tinyAllAtOnce(await sharedPool()));
 await step('sequential round trips', async () => sequential(await sharedPool()));
 await step(`map chunksize=${CHUNKSIZE}`, async () => mapped(await sharedPool()));
+await step(`submit of ${CHUNKSIZE}-item arrays`, async () => manualChunks(await sharedPool()));
 await step('Uint8Array 1 MiB', async () => payload(await sharedPool(), 1, sizes.echo1));
 await step('Uint8Array 16 MiB', async () => payload(await sharedPool(), 16, sizes.echo16));
 if (shared) await dispose(shared);
@@ -306,6 +347,7 @@ await step('interleaved with the bare echo', async () => interleaved(await share
 if (shared) await dispose(shared);
 shared = undefined;
 await step('CPU-bound speed-up', cpuSpeedup);
+if (sizes.recovery) await step('worker node killed mid-batch', recovery);
 // Last, on a pool of its own: a queue that outlives its time limit is abandoned while its
 // workers may still be busy, which would skew any figure measured after it.
 await step(`${sizes.queued.toLocaleString('en-US')} tasks queued at once`, async () => queued(await sharedPool()));
