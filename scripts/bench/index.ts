@@ -60,6 +60,8 @@ const SUITES: Suite[] = [
   { name: 'bullmq', command: node('./bullmq.ts') },
   // --expose-gc: the queue figure weighs the heap after a full collection.
   { name: 'wsfutures', command: node('./wsfutures.ts', '--expose-gc') },
+  // Scheduling against the ideal, the cost of monitoring, HTTP load against autocannon.
+  { name: 'features', command: node('./features.ts') },
 ];
 
 interface Options {

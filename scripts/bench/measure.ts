@@ -17,7 +17,7 @@ export const ERROR_PREFIX = 'BENCH-ERROR ';
 
 export const MiB = 1024 * 1024;
 
-export type Unit = 'tasks/s' | 'msgs/s' | 'MiB/s' | 'µs' | 'x' | 'B/task';
+export type Unit = 'tasks/s' | 'msgs/s' | 'req/s' | 'MiB/s' | 'µs' | 'ms' | 'x' | 'B/task';
 
 /** One measured number. */
 export interface Figure {

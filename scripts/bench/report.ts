@@ -38,6 +38,14 @@ const REFERENCES: Record<string, Reference[]> = {
   'payload-16mib': [{ id: 'baseline/ws-echo-16mib' }, { id: 'baseline/tcp-echo-16mib' }, { id: 'baseline/tcp-bandwidth', target: { op: '>=', value: 0.5 } }],
   // "No slowdown per task as the queue grows": the drain rate of the huge queue against the
   // rate of the small all-at-once batch. 0.9 leaves room for the noise of this machine.
+  // Scheduling: makespans against the ideal computed from the task durations.
+  'sched-after-burst': [{ id: 'wsfutures/sched-after-burst-ideal', target: { op: '<=', value: 1.1 } }],
+  'sched-mixed': [{ id: 'wsfutures/sched-mixed-ideal', target: { op: '<=', value: 1.1 } }],
+  'sched-uneven': [{ id: 'wsfutures/sched-uneven-ideal', target: { op: '<=', value: 1.15 } }],
+  // What watching costs: the dashboard open and /metrics scraped, against nobody watching.
+  'tiny-monitored': [{ id: 'wsfutures/tiny-unmonitored', target: { op: '>=', value: 0.95 } }],
+  // The load a cluster generates grows with its slots.
+  'http-load-2-slots': [{ id: 'wsfutures/http-load-1-slots', target: { op: '>=', value: 1.6 } }],
   'queue-drain': [{ id: 'baseline/ws-pipelined' }, { id: 'wsfutures/tiny-all-at-once', target: { op: '>=', value: 0.9 } }],
 };
 
@@ -45,6 +53,7 @@ const REFERENCES: Record<string, Reference[]> = {
 const PEER_TARGETS: Record<string, Record<string, Target>> = {
   'tiny-all-at-once': { python: { op: '>=', value: 5 }, piscina: { op: '>=', value: 2 } },
   'map-chunked': { python: { op: '>=', value: 1.5 } },
+  'http-load-1core': { autocannon: { op: '>=', value: 0.8 } },
 };
 
 /** Targets on the figure itself rather than a ratio. */
@@ -53,13 +62,14 @@ const VALUE_TARGETS: Record<string, Target> = {
 };
 
 export const SUBJECT = 'wsfutures';
-const SECTION_ORDER = ['baseline', 'piscina', 'python', 'dask', 'bullmq', SUBJECT];
+const SECTION_ORDER = ['baseline', 'piscina', 'python', 'dask', 'bullmq', 'autocannon', SUBJECT];
 const SECTION_TITLES: Record<string, string> = {
   baseline: 'speed of light (bare ws + msgpackr echo, raw TCP; loopback, separate processes)',
   piscina: 'peer: piscina (worker threads)',
   python: "peer: Python's concurrent.futures.ProcessPoolExecutor",
   dask: 'peer: Dask distributed (LocalCluster, 2 worker processes, 1 thread each)',
   bullmq: 'peer: BullMQ (Redis job queue, 2 worker processes)',
+  autocannon: 'peer: autocannon (HTTP load, one process)',
   [SUBJECT]: 'wsfutures ProcessPoolExecutor',
 };
 

@@ -38,3 +38,13 @@ export function noopMany(values: number[]): number[] {
 export function sleep(value: number, ms: number): Promise<number> {
   return new Promise((resolve) => setTimeout(resolve, ms, value));
 }
+
+/**
+ * Busy for `ms` of CPU time on this node, times WSF_BENCH_SLOWDOWN (a node started with it set
+ * to 4 is a node four times slower). Returns `value`.
+ */
+export function busy(value: number, ms: number): number {
+  const end = performance.now() + ms * Number(process.env.WSF_BENCH_SLOWDOWN ?? 1);
+  while (performance.now() < end);
+  return value;
+}

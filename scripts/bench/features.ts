@@ -1,0 +1,204 @@
+/**
+ * Benchmark suite of what the pool does beyond raw speed, each figure beside its yardstick from
+ * the same run:
+ *
+ * - scheduling: makespans against the ideal computed from the task durations — sleeps of 300,
+ *   200 and 100 ms right after a burst of tiny tasks; tiny tasks interleaved with long ones; two
+ *   nodes of different speed (one made 4× slower);
+ * - monitoring: tiny-task throughput with the dashboard's live feed open and /metrics scraped
+ *   every second, against the same pool without, in alternating rounds;
+ * - HTTP load: one worker node (one slot) generating load against a local HTTP server, against
+ *   autocannon on the same server at the same concurrency; and the rate of one node against two.
+ *
+ * Figures are reported as the `wsfutures` suite (and `autocannon` for the peer), so the table
+ * lines them up with their targets.
+ */
+import { createServer } from 'node:http';
+import { spawn } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { emitError, emitFigure, emitInfo, progress, suiteOptions } from './measure.ts';
+import { ProcessPoolExecutor } from '../../coordinator/index.ts';
+import { loadTest } from '../../coordinator/loadtest-api.ts';
+import { busy, noop, sleep } from './tasks.ts';
+
+const SUITE = 'wsfutures';
+const TASKS = new URL('./tasks.ts', import.meta.url);
+const { smoke } = suiteOptions();
+const now = () => performance.now();
+
+async function step(name: string, run: () => Promise<void>): Promise<void> {
+  progress('features', name);
+  try {
+    await run();
+  } catch (err) {
+    emitError(SUITE, name, err);
+  }
+}
+
+/** Sleeps of 300, 200, 100 ms on 2 slots, right after a burst of tiny tasks: ideal 300 ms. */
+async function afterBurst(): Promise<void> {
+  const pool = new ProcessPoolExecutor({ tasks: TASKS, maxWorkers: 2, log: false });
+  try {
+    await pool.ready();
+    const rounds = smoke ? 1 : 5;
+    const makespans: number[] = [];
+    for (let r = 0; r < rounds; r++) {
+      await Promise.all(Array.from({ length: smoke ? 2_000 : 20_000 }, (_, i) => pool.submit(noop, i)));
+      const t0 = now();
+      await Promise.all([300, 200, 100].map((ms) => pool.submit(sleep, ms, ms)));
+      makespans.push(now() - t0);
+    }
+    makespans.sort((a, b) => a - b);
+    const median = makespans[Math.floor(makespans.length / 2)]!;
+    emitFigure({ suite: SUITE, workload: 'sched-after-burst', label: 'wsfutures sleeps 300/200/100 ms after a burst, makespan', value: median, unit: 'ms', count: rounds, seconds: makespans.reduce((a, b) => a + b, 0) / 1000, note: `median of ${rounds}: ${makespans.map((m) => m.toFixed(0)).join(', ')} ms` });
+    emitFigure({ suite: SUITE, workload: 'sched-after-burst-ideal', label: 'ideal makespan (the longest sleep)', value: 300, unit: 'ms', count: 1, seconds: 0 });
+  } finally {
+    await pool.shutdown();
+  }
+}
+
+/** 20,000 tasks of 0.1 ms interleaved with 40 of 200 ms, on 2 slots. */
+async function mixed(): Promise<void> {
+  const pool = new ProcessPoolExecutor({ tasks: TASKS, maxWorkers: 2, log: false });
+  const tiny = smoke ? 2_000 : 20_000;
+  const long = smoke ? 4 : 40;
+  try {
+    await pool.ready();
+    // Both kinds measured once, so estimates are not part of the figure.
+    await Promise.all([pool.submit(busy, 0, 0.1), pool.submit(busy, 0, 200)]);
+    const t0 = now();
+    const all = [];
+    for (let i = 0; i < tiny; i++) {
+      all.push(pool.submit(busy, i, 0.1));
+      if (i % Math.floor(tiny / long) === 0) all.push(pool.submit(busy, i, 200));
+    }
+    await Promise.all(all);
+    const ms = now() - t0;
+    const stats = pool.stats().functions.find((f) => f.name === 'busy')!;
+    // The ideal from what the tasks took (their measured total), spread over the 2 slots.
+    const ideal = (stats.duration!.mean * stats.duration!.count) / 2 - (0.1 + 200) / 2;
+    emitFigure({ suite: SUITE, workload: 'sched-mixed', label: `wsfutures ${tiny} × 0.1 ms with ${long} × 200 ms, makespan`, value: ms, unit: 'ms', count: tiny + long, seconds: ms / 1000 });
+    emitFigure({ suite: SUITE, workload: 'sched-mixed-ideal', label: 'ideal makespan (measured task time / 2 slots)', value: ideal, unit: 'ms', count: 1, seconds: 0 });
+  } finally {
+    await pool.shutdown();
+  }
+}
+
+/** Two nodes of one slot each, one 4× slower: 1 ms tasks (on the fast node). */
+async function uneven(): Promise<void> {
+  const pool = new ProcessPoolExecutor({ tasks: TASKS, maxWorkers: 0, log: false });
+  const url = await pool.listening;
+  const cli = fileURLToPath(new URL('../../worker-node/cli.ts', import.meta.url));
+  const start = (name: string, slowdown: number) =>
+    spawn(process.execPath, ['--import', 'tsx', cli, '--connect', url, '--concurrency', '1', '--name', name, '--no-reconnect', '--quiet'], { env: { ...process.env, WSFUTURES_TOKEN: pool.token, WSF_BENCH_SLOWDOWN: String(slowdown) }, stdio: 'ignore' });
+  const nodes = [start('fast', 1), start('slow', 4)];
+  const count = smoke ? 200 : 2_000;
+  try {
+    await pool.ready(2, { timeout: 60_000 });
+    await Promise.all([pool.submit(busy, 0, 1), pool.submit(busy, 0, 1)]);
+    const t0 = now();
+    await Promise.all(Array.from({ length: count }, (_, i) => pool.submit(busy, i, 1)));
+    const ms = now() - t0;
+    // Speeds 1 and 1/4 task per ms: together 1.25 per ms.
+    emitFigure({ suite: SUITE, workload: 'sched-uneven', label: `wsfutures ${count} × 1 ms on a node and one 4× slower, makespan`, value: ms, unit: 'ms', count, seconds: ms / 1000 });
+    emitFigure({ suite: SUITE, workload: 'sched-uneven-ideal', label: 'ideal makespan (speeds 1 + 1/4)', value: count / 1.25, unit: 'ms', count: 1, seconds: 0 });
+  } finally {
+    await pool.shutdown();
+    for (const n of nodes) n.kill('SIGKILL');
+  }
+}
+
+/** Tiny-task bursts with the dashboard open and /metrics scraped each second, and without. */
+async function monitoring(): Promise<void> {
+  const pool = new ProcessPoolExecutor({ tasks: TASKS, maxWorkers: 2, log: false });
+  try {
+    await pool.ready();
+    const base = `http://127.0.0.1:${new URL(pool.url!).port}`;
+    const burst = smoke ? 2_000 : 50_000;
+    const rounds = smoke ? 2 : 8;
+    const run = async () => {
+      const t0 = now();
+      await Promise.all(Array.from({ length: burst }, (_, i) => pool.submit(noop, i)));
+      return burst / ((now() - t0) / 1000);
+    };
+    await run(); // warm
+    const plain: number[] = [];
+    const watched: number[] = [];
+    let scrapes = 0;
+    let feedBytes = 0;
+    for (let r = 0; r < rounds; r++) {
+      plain.push(await run());
+      const controller = new AbortController();
+      const feed = fetch(`${base}/wsfutures/feed`, { signal: controller.signal }).then(async (res) => {
+        const reader = res.body!.getReader();
+        for (;;) {
+          const { done, value } = await reader.read();
+          if (done) break;
+          feedBytes += value.byteLength;
+        }
+      }).catch(() => {});
+      const scraper = setInterval(() => void fetch(`${base}/metrics`).then((r) => r.text()).then(() => scrapes++), 1000);
+      await new Promise((r) => setTimeout(r, 100)); // the feed is open
+      watched.push(await run());
+      clearInterval(scraper);
+      controller.abort();
+      await feed;
+    }
+    const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+    emitFigure({ suite: SUITE, workload: 'tiny-unmonitored', label: 'wsfutures tiny tasks, nobody watching', value: median(plain), unit: 'tasks/s', count: burst * rounds, seconds: 0, note: `median of ${rounds} rounds` });
+    emitFigure({ suite: SUITE, workload: 'tiny-monitored', label: 'wsfutures tiny tasks, dashboard open + /metrics each second', value: median(watched), unit: 'tasks/s', count: burst * rounds, seconds: 0, note: `median of ${rounds} rounds, alternating with the unwatched ones; ${scrapes} scrapes, ${(feedBytes / 1024).toFixed(0)} KiB of feed` });
+  } finally {
+    await pool.shutdown();
+  }
+}
+
+/** A target HTTP server in a process of its own, answering at once. */
+async function startTarget(): Promise<{ url: string; stop: () => void }> {
+  const code = `const s = require('node:http').createServer((q, r) => { r.writeHead(200, { 'content-type': 'text/plain' }); r.end('ok'); }); s.keepAliveTimeout = 60000; s.listen(0, '127.0.0.1', () => console.log(s.address().port));`;
+  const child = spawn(process.execPath, ['-e', code], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const port = await new Promise<string>((resolve) => child.stdout!.once('data', (d) => resolve(String(d).trim())));
+  return { url: `http://127.0.0.1:${port}/`, stop: () => child.kill('SIGKILL') };
+}
+
+async function httpLoad(): Promise<void> {
+  const target = await startTarget();
+  const concurrency = 50;
+  const seconds = smoke ? 2 : 10;
+  try {
+    // @ts-expect-error autocannon ships no types; only its documented result fields are read.
+    const { default: autocannon } = (await import('autocannon')) as { default: (o: object) => Promise<{ requests: { total: number } }> };
+    const ac = await autocannon({ url: target.url, connections: concurrency, duration: seconds });
+    emitFigure({ suite: 'autocannon', workload: 'http-load-1core', label: `autocannon, ${concurrency} connections`, value: ac.requests.total / seconds, unit: 'req/s', count: ac.requests.total, seconds });
+    const scenario = fileURLToPath(new URL('./http-scenario.ts', import.meta.url));
+    const one = await loadTest({ scenario, vus: concurrency, duration: seconds * 1000, params: { target: target.url }, pool: { maxWorkers: 1, log: false } });
+    emitFigure({ suite: SUITE, workload: 'http-load-1core', label: `wsfutures loadtest, 1 node × 1 slot, ${concurrency} VUs`, value: one.rate, unit: 'req/s', count: one.iterations, seconds: one.durationMs / 1000, note: `${one.errors} errors; p50 ${one.steps.iteration?.p50.toFixed(2)} ms` });
+    // Against a target that takes 20 ms, the rate is set by the VUs: it doubles with the nodes.
+    const slow = await startSlowTarget();
+    try {
+      const rates: number[] = [];
+      for (const nodes of [1, 2]) {
+        const r = await loadTest({ scenario, vus: 20 * nodes, duration: seconds * 1000, params: { target: slow.url }, pool: { maxWorkers: nodes, log: false } });
+        rates.push(r.rate);
+        emitFigure({ suite: SUITE, workload: `http-load-${nodes}-slots`, label: `wsfutures loadtest, ${nodes} slot(s), 20 VUs each, 20 ms target`, value: r.rate, unit: 'req/s', count: r.iterations, seconds: r.durationMs / 1000 });
+      }
+    } finally {
+      slow.stop();
+    }
+  } finally {
+    target.stop();
+  }
+}
+
+async function startSlowTarget(): Promise<{ url: string; stop: () => void }> {
+  const server = createServer((_q, r) => setTimeout(() => r.end('ok'), 20));
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  return { url: `http://127.0.0.1:${(server.address() as { port: number }).port}/`, stop: () => server.close() };
+}
+
+emitInfo({ features: 'scheduling, monitoring, http load' });
+await step('sched-after-burst', afterBurst);
+await step('sched-mixed', mixed);
+await step('sched-uneven', uneven);
+await step('monitoring', monitoring);
+await step('http-load', httpLoad);
+process.exit(0);
