@@ -132,6 +132,8 @@ interface LaneState {
   killTimers: Map<number, ReturnType<typeof setTimeout>>;
   /** Set while the lane's connection is gone and the node has not (yet) said what happened. */
   lostTimer: ReturnType<typeof setTimeout> | undefined;
+  /** Its tasks' measured time over their estimates (see Scheduler.setSlowness). */
+  slowness: number;
 }
 
 /**
@@ -153,7 +155,7 @@ const LANE_DEATH_WAIT_MS = 3000;
  * almost nothing queued, so it never waits behind another while a slot idles. A function not
  * measured yet counts as long (Scheduler.unknownEstimateMs).
  */
-const PREFETCH_MS = 2;
+const PREFETCH_MS = 10;
 const MAX_TASKS_PER_SLOT = 256;
 /** Tasks that wait this long with no slot anywhere make the pool say how to start a node. */
 const NO_SLOT_WARNING_MS = 5000;
@@ -826,7 +828,7 @@ export class ProcessPoolExecutor extends BaseExecutor {
     peer.remoteAddress = node.peer.remoteAddress;
     peer.maxMessageBytes = node.peer.maxMessageBytes;
     peer.slots = 1;
-    const lane: LaneState = { peer, node, lane: msg.lane, unreported: new Set(), killTimers: new Map(), lostTimer: undefined };
+    const lane: LaneState = { peer, node, lane: msg.lane, unreported: new Set(), killTimers: new Map(), lostTimer: undefined, slowness: 1 };
     node.lanes.set(msg.lane, lane);
     this.#lanes.set(peer.id, lane);
     this.#scheduler.addWorker(peer.id, 1, cannotRun);
@@ -910,7 +912,7 @@ export class ProcessPoolExecutor extends BaseExecutor {
       const entry = this.#running.get(item.id);
       this.#running.delete(item.id);
       if (!entry) continue;
-      if (item.d !== undefined) this.#measured(entry.kind, item.d);
+      if (item.d !== undefined) this.#measured(entry.kind, item.d, lane);
       if (entry.future.done()) continue;
       this.#settle(entry, item, lane);
     }
@@ -1023,11 +1025,17 @@ export class ProcessPoolExecutor extends BaseExecutor {
    * collection must not make its kind look long and shallow the prefetch of the thousands
    * behind it; a kind that really got slower gets there in a few samples.
    */
-  #measured(kind: number, ms: number): void {
+  #measured(kind: number, ms: number, lane: LaneState): void {
     const before = this.#estimates[kind];
     const estimate = before === undefined ? ms : before * 0.9 + Math.min(ms, before * 4 + 0.1) * 0.1;
     this.#estimates[kind] = estimate;
     this.#scheduler.setEstimate(kind, estimate);
+    // The lane's slowness: how its tasks compare with their kind's estimate (from all lanes).
+    // Tasks of a few µs say more about timers than about the lane: they are left out.
+    if (before !== undefined && before > 0.05) {
+      lane.slowness = Math.min(16, Math.max(1 / 16, lane.slowness * 0.9 + (ms / before) * 0.1));
+      this.#scheduler.setSlowness(lane.peer.id, lane.slowness);
+    }
   }
 
   #onLost(peer: WorkerPeer, reason: string): void {

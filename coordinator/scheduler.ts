@@ -54,6 +54,8 @@ interface WorkerEntry {
   cannotRun: ReadonlySet<number>;
   /** Estimated work of its assigned tasks, ms (see prefetchMs). */
   queuedMs: number;
+  /** How long tasks take here against their estimate (setSpeed): 4 on a node 4× slower. */
+  slowness: number;
 }
 
 export interface Assignment<P> {
@@ -222,6 +224,16 @@ export class Scheduler<P> {
     this.#estimates[kind] = ms;
   }
 
+  /**
+   * How much longer than their estimates tasks take on worker `id` (its tasks' measured time
+   * over the estimate): a slower node's queue fills with fewer tasks, so that at the end no
+   * task waits on it while a faster one idles.
+   */
+  setSlowness(id: string, slowness: number): void {
+    const w = this.#workers.get(id);
+    if (w) w.slowness = slowness;
+  }
+
   #hasRoom(w: WorkerEntry): boolean {
     return w.assigned.size < w.slots * this.depthPerSlot && w.queuedMs < w.slots * this.prefetchMs;
   }
@@ -293,7 +305,7 @@ export class Scheduler<P> {
   /** A worker joins; it is never handed tasks of the modules in `cannotRun`. */
   addWorker(id: string, slots: number, cannotRun: ReadonlySet<number> = NONE): void {
     if (this.#workers.has(id)) throw new Error(`scheduler: worker ${id} added twice`);
-    this.#workers.set(id, { id, slots, assigned: new Set(), draining: false, cannotRun, queuedMs: 0 });
+    this.#workers.set(id, { id, slots, assigned: new Set(), draining: false, cannotRun, queuedMs: 0, slowness: 1 });
     if (cannotRun.size > 0) this.#restricted++;
   }
 
@@ -465,7 +477,7 @@ export class Scheduler<P> {
       }
       t.workerId = w.id;
       t.attempts++;
-      t.estimateMs = this.#estimates[t.kind] ?? this.unknownEstimateMs;
+      t.estimateMs = (this.#estimates[t.kind] ?? this.unknownEstimateMs) * w.slowness;
       w.assigned.add(id);
       w.queuedMs += t.estimateMs;
       let batch = batches.get(w.id);

@@ -419,4 +419,37 @@ test('priorities: higher first, first come first served within one, and a lost n
   assert.is(s.queuedCount, 0);
 });
 
+test('estimated work: tiny tasks pile up on a slot, a long one goes only where little is queued, a slow worker holds less', () => {
+  const s = new Scheduler<string>({ maxRetries: 2 });
+  s.depthPerSlot = 256;
+  s.prefetchMs = 10;
+  const TINY = 1;
+  const LONG = 2;
+  s.setEstimate(TINY, 0.1);
+  s.addWorker('a', 1);
+  s.addWorker('b', 1);
+  // 150 tiny tasks: 10 ms of work per slot at most, so 100 each... capped by the queue.
+  for (let id = 1; id <= 150; id++) s.submit(id, 't', 0, 0, TINY);
+  const first = byWorker(s.assign());
+  assert.equal([first.a!.length, first.b!.length], [75, 75]);
+  // Unknown kind (long until measured): neither slot has under 10 ms queued? Both have 7.5 ms.
+  s.submit(200, 'long', 0, 0, LONG);
+  assert.equal(allIds(s.assign()), [200], 'it goes behind 7.5 ms of tiny work');
+  s.submit(201, 'long', 0, 0, LONG);
+  assert.equal(allIds(s.assign()), [201], 'the other slot');
+  s.submit(202, 'long', 0, 0, LONG);
+  assert.equal(s.assign(), [], 'a third waits: both slots hold a long task');
+  // A slower worker: its tasks count 4× against its budget.
+  const t = new Scheduler<string>({ maxRetries: 2 });
+  t.depthPerSlot = 256;
+  t.prefetchMs = 10;
+  t.setEstimate(TINY, 1);
+  t.addWorker('fast', 1);
+  t.addWorker('slow', 1);
+  t.setSlowness('slow', 4);
+  for (let id = 1; id <= 40; id++) t.submit(id, 't', 0, 0, TINY);
+  const split = byWorker(t.assign());
+  assert.equal([split.fast!.length, split.slow!.length], [10, 3]);
+});
+
 test.run();

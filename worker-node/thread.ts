@@ -366,7 +366,7 @@ async function drain(): Promise<void> {
       outbox.push(outcome);
       // A long job's outcome should not wait for the rest of the batch, nor should large arrays
       // (they leave from the task's memory, and the next task waits until they have).
-      if (outbox.length >= 64 || (outcome.d ?? 0) > 5 || outcome.x !== undefined) flush();
+      if (outbox.length >= 64 || (outcome.d ?? 0) > 0.2 || outcome.x !== undefined) flush();
     }
   } finally {
     draining = false;

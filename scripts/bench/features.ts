@@ -84,7 +84,7 @@ async function mixed(): Promise<void> {
   }
 }
 
-/** Two nodes of one slot each, one 4× slower: 1 ms tasks (on the fast node). */
+/** Two nodes of one slot each, one 4× slower: tasks of 10 ms (on the fast node). */
 async function uneven(): Promise<void> {
   const pool = new ProcessPoolExecutor({ tasks: TASKS, maxWorkers: 0, log: false });
   const url = await pool.listening;
@@ -92,16 +92,16 @@ async function uneven(): Promise<void> {
   const start = (name: string, slowdown: number) =>
     spawn(process.execPath, ['--import', 'tsx', cli, '--connect', url, '--concurrency', '1', '--name', name, '--no-reconnect', '--quiet'], { env: { ...process.env, WSFUTURES_TOKEN: pool.token, WSF_BENCH_SLOWDOWN: String(slowdown) }, stdio: 'ignore' });
   const nodes = [start('fast', 1), start('slow', 4)];
-  const count = smoke ? 200 : 2_000;
+  const count = smoke ? 40 : 250;
   try {
     await pool.ready(2, { timeout: 60_000 });
-    await Promise.all([pool.submit(busy, 0, 1), pool.submit(busy, 0, 1)]);
+    await Promise.all([pool.submit(busy, 0, 10), pool.submit(busy, 0, 10)]);
     const t0 = now();
-    await Promise.all(Array.from({ length: count }, (_, i) => pool.submit(busy, i, 1)));
+    await Promise.all(Array.from({ length: count }, (_, i) => pool.submit(busy, i, 10)));
     const ms = now() - t0;
-    // Speeds 1 and 1/4 task per ms: together 1.25 per ms.
-    emitFigure({ suite: SUITE, workload: 'sched-uneven', label: `wsfutures ${count} × 1 ms on a node and one 4× slower, makespan`, value: ms, unit: 'ms', count, seconds: ms / 1000 });
-    emitFigure({ suite: SUITE, workload: 'sched-uneven-ideal', label: 'ideal makespan (speeds 1 + 1/4)', value: count / 1.25, unit: 'ms', count: 1, seconds: 0 });
+    // Speeds of 1 and 1/4 task per 10 ms: together 1.25.
+    emitFigure({ suite: SUITE, workload: 'sched-uneven', label: `wsfutures ${count} × 10 ms on a node and one 4× slower, makespan`, value: ms, unit: 'ms', count, seconds: ms / 1000 });
+    emitFigure({ suite: SUITE, workload: 'sched-uneven-ideal', label: 'ideal makespan (speeds 1 + 1/4)', value: (count * 10) / 1.25, unit: 'ms', count: 1, seconds: 0 });
   } finally {
     await pool.shutdown();
     for (const n of nodes) n.kill('SIGKILL');
@@ -114,8 +114,9 @@ async function monitoring(): Promise<void> {
   try {
     await pool.ready();
     const base = `http://127.0.0.1:${new URL(pool.url!).port}`;
-    const burst = smoke ? 2_000 : 50_000;
-    const rounds = smoke ? 2 : 8;
+    // Rounds of a second or more, so that /metrics is scraped during each watched one.
+    const burst = smoke ? 2_000 : 120_000;
+    const rounds = smoke ? 2 : 6;
     const run = async () => {
       const t0 = now();
       await Promise.all(Array.from({ length: burst }, (_, i) => pool.submit(noop, i)));
@@ -169,6 +170,18 @@ async function httpLoad(): Promise<void> {
     const { default: autocannon } = (await import('autocannon')) as { default: (o: object) => Promise<{ requests: { total: number } }> };
     const ac = await autocannon({ url: target.url, connections: concurrency, duration: seconds });
     emitFigure({ suite: 'autocannon', workload: 'http-load-1core', label: `autocannon, ${concurrency} connections`, value: ac.requests.total / seconds, unit: 'req/s', count: ac.requests.total, seconds });
+    // The same client as the scenario's (fetch) in a plain loop, in one process: what an
+    // iteration costs without wsfutures around it.
+    let bare = 0;
+    const end = now() + seconds * 1000;
+    await Promise.all(Array.from({ length: concurrency }, async () => {
+      while (now() < end) {
+        const res = await fetch(target.url);
+        await res.arrayBuffer();
+        bare++;
+      }
+    }));
+    emitFigure({ suite: 'baseline', workload: 'http-bare-fetch', label: `fetch in a plain loop, ${concurrency} at a time`, value: bare / seconds, unit: 'req/s', count: bare, seconds });
     const scenario = fileURLToPath(new URL('./http-scenario.ts', import.meta.url));
     const one = await loadTest({ scenario, vus: concurrency, duration: seconds * 1000, params: { target: target.url }, pool: { maxWorkers: 1, log: false } });
     emitFigure({ suite: SUITE, workload: 'http-load-1core', label: `wsfutures loadtest, 1 node × 1 slot, ${concurrency} VUs`, value: one.rate, unit: 'req/s', count: one.iterations, seconds: one.durationMs / 1000, note: `${one.errors} errors; p50 ${one.steps.iteration?.p50.toFixed(2)} ms` });

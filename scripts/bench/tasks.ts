@@ -40,11 +40,15 @@ export function sleep(value: number, ms: number): Promise<number> {
 }
 
 /**
- * Busy for `ms` of CPU time on this node, times WSF_BENCH_SLOWDOWN (a node started with it set
- * to 4 is a node four times slower). Returns `value`.
+ * Busy for `ms` of CPU time, then returns `value`. On a node started with WSF_BENCH_SLOWDOWN=4
+ * it takes four times as long, as on a machine four times slower — the extra time spent waiting,
+ * not spinning, so that this machine's cores stay free for the other nodes and the coordinator,
+ * as another machine's would.
  */
-export function busy(value: number, ms: number): number {
-  const end = performance.now() + ms * Number(process.env.WSF_BENCH_SLOWDOWN ?? 1);
+export function busy(value: number, ms: number): number | Promise<number> {
+  const end = performance.now() + ms;
   while (performance.now() < end);
-  return value;
+  const slowdown = Number(process.env.WSF_BENCH_SLOWDOWN ?? 1);
+  if (slowdown <= 1) return value;
+  return new Promise((resolve) => setTimeout(resolve, ms * (slowdown - 1), value));
 }
