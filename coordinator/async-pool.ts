@@ -22,6 +22,7 @@ interface WorkItem {
   future: Future<unknown>;
   fn: AnyFunction;
   args: unknown[];
+  priority: number;
 }
 
 let nextTaskId = 0;
@@ -58,8 +59,15 @@ export class AsyncPoolExecutor extends BaseExecutor {
     return this.#queue.length - this.#queueHead;
   }
 
-  protected schedule(future: Future<unknown>, fn: AnyFunction, args: unknown[]): void {
-    this.#queue.push({ future, fn, args });
+  protected schedule(future: Future<unknown>, fn: AnyFunction, args: unknown[], priority: number): void {
+    const item = { future, fn, args, priority };
+    const queue = this.#queue;
+    // Behind every waiting task of its priority or higher (a walk from the back only when
+    // priorities are in use: the usual all-0 queue just appends).
+    let at = queue.length;
+    while (at > this.#queueHead && queue[at - 1]!.priority < priority) at--;
+    if (at === queue.length) queue.push(item);
+    else queue.splice(at, 0, item);
     this.#pump();
   }
 

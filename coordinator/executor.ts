@@ -18,6 +18,11 @@ export interface SubmitOptions {
   signal?: AbortSignal;
   /** Receives what the task reports while it runs (`currentTask().report(value)`). */
   onReport?: (value: any) => void;
+  /**
+   * Tasks of a higher priority start first; equal ones in the order submitted (default 0).
+   * It orders only what waits: a task already running is not stopped for a higher one.
+   */
+  priority?: number;
 }
 
 export interface MapOptions {
@@ -36,6 +41,8 @@ export interface MapOptions {
    * (also async) iterable is read lazily. Default: the whole iterable is submitted at once.
    */
   buffersize?: number;
+  /** The priority of its tasks, as submitWith's (default 0). */
+  priority?: number;
 }
 
 export interface ShutdownOptions {
@@ -84,6 +91,12 @@ export function checkPositiveInt(name: string, value: unknown, allowZero = false
     const ErrorClass = typeof value === 'number' ? RangeError : TypeError;
     throw new ErrorClass(`${name} must be a ${allowZero ? 'non-negative' : 'positive'} integer: got ${describeValue(value)}`);
   }
+}
+
+/** A priority is a finite number (higher first). */
+function checkPriority(value: unknown): void {
+  if (value === undefined) return;
+  if (typeof value !== 'number' || !Number.isFinite(value)) throw new (typeof value === 'number' ? RangeError : TypeError)(`options.priority must be a finite number (higher runs first, default 0): got ${describeValue(value)}`);
 }
 
 export function describeValue(value: unknown): string {
@@ -174,7 +187,7 @@ export abstract class BaseExecutor implements Executor {
   protected abstract readonly kind: string;
 
   /** Runs (or queues) one call. The future is new and pending. */
-  protected abstract schedule(future: Future<unknown>, fn: AnyFunction, args: unknown[]): void;
+  protected abstract schedule(future: Future<unknown>, fn: AnyFunction, args: unknown[], priority: number): void;
 
   /**
    * Runs (or queues) a chunk of calls as one task. With `spread` (starmap) each element of
@@ -182,7 +195,7 @@ export abstract class BaseExecutor implements Executor {
    * as it is so that a chunk of items needs no array per call. Executors that do not batch leave
    * this undefined, and `map` submits each call on its own.
    */
-  protected scheduleChunk?(future: Future<ChunkOutcome<unknown>>, fn: AnyFunction, calls: unknown[], spread: boolean): void;
+  protected scheduleChunk?(future: Future<ChunkOutcome<unknown>>, fn: AnyFunction, calls: unknown[], spread: boolean, priority: number): void;
 
   /** Releases the executor's resources once every task has settled. */
   protected abstract close(): Promise<void>;
@@ -229,6 +242,7 @@ export abstract class BaseExecutor implements Executor {
     if (options.signal !== undefined && !(options.signal instanceof AbortSignal)) {
       throw new TypeError(`options.signal must be an AbortSignal: got ${describeValue(options.signal)}`);
     }
+    checkPriority(options.priority);
     if (options.onReport !== undefined && typeof options.onReport !== 'function') {
       throw new TypeError(`options.onReport must be a function: got ${describeValue(options.onReport)}`);
     }
@@ -237,7 +251,7 @@ export abstract class BaseExecutor implements Executor {
     const future = new Future<R>();
     if (options.onReport) future.onReport(options.onReport);
     this.#track(future as Future<unknown>, options);
-    this.schedule(future as Future<unknown>, fn, args);
+    this.schedule(future as Future<unknown>, fn, args, options.priority ?? 0);
     return future;
   }
 
@@ -342,7 +356,8 @@ export abstract class BaseExecutor implements Executor {
     // calls are submitted before the first result is asked for.
     checkFunction(fn, where);
     if (options === null || typeof options !== 'object') throw new TypeError(`${where}: options must be an object: got ${describeValue(options)}`);
-    const { timeout, chunksize = 1, buffersize } = options;
+    const { timeout, chunksize = 1, buffersize, priority = 0 } = options;
+    checkPriority(priority);
     checkTimeout('options.timeout', timeout);
     checkPositiveInt('options.chunksize', chunksize);
     checkPositiveInt('options.buffersize', buffersize);
@@ -380,13 +395,13 @@ export abstract class BaseExecutor implements Executor {
       if (batching) {
         const future = new Future<ChunkOutcome<R>>();
         this.#track(future as Future<unknown>, {});
-        this.scheduleChunk!(future as Future<ChunkOutcome<unknown>>, fn, calls, spread);
+        this.scheduleChunk!(future as Future<ChunkOutcome<unknown>>, fn, calls, spread, priority);
         inFlight.push({ chunk: future });
       } else {
         for (const call of calls) {
           const future = new Future<R>();
           this.#track(future as Future<unknown>, {});
-          this.schedule(future as Future<unknown>, fn, spread ? (call as unknown[]) : [call]);
+          this.schedule(future as Future<unknown>, fn, spread ? (call as unknown[]) : [call], priority);
           inFlight.push({ one: future });
         }
       }

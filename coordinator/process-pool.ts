@@ -537,22 +537,22 @@ export class ProcessPoolExecutor extends BaseExecutor {
     if (this.#registry.isImported && !this.#registry.lookup(fn)) throw this.#registry.notATask(fn, where);
   }
 
-  protected schedule(future: Future<unknown>, fn: AnyFunction, args: unknown[]): void {
-    this.#enqueue(future, fn, args, 0);
+  protected schedule(future: Future<unknown>, fn: AnyFunction, args: unknown[], priority: number): void {
+    this.#enqueue(future, fn, args, 0, priority);
   }
 
-  protected override scheduleChunk(future: Future<ChunkOutcome<unknown>>, fn: AnyFunction, calls: unknown[], spread: boolean): void {
-    this.#enqueue(future as Future<unknown>, fn, calls, spread ? 1 : 2);
+  protected override scheduleChunk(future: Future<ChunkOutcome<unknown>>, fn: AnyFunction, calls: unknown[], spread: boolean, priority: number): void {
+    this.#enqueue(future as Future<unknown>, fn, calls, spread ? 1 : 2, priority);
   }
 
-  #enqueue(future: Future<unknown>, fn: AnyFunction, args: unknown, chunk: Entry['chunk']): void {
+  #enqueue(future: Future<unknown>, fn: AnyFunction, args: unknown, chunk: Entry['chunk'], priority: number): void {
     const ref = this.#registry.lookup(fn);
-    if (ref) return this.#queue(future, ref, fn.name, args, chunk);
+    if (ref) return this.#queue(future, ref, fn.name, args, chunk, priority);
     this.#registry.imported.then(
       () => {
         const r = this.#registry.lookup(fn);
         if (future.done()) return;
-        if (r) this.#queue(future, r, fn.name, args, chunk);
+        if (r) this.#queue(future, r, fn.name, args, chunk, priority);
         else future.setException(this.#registry.notATask(fn, chunk ? `${this.kind}.map` : `${this.kind}.submit`));
       },
       (err) => {
@@ -566,7 +566,7 @@ export class ProcessPoolExecutor extends BaseExecutor {
    * (as Python pickles in its feeder thread): a queued task then costs a few small objects, not
    * an encoded buffer, which is what lets a million tasks wait in well under 1 KiB each.
    */
-  #queue(future: Future<unknown>, ref: TaskRef, fn: string, args: unknown, chunk: Entry['chunk']): void {
+  #queue(future: Future<unknown>, ref: TaskRef, fn: string, args: unknown, chunk: Entry['chunk'], priority: number): void {
     // A map() still reading its input when the pool broke submits here, past checkCallable.
     if (this.#broken) return future.setException(this.#broken);
     const unloadable = this.#moduleLoadError(ref.moduleId, fn);
@@ -574,7 +574,7 @@ export class ProcessPoolExecutor extends BaseExecutor {
     const id = ++this.#nextId;
     if (this.#noSlotTimer === undefined && this.#scheduler.slotCount === 0) this.#watchNoSlots();
     const kind = this.#kindOf(ref.exportName, chunk);
-    this.#scheduler.submit(id, { future, m: ref.moduleId, f: ref.exportName, args, chunk, fn, kind, stat: this.#stats.functionRecord(ref.exportName), queuedAt: performance.now() }, ref.moduleId, 0, kind);
+    this.#scheduler.submit(id, { future, m: ref.moduleId, f: ref.exportName, args, chunk, fn, kind, stat: this.#stats.functionRecord(ref.exportName), queuedAt: performance.now() }, ref.moduleId, priority, kind);
     this.#schedulePump();
   }
 
