@@ -4,6 +4,7 @@
  * An executor only decides how one task (or one chunk of calls) runs.
  */
 import { CancelledError, ExecutorShutdownError, TimeoutError } from '../shared/errors.ts';
+import { checkProgress, sizeOf, withProgress, type ProgressOption } from './progress.ts';
 import { checkTimeout, Future, interruptWith, onDoneInternal } from './future.ts';
 
 /** Options for one task, given to `submitWith`. */
@@ -43,6 +44,11 @@ export interface MapOptions {
   buffersize?: number;
   /** The priority of its tasks, as submitWith's (default 0). */
   priority?: number;
+  /**
+   * `true`: a progress bar on the terminal (stderr, only when it is one); a function: called
+   * with `{ done, total }` as results come (total when the input is an array, Set or Map).
+   */
+  progress?: ProgressOption;
 }
 
 export interface ShutdownOptions {
@@ -337,11 +343,13 @@ export abstract class BaseExecutor implements Executor {
   }
 
   map<T, R>(fn: (item: T) => R, iterable: Iterable<T> | AsyncIterable<T>, options: MapOptions = {}): AsyncGenerator<Awaited<R>, void, undefined> {
-    return this.#map(`${this.kind}.map`, fn as AnyFunction, iterable, options, false);
+    const results = this.#map<T, Awaited<R>>(`${this.kind}.map`, fn as AnyFunction, iterable, options, false);
+    return options?.progress ? withProgress(results, sizeOf(iterable), options.progress) : results;
   }
 
   starmap<A extends unknown[], R>(fn: TaskFunction<A, R>, iterable: Iterable<A> | AsyncIterable<A>, options: MapOptions = {}): AsyncGenerator<Awaited<R>, void, undefined> {
-    return this.#map(`${this.kind}.starmap`, fn, iterable, options, true);
+    const results = this.#map<A, Awaited<R>>(`${this.kind}.starmap`, fn, iterable, options, true);
+    return options?.progress ? withProgress(results, sizeOf(iterable), options.progress) : results;
   }
 
   #map<T, R>(
@@ -358,6 +366,7 @@ export abstract class BaseExecutor implements Executor {
     if (options === null || typeof options !== 'object') throw new TypeError(`${where}: options must be an object: got ${describeValue(options)}`);
     const { timeout, chunksize = 1, buffersize, priority = 0 } = options;
     checkPriority(priority);
+    checkProgress(where, options.progress);
     checkTimeout('options.timeout', timeout);
     checkPositiveInt('options.chunksize', chunksize);
     checkPositiveInt('options.buffersize', buffersize);

@@ -23,3 +23,4 @@ export {
 export { ProcessPoolExecutor, type ProcessPoolExecutorOptions, type WorkerInfo } from './process-pool.ts';
 export type { PoolStats, NodeStats, NodeState, FunctionStats, DurationStats } from './cluster-stats.ts';
 export type { PoolEventMap, PoolEventName, PoolEventListener } from './pool-events.ts';
+export type { Progress, ProgressOption } from './progress.ts';

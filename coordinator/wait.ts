@@ -3,6 +3,7 @@
  * from any executor.
  */
 import { TimeoutError } from '../shared/errors.ts';
+import { checkProgress, iteratorWithProgress, type ProgressOption } from './progress.ts';
 import { checkTimeout, failedWith, Future, offDoneInternal, onDoneInternal, subscribeDone } from './future.ts';
 
 export const FIRST_COMPLETED = 'FIRST_COMPLETED';
@@ -87,6 +88,8 @@ export async function wait<T>(futures: Iterable<Future<T>>, options: WaitOptions
 export interface AsCompletedOptions {
   /** Milliseconds, counted from the call, after which iteration throws `TimeoutError`. */
   timeout?: number;
+  /** `true`: a progress bar on the terminal; a function: called with `{ done, total }` as futures complete. */
+  progress?: ProgressOption;
 }
 
 /**
@@ -106,6 +109,15 @@ export type CompletedFuture<T> = Omit<Future<T>, 'then' | 'catch' | 'finally'>;
  * for await (const f of asCompleted(futures)) console.log(await f.result());
  */
 export function asCompleted<T>(futures: Iterable<Future<T>>, options: AsCompletedOptions = {}): AsyncIterableIterator<CompletedFuture<T>> {
+  checkProgress('asCompleted', options?.progress);
+  if (options?.progress) {
+    const list = [...futures];
+    return iteratorWithProgress(completed(list, options), new Set(list).size, options.progress);
+  }
+  return completed(futures, options);
+}
+
+function completed<T>(futures: Iterable<Future<T>>, options: AsCompletedOptions): AsyncIterableIterator<CompletedFuture<T>> {
   // Written by hand rather than as an async generator: `yield` in an async generator awaits
   // its operand, and a Future is awaitable, so a generator would yield results, not futures.
   const { timeout } = options;
