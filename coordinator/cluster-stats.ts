@@ -237,13 +237,13 @@ export class ClusterStats {
     this.#settledPerSecond[this.#second % HISTORY_SECONDS]!++;
   }
 
-  span(span: TaskSpan): void {
-    if (!this.watching) return;
+  /** A task ended (for the task stream): built into a span only while there is room for it. */
+  span(node: string, lane: number, fn: string, start: number, end: number, ok: boolean): void {
     if (this.#spans.length >= MAX_SPANS) {
       this.#spansDropped++;
       return;
     }
-    this.#spans.push(span);
+    this.#spans.push({ node, lane, fn, start, end, ok });
   }
 
   /** The spans since the last call, and how many did not fit. */

@@ -960,7 +960,7 @@ export class ProcessPoolExecutor extends BaseExecutor {
     const now = Date.now();
     const stats = this.#stats;
     stats.settled(entry.stat, lane.node.stat, item.e === undefined, item.d, now);
-    if (stats.watching) stats.span({ node: peer.name, lane: lane.lane, fn: entry.fn, start: now - (item.d ?? 0), end: now, ok: item.e === undefined });
+    if (stats.watching) stats.span(peer.name, lane.lane, entry.fn, now - (item.d ?? 0), now, item.e === undefined);
     // Its frames in the shipped bundle, read back to the user's own files and lines.
     if (item.e) mapWireStacks(item.e, this.#sourceMap);
     if (item.e) stats.error({ at: now, fn: entry.fn, node: peer.label, name: String(item.e.name), message: String(item.e.message).slice(0, 2000), stack: typeof item.e.stack === 'string' ? item.e.stack.slice(0, 8000) : undefined });
