@@ -6,20 +6,8 @@ export { Future, type FutureState, type DoneCallback, setCallbackErrorReporter }
 export { wait, asCompleted, FIRST_COMPLETED, FIRST_EXCEPTION, ALL_COMPLETED, type ReturnWhen, type WaitOptions, type WaitResult, type AsCompletedOptions, type CompletedFuture } from './wait.ts';
 export type { Executor, SubmitOptions, MapOptions, ShutdownOptions } from './executor.ts';
 export { AsyncPoolExecutor, type AsyncPoolExecutorOptions } from './async-pool.ts';
-export { currentTask, type TaskContext } from '../shared/task-context.ts';
-export {
-  WsFuturesError,
-  CancelledError,
-  TimeoutError,
-  InvalidStateError,
-  BrokenExecutorError,
-  ExecutorShutdownError,
-  WorkerLostError,
-  UnknownTaskError,
-  ModuleLoadError,
-  SerializationError,
-  ProtocolError,
-} from '../shared/errors.ts';
+// currentTask, TaskContext and the error classes: the same as what task modules import.
+export * from '../shared/task.ts';
 export { ProcessPoolExecutor, type ProcessPoolExecutorOptions, type WorkerInfo } from './process-pool.ts';
 export type { PoolStats, NodeStats, NodeState, FunctionStats, DurationStats } from './cluster-stats.ts';
 export type { PoolEventMap, PoolEventName, PoolEventListener } from './pool-events.ts';

@@ -14,6 +14,7 @@ export {
   ExecutorShutdownError,
   WorkerLostError,
   UnknownTaskError,
+  ModuleLoadError,
   SerializationError,
   ProtocolError,
 } from './errors.ts';
