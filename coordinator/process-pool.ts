@@ -97,11 +97,16 @@ interface Entry {
   chunk: 0 | 1 | 2;
   /** The function's name, for messages. */
   fn: string;
-  /** Its kind, for the scheduler's duration estimates (see #kindOf). */
-  kind: number;
-  /** Its function's counters, and when it was queued (performance.now()), for the stats. */
-  stat: FunctionRecord;
+  /** Its kind: the scheduler's duration estimates, and its function's counters (see #kindOf). */
+  kind: TaskKind;
+  /** When it was queued (performance.now()), for the queue-wait figures. */
   queuedAt: number;
+}
+
+/** What kind of task an entry is: see #kindOf. */
+interface TaskKind {
+  id: number;
+  stat: FunctionRecord;
 }
 
 /** A worker node: its control connection and its task threads' lanes. */
@@ -218,7 +223,7 @@ export class ProcessPoolExecutor extends BaseExecutor {
    * Kinds of task for the scheduler's estimates: one per function, and one per function for
    * its map() chunks (which take longer). Their durations, as exponentially weighted means.
    */
-  readonly #kinds = new Map<string, number>();
+  readonly #kinds = new Map<string, TaskKind>();
   readonly #estimates: number[] = [];
   /** Keeps the event loop polling while a quick answer is due (see #awaitQuickAnswer). */
   readonly #busyPoll: BusyPoll;
@@ -574,7 +579,7 @@ export class ProcessPoolExecutor extends BaseExecutor {
     const id = ++this.#nextId;
     if (this.#noSlotTimer === undefined && this.#scheduler.slotCount === 0) this.#watchNoSlots();
     const kind = this.#kindOf(ref.exportName, chunk);
-    this.#scheduler.submit(id, { future, m: ref.moduleId, f: ref.exportName, args, chunk, fn, kind, stat: this.#stats.functionRecord(ref.exportName), queuedAt: performance.now() }, ref.moduleId, priority, kind);
+    this.#scheduler.submit(id, { future, m: ref.moduleId, f: ref.exportName, args, chunk, fn, kind, queuedAt: performance.now() }, ref.moduleId, priority, kind.id);
     this.#schedulePump();
   }
 
@@ -703,13 +708,13 @@ export class ProcessPoolExecutor extends BaseExecutor {
           this.#scheduler.complete(t.id);
           if (!entry.future.done()) {
             entry.future.setException(err);
-            this.#stats.failedElsewhere(entry.stat, Date.now());
+            this.#stats.failedElsewhere(entry.kind.stat, Date.now());
           }
           refused = true;
           continue;
         }
         specs.push({ id: t.id, m: entry.m, f: entry.f, a, x: x.length > 0 ? x.slice() : undefined, c: chunk || undefined, n: t.attempt });
-        if (t.attempt === 1) this.#stats.sent(entry.stat, now - entry.queuedAt);
+        if (t.attempt === 1) this.#stats.sent(entry.kind.stat, now - entry.queuedAt);
         lane?.unreported.add(t.id);
         this.#running.set(t.id, entry);
         entry.future.setAbortHook(() => this.#stopTask(t.id));
@@ -912,7 +917,7 @@ export class ProcessPoolExecutor extends BaseExecutor {
       const entry = this.#running.get(item.id);
       this.#running.delete(item.id);
       if (!entry) continue;
-      if (item.d !== undefined) this.#measured(entry.kind, item.d, lane);
+      if (item.d !== undefined) this.#measured(entry.kind.id, item.d, lane);
       if (entry.future.done()) continue;
       this.#settle(entry, item, lane);
     }
@@ -959,7 +964,7 @@ export class ProcessPoolExecutor extends BaseExecutor {
     const peer = lane.node.peer;
     const now = Date.now();
     const stats = this.#stats;
-    stats.settled(entry.stat, lane.node.stat, item.e === undefined, item.d, now);
+    stats.settled(entry.kind.stat, lane.node.stat, item.e === undefined, item.d, now);
     if (stats.watching) stats.span(peer.name, lane.lane, entry.fn, now - (item.d ?? 0), now, item.e === undefined);
     // Its frames in the shipped bundle, read back to the user's own files and lines.
     if (item.e) mapWireStacks(item.e, this.#sourceMap);
@@ -1011,11 +1016,14 @@ export class ProcessPoolExecutor extends BaseExecutor {
    */
   readonly #busyPollMaxRunning = Math.max(1, Math.floor(availableParallelism() / 2));
 
-  /** The scheduler's kind for tasks of `fn` (chunks of it apart), made on first use. */
-  #kindOf(fn: string, chunk: Entry['chunk']): number {
+  /**
+   * The kind of a task of `fn` (chunks of it apart), made on first use: one lookup per submit
+   * for both the scheduler's estimates and the function's counters.
+   */
+  #kindOf(fn: string, chunk: Entry['chunk']): TaskKind {
     const key = chunk ? `${fn} (chunk)` : fn;
     let kind = this.#kinds.get(key);
-    if (kind === undefined) this.#kinds.set(key, (kind = this.#kinds.size));
+    if (kind === undefined) this.#kinds.set(key, (kind = { id: this.#kinds.size, stat: this.#stats.functionRecord(fn) }));
     return kind;
   }
 
@@ -1110,7 +1118,7 @@ export class ProcessPoolExecutor extends BaseExecutor {
       const entry = this.#running.get(id);
       this.#running.delete(id);
       if (!entry || entry.future.done()) continue;
-      stats.failedElsewhere(entry.stat, Date.now());
+      stats.failedElsewhere(entry.kind.stat, Date.now());
       entry.future.setException(
         new WorkerLostError(`task ${id} (${entry.fn}) was lost with worker node ${node.label}: ${reason}; it has now been lost while running ${attempts} time(s), and maxRetries is ${this.maxRetries}`),
       );

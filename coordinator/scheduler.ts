@@ -132,19 +132,22 @@ class Fifo<T> {
  * Nearly every pool uses one priority (0), which stays a single FIFO with no lookups.
  */
 class PriorityQueue<T extends { priority: number }> {
-  /** Levels, highest first; their FIFOs. */
+  /** Levels, highest first, and their FIFOs in the same order (no lookup per task). */
   #levels: number[] = [0];
-  #fifos = new Map<number, Fifo<T>>([[0, new Fifo<T>()]]);
+  #ordered: Fifo<T>[] = [new Fifo<T>()];
+  #fifos = new Map<number, Fifo<T>>([[0, this.#ordered[0]!]]);
   #size = 0;
   get size(): number {
     return this.#size;
   }
   #fifo(priority: number): Fifo<T> {
+    if (priority === 0 && this.#levels.length === 1) return this.#ordered[0]!;
     let f = this.#fifos.get(priority);
     if (!f) {
       this.#fifos.set(priority, (f = new Fifo<T>()));
       this.#levels.push(priority);
       this.#levels.sort((a, b) => b - a);
+      this.#ordered = this.#levels.map((l) => this.#fifos.get(l)!);
     }
     return f;
   }
@@ -159,8 +162,8 @@ class PriorityQueue<T extends { priority: number }> {
   }
   shift(): T | undefined {
     if (this.#size === 0) return undefined;
-    for (const level of this.#levels) {
-      const v = this.#fifos.get(level)!.shift();
+    for (const fifo of this.#ordered) {
+      const v = fifo.shift();
       if (v !== undefined) {
         this.#size--;
         return v;
