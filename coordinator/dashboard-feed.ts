@@ -20,10 +20,6 @@ export class DashboardFeed {
     this.#cluster = cluster;
   }
 
-  get openCount(): number {
-    return this.#clients.size;
-  }
-
   /** Adds a page; returns the function that removes it. */
   open(send: (data: string) => void): () => void {
     this.#clients.add(send);
