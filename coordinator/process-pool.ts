@@ -1,9 +1,14 @@
 /**
  * `ProcessPoolExecutor`: Python's process pool, where the processes are worker nodes connected
  * over WebSockets — spawned on this machine (`maxWorkers` slots) and/or started on any LAN
- * machine with `npx wsfutures-worker`. This class wires four parts and holds no logic of its
- * own beyond that: the task registry (functions by reference), the scheduler (pure state),
- * the server (sockets and protocol), and the local worker nodes.
+ * machine with `npx wsfutures-worker`. This file is the public face and the wiring only:
+ * - the task registry (functions by reference, the modules shipped to nodes);
+ * - the cluster state (cluster-state.ts: nodes, lanes, tasks, queue, retries, draining,
+ *   deadlines), a pure state machine: this class turns what the server reports into its events
+ *   and carries out the instructions it returns (send, cancel, kill, settle futures, log, emit
+ *   pool events, count stats), with one timer for its earliest deadline;
+ * - the server (sockets and protocol) and the local worker nodes.
+ * Words (node, slot, lane, peer, task, kind) are as cluster-state.ts defines them.
  */
 import { availableParallelism, hostname } from 'node:os';
 import { nanoid } from 'nanoid';

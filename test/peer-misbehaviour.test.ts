@@ -151,7 +151,7 @@ test('a message of another kind of connection closes only that connection (CLOSE
   const control = await connectRawPeer(pool.url!, pool.token);
   try {
     const welcome = await registerAsNode(control, 2);
-    const cases: [string, Record<string, unknown>, RegExp][] = [
+    const cases: [string, { op: string } & Record<string, unknown>, RegExp][] = [
       ['drain on a lane', { op: 'drain' }, /"drain" on a connection that is not a node's control connection/],
       ['register again on a lane', { op: 'register', name: 'x', slots: 1, runtime: 'node', runtimeVersion: '20', hostname: 'h', pid: 1 }, /"register" on a connection that is not a new connection/],
       ['ready before register', { op: 'ready' }, /"ready" on a connection that is not a node's control connection/],
