@@ -29,7 +29,7 @@
  */
 import type { TaskOutcome } from '../shared/protocol.ts';
 import { describePeerValue } from '../shared/describe.ts';
-import { Scheduler, type LossKind } from './scheduler.ts';
+import { Scheduler, type Assignment, type LossKind } from './scheduler.ts';
 
 /** What the state needs of a task's payload: its kind, for estimates. */
 export interface TaskPayload {
@@ -68,6 +68,10 @@ interface LaneS {
   unreported: Set<number>;
   /** Its tasks' measured time over their estimates (see Scheduler.setSlowness). */
   slowness: number;
+  /** Its thread can give back tasks it has not started (`steal`, protocol 5). */
+  canSteal: boolean;
+  /** A `steal` was sent to it and not yet answered. */
+  stealing: boolean;
 }
 
 /** A deadline the pool is to wake the state for (see tick). */
@@ -84,6 +88,10 @@ export type Instruction<P> =
   | { op: 'run'; lane: string; tasks: { id: number; payload: P; attempt: number }[] }
   /** Tell the lane to stop this task (its future already settled). */
   | { op: 'cancel'; lane: string; id: number }
+  /** Ask the lane to give back these tasks if it has not started them (it answers `stolen`). */
+  | { op: 'steal'; lane: string; ids: number[] }
+  /** A task a lane gave back is queued again (its future is pending again; not a retry). */
+  | { op: 'taken-back'; payload: P }
   /** Ask the node to end a lane's thread (if `task`: only if it still runs that task). */
   | { op: 'kill'; node: string; lane: number; task?: number; reason: string }
   /** Tell a draining node it may go. */
@@ -108,13 +116,14 @@ export type Instruction<P> =
 /** Events, for handle(): the same as the methods of the same names. */
 export type ClusterEvent<P> =
   | { type: 'register'; node: NodeInfo }
-  | { type: 'attach'; lane: string; node: string; laneNumber: number; ticket: string; failedModules: { id: number; error: string }[]; moduleUrl: (id: number) => string | undefined }
+  | { type: 'attach'; lane: string; node: string; laneNumber: number; ticket: string; failedModules: { id: number; error: string }[]; moduleUrl: (id: number) => string | undefined; canSteal?: boolean }
   | { type: 'ready'; node: string }
   | { type: 'drain'; node: string }
   | { type: 'submit'; id: number; payload: P; module: number; priority: number }
   | { type: 'assign' }
   | { type: 'unsendable'; id: number }
   | { type: 'results'; lane: string; items: TaskOutcome[] }
+  | { type: 'stolen'; lane: string; ids: number[] }
   | { type: 'abort'; id: number; now: number }
   | { type: 'connection-lost'; peer: string; reason: string; now: number }
   | { type: 'lane-died'; node: string; laneNumber: number; crashed: boolean; how: string; task: number | undefined }
@@ -137,6 +146,12 @@ export interface ClusterStateOptions<P> {
   accept: (payload: P) => boolean;
 }
 
+/**
+ * Steal only when the tasks behind a lane's running one add up to at least this much estimated
+ * work: below it, the round trip of asking costs about what moving them saves.
+ */
+const STEAL_MIN_MS = 1;
+
 export class ClusterState<P extends TaskPayload> {
   /** Instructions for the pool, in order; the pool empties it as it carries them out. */
   readonly out: Instruction<P>[] = [];
@@ -151,6 +166,8 @@ export class ClusterState<P extends TaskPayload> {
   /** Duration estimates per kind, ms (exponentially weighted means). */
   readonly #estimates: number[] = [];
   readonly #accept: (id: number) => boolean;
+  /** Lanes that were idle when a lane gave tasks back: the next assign() serves them first. */
+  #thieves: Set<string> | undefined;
 
   constructor(options: ClusterStateOptions<P>) {
     this.#options = options;
@@ -241,7 +258,7 @@ export class ClusterState<P extends TaskPayload> {
       case 'register':
         return this.register(event.node);
       case 'attach':
-        return this.attach(event.lane, event.node, event.laneNumber, event.ticket, event.failedModules, event.moduleUrl);
+        return this.attach(event.lane, event.node, event.laneNumber, event.ticket, event.failedModules, event.moduleUrl, event.canSteal);
       case 'ready':
         return this.ready(event.node);
       case 'drain':
@@ -254,6 +271,8 @@ export class ClusterState<P extends TaskPayload> {
         return this.unsendable(event.id);
       case 'results':
         return this.results(event.lane, event.items);
+      case 'stolen':
+        return this.stolen(event.lane, event.ids);
       case 'abort':
         return this.abort(event.id, event.now);
       case 'connection-lost':
@@ -275,9 +294,10 @@ export class ClusterState<P extends TaskPayload> {
   /**
    * A lane asks to join its node. Returns why it may not (the lane is refused and nothing
    * changes), or undefined once attached. `failedModules`: the modules its thread could not
-   * import (`moduleUrl` names a module by id; undefined: no such module).
+   * import (`moduleUrl` names a module by id; undefined: no such module). `canSteal`: its thread
+   * speaks protocol 5 and can give back tasks it has not started.
    */
-  attach(lane: string, nodeId: string, laneNumber: number, ticket: string, failedModules: { id: number; error: string }[], moduleUrl: (id: number) => string | undefined): string | undefined {
+  attach(lane: string, nodeId: string, laneNumber: number, ticket: string, failedModules: { id: number; error: string }[], moduleUrl: (id: number) => string | undefined, canSteal = false): string | undefined {
     const node = this.#nodes.get(nodeId);
     if (!node || node.phase === 'lost') return `attach: no worker node ${describePeerValue(nodeId, 40)} is connected`;
     if (ticket !== node.info.ticket) return `attach: wrong lane ticket for worker node ${node.info.label}`;
@@ -294,7 +314,7 @@ export class ClusterState<P extends TaskPayload> {
       node.failedModules.set(id, error);
       this.out.push({ op: 'log', level: 'warn', message: `worker node ${node.info.label} could not import task module ${moduleUrl(id)}: ${error}. Its tasks go only to worker nodes that loaded it.` });
     }
-    const l: LaneS = { id: lane, node, lane: laneNumber, closing: false, unreported: new Set(), slowness: 1 };
+    const l: LaneS = { id: lane, node, lane: laneNumber, closing: false, unreported: new Set(), slowness: 1, canSteal, stealing: false };
     node.lanes.set(laneNumber, l);
     this.#lanes.set(lane, l);
     this.scheduler.addWorker(lane, 1, cannotRun);
@@ -329,9 +349,24 @@ export class ClusterState<P extends TaskPayload> {
     return undefined;
   }
 
-  /** Hands queued tasks to lanes with room: one `run` instruction per lane. */
+  /**
+   * Hands queued tasks to lanes with room: one `run` instruction per lane. Then, if the queue is
+   * empty and a lane is idle, steals for it (see #steal).
+   */
   assign(): undefined {
-    const assignments = this.scheduler.assign(this.#accept);
+    // Tasks a lane gave back go to the lanes that were idle first (see stolen).
+    if (this.#thieves !== undefined) {
+      this.#emitRuns(this.scheduler.assign(this.#accept, this.#thieves));
+      this.#thieves = undefined;
+    }
+    this.#emitRuns(this.scheduler.assign(this.#accept));
+    // (Not while some lane cannot run some module: tasks taken back for an idle lane that
+    // cannot run them would only go back where they were, and be stolen again.)
+    if (this.scheduler.queuedCount === 0 && this.#sent.size > 0 && !this.scheduler.restricted) this.#steal();
+    return undefined;
+  }
+
+  #emitRuns(assignments: Assignment<P>[]): void {
     for (const a of assignments) {
       const lane = this.#lanes.get(a.workerId)!;
       for (const t of a.tasks) {
@@ -340,6 +375,59 @@ export class ClusterState<P extends TaskPayload> {
       }
       this.out.push({ op: 'run', lane: a.workerId, tasks: a.tasks });
     }
+  }
+
+  /**
+   * Work stealing: for each idle lane (open, not draining, holding nothing), the lane holding
+   * the most estimated work is asked to give back the tasks at the end of its queue (about half
+   * the work behind the one it runs, when that is worth a round trip: STEAL_MIN_MS). Nothing
+   * moves until the lane answers with the ids it removed before starting them (`stolen`): a
+   * task never runs twice because of a steal. One request per lane at a time.
+   */
+  #steal(): void {
+    let idle = 0;
+    for (const lane of this.#lanes.values()) if (this.#isIdle(lane)) idle++;
+    if (idle === 0) return;
+    const victims: LaneS[] = [];
+    for (const lane of this.#lanes.values()) {
+      if (lane.canSteal && !lane.stealing && !lane.closing && this.scheduler.heldBy(lane.id) > 1) victims.push(lane);
+    }
+    if (victims.length === 0) return;
+    victims.sort((a, b) => this.scheduler.queuedMsOf(b.id) - this.scheduler.queuedMsOf(a.id));
+    for (let i = 0; i < victims.length && idle > 0; i++) {
+      const victim = victims[i]!;
+      const ids = this.scheduler.stealable(victim.id, STEAL_MIN_MS);
+      if (ids.length === 0) continue;
+      victim.stealing = true;
+      idle--;
+      this.out.push({ op: 'steal', lane: victim.id, ids });
+    }
+  }
+
+  #isIdle(lane: LaneS): boolean {
+    return !lane.closing && lane.node.phase !== 'draining' && this.scheduler.heldBy(lane.id) === 0;
+  }
+
+  /**
+   * A lane answers a steal with the tasks it removed before starting them: they go back to the
+   * front of the queue (no attempt counted: they never ran), the lane no longer holds them, and
+   * the next assignment pass gives them to the lanes idle now first (then to anyone). Not at
+   * once: the pool first makes their futures pending again (`taken-back`).
+   */
+  stolen(laneId: string, ids: number[]): undefined {
+    const lane = this.#lanes.get(laneId);
+    if (!lane) return undefined;
+    lane.stealing = false;
+    // The lane will report none of them, whatever became of them here meanwhile (an aborted
+    // one would otherwise wait for an outcome that never comes).
+    for (const id of ids) lane.unreported.delete(id);
+    for (const id of this.scheduler.takeBack(laneId, ids)) {
+      const payload = this.#sent.get(id);
+      this.#sent.delete(id);
+      if (payload !== undefined) this.out.push({ op: 'taken-back', payload });
+    }
+    this.#checkDrained(lane.node);
+    for (const l of this.#lanes.values()) if (this.#isIdle(l)) (this.#thieves ??= new Set()).add(l.id);
     return undefined;
   }
 

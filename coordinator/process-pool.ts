@@ -18,7 +18,7 @@ import { BrokenExecutorError, ModuleLoadError, ProtocolError, SerializationError
 import { BusyPoll } from '../shared/busy-poll.ts';
 import { FRAME_OVERHEAD_BYTES, itemOverheadBytes } from '../shared/frames.ts';
 import { boundText, describePeerValue } from '../shared/describe.ts';
-import { CLOSE, DEFAULTS, FLAT_CHUNK_VERSION, MAX_BUSY_POLL_MICROS, MAX_TIMER_MS, MIN_MAX_MESSAGE_BYTES, type AttachMsg, type C2W, type LaneDiedMsg, type RegisterMsg, type TaskOutcome, type TaskSpec } from '../shared/protocol.ts';
+import { CLOSE, DEFAULTS, FLAT_CHUNK_VERSION, MAX_BUSY_POLL_MICROS, MAX_TIMER_MS, MIN_MAX_MESSAGE_BYTES, STEAL_VERSION, type AttachMsg, type C2W, type LaneDiedMsg, type RegisterMsg, type TaskOutcome, type TaskSpec } from '../shared/protocol.ts';
 import { toModuleUrl } from '../shared/bundle.ts';
 import { BaseExecutor, checkPositiveInt, describeValue, type AnyFunction, type ChunkOutcome } from './executor.ts';
 import { checkTimeout, type Future } from './future.ts';
@@ -299,6 +299,11 @@ export class ProcessPoolExecutor extends BaseExecutor {
         ready: (peer) => this.#event(this.#state.ready(peer.id)),
         results: (peer, items) => this.#onResults(peer, items),
         report: (peer, id, v) => this.#onReport(peer, id, v),
+        stolen: (peer, ids) => {
+          this.#state.stolen(peer.id, ids);
+          this.#apply();
+          this.#schedulePump();
+        },
         drain: (peer) => this.#event(this.#state.drain(peer.id)),
         lost: (peer, reason) => this.#onLost(peer, reason),
         log: (level, m) => this.#log(level, m),
@@ -423,6 +428,7 @@ export class ProcessPoolExecutor extends BaseExecutor {
       failed: s.failed,
       cancelled: s.cancelled,
       retried: s.retried,
+      stolen: s.stolen,
       throughput: s.throughput(now),
       nodes: [...[...this.#nodes.values()].map((n) => this.#nodeStats(n)), ...s.lostNodes],
       functions: s.functions(),
@@ -697,6 +703,11 @@ export class ProcessPoolExecutor extends BaseExecutor {
         return this.#settle(ins.payload, ins.outcome, ins.node, ins.lane);
       case 'cancel':
         return this.#lanePeers.get(ins.lane)?.cancel(ins.id);
+      case 'steal':
+        return this.#lanePeers.get(ins.lane)?.send({ op: 'steal', ids: ins.ids });
+      case 'taken-back':
+        this.#stats.stolen++;
+        return ins.payload.future.setPendingAgain();
       case 'kill': {
         const msg: C2W = { op: 'kill', lane: ins.lane, reason: ins.reason };
         if (ins.task !== undefined) (msg as { task?: number }).task = ins.task;
@@ -879,7 +890,7 @@ export class ProcessPoolExecutor extends BaseExecutor {
   readonly #moduleUrl = (id: number): string | undefined => this.#registry.modules[id]?.url;
 
   #onAttach(peer: WorkerPeer, msg: AttachMsg): string | undefined {
-    const refused = this.#state.attach(peer.id, msg.node, msg.lane, msg.ticket, msg.failedModules ?? [], this.#moduleUrl);
+    const refused = this.#state.attach(peer.id, msg.node, msg.lane, msg.ticket, msg.failedModules ?? [], this.#moduleUrl, peer.version >= STEAL_VERSION);
     if (refused) {
       this.#apply();
       return refused;

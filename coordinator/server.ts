@@ -31,6 +31,8 @@ export interface ServerEvents {
   results(peer: WorkerPeer, items: TaskOutcome[]): string | undefined;
   /** A lane's running task reported a value. */
   report(peer: WorkerPeer, id: number, value: Uint8Array): void;
+  /** A lane gave back these tasks, which it had not started (the answer to a steal). */
+  stolen(peer: WorkerPeer, ids: number[]): void;
   drain(peer: WorkerPeer): void;
   /** A registered peer's connection ended (closed, broken, or timed out). */
   lost(peer: WorkerPeer, reason: string): void;
@@ -455,6 +457,7 @@ export class CoordinatorServer {
       if (broken) this.#refuse(peer, CLOSE.PROTOCOL, broken);
     },
     report: (peer, m) => this.#events.report(peer, m.id, m.v),
+    stolen: (peer, m) => this.#events.stolen(peer, m.ids),
     ping: (peer, m) => peer.send({ op: 'pong', t: m.t }),
     pong: () => {}, // to a ping sent while it was new: lanes are not watched
     error: (peer, m) => this.#peerError(peer, m.code, m.message),

@@ -54,10 +54,15 @@ import { describePeerValue } from './describe.ts';
  *    Lanes may send `report` (a running task's values) and `attach` may list the modules a
  *    thread could not import; a version-3 coordinator would close a lane that reports, so a
  *    task's reports need a coordinator of version 4 (upgrade coordinators first).
+ * 5: work stealing: the coordinator may ask a lane to give back tasks it has not started
+ *    (`steal`); the lane answers with the ids it removed before starting them (`stolen`). Lanes
+ *    of version-4 nodes are never asked (their tasks are simply not stolen).
  */
-export const PROTOCOL_VERSION = 4;
+export const PROTOCOL_VERSION = 5;
 /** The first version that understands `c: 2` chunks. */
 export const FLAT_CHUNK_VERSION = 4;
+/** The first version whose lanes answer `steal`. */
+export const STEAL_VERSION = 5;
 export const MIN_PROTOCOL_VERSION = 3;
 
 /** The WebSocket path the coordinator serves. */
@@ -357,6 +362,21 @@ export interface CancelMsg {
   ids: number[];
 }
 
+/** Coordinator → lane: give back these tasks if you have not started them (work stealing). */
+export interface StealMsg {
+  op: 'steal';
+  ids: number[];
+}
+
+/**
+ * Lane → coordinator, the answer to `steal`: the ids it removed from its queue before starting
+ * them (it will run and report none of them). Only these may run elsewhere.
+ */
+export interface StolenMsg {
+  op: 'stolen';
+  ids: number[];
+}
+
 export interface PingMsg {
   op: 'ping';
   t: number;
@@ -401,11 +421,11 @@ export type ControlMsg = FetchModuleMsg | ReadyMsg | LaneDiedMsg | DrainMsg | Pi
  * A lane, to the coordinator. (A `pong`: a ping sent while it was new may be answered after it
  * attached. A `ping`: task threads send none, but a peer may use one as a round-trip barrier.)
  */
-export type LaneMsg = ResultsMsg | ReportMsg | PingMsg | PongMsg | ErrorMsg;
+export type LaneMsg = ResultsMsg | ReportMsg | StolenMsg | PingMsg | PongMsg | ErrorMsg;
 /** The coordinator, to a node's control connection. */
 export type ToControlMsg = WelcomeMsg | ModuleMsg | KillMsg | DrainedMsg | ShutdownMsg | PingMsg | PongMsg | ErrorMsg;
 /** The coordinator, to a lane. (A `ping` only while it is new: lanes are not watched.) */
-export type ToLaneMsg = AttachedMsg | RunMsg | CancelMsg | PingMsg | PongMsg | ErrorMsg;
+export type ToLaneMsg = AttachedMsg | RunMsg | CancelMsg | StealMsg | PingMsg | PongMsg | ErrorMsg;
 
 /** Anything a worker node's connections send, and anything the coordinator sends. */
 export type W2C = OpeningMsg | ControlMsg | LaneMsg;
@@ -466,6 +486,7 @@ const W2C_SHAPES: Record<W2C['op'], Shape> = {
   'lane-died': shape({ lane: isInt, how: isStr, task: opt(isInt), crashed: isBool }),
   results: shape({ items: arrayOf(isOutcome) }),
   report: shape({ id: isInt, v: isBytes }),
+  stolen: shape({ ids: arrayOf(isInt) }),
   ping: shape({ t: isNum }),
   pong: shape({ t: isNum }),
   drain: shape({}),
@@ -480,6 +501,7 @@ const C2W_SHAPES: Record<C2W['op'], Shape> = {
   module: shape({ id: isInt, hash: isHash, code: isStr }),
   run: shape({ tasks: arrayOf(isTaskSpec) }),
   cancel: shape({ ids: arrayOf(isInt) }),
+  steal: shape({ ids: arrayOf(isInt) }),
   ping: shape({ t: isNum }),
   pong: shape({ t: isNum }),
   shutdown: shape({ exit: isBool }),
@@ -512,10 +534,10 @@ function only<M extends { op: string }>(table: Record<string, Shape>, ops: Recor
 const TO_COORDINATOR: Record<ConnectionKind, Record<string, Shape>> = {
   opening: only<OpeningMsg>(W2C_SHAPES, { register: true, attach: true, ping: true, pong: true, error: true }),
   control: only<ControlMsg>(W2C_SHAPES, { 'fetch-module': true, ready: true, 'lane-died': true, drain: true, ping: true, pong: true, error: true }),
-  lane: only<LaneMsg>(W2C_SHAPES, { results: true, report: true, ping: true, pong: true, error: true }),
+  lane: only<LaneMsg>(W2C_SHAPES, { results: true, report: true, stolen: true, ping: true, pong: true, error: true }),
 };
 const TO_CONTROL = only<ToControlMsg>(C2W_SHAPES, { welcome: true, module: true, kill: true, drained: true, shutdown: true, ping: true, pong: true, error: true });
-const TO_LANE = only<ToLaneMsg>(C2W_SHAPES, { attached: true, run: true, cancel: true, ping: true, pong: true, error: true });
+const TO_LANE = only<ToLaneMsg>(C2W_SHAPES, { attached: true, run: true, cancel: true, steal: true, ping: true, pong: true, error: true });
 
 /** Where each op belongs, for the reason a connection of another kind is closed with. */
 const W2C_WHERE: Record<W2C['op'], string> = {
@@ -527,6 +549,7 @@ const W2C_WHERE: Record<W2C['op'], string> = {
   drain: "a node's control connection",
   results: 'an attached lane',
   report: 'an attached lane',
+  stolen: 'an attached lane',
   ping: 'any connection',
   pong: 'any connection',
   error: 'any connection',

@@ -405,6 +405,18 @@ const handlers: Handlers<ToLaneMsg> = {
   cancel: (m) => {
     for (const id of m.ids) cancel(id);
   },
+  // Work stealing: give back what has not started, and say exactly which (the coordinator
+  // sends elsewhere only those, so no task runs twice because of a steal).
+  steal: (m) => {
+    const ids: number[] = [];
+    for (const id of m.ids) {
+      const i = queue.findIndex((j) => j.id === id);
+      if (i < 0) continue; // started (or done) already: it runs here
+      queue.splice(i, 1);
+      ids.push(id);
+    }
+    lane?.send({ op: 'stolen', ids });
+  },
   ping: (m) => lane?.send({ op: 'pong', t: m.t }),
   pong: () => {},
   error: (m) => port.post({ t: 'log', message: `the coordinator reported ${boundText(m.code, 64)} on lane ${config?.lane}: ${boundText(m.message)}` }),
