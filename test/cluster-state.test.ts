@@ -472,6 +472,103 @@ test('lost: every event about a lost node or its lanes is dropped', () => {
   assert.is(s.queuedCount, 1, 'the task waits for another node');
 });
 
+// ---- work stealing ------------------------------------------------------------------------------
+
+/** Two lanes that can give tasks back; `n1/0` holds a running task and `behind` tasks behind it, `n1/1` is idle. */
+function stealSetup(behind: number, canSteal = true): { s: ClusterState<P> } {
+  const s = make({ prefetchMs: Infinity, maxTasksPerSlot: 64 });
+  s.register({ id: 'n1', label: 'n1', slots: 2, local: false, ticket: 'T' });
+  s.attach('n1/0', 'n1', 0, 'T', [], urls, canSteal);
+  s.ready('n1');
+  s.scheduler.setEstimate(0, 5);
+  submit(s, 1 + behind);
+  s.assign();
+  take(s);
+  s.attach('n1/1', 'n1', 1, 'T', [], urls, canSteal);
+  take(s);
+  return { s };
+}
+
+test('stealing: an idle lane makes the busiest lane give back the end of its queue; only what it gave back moves', () => {
+  const { s } = stealSetup(4);
+  const first = nextId - 4;
+  s.assign();
+  const asked = take(s);
+  assert.equal(asked, [{ op: 'steal', lane: 'n1/0', ids: [first + 3, first + 4] }]);
+  s.assign();
+  assert.equal(take(s), [], 'one request per lane at a time');
+  // The lane had already started one of them: it gives back only the other.
+  s.stolen('n1/0', [first + 4]);
+  const back = take(s);
+  assert.equal(back.map((i) => i.op), ['taken-back']);
+  assert.is((back[0] as { payload: P }).payload.name, `t${first + 4}`);
+  s.assign();
+  assert.equal(runs(take(s)), { 'n1/1': [first + 4] }, 'to the idle lane');
+  assert.is(s.unreportedOn('n1'), 5);
+  // The one it kept settles from it as usual; the one given back only from its new lane.
+  s.results('n1/0', [ok(first + 3), ok(first + 4)]);
+  assert.equal(take(s).filter((i) => i.op === 'settle').map((i) => (i as Extract<I, { op: 'settle' }>).outcome.id), [first + 3]);
+  s.results('n1/1', [ok(first + 4)]);
+  assert.equal(ops(take(s)), ['settle']);
+});
+
+test('stealing: a task given back keeps its attempt number (it never ran)', () => {
+  const { s } = stealSetup(2);
+  const first = nextId - 2;
+  s.assign();
+  const steal = take(s)[0] as Extract<I, { op: 'steal' }>;
+  s.stolen('n1/0', steal.ids);
+  take(s);
+  s.assign();
+  const run = take(s).find((i) => i.op === 'run') as Extract<I, { op: 'run' }>;
+  assert.equal(run.tasks.map((t) => [t.id, t.attempt]), [[first + 2, 1]]);
+});
+
+test('stealing: not asked of lanes that cannot answer (older nodes), nor for less than a round trip of work', () => {
+  const old = stealSetup(4, false).s;
+  old.assign();
+  assert.equal(take(old), []);
+  const tiny = make({ prefetchMs: Infinity, maxTasksPerSlot: 64 });
+  tiny.register({ id: 'n', label: 'n', slots: 2, local: false, ticket: 'T' });
+  tiny.attach('a', 'n', 0, 'T', [], urls, true);
+  tiny.scheduler.setEstimate(0, 0.01);
+  submit(tiny, 5);
+  tiny.assign();
+  tiny.attach('b', 'n', 1, 'T', [], urls, true);
+  take(tiny);
+  tiny.assign();
+  assert.equal(take(tiny), [], '0.04 ms behind the running task: not worth a steal');
+});
+
+test('stealing: a task aborted while its steal is out is neither run elsewhere nor waited for', () => {
+  const { s } = stealSetup(2);
+  const first = nextId - 2;
+  s.assign();
+  take(s);
+  s.abort(first + 2, 0);
+  assert.equal(ops(take(s)), ['cancel']);
+  s.stolen('n1/0', [first + 2]);
+  assert.equal(take(s), []);
+  s.tick(1000);
+  assert.equal(take(s), [], 'given back: no kill for it');
+  s.drain('n1');
+  s.results('n1/0', [ok(first), ok(first + 1)]);
+  assert.ok(ops(take(s)).includes('drained'), 'nothing unreported is left');
+});
+
+test('stealing: the lane lost before it answers: its tasks are handled once, its late answer ignored', () => {
+  const { s } = stealSetup(2);
+  const first = nextId - 2;
+  s.assign();
+  take(s);
+  s.laneDied('n1', 0, false, 'ended', first);
+  const out = take(s);
+  assert.equal(out.filter((i) => i.op === 'requeued').map((i) => (i as { id: number }).id).sort(), [first, first + 1, first + 2].sort());
+  s.stolen('n1/0', [first + 2]);
+  assert.equal(take(s), []);
+  assert.is(s.queuedCount, 3);
+});
+
 test('handle(): the events as objects, as dask handle_stimulus', () => {
   const s = make();
   s.handle({ type: 'register', node: { id: 'n', label: 'n', slots: 1, local: true, ticket: 'T' } });
