@@ -362,7 +362,8 @@ export class ClusterState<P extends TaskPayload> {
     this.#emitRuns(this.scheduler.assign(this.#accept));
     // (Not while some lane cannot run some module: tasks taken back for an idle lane that
     // cannot run them would only go back where they were, and be stolen again.)
-    if (this.scheduler.queuedCount === 0 && this.#sent.size > 0 && !this.scheduler.restricted) this.#steal();
+    // (A lane gives back only tasks behind another: with one task out there is nothing to take.)
+    if (this.scheduler.queuedCount === 0 && this.#sent.size > 1 && !this.scheduler.restricted) this.#steal();
     return undefined;
   }
 
