@@ -10,7 +10,8 @@
  *
  * How long: `PollRule` (shared/poll-rule.ts) decides from how past waits went, polled and
  * slept: it polls while that makes answers come sooner, for about twice the typical polled
- * wait and never more than the budget, and probes now and then to find out whether that changed.
+ * wait and never more than the budget, and probes now and then to find out whether that changed;
+ * not at all while other work waits for the cores (`coresContended` below).
  * The poll stops as soon as the answer is in (`answered()`).
  *
  * How: a chain of (ref'ed) setImmediate callbacks. While an immediate is pending, Node's event
@@ -22,9 +23,41 @@
  * task threads: ~68 → ~73 µs; a bare Deno echo: ~45 → ~80 µs polling with setImmediate, ~150 µs
  * with a MessageChannel), so there it is always off.
  */
+import { readFileSync } from 'node:fs';
+import { availableParallelism, loadavg } from 'node:os';
 import { PollRule, type PollRuleState } from './poll-rule.ts';
 
 const IS_DENO = typeof (globalThis as { Deno?: unknown }).Deno !== 'undefined';
+
+/** How often whether the cores are contended is asked again, ms. */
+const CONTENTION_EVERY_MS = 1_000;
+/**
+ * Cores count as contended when, over the last 10 s, some task waited for one at least this
+ * share of the time (Linux's pressure stall information, /proc/pressure/cpu, "some avg10", %).
+ * It counts waiting rather than running, so this poller spinning on a free core is not
+ * contention; another process spinning beside it is (~100 there).
+ */
+const PRESSURE_LIMIT = 25;
+
+let contended = false;
+let contentionAskedAt = -Infinity;
+
+/**
+ * Whether other work is waiting for the cores (asked at most once per CONTENTION_EVERY_MS). Where
+ * there is no pressure information (not Linux, or an old kernel): a load average of at least one
+ * more than the cores, as busy pollers on a free core add less than one each.
+ */
+function coresContended(now: number): boolean {
+  if (now - contentionAskedAt < CONTENTION_EVERY_MS) return contended;
+  contentionAskedAt = now;
+  try {
+    const some = /some avg10=([\d.]+)/.exec(readFileSync('/proc/pressure/cpu', 'latin1'));
+    if (some) return (contended = Number(some[1]) >= PRESSURE_LIMIT);
+  } catch {
+    // No pressure information here: the load average below.
+  }
+  return (contended = loadavg()[0]! >= availableParallelism() + 1);
+}
 
 export class BusyPoll {
   readonly #rule: PollRule;
@@ -61,7 +94,7 @@ export class BusyPoll {
     const now = performance.now();
     if (this.#waitingSince === undefined) {
       this.#waitingSince = now;
-      this.#pollMs = this.#rule.next();
+      this.#pollMs = this.#rule.next(coresContended(now));
     }
     if (this.#pollMs <= 0) return;
     this.#until = Math.max(this.#until, now + this.#pollMs);

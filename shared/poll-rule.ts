@@ -18,15 +18,18 @@
  * - Otherwise it sleeps. That covers answers that take longer than the budget (long tasks) and
  *   cores that other work contends for: then the answer's sender waits for a core, polls run out
  *   without the answer, and polled waits are no shorter (or longer: the poller takes the core)
- *   than slept ones. Contention is judged by its effect on the waits rather than by load
- *   averages or CPU clocks, which count this poller's own spinning as load.
+ *   than slept ones.
+ * - It also sleeps, without probing, while the caller says the cores are contended (BusyPoll
+ *   asks the OS whether tasks wait for a core). The waits one side measures do not show what its
+ *   polling costs the other side: on busy cores a poller can shorten its own wait and still make
+ *   the round trip slower, by holding a core the other side, or the work, needs.
  * - Probes keep the estimate of the mode not in use fresh: while sleeping, a wait now and then
  *   polls the whole budget (it costs at most the budget in CPU, which contended cores can least
  *   afford); while polling, every 64th sleeps (it costs one slower round trip). Probes that keep
  *   confirming the mode in use come less and less often (every 16th wait, then 32nd, … up to
- *   every 512th, a few tens of milliseconds of round trips); a switch, or a probe that would
- *   have won on its own, brings them back to every 16th. Whatever changed, the rule finds out
- *   within a few probes, and switches.
+ *   every 128th); a switch, or a probe that brings the polled estimate below the slept one,
+ *   brings them back to every 16th. Whatever changed, the rule finds out within a few probes
+ *   (a few hundred waits at most: milliseconds of sequential round trips), and switches.
  *
  * So a round trip is not made slower than with polling off, bar the probes: a poll only delays
  * an answer when it takes a core the answer needs, and then polled waits come out longer and
@@ -47,7 +50,7 @@ const MIN_HIT_RATE = 0.5;
 /** While sleeping, every this many waits polls the whole budget, at first… */
 export const PROBE_POLL_EVERY = 16;
 /** …and, while probes keep saying sleep, at most this rarely. */
-export const PROBE_POLL_RARELY = 512;
+export const PROBE_POLL_RARELY = 128;
 /** While polling, every this many waits sleeps. */
 export const PROBE_SLEEP_EVERY = 64;
 /**
@@ -92,12 +95,15 @@ export class PollRule {
     return { polling: this.#wins(), polledMs: this.#polledMs, sleptMs: this.#sleptMs, hitRate: this.#hitRate };
   }
 
-  /** How long to poll for the next answer, ms (0: sleep). Call once per wait. */
-  next(): number {
+  /**
+   * How long to poll for the next answer, ms (0: sleep). Call once per wait; `contended`: other
+   * work is waiting for the cores.
+   */
+  next(contended = false): number {
     if (this.#budgetMs <= 0) return 0;
     // Measure each mode once before choosing: polling first, as a first answer is often quick.
     if (this.#polledMs === undefined) return this.#budgetMs;
-    if (this.#sleptMs === undefined) return 0;
+    if (this.#sleptMs === undefined || contended) return 0;
     const polling = this.#wins();
     if (++this.#sinceProbe >= (polling ? PROBE_SLEEP_EVERY : this.#pollProbeEvery)) {
       this.#sinceProbe = 0;
@@ -124,9 +130,10 @@ export class PollRule {
       this.#sleptMs = mix(this.#sleptMs);
     }
     const polling = this.#wins();
-    // A switch, or a polling probe that would have won on its own (something changed): probe
-    // often again. A probe that confirms the mode: less often.
-    const promising = probe && polledMs > 0 && waitedMs <= polledMs && sample < WIN * (this.#sleptMs ?? 0);
+    // A switch, or a polling probe that answered in time and brought the polled estimate below
+    // the slept one (something changed): probe often again. A probe that confirms the mode:
+    // less often. (One lucky probe alone does not count: on busy cores some always are.)
+    const promising = probe && polledMs > 0 && waitedMs <= polledMs && this.#polledMs! < (this.#sleptMs ?? 0);
     if (polling !== wasPolling || promising) this.#pollProbeEvery = PROBE_POLL_EVERY;
     else if (probe && !polling && this.#sleptMs !== undefined) this.#pollProbeEvery = Math.min(PROBE_POLL_RARELY, this.#pollProbeEvery * 2);
   }
