@@ -74,7 +74,10 @@ async function child(): Promise<void> {
   const rounds = async ({ rounds, trips }: { rounds: number; trips: number }): Promise<{ polling: number[]; off: number[] }> => {
     const out = { polling: [] as number[], off: [] as number[] };
     for (let r = 0; r < rounds; r++) {
-      for (const [pool, samples] of [[polling, out.polling], [off, out.off]] as const) {
+      // Each goes first in every other round: whichever follows the other's round finds the
+      // machine in the state that round left it in.
+      const turns = [[polling, out.polling], [off, out.off]] as const;
+      for (const [pool, samples] of r % 2 === 0 ? turns : [turns[1], turns[0]]) {
         const until = now() + ROUND_MS;
         for (let i = 0; i < trips && (i === 0 || now() < until); i++) {
           const t = now();
