@@ -25,15 +25,15 @@
  *   the round trip slower, by holding a core the other side, or the work, needs.
  * - Probes keep the estimate of the mode not in use fresh: while sleeping, a wait now and then
  *   polls the whole budget (it costs at most the budget in CPU, which contended cores can least
- *   afford); while polling, every 64th sleeps (it costs one slower round trip). Probes that keep
- *   confirming the mode in use come less and less often (every 16th wait, then 32nd, … up to
+ *   afford); while polling, every 64th sleeps (it costs one slower round trip). Polling probes
+ *   that keep confirming sleep come less and less often (every 16th wait, then 32nd, … up to
  *   every 128th); a switch, or a probe that brings the polled estimate below the slept one,
  *   brings them back to every 16th. Whatever changed, the rule finds out within a few probes
  *   (a few hundred waits at most: milliseconds of sequential round trips), and switches.
  *
  * So a round trip is not made slower than with polling off, bar the probes: a poll only delays
- * an answer when it takes a core the answer needs, and then polled waits come out longer and
- * polling stops.
+ * an answer when it takes a core the answer needs, and then polled waits come out longer, or
+ * the OS reports tasks waiting for cores, and polling stops.
  */
 
 /** Weight of the newest sample in each estimate (about the last 4–8 samples count). */
