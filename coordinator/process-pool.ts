@@ -63,9 +63,9 @@ export interface ProcessPoolExecutorOptions {
    * Busy polling, in microseconds (default 100, at most 10000; 0 turns it off): the longest the
    * coordinator, and the task threads of its worker nodes, keep polling their sockets for a
    * quick answer instead of sleeping — a caller awaiting results one at a time skips two
-   * wake-ups per round trip (~58 → ~42 µs on our 2-core VM). They poll for about twice the wait
-   * they typically see, stop when the answer is in, and not at all when answers typically take
-   * longer than this; the cost is CPU while waiting (see shared/busy-poll.ts).
+   * wake-ups per round trip (~58 → ~42 µs on our 2-core VM). Each polls only while its measured
+   * waits show that polling brings answers sooner, and not while other work waits for the cores;
+   * it stops when the answer is in. The cost is CPU while waiting (see shared/busy-poll.ts).
    */
   busyPollMicros?: number;
   /**
@@ -1015,8 +1015,7 @@ export class ProcessPoolExecutor extends BaseExecutor {
    * Busy-polls (see shared/busy-poll.ts) while results are awaited and little is out: a caller
    * awaiting results one at a time, where waking up is most of the round trip. Not during bursts
    * (many tasks out: the coordinator is busy anyway, and polling would take CPU from the task
-   * threads); BusyPoll itself stops polling when answers typically take longer than the budget
-   * (long tasks).
+   * threads); BusyPoll itself decides whether polling pays (long tasks, busy cores: it does not).
    */
   #awaitQuickAnswer(): void {
     const running = this.#state.sentCount;
