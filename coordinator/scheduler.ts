@@ -294,6 +294,13 @@ export class Scheduler<P> {
   readonly #workers = new Map<string, WorkerEntry>();
   /** Slots of the workers that are not draining, kept as they come and go (asked per submit). */
   #slots = 0;
+  /**
+   * Workers that are not draining and may have room: joined, or given back a task since they were
+   * last found full. An assignment pass looks only at these, so that its cost follows the
+   * workers that freed up, not every connected one: with 200 nodes and a long queue, nearly all
+   * are full at every pass. Whether they really have room is checked at the pass.
+   */
+  readonly #mayHaveRoom = new Set<WorkerEntry>();
   /** Queues of the tasks that ask for resources, one per distinct request (see RequestQueue). */
   readonly #waiting = new Map<string, RequestQueue<P>>();
   /** Workers that cannot run some module: while there are none, canRun needs no loop. */
@@ -303,7 +310,14 @@ export class Scheduler<P> {
    * slot that frees up find its next task already there (prefetch). Set by the pool from
    * observed task durations: prefetch pays for tiny tasks and hurts balance for long ones.
    */
-  depthPerSlot = 1;
+  get depthPerSlot(): number {
+    return this.#depthPerSlot;
+  }
+  set depthPerSlot(n: number) {
+    this.#depthPerSlot = n;
+    this.#roomChanged();
+  }
+  #depthPerSlot = 1;
 
   /**
    * Estimated work a worker may hold per slot before it is handed more, ms (Infinity: only
@@ -312,7 +326,19 @@ export class Scheduler<P> {
    * that a task never waits behind a long one while another slot idles. A task's estimate is
    * its kind's (setEstimate), or unknownEstimateMs for a kind not measured yet: possibly long.
    */
-  prefetchMs = Infinity;
+  get prefetchMs(): number {
+    return this.#prefetchMs;
+  }
+  set prefetchMs(ms: number) {
+    this.#prefetchMs = ms;
+    this.#roomChanged();
+  }
+  #prefetchMs = Infinity;
+
+  /** A limit changed: any worker may have room now. */
+  #roomChanged(): void {
+    for (const w of this.#workers.values()) if (!w.draining) this.#mayHaveRoom.add(w);
+  }
   unknownEstimateMs = 1000;
   readonly #estimates: (number | undefined)[] = [];
 
@@ -332,7 +358,7 @@ export class Scheduler<P> {
   }
 
   #hasRoom(w: WorkerEntry): boolean {
-    return w.assigned.size < w.slots * this.depthPerSlot && w.queuedMs < w.slots * this.prefetchMs;
+    return w.assigned.size < w.slots * this.#depthPerSlot && w.queuedMs < w.slots * this.#prefetchMs;
   }
 
   constructor(options: SchedulerOptions) {
@@ -427,7 +453,9 @@ export class Scheduler<P> {
    */
   addWorker(id: string, slots: number, cannotRun: ReadonlySet<number> = NONE, resources?: NodeResources): void {
     if (this.#workers.has(id)) throw new Error(`scheduler: worker ${id} added twice`);
-    this.#workers.set(id, { id, slots, assigned: new Set(), draining: false, cannotRun, queuedMs: 0, slowness: 1, resources });
+    const w: WorkerEntry = { id, slots, assigned: new Set(), draining: false, cannotRun, queuedMs: 0, slowness: 1, resources };
+    this.#workers.set(id, w);
+    this.#mayHaveRoom.add(w);
     this.#slots += slots;
     if (cannotRun.size > 0) this.#restricted++;
   }
@@ -467,6 +495,7 @@ export class Scheduler<P> {
     const w = this.#workers.get(id);
     if (!w || w.draining) return;
     w.draining = true;
+    this.#mayHaveRoom.delete(w);
     this.#slots -= w.slots;
   }
 
@@ -485,6 +514,7 @@ export class Scheduler<P> {
     const out: LostWorkerOutcome = { requeued: [], failed: [] };
     if (!w) return out;
     this.#workers.delete(id);
+    this.#mayHaveRoom.delete(w);
     if (!w.draining) this.#slots -= w.slots;
     if (w.cannotRun.size > 0) this.#restricted--;
     const retry: TaskEntry<P>[] = [];
@@ -581,6 +611,7 @@ export class Scheduler<P> {
     w.assigned.delete(t.id);
     if (t.request && w.resources) w.resources.give(t.request.resources);
     w.queuedMs = w.assigned.size === 0 ? 0 : w.queuedMs - t.estimateMs;
+    if (!w.draining) this.#mayHaveRoom.add(w);
   }
 
   /**
@@ -590,7 +621,11 @@ export class Scheduler<P> {
    */
   assign(accept: (id: number) => boolean = () => true): Assignment<P>[] {
     if (this.#queue.size === 0 && this.#waiting.size === 0) return [];
-    const open = [...this.#workers.values()].filter((w) => !w.draining && this.#hasRoom(w));
+    const open: WorkerEntry[] = [];
+    for (const w of this.#mayHaveRoom) {
+      if (this.#hasRoom(w)) open.push(w);
+      else this.#mayHaveRoom.delete(w);
+    }
     if (open.length === 0) return [];
     // Least-loaded first. Without this the round-robin always started at the first node: the
     // pool runs one pass per tick, so a trickle of submits (one task per pass) all went to that
@@ -668,7 +703,10 @@ export class Scheduler<P> {
       if (!batch) batches.set(w.id, (batch = { workerId: w.id, tasks: [] }));
       batch.tasks.push({ id, payload: t.payload, attempt: t.attempts + t.mayHaveRun });
       const full = !this.#hasRoom(w);
-      if (full) open.splice(k, 1);
+      if (full) {
+        open.splice(k, 1);
+        this.#mayHaveRoom.delete(w);
+      }
       // The round-robin moves on past the worker a plain task went to; a task with resources
       // goes where they are and leaves the turn where it was.
       if (!rq) i = full ? k : k + 1;

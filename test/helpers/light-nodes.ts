@@ -13,10 +13,11 @@ import { decodeValue, encodeValue } from '../../shared/codec.ts';
 import { decodeFrame, encodeFrame } from '../../shared/frames.ts';
 import type { TaskOutcome, TaskSpec } from '../../shared/protocol.ts';
 
-/** What the light lanes can run, by export name (the fixture task modules' names). */
+/** What the light lanes can run, by export name (test/fixtures/tasks.ts and the benchmark's tasks). */
 const FUNCTIONS: Record<string, (...args: never[]) => unknown> = {
   add: (a: number, b: number) => a + b,
   echo: (v: unknown) => v,
+  noop: (v: unknown) => v,
 };
 
 interface Conn {
