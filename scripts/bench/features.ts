@@ -21,6 +21,7 @@ import { emitError, emitFigure, emitInfo, progress, suiteOptions } from './measu
 import { ProcessPoolExecutor } from '../../coordinator/index.ts';
 import { loadTest } from '../../coordinator/loadtest-api.ts';
 import { busy, noop, sleep } from './tasks.ts';
+import { Scheduler } from '../../coordinator/scheduler.ts';
 
 const SUITE = 'wsfutures';
 const TASKS = new URL('./tasks.ts', import.meta.url);
@@ -220,6 +221,46 @@ async function nodeScale(): Promise<void> {
   }
 }
 
+/**
+ * The scheduler alone (pure, so without the noise of sockets), per task: a long queue drained by
+ * 2 or 200 one-slot workers, each outcome batch (4 tasks, as lanes report under load) followed
+ * by an assignment pass, as in the pool. Best of several runs, taking turns.
+ */
+function schedulerScale(): void {
+  const run = (workers: number, tasks: number) => {
+    const s = new Scheduler<null>({ maxRetries: 2 });
+    s.depthPerSlot = 256;
+    s.prefetchMs = 10;
+    s.setEstimate(0, 0.01);
+    for (let w = 0; w < workers; w++) s.addWorker(`w${w}`, 1);
+    const held: number[][] = Array.from({ length: workers }, () => []);
+    const t0 = now();
+    for (let id = 0; id < tasks; id++) {
+      s.submit(id, null);
+      void s.slotCount; // the pool asks for it on every submit
+    }
+    let done = 0;
+    let w = 0;
+    while (done < tasks) {
+      for (const a of s.assign()) held[Number(a.workerId.slice(1))]!.push(...a.tasks.map((t) => t.id));
+      while (held[w]!.length === 0) w = (w + 1) % workers;
+      for (const id of held[w]!.splice(0, 4)) {
+        s.complete(id, `w${w}`);
+        done++;
+      }
+      w = (w + 1) % workers;
+    }
+    return ((now() - t0) * 1000) / tasks;
+  };
+  const tasks = smoke ? 20_000 : 200_000;
+  const best: Record<number, number[]> = { 2: [], 200: [] };
+  for (let r = 0; r < (smoke ? 1 : 7); r++) for (const n of [2, 200]) best[n]!.push(run(n, tasks));
+  for (const n of [2, 200]) {
+    const xs = best[n]!.sort((a, b) => a - b);
+    emitFigure({ suite: SUITE, workload: `scale-scheduler-${n}`, label: `wsfutures scheduler per task, ${n} one-slot workers, outcomes 4 at a time`, value: xs[0]!, unit: 'µs', count: tasks * xs.length, seconds: 0, note: `best of ${xs.length}, taking turns; range ${xs[0]!.toFixed(2)}–${xs[xs.length - 1]!.toFixed(2)}` });
+  }
+}
+
 /** A target HTTP server in a process of its own, answering at once. */
 async function startTarget(): Promise<{ url: string; stop: () => void }> {
   const code = `const s = require('node:http').createServer((q, r) => { r.writeHead(200, { 'content-type': 'text/plain' }); r.end('ok'); }); s.keepAliveTimeout = 60000; s.listen(0, '127.0.0.1', () => console.log(s.address().port));`;
@@ -282,4 +323,5 @@ await step('sched-uneven', uneven);
 await step('monitoring', monitoring);
 await step('http-load', httpLoad);
 await step('node-scale', nodeScale);
+await step('scheduler-scale', async () => schedulerScale());
 process.exit(0);
