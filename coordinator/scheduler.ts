@@ -456,6 +456,7 @@ export class Scheduler<P> {
     const w: WorkerEntry = { id, slots, assigned: new Set(), draining: false, cannotRun, queuedMs: 0, slowness: 1, resources };
     this.#workers.set(id, w);
     this.#mayHaveRoom.add(w);
+    this.#membership++;
     this.#slots += slots;
     if (cannotRun.size > 0) this.#restricted++;
   }
@@ -465,9 +466,23 @@ export class Scheduler<P> {
    * not they are held now): false means a task asking for them waits for such a node to join.
    */
   canSatisfy(resources: Resources): boolean {
-    for (const w of this.#workers.values()) if (!w.draining && w.resources && fitsIn(resources, w.resources.declared)) return true;
-    return false;
+    // map() asks with one request object for all its tasks: one answer per change of membership.
+    const last = this.#lastSatisfy;
+    if (last && last.resources === resources && last.membership === this.#membership) return last.answer;
+    let answer = false;
+    for (const w of this.#workers.values()) {
+      if (!w.draining && w.resources && fitsIn(resources, w.resources.declared)) {
+        answer = true;
+        break;
+      }
+    }
+    this.#lastSatisfy = { resources, membership: this.#membership, answer };
+    return answer;
   }
+
+  #lastSatisfy: { resources: Resources; membership: number; answer: boolean } | undefined;
+  /** Bumped when a worker joins, drains or leaves: what canSatisfy's answer depends on. */
+  #membership = 0;
 
   /**
    * Whether some worker (draining or not) can run tasks of `module`; false when there is no
@@ -495,6 +510,7 @@ export class Scheduler<P> {
     const w = this.#workers.get(id);
     if (!w || w.draining) return;
     w.draining = true;
+    this.#membership++;
     this.#mayHaveRoom.delete(w);
     this.#slots -= w.slots;
   }
@@ -514,6 +530,7 @@ export class Scheduler<P> {
     const out: LostWorkerOutcome = { requeued: [], failed: [] };
     if (!w) return out;
     this.#workers.delete(id);
+    this.#membership++;
     this.#mayHaveRoom.delete(w);
     if (!w.draining) this.#slots -= w.slots;
     if (w.cannotRun.size > 0) this.#restricted--;

@@ -507,8 +507,13 @@ test('resources: a request that fits nowhere waits in its place; tasks behind it
   s.submit(4, 'urgent', 0, 5, 0);
   assert.equal(allIds(s.assign()), [4, 2, 3], 'priority first, then submission order; the gpu:2 task waits');
   assert.is(s.queuedCount, 1);
+  const request = { gpu: 2 };
+  assert.is(s.canSatisfy(request), false);
   s.addWorker('big', 1, undefined, new NodeResources({ gpu: 2 }));
+  assert.is(s.canSatisfy(request), true, 'the same request object, asked again after a node joined');
   assert.equal(byWorker(s.assign()), { big: [1] }, 'a node that has enough joins: it runs there');
+  s.drainWorker('big');
+  assert.is(s.canSatisfy(request), false, 'a draining node takes nothing new');
 });
 
 test('resources: a lost lane gives back what its tasks held and they wait again for resources; cancel gives them back too', () => {
