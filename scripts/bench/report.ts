@@ -41,6 +41,7 @@ const REFERENCES: Record<string, Reference[]> = {
   // Scheduling: makespans against the ideal computed from the task durations.
   'sched-after-burst': [{ id: 'wsfutures/sched-after-burst-ideal', target: { op: '<=', value: 1.1 } }],
   'sched-mixed': [{ id: 'wsfutures/sched-mixed-ideal', target: { op: '<=', value: 1.1 } }],
+  'sched-steal': [{ id: 'wsfutures/sched-steal-ideal', target: { op: '<=', value: 1.1 } }],
   'sched-uneven': [{ id: 'wsfutures/sched-uneven-ideal', target: { op: '<=', value: 1.15 } }],
   // What watching costs: the dashboard open and /metrics scraped, against nobody watching.
   'tiny-monitored': [{ id: 'wsfutures/tiny-unmonitored', target: { op: '>=', value: 0.95 } }],
