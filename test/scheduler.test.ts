@@ -566,4 +566,22 @@ test('resources: thousands of waiting gpu tasks cost one look per pass, not one 
   assert.ok(performance.now() - started < 2000, `${passes} passes took ${(performance.now() - started).toFixed(0)} ms`);
 });
 
+test('resources: tasks a lane gives back (stolen) give back what they held and wait in their request queue', () => {
+  const s = new Scheduler<string>({ maxRetries: 2 });
+  const node = new NodeResources({ gpu: 2 });
+  s.depthPerSlot = 4;
+  s.addWorker('a', 1, undefined, node);
+  s.submit(1, 'x', 0, 0, 0, { gpu: 1 });
+  s.submit(2, 'y', 0, 0, 0, { gpu: 1 });
+  s.submit(3, 'z', 0, 0, 0, { gpu: 1 });
+  assert.equal(byWorker(s.assign()), { a: [1, 2] }, 'two GPUs: two tasks');
+  assert.equal({ ...node.free }, { gpu: 0 });
+  assert.equal(s.takeBack('a', [2]), [2]);
+  assert.equal({ ...node.free }, { gpu: 1 }, 'the stolen task gave its GPU back');
+  assert.is(s.queuedCount, 2);
+  s.addWorker('b', 1, undefined, node);
+  assert.equal(byWorker(s.assign()), { b: [2] }, 'it goes first (front of its queue), to the idle lane; task 3 still waits');
+  assert.is(s.queuedCount, 1);
+});
+
 test.run();
