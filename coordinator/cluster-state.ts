@@ -29,7 +29,8 @@
  */
 import type { TaskOutcome } from '../shared/protocol.ts';
 import { describePeerValue } from '../shared/describe.ts';
-import { Scheduler, type Assignment, type LossKind } from './scheduler.ts';
+import { Scheduler, type Assignment, type LossKind, type NodeResources } from './scheduler.ts';
+import type { Resources } from '../shared/resources.ts';
 
 /** What the state needs of a task's payload: its kind, for estimates. */
 export interface TaskPayload {
@@ -47,6 +48,8 @@ export interface NodeInfo {
   local: boolean;
   /** What its lanes present in `attach`. */
   ticket: string;
+  /** What it declared (`--resources`), shared by its lanes; undefined: none. */
+  resources?: NodeResources;
 }
 
 interface NodeS {
@@ -119,7 +122,7 @@ export type ClusterEvent<P> =
   | { type: 'attach'; lane: string; node: string; laneNumber: number; ticket: string; failedModules: { id: number; error: string }[]; moduleUrl: (id: number) => string | undefined; canSteal?: boolean }
   | { type: 'ready'; node: string }
   | { type: 'drain'; node: string }
-  | { type: 'submit'; id: number; payload: P; module: number; priority: number }
+  | { type: 'submit'; id: number; payload: P; module: number; priority: number; resources?: Resources }
   | { type: 'assign' }
   | { type: 'unsendable'; id: number }
   | { type: 'results'; lane: string; items: TaskOutcome[] }
@@ -264,7 +267,7 @@ export class ClusterState<P extends TaskPayload> {
       case 'drain':
         return this.drain(event.node);
       case 'submit':
-        return this.submit(event.id, event.payload, event.module, event.priority);
+        return this.submit(event.id, event.payload, event.module, event.priority, event.resources);
       case 'assign':
         return this.assign();
       case 'unsendable':
@@ -317,7 +320,7 @@ export class ClusterState<P extends TaskPayload> {
     const l: LaneS = { id: lane, node, lane: laneNumber, closing: false, unreported: new Set(), slowness: 1, canSteal, stealing: false };
     node.lanes.set(laneNumber, l);
     this.#lanes.set(lane, l);
-    this.scheduler.addWorker(lane, 1, cannotRun);
+    this.scheduler.addWorker(lane, 1, cannotRun, node.info.resources);
     if (node.phase === 'draining') this.scheduler.drainWorker(lane);
     if (cannotRun.size > 0) this.#failUnloadable();
     return undefined;
@@ -344,8 +347,8 @@ export class ClusterState<P extends TaskPayload> {
   }
 
   /** Queues a task (ids are the pool's, unique). */
-  submit(id: number, payload: P, module: number, priority: number): undefined {
-    this.scheduler.submit(id, payload, module, priority, payload.kind.id);
+  submit(id: number, payload: P, module: number, priority: number, resources?: Resources): undefined {
+    this.scheduler.submit(id, payload, module, priority, payload.kind.id, resources);
     return undefined;
   }
 

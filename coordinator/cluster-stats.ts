@@ -35,6 +35,8 @@ export interface NodeStats {
   lostAt?: number;
   /** Round trip of its last heartbeat, ms. */
   heartbeatRttMs?: number;
+  /** The resources it declared (`--resources`), and what of them its tasks do not hold now. */
+  resources?: { declared: Record<string, number>; free: Record<string, number> };
 }
 
 /** Durations of the tasks of one function, ms (percentiles estimated from buckets). */

@@ -6,6 +6,7 @@
 import { CancelledError, ExecutorShutdownError, TimeoutError } from '../shared/errors.ts';
 import { checkProgress, sizeOf, withProgress, type ProgressOption } from './progress.ts';
 import { checkTimeout, Future, interruptWith, onDoneInternal } from './future.ts';
+import { checkResources, type Resources } from '../shared/resources.ts';
 
 /** Options for one task, given to `submitWith`. */
 export interface SubmitOptions {
@@ -24,6 +25,14 @@ export interface SubmitOptions {
    * It orders only what waits: a task already running is not stopped for a higher one.
    */
   priority?: number;
+  /**
+   * What the task needs of a worker node's declared resources (`--resources gpu=1,mem=16GB`),
+   * e.g. `{ gpu: 1 }` or `{ mem: '4GB' }`: it runs only on a node that has them free, and holds
+   * them until it ends. A request no connected node declares waits for one to join; with
+   * `timeout`, it fails with TimeoutError once it has waited that long for one.
+   * ProcessPoolExecutor only.
+   */
+  resources?: Record<string, number | string>;
 }
 
 export interface MapOptions {
@@ -44,6 +53,8 @@ export interface MapOptions {
   buffersize?: number;
   /** The priority of its tasks, as submitWith's (default 0). */
   priority?: number;
+  /** What each of its tasks (each chunk) needs, as submitWith's `resources`. ProcessPoolExecutor only. */
+  resources?: Record<string, number | string>;
   /**
    * `true`: a progress bar on the terminal (stderr, only when it is one); a function: called
    * with `{ done, total }` as results come (total when the input is an array, Set or Map).
@@ -193,7 +204,7 @@ export abstract class BaseExecutor implements Executor {
   protected abstract readonly kind: string;
 
   /** Runs (or queues) one call. The future is new and pending. */
-  protected abstract schedule(future: Future<unknown>, fn: AnyFunction, args: unknown[], priority: number): void;
+  protected abstract schedule(future: Future<unknown>, fn: AnyFunction, args: unknown[], priority: number, resources?: Resources, timeout?: number): void;
 
   /**
    * Runs (or queues) a chunk of calls as one task. With `spread` (starmap) each element of
@@ -201,7 +212,19 @@ export abstract class BaseExecutor implements Executor {
    * as it is so that a chunk of items needs no array per call. Executors that do not batch leave
    * this undefined, and `map` submits each call on its own.
    */
-  protected scheduleChunk?(future: Future<ChunkOutcome<unknown>>, fn: AnyFunction, calls: unknown[], spread: boolean, priority: number): void;
+  protected scheduleChunk?(future: Future<ChunkOutcome<unknown>>, fn: AnyFunction, calls: unknown[], spread: boolean, priority: number, resources?: Resources): void;
+
+  /** Whether tasks may ask for resources (worker nodes declare them; the local pool has none). */
+  protected readonly acceptsResources: boolean = false;
+
+  /** Checks a task's `resources` option and returns it as numbers. */
+  #resources(where: string, value: unknown): Resources | undefined {
+    if (value === undefined) return undefined;
+    if (!this.acceptsResources) {
+      throw new TypeError(`${where}: options.resources is for ProcessPoolExecutor, whose worker nodes declare resources (--resources gpu=1); ${this.kind} runs every task in this process: leave it out, or use a ProcessPoolExecutor`);
+    }
+    return checkResources('options.resources', value, true);
+  }
 
   /** Releases the executor's resources once every task has settled. */
   protected abstract close(): Promise<void>;
@@ -249,6 +272,7 @@ export abstract class BaseExecutor implements Executor {
       throw new TypeError(`options.signal must be an AbortSignal: got ${describeValue(options.signal)}`);
     }
     checkPriority(options.priority);
+    const resources = this.#resources(where, options.resources);
     if (options.onReport !== undefined && typeof options.onReport !== 'function') {
       throw new TypeError(`options.onReport must be a function: got ${describeValue(options.onReport)}`);
     }
@@ -257,7 +281,8 @@ export abstract class BaseExecutor implements Executor {
     const future = new Future<R>();
     if (options.onReport) future.onReport(options.onReport);
     this.#track(future as Future<unknown>, options);
-    this.schedule(future as Future<unknown>, fn, args, options.priority ?? 0);
+    if (resources === undefined) this.schedule(future as Future<unknown>, fn, args, options.priority ?? 0);
+    else this.schedule(future as Future<unknown>, fn, args, options.priority ?? 0, resources, options.timeout);
     return future;
   }
 
@@ -366,6 +391,7 @@ export abstract class BaseExecutor implements Executor {
     if (options === null || typeof options !== 'object') throw new TypeError(`${where}: options must be an object: got ${describeValue(options)}`);
     const { timeout, chunksize = 1, buffersize, priority = 0 } = options;
     checkPriority(priority);
+    const resources = this.#resources(where, options.resources);
     checkProgress(where, options.progress);
     checkTimeout('options.timeout', timeout);
     checkPositiveInt('options.chunksize', chunksize);
@@ -404,13 +430,13 @@ export abstract class BaseExecutor implements Executor {
       if (batching) {
         const future = new Future<ChunkOutcome<R>>();
         this.#track(future as Future<unknown>, {});
-        this.scheduleChunk!(future as Future<ChunkOutcome<unknown>>, fn, calls, spread, priority);
+        this.scheduleChunk!(future as Future<ChunkOutcome<unknown>>, fn, calls, spread, priority, resources);
         inFlight.push({ chunk: future });
       } else {
         for (const call of calls) {
           const future = new Future<R>();
           this.#track(future as Future<unknown>, {});
-          this.schedule(future as Future<unknown>, fn, spread ? (call as unknown[]) : [call], priority);
+          this.schedule(future as Future<unknown>, fn, spread ? (call as unknown[]) : [call], priority, resources);
           inFlight.push({ one: future });
         }
       }

@@ -7,6 +7,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import type { Resources } from '../shared/resources.ts';
 
 export type WorkerRuntime = 'node' | 'deno';
 
@@ -23,6 +24,8 @@ export interface LocalWorkersOptions {
   onBroken: (message: string) => void;
   /** Nodes are named NAME-1, NAME-2… as they are (re)started (default `local`). */
   name?: string;
+  /** What the local node declares (`--resources`), as numbers. */
+  resources?: Resources;
   log: (level: 'info' | 'warn', message: string) => void;
 }
 
@@ -108,9 +111,14 @@ export class LocalWorkers {
     const { token, slots, runtime } = this.#options;
     const { cmd, args } = command(runtime);
     const name = `${this.#options.name ?? 'local'}-${++this.#generation}`;
+    const resources = this.#options.resources;
+    // The token goes by environment, not argv, so other users cannot read it from `ps`; the
+    // resources too, so that an inherited WSFUTURES_RESOURCES never speaks for the pool's node.
+    const env: Record<string, string | undefined> = { ...process.env, WSFUTURES_TOKEN: token };
+    delete env.WSFUTURES_RESOURCES;
+    if (resources) env.WSFUTURES_RESOURCES = Object.entries(resources).map(([k, v]) => `${k}=${v}`).join(',');
     const child = spawn(cmd, [...args, '--connect', url, '--concurrency', String(slots), '--name', name, '--no-reconnect', '--exit-on-shutdown', '--quiet', '--max-message-bytes', String(this.#options.maxMessageBytes)], {
-      // The token goes by environment, not argv, so other users cannot read it from `ps`.
-      env: { ...process.env, WSFUTURES_TOKEN: token },
+      env,
       stdio: ['ignore', 'inherit', 'pipe'],
     });
     this.#child = child;

@@ -24,6 +24,8 @@ import { BaseExecutor, checkPositiveInt, describeValue, type AnyFunction, type C
 import { checkTimeout, type Future } from './future.ts';
 import { LocalWorkers, isDenoRuntime, type Signal, type WorkerRuntime } from './local-workers.ts';
 import { ClusterState, type Instruction } from './cluster-state.ts';
+import { NodeResources } from './scheduler.ts';
+import { checkResources, formatResources, type Resources } from '../shared/resources.ts';
 import { CoordinatorServer, type WorkerPeer } from './server.ts';
 import { joinCommands } from './addresses.ts';
 import { ClusterStats, FunctionRecord, NodeRecord, type NodeStats, type PoolStats } from './cluster-stats.ts';
@@ -47,6 +49,11 @@ export interface ProcessPoolExecutorOptions {
   maxRetries?: number;
   /** Serve wss:// with this certificate and key (PEM). */
   tls?: { cert: string | Uint8Array; key: string | Uint8Array };
+  /**
+   * What the worker node the pool starts on this machine declares, as `--resources` does for
+   * other nodes: e.g. `{ gpu: 1, mem: '16GB' }`. Default: none.
+   */
+  localResources?: Record<string, number | string>;
   /** Runtime of the local worker nodes: 'node' or 'deno'. Default: the coordinator's own. */
   workerRuntime?: WorkerRuntime;
   /**
@@ -118,6 +125,8 @@ interface TaskKind {
 interface NodeWiring {
   peer: WorkerPeer;
   stat: NodeRecord;
+  /** What it declared in `register` (`--resources`), shared by its lanes; undefined: none. */
+  resources: NodeResources | undefined;
 }
 
 /**
@@ -167,6 +176,7 @@ const LOOPBACK = new Set(['127.0.0.1', 'localhost', '::1', '[::1]']);
  */
 export class ProcessPoolExecutor extends BaseExecutor {
   protected readonly kind = 'ProcessPoolExecutor';
+  protected override readonly acceptsResources = true;
   /** The token worker nodes must present (generated if none was given). */
   readonly token: string;
   readonly maxWorkers: number;
@@ -191,6 +201,13 @@ export class ProcessPoolExecutor extends BaseExecutor {
   readonly #stats = new ClusterStats();
   #noSlotTimer: ReturnType<typeof setTimeout> | undefined;
   #warnedNoSlots = false;
+  /**
+   * Tasks asking for resources that no connected node declared when they were queued, with the
+   * timer of their `timeout`, if any (see #watchUnmet). Rare: a map lookup per such task only.
+   */
+  readonly #unmet = new Map<number, { entry: Entry; resources: Resources; timer: ReturnType<typeof setTimeout> | undefined }>();
+  #unmetTimer: ReturnType<typeof setTimeout> | undefined;
+  #warnedUnmet = false;
   readonly #metrics: PoolMetrics;
   readonly #feed: DashboardFeed;
   readonly #routes: HttpRoutes;
@@ -259,6 +276,7 @@ export class ProcessPoolExecutor extends BaseExecutor {
       throw new TypeError(`listen.host is ${JSON.stringify(host)}, which is reachable beyond this machine: pass a token (e.g. token: process.env.WSFUTURES_TOKEN) so only your worker nodes can connect`);
     }
     if (workerRuntime !== undefined && workerRuntime !== 'node' && workerRuntime !== 'deno') throw new RangeError(`workerRuntime must be 'node' or 'deno': got ${describeValue(workerRuntime)}`);
+    const localResources = checkResources('localResources', options.localResources, false);
     if (tls !== undefined && (tls === null || typeof tls !== 'object' || !tls.cert || !tls.key)) throw new TypeError('tls must be { cert, key } with PEM strings or Buffers');
 
     this.token = token ?? generateToken();
@@ -326,6 +344,7 @@ export class ProcessPoolExecutor extends BaseExecutor {
             token: this.token,
             slots: this.maxWorkers,
             maxMessageBytes,
+            resources: localResources,
             runtime: workerRuntime ?? (isDenoRuntime() ? 'deno' : 'node'),
             onBroken: (m) => this.#break(m),
             log: (level, m) => this.#log(level, m),
@@ -465,6 +484,7 @@ export class ProcessPoolExecutor extends BaseExecutor {
       connectedAt: stat.connectedAt,
     };
     if (peer.rttMs !== undefined) out.heartbeatRttMs = peer.rttMs;
+    if (node.resources) out.resources = { declared: { ...node.resources.declared }, free: { ...node.resources.free } };
     return out;
   }
 
@@ -538,22 +558,22 @@ export class ProcessPoolExecutor extends BaseExecutor {
     if (this.#registry.isImported && !this.#registry.lookup(fn)) throw this.#registry.notATask(fn, where);
   }
 
-  protected schedule(future: Future<unknown>, fn: AnyFunction, args: unknown[], priority: number): void {
-    this.#enqueue(future, fn, args, 0, priority);
+  protected schedule(future: Future<unknown>, fn: AnyFunction, args: unknown[], priority: number, resources?: Resources, timeout?: number): void {
+    this.#enqueue(future, fn, args, 0, priority, resources, timeout);
   }
 
-  protected override scheduleChunk(future: Future<ChunkOutcome<unknown>>, fn: AnyFunction, calls: unknown[], spread: boolean, priority: number): void {
-    this.#enqueue(future as Future<unknown>, fn, calls, spread ? 1 : 2, priority);
+  protected override scheduleChunk(future: Future<ChunkOutcome<unknown>>, fn: AnyFunction, calls: unknown[], spread: boolean, priority: number, resources?: Resources): void {
+    this.#enqueue(future as Future<unknown>, fn, calls, spread ? 1 : 2, priority, resources);
   }
 
-  #enqueue(future: Future<unknown>, fn: AnyFunction, args: unknown, chunk: Entry['chunk'], priority: number): void {
+  #enqueue(future: Future<unknown>, fn: AnyFunction, args: unknown, chunk: Entry['chunk'], priority: number, resources?: Resources, timeout?: number): void {
     const ref = this.#registry.lookup(fn);
-    if (ref) return this.#queue(future, ref, fn.name, args, chunk, priority);
+    if (ref) return this.#queue(future, ref, fn.name, args, chunk, priority, resources, timeout);
     this.#registry.imported.then(
       () => {
         const r = this.#registry.lookup(fn);
         if (future.done()) return;
-        if (r) this.#queue(future, r, fn.name, args, chunk, priority);
+        if (r) this.#queue(future, r, fn.name, args, chunk, priority, resources, timeout);
         else future.setException(this.#registry.notATask(fn, chunk ? `${this.kind}.map` : `${this.kind}.submit`));
       },
       (err) => {
@@ -567,7 +587,7 @@ export class ProcessPoolExecutor extends BaseExecutor {
    * (as Python pickles in its feeder thread): a queued task then costs a few small objects, not
    * an encoded buffer, which is what lets a million tasks wait in well under 1 KiB each.
    */
-  #queue(future: Future<unknown>, ref: TaskRef, fn: string, args: unknown, chunk: Entry['chunk'], priority: number): void {
+  #queue(future: Future<unknown>, ref: TaskRef, fn: string, args: unknown, chunk: Entry['chunk'], priority: number, resources?: Resources, timeout?: number): void {
     // A map() still reading its input when the pool broke submits here, past checkCallable.
     if (this.#broken) return future.setException(this.#broken);
     const unloadable = this.#moduleLoadError(ref.moduleId, fn);
@@ -575,8 +595,78 @@ export class ProcessPoolExecutor extends BaseExecutor {
     const id = ++this.#nextId;
     if (this.#noSlotTimer === undefined && this.#state.slotCount === 0) this.#watchNoSlots();
     const kind = this.#kindOf(ref.exportName, chunk);
-    this.#state.submit(id, { future, m: ref.moduleId, f: ref.exportName, args, chunk, fn, kind, queuedAt: performance.now() }, ref.moduleId, priority);
+    const entry: Entry = { future, m: ref.moduleId, f: ref.exportName, args, chunk, fn, kind, queuedAt: performance.now() };
+    this.#state.submit(id, entry, ref.moduleId, priority, resources);
+    if (resources !== undefined && !this.#state.scheduler.canSatisfy(resources)) this.#watchUnmet(id, entry, resources, timeout);
     this.#schedulePump();
+  }
+
+  /**
+   * A task asks for resources no connected node declares: it waits for a node that does. If
+   * tasks still wait so after NO_SLOT_WARNING_MS, the pool says so once (until a node that has
+   * them joins); with a `timeout`, the task fails once it has waited that long. (A timeout
+   * otherwise counts from the start of a task: waiting behind other work is not the task's
+   * doing, but waiting for a kind of node that is not there will not end by itself.)
+   */
+  #watchUnmet(id: number, entry: Entry, resources: Resources, timeout: number | undefined): void {
+    const timer = timeout === undefined || timeout === Infinity ? undefined : setTimeout(() => this.#unmetTimedOut(id, timeout), timeout);
+    this.#unmet.set(id, { entry, resources, timer });
+    entry.future.addDoneCallback(() => this.#forgetUnmet(id));
+    if (this.#unmetTimer === undefined && !this.#warnedUnmet) {
+      this.#unmetTimer = setTimeout(() => {
+        this.#unmetTimer = undefined;
+        this.#pruneUnmet();
+        if (this.#unmet.size === 0 || this.isShutdown || this.#broken) return;
+        this.#warnedUnmet = true;
+        const asks = new Map<string, string>();
+        for (const { entry: e, resources: r } of this.#unmet.values()) asks.set(`${e.fn}\0${formatResources(r)}`, `${e.fn || 'a task'}() asks for ${formatResources(r)}`);
+        const shown = [...asks.values()];
+        const more = shown.length > 3 ? ` (and ${shown.length - 3} other request(s))` : '';
+        this.#log('warn', `${this.#unmet.size} task(s) have waited ${NO_SLOT_WARNING_MS / 1000} s for resources that no connected worker node declares: ${shown.slice(0, 3).join('; ')}${more}. ${this.#declaredResources()}. Start a node that has them, e.g. npx wsfutures-worker --connect HOST:PORT --resources ${formatResources(this.#unmet.values().next().value!.resources)}`);
+      }, NO_SLOT_WARNING_MS);
+      this.#unmetTimer.unref?.();
+    }
+  }
+
+  /** What the connected nodes declare, for messages about requests none of them can meet. */
+  #declaredResources(): string {
+    const nodes = [...this.#nodes.values()];
+    if (nodes.length === 0) return 'No worker node is connected';
+    const shown = nodes.slice(0, 8).map((n) => `${n.peer.label}: ${formatResources(n.resources?.declared ?? {})}`);
+    return `Connected worker nodes declare ${shown.join('; ')}${nodes.length > 8 ? ` (and ${nodes.length - 8} more)` : ''}`;
+  }
+
+  #forgetUnmet(id: number): void {
+    const u = this.#unmet.get(id);
+    if (!u) return;
+    clearTimeout(u.timer);
+    this.#unmet.delete(id);
+  }
+
+  /** Forgets the waiting tasks a connected node now declares enough for (and finished ones). */
+  #pruneUnmet(): void {
+    for (const [id, u] of this.#unmet) {
+      if (u.entry.future.done() || this.#state.scheduler.canSatisfy(u.resources)) this.#forgetUnmet(id);
+    }
+    if (this.#unmet.size === 0) this.#warnedUnmet = false;
+  }
+
+  /** A task's timeout ran out while no connected node declared the resources it asks for. */
+  #unmetTimedOut(id: number, timeout: number): void {
+    const u = this.#unmet.get(id);
+    if (!u) return;
+    this.#unmet.delete(id);
+    const { entry, resources } = u;
+    // Assigned meanwhile, or a node that has them is here now: it waits as any task does.
+    if (entry.future.done() || this.#state.scheduler.workerOf(id) !== undefined || !this.#state.scheduler.hasTask(id) || this.#state.scheduler.canSatisfy(resources)) return;
+    this.#state.scheduler.cancel(id);
+    this.#stats.failedElsewhere(entry.kind.stat, Date.now());
+    entry.future.setException(
+      new TimeoutError(
+        `task ${id} (${entry.fn || 'the task'}) asked for resources ${formatResources(resources)} and waited ${timeout} ms, its timeout, for a worker node that declares them. ` +
+          `${this.#declaredResources()}. Start a node with them (wsfutures-worker --resources ${formatResources(resources)}), or ask for less`,
+      ),
+    );
   }
 
   /**
@@ -628,6 +718,7 @@ export class ProcessPoolExecutor extends BaseExecutor {
 
   protected async close(): Promise<void> {
     clearTimeout(this.#noSlotTimer);
+    clearTimeout(this.#unmetTimer);
     this.#closing = true;
     this.#holdHandles();
     await this.#started.catch(() => {});
@@ -846,12 +937,14 @@ export class ProcessPoolExecutor extends BaseExecutor {
 
   /** Welcomes a registered node once the modules are bundled. (The node itself compares any
    *  local copies of task modules against the hashes in the welcome, and says if they differ.) */
-  #onRegister(peer: WorkerPeer, _msg: RegisterMsg): void {
+  #onRegister(peer: WorkerPeer, msg: RegisterMsg): void {
     const local = this.#isLocal(peer);
     const ticket = nanoid();
-    const node: NodeWiring = { peer, stat: new NodeRecord(peer.id, local) };
+    // The shape was checked with the message; copied into an object with no prototype.
+    const resources = msg.resources === undefined ? undefined : new NodeResources(Object.assign(Object.create(null) as Record<string, number>, msg.resources));
+    const node: NodeWiring = { peer, stat: new NodeRecord(peer.id, local), resources };
     this.#nodes.set(peer.id, node);
-    this.#state.register({ id: peer.id, label: peer.label, slots: peer.slots, local, ticket });
+    this.#state.register({ id: peer.id, label: peer.label, slots: peer.slots, local, ticket, resources });
     this.#apply();
     if (this.#events.has('nodeJoined')) this.#events.emit('nodeJoined', this.#nodeStats(node));
     this.#registry.loaded.then(
@@ -907,6 +1000,7 @@ export class ProcessPoolExecutor extends BaseExecutor {
     this.#lanePeers.set(peer.id, peer);
     this.#warnedNoSlots = false;
     this.#apply();
+    if (this.#nodes.get(msg.node)?.resources && this.#unmet.size > 0) this.#pruneUnmet();
     const have = this.#state.slotCount;
     this.#readyWaiters = this.#readyWaiters.filter((w) => {
       if (have < w.slots) return true;

@@ -3,7 +3,12 @@
  * happens to a node's tasks when it is lost. It never touches a socket or a timer: the process
  * pool feeds it events (submit, worker joined/left, outcome, cancel) and carries out what it
  * returns (assignments, retries, failures), so it is unit-tested without a network.
+ *
+ * Here a "worker" is one scheduling target with its slots: the process pool adds each lane (a
+ * task thread of a node, one slot) as one. Resources belong to the node: its lanes share one
+ * NodeResources.
  */
+import { fitsIn, type Resources } from '../shared/resources.ts';
 
 export interface SchedulerOptions {
   /** Re-runs allowed for a task whose worker node was lost. */
@@ -37,6 +42,76 @@ interface TaskEntry<P> {
   mayHaveRun: number;
   /** The worker node it is assigned to, or undefined while queued. */
   workerId: string | undefined;
+  /** The resources it asks for, and the queue it waits in (undefined: it asks for none). */
+  request: RequestQueue<P> | undefined;
+}
+
+/**
+ * The tasks that ask for one same set of resources, waiting. Apart from the other tasks so that
+ * a request no node can fit now never stands in front of tasks that could run (a skip list would
+ * bound that, not end it), and so that an assignment pass looks at one head per distinct request
+ * rather than at every waiting task.
+ */
+interface RequestQueue<P> {
+  key: string;
+  resources: Resources;
+  queue: PriorityQueue<TaskEntry<P>>;
+  /** Live tasks in it (the queue also holds cancelled ones until reached). */
+  live: number;
+}
+
+/**
+ * A node's declared resources and what the tasks assigned to it hold of them, shared by its
+ * lanes: a node with gpu=2 and four lanes runs at most two gpu:1 tasks at a time.
+ *
+ * A task holds its resources from assignment to outcome, prefetched ones included, not only
+ * while it runs: the coordinator does not see a task start (a lane runs its tasks in order and
+ * reports in batches), so counting only running tasks would let two lanes each start a gpu:1
+ * task on a node with one GPU. The cost is that a prefetched task holds them while it waits;
+ * a task whose function is not measured yet counts as long and is prefetched behind nothing.
+ */
+export class NodeResources {
+  readonly declared: Resources;
+  readonly #free: Record<string, number>;
+  #holders = 0;
+  constructor(declared: Resources) {
+    this.declared = declared;
+    this.#free = Object.assign(Object.create(null) as Record<string, number>, declared);
+  }
+  /** What is not held now. */
+  get free(): Resources {
+    return this.#free;
+  }
+  fits(want: Resources): boolean {
+    return fitsIn(want, this.#free);
+  }
+  take(want: Resources): void {
+    // fits() came first: every name taken is one the node declared.
+    for (const k in want) this.#free[k] = this.#free[k]! - want[k]!;
+    this.#holders++;
+  }
+  give(want: Resources): void {
+    // Back to exactly what was declared once nothing is held: sums of fractions drift.
+    if (--this.#holders <= 0) {
+      this.#holders = 0;
+      Object.assign(this.#free, this.declared);
+      return;
+    }
+    for (const k in want) this.#free[k] = Math.min(this.declared[k]!, this.#free[k]! + want[k]!);
+  }
+}
+
+/** The order tasks start in: higher priority first, then submission order. */
+function goesFirst<P>(a: TaskEntry<P>, b: TaskEntry<P>): boolean {
+  return a.priority > b.priority || (a.priority === b.priority && a.seq < b.seq);
+}
+
+/** The key of a request, the same for equal requests whatever their property order. */
+function requestKey(r: Resources): string {
+  return Object.keys(r)
+    .sort()
+    .map((k) => `${k}=${r[k]}`)
+    .join(',');
 }
 
 interface WorkerEntry {
@@ -56,6 +131,8 @@ interface WorkerEntry {
   queuedMs: number;
   /** How long tasks take here against their estimate (setSpeed): 4 on a node 4× slower. */
   slowness: number;
+  /** Its node's resources, shared with the node's other lanes; undefined: it declared none. */
+  resources: NodeResources | undefined;
 }
 
 export interface Assignment<P> {
@@ -103,6 +180,11 @@ class Fifo<T> {
   }
   push(v: T): void {
     this.#items.push(v);
+  }
+  /** The item shift() would return, left in place. */
+  peek(): T | undefined {
+    if (this.#front.length > 0) return this.#front[this.#front.length - 1];
+    return this.#head < this.#items.length ? this.#items[this.#head] : undefined;
   }
   /** Puts a task at the front: retried tasks go first, they have waited longest. */
   unshift(v: T): void {
@@ -160,6 +242,14 @@ class PriorityQueue<T extends { priority: number }> {
     this.#fifo(v.priority).unshift(v);
     this.#size++;
   }
+  peek(): T | undefined {
+    if (this.#size === 0) return undefined;
+    for (const fifo of this.#ordered) {
+      const v = fifo.peek();
+      if (v !== undefined) return v;
+    }
+    return undefined;
+  }
   shift(): T | undefined {
     if (this.#size === 0) return undefined;
     for (const fifo of this.#ordered) {
@@ -202,6 +292,17 @@ export class Scheduler<P> {
   #queued = 0;
   #seq = 0;
   readonly #workers = new Map<string, WorkerEntry>();
+  /** Slots of the workers that are not draining, kept as they come and go (asked per submit). */
+  #slots = 0;
+  /**
+   * Workers that are not draining and may have room: joined, or given back a task since they were
+   * last found full. An assignment pass looks only at these, so that its cost follows the
+   * workers that freed up, not every connected one: with 200 nodes and a long queue, nearly all
+   * are full at every pass. Whether they really have room is checked at the pass.
+   */
+  readonly #mayHaveRoom = new Set<WorkerEntry>();
+  /** Queues of the tasks that ask for resources, one per distinct request (see RequestQueue). */
+  readonly #waiting = new Map<string, RequestQueue<P>>();
   /** Workers that cannot run some module: while there are none, canRun needs no loop. */
   #restricted = 0;
   /**
@@ -209,7 +310,14 @@ export class Scheduler<P> {
    * slot that frees up find its next task already there (prefetch). Set by the pool from
    * observed task durations: prefetch pays for tiny tasks and hurts balance for long ones.
    */
-  depthPerSlot = 1;
+  get depthPerSlot(): number {
+    return this.#depthPerSlot;
+  }
+  set depthPerSlot(n: number) {
+    this.#depthPerSlot = n;
+    this.#roomChanged();
+  }
+  #depthPerSlot = 1;
 
   /**
    * Estimated work a worker may hold per slot before it is handed more, ms (Infinity: only
@@ -218,7 +326,19 @@ export class Scheduler<P> {
    * that a task never waits behind a long one while another slot idles. A task's estimate is
    * its kind's (setEstimate), or unknownEstimateMs for a kind not measured yet: possibly long.
    */
-  prefetchMs = Infinity;
+  get prefetchMs(): number {
+    return this.#prefetchMs;
+  }
+  set prefetchMs(ms: number) {
+    this.#prefetchMs = ms;
+    this.#roomChanged();
+  }
+  #prefetchMs = Infinity;
+
+  /** A limit changed: any worker may have room now. */
+  #roomChanged(): void {
+    for (const w of this.#workers.values()) if (!w.draining) this.#mayHaveRoom.add(w);
+  }
   unknownEstimateMs = 1000;
   readonly #estimates: (number | undefined)[] = [];
 
@@ -238,7 +358,7 @@ export class Scheduler<P> {
   }
 
   #hasRoom(w: WorkerEntry): boolean {
-    return w.assigned.size < w.slots * this.depthPerSlot && w.queuedMs < w.slots * this.prefetchMs;
+    return w.assigned.size < w.slots * this.#depthPerSlot && w.queuedMs < w.slots * this.#prefetchMs;
   }
 
   constructor(options: SchedulerOptions) {
@@ -255,9 +375,7 @@ export class Scheduler<P> {
 
   /** Total slots of the connected, non-draining worker nodes. */
   get slotCount(): number {
-    let n = 0;
-    for (const w of this.#workers.values()) if (!w.draining) n += w.slots;
-    return n;
+    return this.#slots;
   }
 
   hasTask(id: number): boolean {
@@ -276,6 +394,7 @@ export class Scheduler<P> {
     // when reached, and no assign() may ever reach them (a pool shutting down, or broken).
     // Emptying it releases them, payloads (futures, arguments) and all.
     this.#queue.clear();
+    this.#waiting.clear();
     return out;
   }
 
@@ -295,22 +414,75 @@ export class Scheduler<P> {
 
   /**
    * Queues a task; `module` is the task module it needs (see addWorker's `cannotRun`). Tasks of
-   * a higher `priority` go first; equal ones in the order they came.
+   * a higher `priority` go first; equal ones in the order they came. With `resources`, it goes
+   * only to a worker whose node's resources fit, and holds them until its outcome.
    */
-  submit(id: number, payload: P, module = 0, priority = 0, kind = 0): void {
+  submit(id: number, payload: P, module = 0, priority = 0, kind = 0, resources?: Resources): void {
     if (this.#tasks.has(id)) throw new Error(`scheduler: task ${id} submitted twice`);
-    const t: TaskEntry<P> = { id, seq: this.#seq++, payload, module, priority, kind, estimateMs: 0, attempts: 0, mayHaveRun: 0, workerId: undefined };
+    const request = resources === undefined ? undefined : this.#requestQueue(resources);
+    const t: TaskEntry<P> = { id, seq: this.#seq++, payload, module, priority, kind, estimateMs: 0, attempts: 0, mayHaveRun: 0, workerId: undefined, request };
     this.#tasks.set(id, t);
-    this.#queue.push(t);
+    if (request) {
+      request.queue.push(t);
+      request.live++;
+    } else this.#queue.push(t);
     this.#queued++;
   }
 
-  /** A worker joins; it is never handed tasks of the modules in `cannotRun`. */
-  addWorker(id: string, slots: number, cannotRun: ReadonlySet<number> = NONE): void {
+  /** The last request looked up, and its queue: map() passes one request object for all its tasks. */
+  #lastRequest: { resources: Resources; queue: RequestQueue<P> } | undefined;
+
+  #requestQueue(resources: Resources): RequestQueue<P> {
+    const last = this.#lastRequest;
+    if (last && last.resources === resources && this.#waiting.get(last.queue.key) === last.queue) return last.queue;
+    const key = requestKey(resources);
+    let q = this.#waiting.get(key);
+    if (!q) this.#waiting.set(key, (q = { key, resources, queue: new PriorityQueue(), live: 0 }));
+    this.#lastRequest = { resources, queue: q };
+    return q;
+  }
+
+  /** A task that asked for resources left its queue (assigned, cancelled, settled). */
+  #leftRequestQueue(q: RequestQueue<P>): void {
+    if (--q.live === 0 && this.#waiting.get(q.key) === q) this.#waiting.delete(q.key);
+  }
+
+  /**
+   * A worker joins; it is never handed tasks of the modules in `cannotRun`, and tasks asking for
+   * resources only while `resources` (its node's, shared by the node's workers) fit them.
+   */
+  addWorker(id: string, slots: number, cannotRun: ReadonlySet<number> = NONE, resources?: NodeResources): void {
     if (this.#workers.has(id)) throw new Error(`scheduler: worker ${id} added twice`);
-    this.#workers.set(id, { id, slots, assigned: new Set(), draining: false, cannotRun, queuedMs: 0, slowness: 1 });
+    const w: WorkerEntry = { id, slots, assigned: new Set(), draining: false, cannotRun, queuedMs: 0, slowness: 1, resources };
+    this.#workers.set(id, w);
+    this.#mayHaveRoom.add(w);
+    this.#membership++;
+    this.#slots += slots;
     if (cannotRun.size > 0) this.#restricted++;
   }
+
+  /**
+   * Whether a connected, non-draining worker's node declares at least `resources` (whether or
+   * not they are held now): false means a task asking for them waits for such a node to join.
+   */
+  canSatisfy(resources: Resources): boolean {
+    // map() asks with one request object for all its tasks: one answer per change of membership.
+    const last = this.#lastSatisfy;
+    if (last && last.resources === resources && last.membership === this.#membership) return last.answer;
+    let answer = false;
+    for (const w of this.#workers.values()) {
+      if (!w.draining && w.resources && fitsIn(resources, w.resources.declared)) {
+        answer = true;
+        break;
+      }
+    }
+    this.#lastSatisfy = { resources, membership: this.#membership, answer };
+    return answer;
+  }
+
+  #lastSatisfy: { resources: Resources; membership: number; answer: boolean } | undefined;
+  /** Bumped when a worker joins, drains or leaves: what canSatisfy's answer depends on. */
+  #membership = 0;
 
   /**
    * Whether some worker (draining or not) can run tasks of `module`; false when there is no
@@ -336,7 +508,11 @@ export class Scheduler<P> {
 
   drainWorker(id: string): void {
     const w = this.#workers.get(id);
-    if (w) w.draining = true;
+    if (!w || w.draining) return;
+    w.draining = true;
+    this.#membership++;
+    this.#mayHaveRoom.delete(w);
+    this.#slots -= w.slots;
   }
 
   /**
@@ -354,6 +530,9 @@ export class Scheduler<P> {
     const out: LostWorkerOutcome = { requeued: [], failed: [] };
     if (!w) return out;
     this.#workers.delete(id);
+    this.#membership++;
+    this.#mayHaveRoom.delete(w);
+    if (!w.draining) this.#slots -= w.slots;
     if (w.cannotRun.size > 0) this.#restricted--;
     const retry: TaskEntry<P>[] = [];
     let position = 0;
@@ -363,6 +542,7 @@ export class Scheduler<P> {
       const t = this.#tasks.get(taskId);
       if (!t) continue;
       t.workerId = undefined;
+      if (t.request && w.resources) w.resources.give(t.request.resources);
       const wasRunning = running === undefined ? position++ < w.slots : taskId === running;
       if (!wasRunning) {
         t.attempts--;
@@ -384,7 +564,7 @@ export class Scheduler<P> {
     // Unshifted last-first, so that the queue's front holds them in submission order.
     retry.sort((a, b) => a.seq - b.seq);
     for (let i = retry.length - 1; i >= 0; i--) {
-      this.#queue.unshift(retry[i]!);
+      this.#requeueFront(retry[i]!);
       out.requeued.push(retry[i]!.id);
     }
     out.requeued.reverse();
@@ -445,9 +625,19 @@ export class Scheduler<P> {
       back.push(t);
     }
     back.sort((a, b) => a.seq - b.seq);
-    for (let i = back.length - 1; i >= 0; i--) this.#queue.unshift(back[i]!);
+    for (let i = back.length - 1; i >= 0; i--) this.#requeueFront(back[i]!);
     this.#queued += back.length;
     return back.map((t) => t.id);
+  }
+
+  /** Puts a task back at the front of its queue: the plain one, or its request's. */
+  #requeueFront(t: TaskEntry<P>): void {
+    if (t.request) {
+      // Its queue may have been dropped when it emptied: the one for the same request now.
+      if (this.#waiting.get(t.request.key) !== t.request) t.request = this.#requestQueue(t.request.resources);
+      t.request.queue.unshift(t);
+      t.request.live++;
+    } else this.#queue.unshift(t);
   }
 
   /** Whether `workerId` holds task `id` now: an outcome from anyone else is stale. */
@@ -466,7 +656,7 @@ export class Scheduler<P> {
     if (fromWorker !== undefined && t.workerId !== fromWorker) return undefined; // stale, from a lost node
     this.#tasks.delete(id);
     if (t.workerId !== undefined) this.#unassign(t);
-    else this.#queued--;
+    else this.#dequeued(t);
     return t.workerId;
   }
 
@@ -484,15 +674,23 @@ export class Scheduler<P> {
       this.#unassign(t);
       return t.workerId;
     }
-    this.#queued--;
+    this.#dequeued(t);
     return undefined;
+  }
+
+  /** A queued task is gone (its entry stays in its FIFO until reached). */
+  #dequeued(t: TaskEntry<P>): void {
+    this.#queued--;
+    if (t.request) this.#leftRequestQueue(t.request);
   }
 
   #unassign(t: TaskEntry<P>): void {
     const w = this.#workers.get(t.workerId!);
     if (!w) return;
     w.assigned.delete(t.id);
+    if (t.request && w.resources) w.resources.give(t.request.resources);
     w.queuedMs = w.assigned.size === 0 ? 0 : w.queuedMs - t.estimateMs;
+    if (!w.draining) this.#mayHaveRoom.add(w);
   }
 
   /**
@@ -501,8 +699,12 @@ export class Scheduler<P> {
    * was cancelled meanwhile): the task is then dropped. `only`: to these workers alone.
    */
   assign(accept: (id: number) => boolean = () => true, only?: ReadonlySet<string>): Assignment<P>[] {
-    if (this.#queue.size === 0) return [];
-    const open = [...this.#workers.values()].filter((w) => !w.draining && this.#hasRoom(w) && (only === undefined || only.has(w.id)));
+    if (this.#queue.size === 0 && this.#waiting.size === 0) return [];
+    const open: WorkerEntry[] = [];
+    for (const w of this.#mayHaveRoom) {
+      if (!this.#hasRoom(w)) this.#mayHaveRoom.delete(w);
+      else if (only === undefined || only.has(w.id)) open.push(w);
+    }
     if (open.length === 0) return [];
     // Least-loaded first. Without this the round-robin always started at the first node: the
     // pool runs one pass per tick, so a trickle of submits (one task per pass) all went to that
@@ -513,25 +715,59 @@ export class Scheduler<P> {
     const batches = new Map<string, Assignment<P>>();
     /** Tasks no worker with room can run: they keep their place at the front of the queue. */
     const skipped: TaskEntry<P>[] = [];
+    // Requests that fit no open worker in this pass (resources only get scarcer during a pass).
+    const requests = this.#waiting.size === 0 ? [] : [...this.#waiting.values()];
+    const blocked = new Set<RequestQueue<P>>();
     // Round-robin over nodes with room, one task at a time, so a burst spreads evenly.
     let i = 0;
-    while (open.length > 0 && this.#queue.size > 0 && skipped.length < MAX_SKIPPED_PER_PASS) {
-      const t = this.#queue.shift()!;
+    while (open.length > 0) {
+      let t: TaskEntry<P>;
+      let rq: RequestQueue<P> | undefined;
+      const plain = this.#queue.size > 0 && skipped.length < MAX_SKIPPED_PER_PASS;
+      if (requests.length === 0) {
+        if (!plain) break;
+        t = this.#queue.shift()!;
+      } else {
+        // The first in start order among the plain queue's head and each request's head.
+        let best = plain ? this.#queue.peek() : undefined;
+        for (const r of requests) {
+          if (blocked.has(r)) continue;
+          const head = r.queue.peek();
+          if (head !== undefined && (best === undefined || goesFirst(head, best))) {
+            best = head;
+            rq = r;
+          }
+        }
+        if (best === undefined) break;
+        t = (rq ? rq.queue : this.#queue).shift()!;
+      }
       if (this.#tasks.get(t.id) !== t) continue; // cancelled (or settled) while queued
-      i %= open.length;
-      let w = open[i]!;
-      if (w.cannotRun.has(t.module)) {
-        // The next worker in turn that can run it; none with room: it waits.
-        const j = open.findIndex((x) => !x.cannotRun.has(t.module));
-        if (j < 0) {
-          skipped.push(t);
+      let k: number;
+      if (rq) {
+        // The least-loaded open worker whose node has the resources free now; none: the request
+        // waits, in its place, for resources to be given back or a node to join.
+        const want = rq.resources;
+        k = open.findIndex((w) => w.resources !== undefined && w.resources.fits(want) && !w.cannotRun.has(t.module));
+        if (k < 0) {
+          rq.queue.unshift(t);
+          blocked.add(rq);
           continue;
         }
-        i = j;
-        w = open[i]!;
+      } else {
+        i %= open.length;
+        k = i;
+        if (open[k]!.cannotRun.has(t.module)) {
+          // The next worker in turn that can run it; none with room: it waits.
+          k = open.findIndex((x) => !x.cannotRun.has(t.module));
+          if (k < 0) {
+            skipped.push(t);
+            continue;
+          }
+        }
       }
+      const w = open[k]!;
       const id = t.id;
-      this.#queued--;
+      this.#dequeued(t);
       if (!accept(id)) {
         this.#tasks.delete(id);
         continue;
@@ -539,13 +775,21 @@ export class Scheduler<P> {
       t.workerId = w.id;
       t.attempts++;
       t.estimateMs = (this.#estimates[t.kind] ?? this.unknownEstimateMs) * w.slowness;
+      if (rq) w.resources!.take(rq.resources);
       w.assigned.add(id);
       w.queuedMs += t.estimateMs;
       let batch = batches.get(w.id);
       if (!batch) batches.set(w.id, (batch = { workerId: w.id, tasks: [] }));
       batch.tasks.push({ id, payload: t.payload, attempt: t.attempts + t.mayHaveRun });
-      if (!this.#hasRoom(w)) open.splice(i, 1);
-      else i++;
+      const full = !this.#hasRoom(w);
+      if (full) {
+        open.splice(k, 1);
+        this.#mayHaveRoom.delete(w);
+      }
+      // The round-robin moves on past the worker a plain task went to; a task with resources
+      // goes where they are and leaves the turn where it was.
+      if (!rq) i = full ? k : k + 1;
+      else if (full && k < i) i--;
     }
     for (let k = skipped.length - 1; k >= 0; k--) this.#queue.unshift(skipped[k]!);
     return [...batches.values()];

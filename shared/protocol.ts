@@ -42,6 +42,7 @@
  */
 import type { WireError } from './errors.ts';
 import { describePeerValue } from './describe.ts';
+import { MAX_RESOURCE_NAMES, RESOURCE_NAME } from './resources.ts';
 
 /**
  * Protocol versions this build speaks. A peer picks the highest both sides know.
@@ -247,6 +248,12 @@ export interface RegisterMsg {
   localModules?: Record<string, string>;
   /** The largest frame the node accepts: the coordinator sends it nothing larger. */
   maxMessageBytes?: number;
+  /**
+   * What the node offers to tasks that ask for resources (`--resources gpu=1,mem=16GB`), amounts
+   * by name, memory in bytes (shared/resources.ts). Absent: none, and such tasks never go to it.
+   * A coordinator that predates the field ignores it (fields are checked, unknown ones ignored).
+   */
+  resources?: Record<string, number>;
 }
 
 export interface WelcomeMsg {
@@ -458,6 +465,14 @@ const arrayOf = (c: Check): Check => (v) => {
   return true;
 };
 const isObj = (v: unknown): v is Record<string, unknown> => v !== null && typeof v === 'object' && !Array.isArray(v);
+/** Declared resources: a few names of the documented form, each a finite amount ≥ 0. */
+const isResources: Check = (v) => {
+  if (!isObj(v)) return false;
+  const names = Object.keys(v);
+  if (names.length > MAX_RESOURCE_NAMES) return false;
+  for (const k of names) if (!RESOURCE_NAME.test(k) || !isNum(v[k]) || (v[k] as number) < 0) return false;
+  return true;
+};
 
 /** A check of a map's fields, which can also say which field failed (for the close reason). */
 type Shape = Check & { fields: [string, Check][] };
@@ -479,7 +494,7 @@ const isTaskSpec = shape({ id: isInt, m: isInt, f: isStr, a: isBytes, x: opt(arr
 const isOutcome = shape({ id: isInt, v: opt(isBytes), x: opt(arrayOf(isBytes)), e: opt(isWireError), d: opt((v) => isNum(v) && (v as number) >= 0) });
 
 const W2C_SHAPES: Record<W2C['op'], Shape> = {
-  register: shape({ name: isName, slots: (v) => isInt(v) && (v as number) >= 1 && (v as number) <= 4096, runtime: (v) => v === 'node' || v === 'deno', runtimeVersion: isName, hostname: isName, pid: isInt, localModules: opt((v) => isObj(v) && Object.values(v).every(isStr)), maxMessageBytes: opt(isFrameLimit) }),
+  register: shape({ name: isName, slots: (v) => isInt(v) && (v as number) >= 1 && (v as number) <= 4096, runtime: (v) => v === 'node' || v === 'deno', runtimeVersion: isName, hostname: isName, pid: isInt, localModules: opt((v) => isObj(v) && Object.values(v).every(isStr)), maxMessageBytes: opt(isFrameLimit), resources: opt(isResources) }),
   'fetch-module': shape({ id: isInt }),
   ready: shape({}),
   attach: shape({ node: isName, lane: isInt, ticket: isName, failedModules: opt(arrayOf(shape({ id: isInt, error: (v) => isStr(v) && (v as string).length <= MAX_MODULE_ERROR_CHARS }))) }),

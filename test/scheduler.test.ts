@@ -1,11 +1,11 @@
 /**
  * The scheduler's state without sockets (coordinator/scheduler.ts): FIFO assignment, spread
  * across worker nodes, capacity, draining, retries after a lost node, exactly-once settlement,
- * cancellation, and a million-task queue handled in time linear in the work.
+ * cancellation, resources, and a million-task queue handled in time linear in the work.
  */
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { Scheduler, type Assignment } from '../coordinator/scheduler.ts';
+import { NodeResources, Scheduler, type Assignment } from '../coordinator/scheduler.ts';
 
 /** Task ids per worker node, in the order they were handed out. */
 function byWorker(assignments: Assignment<unknown>[]): Record<string, number[]> {
@@ -450,6 +450,138 @@ test('estimated work: tiny tasks pile up on a slot, a long one goes only where l
   for (let id = 1; id <= 40; id++) t.submit(id, 't', 0, 0, TINY);
   const split = byWorker(t.assign());
   assert.equal([split.fast!.length, split.slow!.length], [10, 3]);
+});
+
+test('resources: a task asking for them goes only to a lane of a node that declares them, at most as many at once as declared', () => {
+  const s = new Scheduler<string>({ maxRetries: 2 });
+  const gpuNode = new NodeResources({ gpu: 1 });
+  // Two lanes of one node with gpu=1, and a plain node: like the pool, one worker per lane.
+  s.addWorker('g1', 1, undefined, gpuNode);
+  s.addWorker('g2', 1, undefined, gpuNode);
+  s.addWorker('p1', 1);
+  const gpu = { gpu: 1 };
+  s.submit(1, 'gpu-a', 0, 0, 0, gpu);
+  s.submit(2, 'gpu-b', 0, 0, 0, gpu);
+  s.submit(3, 'plain', 0, 0, 0);
+  const first = byWorker(s.assign());
+  assert.equal(first.g1 ?? first.g2, [1], 'one gpu task: the node has one GPU');
+  assert.equal(allIds(s.assign()), [], 'the second waits while the first holds the GPU');
+  assert.ok((first.p1 ?? first.g2 ?? first.g1)?.includes(3), 'the plain task is not held up behind it');
+  assert.is(s.queuedCount, 1);
+  assert.is(s.canSatisfy(gpu), true);
+  assert.is(s.canSatisfy({ gpu: 2 }), false, 'declared amounts count, not free ones');
+  assert.is(s.canSatisfy({ tpu: 1 }), false);
+  const lane = s.workerOf(1)!;
+  s.complete(1, lane);
+  assert.equal({ ...gpuNode.free }, { gpu: 1 }, 'its outcome gives the GPU back');
+  const next = s.assign();
+  assert.equal(allIds(next), [2]);
+  assert.ok(next[0]!.workerId === 'g1' || next[0]!.workerId === 'g2');
+});
+
+test('resources: amounts are summed across the names a task asks for; fractions add back exactly', () => {
+  const s = new Scheduler<string>({ maxRetries: 2 });
+  const node = new NodeResources({ gpu: 2, mem: 16e9 });
+  for (let i = 0; i < 8; i++) s.addWorker(`l${i}`, 1, undefined, node);
+  for (let id = 1; id <= 6; id++) s.submit(id, `t${id}`, 0, 0, 0, { gpu: 0.5, mem: 6e9 });
+  assert.equal(allIds(s.assign()).length, 2, 'mem: 6e9 fits twice in 16e9 even though gpu would allow four');
+  for (let id = 11; id <= 20; id++) s.submit(id, `f${id}`, 0, 0, 0, { cpu: 0.1 });
+  assert.equal(allIds(s.assign()), [], 'a resource no node declared: none of those run');
+  const fractions = new NodeResources({ cpu: 0.3 });
+  s.addWorker('c1', 1, undefined, fractions);
+  s.addWorker('c2', 1, undefined, fractions);
+  s.addWorker('c3', 1, undefined, fractions);
+  const got = allIds(s.assign());
+  assert.equal(got, [11, 12, 13], '0.1 three times fits in 0.3');
+  for (const id of got) s.complete(id);
+  assert.equal({ ...fractions.free }, { cpu: 0.3 });
+  assert.equal(allIds(s.assign()), [14, 15, 16]);
+});
+
+test('resources: a request that fits nowhere waits in its place; tasks behind it, and other requests, go on; priority orders across them', () => {
+  const s = new Scheduler<string>({ maxRetries: 2 });
+  s.addWorker('w', 4, undefined, new NodeResources({ gpu: 1 }));
+  s.submit(1, 'big', 0, 0, 0, { gpu: 2 });
+  s.submit(2, 'plain', 0, 0, 0);
+  s.submit(3, 'gpu', 0, 0, 0, { gpu: 1 });
+  s.submit(4, 'urgent', 0, 5, 0);
+  assert.equal(allIds(s.assign()), [4, 2, 3], 'priority first, then submission order; the gpu:2 task waits');
+  assert.is(s.queuedCount, 1);
+  const request = { gpu: 2 };
+  assert.is(s.canSatisfy(request), false);
+  s.addWorker('big', 1, undefined, new NodeResources({ gpu: 2 }));
+  assert.is(s.canSatisfy(request), true, 'the same request object, asked again after a node joined');
+  assert.equal(byWorker(s.assign()), { big: [1] }, 'a node that has enough joins: it runs there');
+  s.drainWorker('big');
+  assert.is(s.canSatisfy(request), false, 'a draining node takes nothing new');
+});
+
+test('resources: a lost lane gives back what its tasks held and they wait again for resources; cancel gives them back too', () => {
+  const s = new Scheduler<string>({ maxRetries: 2 });
+  const node = new NodeResources({ gpu: 1 });
+  s.addWorker('a', 1, undefined, node);
+  s.addWorker('b', 1, undefined, node);
+  s.submit(1, 'x', 0, 0, 0, { gpu: 1 });
+  s.submit(2, 'y', 0, 0, 0, { gpu: 1 });
+  const lane = allIds(s.assign()) && s.workerOf(1)!;
+  const out = s.removeWorker(lane, 'lost', null);
+  assert.equal(out.requeued, [1]);
+  assert.equal({ ...node.free }, { gpu: 1 });
+  const other = lane === 'a' ? 'b' : 'a';
+  assert.equal(byWorker(s.assign()), { [other]: [1] }, 'the requeued task goes first, to the lane left');
+  assert.is(s.cancel(1), other);
+  assert.equal(byWorker(s.assign()), { [other]: [2] }, 'cancelling it freed the GPU');
+  assert.equal(s.cancel(2), other);
+  s.submit(3, 'z', 0, 0, 0, { gpu: 1 });
+  assert.is(s.cancel(3), undefined, 'a queued request is cancelled in place');
+  assert.is(s.queuedCount, 0);
+  assert.equal(s.assign(), []);
+});
+
+test('resources: thousands of waiting gpu tasks cost one look per pass, not one per task', () => {
+  const s = new Scheduler<string>({ maxRetries: 2 });
+  s.addWorker('gpu', 1, undefined, new NodeResources({ gpu: 1 }));
+  for (let i = 0; i < 50; i++) s.addWorker(`cpu${i}`, 1);
+  s.depthPerSlot = 4;
+  const request = { gpu: 1 };
+  for (let id = 1; id <= 100_000; id++) s.submit(id, 'g', 0, 0, 0, request);
+  for (let id = 100_001; id <= 100_100; id++) s.submit(id, 'c', 0, 0, 0);
+  const started = performance.now();
+  let passes = 0;
+  let plain = 0;
+  for (;;) {
+    const out = s.assign();
+    passes++;
+    if (out.length === 0) break;
+    for (const a of out) {
+      for (const t of a.tasks) {
+        if (t.id > 100_000) plain++;
+        s.complete(t.id);
+      }
+    }
+    if (passes > 200) break;
+  }
+  assert.is(plain, 100, 'every plain task ran although 100,000 gpu tasks waited ahead of them');
+  // 100 passes over 100,000 waiting tasks would take seconds if each pass looked at each one.
+  assert.ok(performance.now() - started < 2000, `${passes} passes took ${(performance.now() - started).toFixed(0)} ms`);
+});
+
+test('resources: tasks a lane gives back (stolen) give back what they held and wait in their request queue', () => {
+  const s = new Scheduler<string>({ maxRetries: 2 });
+  const node = new NodeResources({ gpu: 2 });
+  s.depthPerSlot = 4;
+  s.addWorker('a', 1, undefined, node);
+  s.submit(1, 'x', 0, 0, 0, { gpu: 1 });
+  s.submit(2, 'y', 0, 0, 0, { gpu: 1 });
+  s.submit(3, 'z', 0, 0, 0, { gpu: 1 });
+  assert.equal(byWorker(s.assign()), { a: [1, 2] }, 'two GPUs: two tasks');
+  assert.equal({ ...node.free }, { gpu: 0 });
+  assert.equal(s.takeBack('a', [2]), [2]);
+  assert.equal({ ...node.free }, { gpu: 1 }, 'the stolen task gave its GPU back');
+  assert.is(s.queuedCount, 2);
+  s.addWorker('b', 1, undefined, node);
+  assert.equal(byWorker(s.assign()), { b: [2] }, 'it goes first (front of its queue), to the idle lane; task 3 still waits');
+  assert.is(s.queuedCount, 1);
 });
 
 test.run();

@@ -2,7 +2,7 @@
 /**
  * `wsfutures-worker`: start a worker node on any machine that can reach the coordinator.
  *
- *   npx wsfutures-worker --connect ws://HOST:8765 --token T [--concurrency N] [--name NAME]
+ *   npx wsfutures-worker --connect ws://HOST:8765 --token T [--concurrency N] [--name NAME] [--resources gpu=1]
  *   deno run -A worker-node/cli.ts --connect ws://HOST:8765 --token T
  */
 import { parseArgs } from 'node:util';
@@ -10,6 +10,7 @@ import { readFileSync } from 'node:fs';
 import { WorkerNode, WorkerNodeFatalError } from './node.ts';
 import { VERSION } from '../shared/version.ts';
 import { MIN_MAX_MESSAGE_BYTES } from '../shared/protocol.ts';
+import { parseResourceList, type Resources } from '../shared/resources.ts';
 
 const USAGE = `Usage: wsfutures-worker --connect ws://HOST:PORT [options]
 
@@ -21,6 +22,10 @@ Options:
   --token TOKEN        the coordinator's token; or WSFUTURES_TOKEN (preferred: not in ps output)
   --concurrency N      task slots (threads); default: available cores
   --name NAME          how the coordinator names this node; default: hostname-pid
+  --resources LIST     what this node offers to tasks that ask for resources, as
+                       NAME=AMOUNT[,NAME=AMOUNT…], e.g. gpu=1,mem=16GB; amounts are numbers,
+                       optionally with a unit: K, M, G, T (×1000) or KiB, MiB, GiB, TiB (×1024);
+                       or WSFUTURES_RESOURCES. Default: none
   --tasks FILE         a local copy of a task module, checked against the coordinator's (repeatable)
   --cache-dir DIR      where shipped task modules are kept; default: node_modules/.cache/wsfutures
   --ca FILE            trust this CA certificate (PEM) for a wss:// coordinator
@@ -50,6 +55,7 @@ try {
       token: { type: 'string' },
       concurrency: { type: 'string' },
       name: { type: 'string' },
+      resources: { type: 'string' },
       tasks: { type: 'string', multiple: true },
       'cache-dir': { type: 'string' },
       ca: { type: 'string' },
@@ -94,6 +100,15 @@ if (values['busy-poll'] !== undefined) {
   busyPollMicros = Number(values['busy-poll']);
   if (!Number.isInteger(busyPollMicros) || busyPollMicros < 0 || busyPollMicros > 10_000) fail(`--busy-poll must be a number of microseconds from 0 to 10000: got ${JSON.stringify(values['busy-poll'])}`);
 }
+let resources: Resources | undefined;
+const resourceList = values.resources ?? process.env.WSFUTURES_RESOURCES;
+if (resourceList !== undefined) {
+  try {
+    resources = parseResourceList(resourceList, values.resources === undefined ? 'WSFUTURES_RESOURCES' : '--resources');
+  } catch (err) {
+    fail((err as Error).message);
+  }
+}
 let ca: Buffer | undefined;
 if (values.ca) {
   try {
@@ -110,6 +125,7 @@ try {
     token,
     concurrency,
     name: values.name,
+    resources,
     tasks: values.tasks,
     cacheDir: values['cache-dir'],
     ca,

@@ -13,6 +13,7 @@ import { ModuleCache } from './module-cache.ts';
 import { boundText } from '../shared/describe.ts';
 import { Connection, WorkerNodeFatalError } from './connection.ts';
 import { LaneThreads } from './lanes.ts';
+import { checkResources, type Resources } from '../shared/resources.ts';
 
 export { WorkerNodeFatalError };
 
@@ -42,6 +43,12 @@ export interface WorkerNodeOptions {
    * `busyPollMicros` applies when lower. Default: no cap of its own. 0 turns it off here.
    */
   busyPollMicros?: number;
+  /**
+   * What this node offers to tasks that ask for resources, e.g. `{ gpu: 1, mem: '16GB' }`
+   * (numbers, or amounts with a unit: K, M, G, T, KiB, MiB, GiB, TiB). Such a task runs here only
+   * while its request fits in what the node's running tasks do not hold. Default: none.
+   */
+  resources?: Record<string, number | string>;
   /** Leave out informational lines (connected, draining); warnings are always shown. */
   quiet?: boolean;
   log?: (message: string) => void;
@@ -50,7 +57,9 @@ export interface WorkerNodeOptions {
 type State = 'idle' | 'connecting' | 'handshake' | 'registering' | 'ready' | 'draining' | 'stopped';
 
 export class WorkerNode {
-  readonly options: Required<Omit<WorkerNodeOptions, 'tasks' | 'ca' | 'log'>> & Pick<WorkerNodeOptions, 'tasks' | 'ca' | 'log'>;
+  readonly options: Required<Omit<WorkerNodeOptions, 'tasks' | 'ca' | 'log' | 'resources'>> & Pick<WorkerNodeOptions, 'tasks' | 'ca' | 'log'>;
+  /** The resources it declares, as numbers (options.resources checked). */
+  readonly resources: Resources | undefined;
   readonly #key: Uint8Array;
   readonly #cache: ModuleCache;
   readonly #lanes: LaneThreads;
@@ -90,6 +99,7 @@ export class WorkerNode {
     if (max !== undefined && (!Number.isSafeInteger(max) || max < MIN_MAX_MESSAGE_BYTES)) throw new RangeError(`maxMessageBytes must be an integer of at least ${MIN_MAX_MESSAGE_BYTES}: got ${String(max)}`);
     if (url.protocol !== 'ws:' && url.protocol !== 'wss:') throw new TypeError(`connect must be a ws:// or wss:// URL, or host:port: got ${JSON.stringify(options.connect)}`);
     if (url.pathname === '/' || url.pathname === '') url.pathname = '/wsfutures';
+    this.resources = checkResources('resources', options.resources, false);
     // Field by field, not `{ ...defaults, ...options }`: an option passed as undefined (as the
     // CLI does for flags not given) must not erase its default.
     this.options = {
@@ -217,6 +227,7 @@ export class WorkerNode {
       pid: process.pid,
       localModules: this.#localHashes ? local : undefined,
       maxMessageBytes: this.options.maxMessageBytes,
+      resources: this.resources,
     });
   }
 

@@ -9,7 +9,8 @@
  * - monitoring: tiny-task throughput with the dashboard's live feed open and /metrics scraped
  *   every second, against the same pool without, in alternating rounds;
  * - HTTP load: one worker node (one slot) generating load against a local HTTP server, against
- *   autocannon on the same server at the same concurrency; and the rate of one node against two.
+ *   autocannon on the same server at the same concurrency; and the rate of one node against two;
+ * - node scale: the coordinator's CPU per task with 200 nodes against 2, and per heartbeat.
  *
  * Figures are reported as the `wsfutures` suite (and `autocannon` for the peer), so the table
  * lines them up with their targets.
@@ -21,6 +22,8 @@ import { emitError, emitFigure, emitInfo, progress, suiteOptions } from './measu
 import { ProcessPoolExecutor } from '../../coordinator/index.ts';
 import { loadTest } from '../../coordinator/loadtest-api.ts';
 import { busy, noop, sleep } from './tasks.ts';
+import { Scheduler } from '../../coordinator/scheduler.ts';
+import { startLightNodes } from '../../test/helpers/light-nodes.ts';
 
 const SUITE = 'wsfutures';
 const TASKS = new URL('./tasks.ts', import.meta.url);
@@ -181,6 +184,120 @@ async function monitoring(): Promise<void> {
   }
 }
 
+/**
+ * The coordinator's cost per task with 2 nodes and with 200, the same tiny tasks in bursts taking
+ * turns between the two pools: its CPU per task (process.cpuUsage, the coordinator's process
+ * only) and the burst's rate. The nodes are light ones in a process of their own
+ * (test/helpers/light-nodes.ts: the real protocol, no task threads), one slot each; so 2 and
+ * 200 slots. Then heartbeats: the coordinator's CPU per ping/pong with 200 idle nodes, pinged
+ * every 100 ms to make it measurable.
+ */
+async function nodeScale(): Promise<void> {
+  const script = fileURLToPath(new URL('../../test/helpers/light-nodes.ts', import.meta.url));
+  const started: { kill(sig: NodeJS.Signals): unknown }[] = [];
+  const cluster = async (nodes: number, heartbeatIntervalMs?: number) => {
+    const pool = new ProcessPoolExecutor({ tasks: TASKS, maxWorkers: 0, log: false, heartbeatIntervalMs });
+    const url = await pool.listening;
+    if (smoke) {
+      // In this process: the smoke run checks that this runs, not what it costs, and starting
+      // a process for the nodes took seconds of its budget on a loaded machine.
+      const light = await startLightNodes(url, pool.token, nodes);
+      started.push({ kill: () => void light.close() });
+    } else {
+      started.push(spawn(process.execPath, ['--import', 'tsx', script, '--connect', url, '--nodes', String(nodes)], { env: { ...process.env, WSFUTURES_TOKEN: pool.token }, stdio: ['pipe', 'ignore', 'inherit'] }));
+    }
+    await pool.ready(nodes, { timeout: 60_000 });
+    return { pool, nodes };
+  };
+  // The smoke run only checks that this still runs, in a second or two: 10 nodes, not 200.
+  const many = smoke ? 10 : 200;
+  const pools = [await cluster(2), await cluster(many)];
+  try {
+    const burst = smoke ? 1_000 : 20_000;
+    const rounds = smoke ? 1 : 6;
+    const cpu: number[][] = [[], []];
+    const rate: number[][] = [[], []];
+    for (const { pool } of pools) await Promise.all(Array.from({ length: burst }, (_, i) => pool.submit(noop, i))); // warm
+    for (let r = 0; r < rounds; r++) {
+      for (let k = 0; k < pools.length; k++) {
+        const { pool } = pools[(k + r) % 2]!;
+        const which = (k + r) % 2;
+        const c0 = process.cpuUsage();
+        const t0 = now();
+        await Promise.all(Array.from({ length: burst }, (_, i) => pool.submit(noop, i)));
+        const ms = now() - t0;
+        const c = process.cpuUsage(c0);
+        cpu[which]!.push(((c.user + c.system) / burst));
+        rate[which]!.push(burst / (ms / 1000));
+      }
+    }
+    const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+    const range = (xs: number[], digits: number) => `${Math.min(...xs).toFixed(digits)}–${Math.max(...xs).toFixed(digits)}`;
+    for (const [k, { nodes }] of pools.entries()) {
+      emitFigure({ suite: SUITE, workload: `scale-${nodes}-nodes-cpu`, label: `wsfutures coordinator CPU per tiny task, ${nodes} nodes × 1 slot`, value: median(cpu[k]!), unit: 'µs', count: burst * rounds, seconds: 0, note: `median of ${rounds} bursts of ${burst}, taking turns with the other node count; range ${range(cpu[k]!, 1)}` });
+      emitFigure({ suite: SUITE, workload: `scale-${nodes}-nodes-rate`, label: `wsfutures tiny tasks, ${nodes} light nodes × 1 slot`, value: median(rate[k]!), unit: 'tasks/s', count: burst * rounds, seconds: 0, note: `range ${range(rate[k]!, 0)}` });
+    }
+  } finally {
+    for (const { pool } of pools) await pool.shutdown();
+  }
+  // Heartbeats: 200 idle nodes pinged every 100 ms (25× the default rate).
+  const { pool } = await cluster(many, 100);
+  try {
+    await new Promise((r) => setTimeout(r, smoke ? 100 : 500));
+    const seconds = smoke ? 0.5 : 5;
+    const c0 = process.cpuUsage();
+    await new Promise((r) => setTimeout(r, seconds * 1000));
+    const c = process.cpuUsage(c0);
+    const beats = many * ((seconds * 1000) / 100);
+    const perBeat = (c.user + c.system) / beats;
+    // At the default 2.5 s interval: 80 pings a second for 200 nodes.
+    emitFigure({ suite: SUITE, workload: 'scale-heartbeat-cpu', label: `wsfutures coordinator CPU per heartbeat (ping sent, pong handled), ${many} idle nodes`, value: perBeat, unit: 'µs', count: beats, seconds, note: `at the default 2.5 s interval, 200 nodes would cost ${((perBeat * 80) / 1e4).toFixed(3)}% of a core` });
+  } finally {
+    await pool.shutdown();
+    for (const c of started) c.kill('SIGKILL');
+  }
+}
+
+/**
+ * The scheduler alone (pure, so without the noise of sockets), per task: a long queue drained by
+ * 2 or 200 one-slot workers, each outcome batch (4 tasks, as lanes report under load) followed
+ * by an assignment pass, as in the pool. Best of several runs, taking turns.
+ */
+function schedulerScale(): void {
+  const run = (workers: number, tasks: number) => {
+    const s = new Scheduler<null>({ maxRetries: 2 });
+    s.depthPerSlot = 256;
+    s.prefetchMs = 10;
+    s.setEstimate(0, 0.01);
+    for (let w = 0; w < workers; w++) s.addWorker(`w${w}`, 1);
+    const held: number[][] = Array.from({ length: workers }, () => []);
+    const t0 = now();
+    for (let id = 0; id < tasks; id++) {
+      s.submit(id, null);
+      void s.slotCount; // the pool asks for it on every submit
+    }
+    let done = 0;
+    let w = 0;
+    while (done < tasks) {
+      for (const a of s.assign()) held[Number(a.workerId.slice(1))]!.push(...a.tasks.map((t) => t.id));
+      while (held[w]!.length === 0) w = (w + 1) % workers;
+      for (const id of held[w]!.splice(0, 4)) {
+        s.complete(id, `w${w}`);
+        done++;
+      }
+      w = (w + 1) % workers;
+    }
+    return ((now() - t0) * 1000) / tasks;
+  };
+  const tasks = smoke ? 5_000 : 200_000;
+  const best: Record<number, number[]> = { 2: [], 200: [] };
+  for (let r = 0; r < (smoke ? 1 : 7); r++) for (const n of [2, 200]) best[n]!.push(run(n, tasks));
+  for (const n of [2, 200]) {
+    const xs = best[n]!.sort((a, b) => a - b);
+    emitFigure({ suite: SUITE, workload: `scale-scheduler-${n}`, label: `wsfutures scheduler per task, ${n} one-slot workers, outcomes 4 at a time`, value: xs[0]!, unit: 'µs', count: tasks * xs.length, seconds: 0, note: `best of ${xs.length}, taking turns; range ${xs[0]!.toFixed(2)}–${xs[xs.length - 1]!.toFixed(2)}` });
+  }
+}
+
 /** A target HTTP server in a process of its own, answering at once. */
 async function startTarget(): Promise<{ url: string; stop: () => void }> {
   const code = `const s = require('node:http').createServer((q, r) => { r.writeHead(200, { 'content-type': 'text/plain' }); r.end('ok'); }); s.keepAliveTimeout = 60000; s.listen(0, '127.0.0.1', () => console.log(s.address().port));`;
@@ -236,11 +353,13 @@ async function startSlowTarget(): Promise<{ url: string; stop: () => void }> {
   return { url: `http://127.0.0.1:${(server.address() as { port: number }).port}/`, stop: () => server.close() };
 }
 
-emitInfo({ features: 'scheduling, monitoring, http load' });
+emitInfo({ features: 'scheduling, monitoring, http load, node scale' });
 await step('sched-after-burst', afterBurst);
 await step('sched-mixed', mixed);
 await step('sched-steal', stealing);
 await step('sched-uneven', uneven);
 await step('monitoring', monitoring);
 await step('http-load', httpLoad);
+await step('node-scale', nodeScale);
+await step('scheduler-scale', async () => schedulerScale());
 process.exit(0);
