@@ -8,6 +8,7 @@ import { existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Resources } from '../shared/resources.ts';
+import { IS_DENO, deno } from '../shared/runtime.ts';
 
 export type WorkerRuntime = 'node' | 'deno';
 
@@ -38,13 +39,14 @@ const CLI = fileURLToPath(new URL(FROM_SOURCES ? '../worker-node/cli.ts' : '../w
 /** Consecutive failed starts before the pool is declared broken. */
 const MAX_FAILED_STARTS = 5;
 
+/** True when this coordinator runs under Deno (see shared/runtime.ts). */
 export function isDenoRuntime(): boolean {
-  return typeof (globalThis as { Deno?: unknown }).Deno !== 'undefined';
+  return IS_DENO;
 }
 
 function command(runtime: WorkerRuntime): { cmd: string; args: string[] } {
   if (runtime === 'deno') {
-    if (isDenoRuntime()) return { cmd: (globalThis as unknown as { Deno: { execPath(): string } }).Deno.execPath(), args: ['run', '-A', CLI] };
+    if (deno) return { cmd: deno.execPath(), args: ['run', '-A', CLI] };
     // From Node, run the binary the `deno` npm package installed next to its bin.cjs, not
     // bin.cjs itself: that wrapper runs deno with spawnSync and forwards no signal, so kill()
     // (a crash simulation, or close() giving up on a slow node) hit only the wrapper and left

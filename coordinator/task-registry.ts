@@ -12,6 +12,7 @@ import type { ErrorClass, WireClassRef } from '../shared/errors.ts';
 import { BundleSourceMap } from './remote-stack.ts';
 import type { ModuleInfo } from '../shared/protocol.ts';
 import type { AnyFunction } from './executor.ts';
+import { deno } from '../shared/runtime.ts';
 
 /**
  * Whether `url` is the program's main module (the script `node`/`tsx`/`deno run` was given).
@@ -19,7 +20,6 @@ import type { AnyFunction } from './executor.ts';
  * main module to finish, which waits for the pool: neither ever does.
  */
 export function isMainModule(url: URL): boolean {
-  const deno = (globalThis as { Deno?: { mainModule?: string } }).Deno;
   try {
     const main = deno ? (deno.mainModule?.startsWith('file:') ? fileURLToPath(deno.mainModule) : undefined) : process.argv[1];
     if (!main) return false;

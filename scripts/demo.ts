@@ -12,6 +12,7 @@
 import { availableParallelism } from 'node:os';
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
+import { IS_DENO } from '../shared/runtime.ts';
 import { ProcessPoolExecutor } from '../coordinator/index.ts';
 import { TASK_MODULES, demoScale, perfCounter, warmUp, type ExampleContext } from './examples/kit.ts';
 import * as doSomething from './examples/01-do-something.ts';
@@ -117,7 +118,7 @@ try {
   usage((err as Error).message);
 }
 
-const runtime = typeof (globalThis as { Deno?: unknown }).Deno !== 'undefined' ? 'Deno' : `Node ${process.version}`;
+const runtime = IS_DENO ? 'Deno' : `Node ${process.version}`;
 console.log(`wsfutures demo on ${runtime}: ${chosen.length} example(s) of the concurrent.futures guide, scale ${scale}`);
 const demoStart = perfCounter();
 let pool: ProcessPoolExecutor;

@@ -26,8 +26,8 @@
 import { readFileSync } from 'node:fs';
 import { availableParallelism, loadavg } from 'node:os';
 import { PollRule, type PollRuleState } from './poll-rule.ts';
+import { IS_DENO } from './runtime.ts';
 
-const IS_DENO = typeof (globalThis as { Deno?: unknown }).Deno !== 'undefined';
 
 /** How often whether the cores are contended is asked again, ms. */
 const CONTENTION_EVERY_MS = 1_000;

@@ -7,6 +7,7 @@
 import { boundText } from '../shared/describe.ts';
 import { startTaskThread, type TaskThread } from './task-thread.ts';
 import type { FromThread, LaneConfig } from './thread-protocol.ts';
+import { backoffMs } from '../shared/backoff.ts';
 
 export interface LaneThreadsOptions {
   slots: number;
@@ -135,7 +136,7 @@ export class LaneThreads {
   }
 
   #backoff(): number {
-    return Math.min(10_000, 250 * 2 ** Math.min(this.#failures, 6));
+    return backoffMs(this.#failures);
   }
 
   #onMessage(t: LaneThread, msg: FromThread): void {

@@ -14,6 +14,8 @@ import { boundText } from '../shared/describe.ts';
 import { Connection, WorkerNodeFatalError } from './connection.ts';
 import { LaneThreads } from './lanes.ts';
 import { checkResources, type Resources } from '../shared/resources.ts';
+import { runtimeInfo } from '../shared/runtime.ts';
+import { backoffMs } from '../shared/backoff.ts';
 
 export { WorkerNodeFatalError };
 
@@ -199,9 +201,7 @@ export class WorkerNode {
       return void this.#fail(new WorkerNodeFatalError('WSF_CONNECT_FAILED', `could not connect to the coordinator at ${this.options.connect}${reason ? `: ${reason}` : ` (${code})`}`));
     }
     if (wasRegistered) this.#attempt = 0;
-    // Exponential backoff with jitter, from 0.25 s up to 10 s: quick after a blip, gentle on
-    // a coordinator that is down for a while, and nodes that lost it together spread out.
-    const delay = Math.min(10_000, 250 * 2 ** this.#attempt++) * (0.5 + Math.random() / 2);
+    const delay = backoffMs(this.#attempt++);
     const why = wasRegistered ? `lost the coordinator (${code}${reason ? `: ${reason}` : ''})` : `cannot reach the coordinator at ${this.options.connect}${reason ? ` (${reason})` : ` (${code})`}`;
     this.#log(`${why}; retrying in ${(delay / 1000).toFixed(1)} s`);
     this.#state = 'connecting';
@@ -221,8 +221,8 @@ export class WorkerNode {
       op: 'register',
       name: this.options.name,
       slots: this.options.concurrency,
-      runtime: isDeno() ? 'deno' : 'node',
-      runtimeVersion: isDeno() ? (globalThis as unknown as { Deno: { version: { deno: string } } }).Deno.version.deno : process.versions.node,
+      runtime: runtimeInfo().runtime,
+      runtimeVersion: runtimeInfo().version,
       hostname: hostname(),
       pid: process.pid,
       localModules: this.#localHashes ? local : undefined,
@@ -418,7 +418,4 @@ function moduleName(url: string): string {
   }
 }
 
-function isDeno(): boolean {
-  return typeof (globalThis as { Deno?: unknown }).Deno !== 'undefined';
-}
 

@@ -5,8 +5,8 @@
  * task threads: one file to download, nothing to install.
  */
 import { isMainThread } from 'node:worker_threads';
+import { IS_DENO as isDeno } from '../shared/runtime.ts';
 
-const isDeno = typeof (globalThis as { Deno?: unknown }).Deno !== 'undefined';
 // Under Deno task threads are web Workers, whose global scope is a WorkerGlobalScope.
 const inTaskThread = isDeno ? typeof (globalThis as { WorkerGlobalScope?: unknown }).WorkerGlobalScope !== 'undefined' : !isMainThread;
 

@@ -5,6 +5,7 @@
  * ~2 ms to transfer the same), and a task's arguments and results cross this boundary.
  */
 import { Worker as NodeWorker } from 'node:worker_threads';
+import { IS_DENO } from '../shared/runtime.ts';
 
 export interface TaskThread {
   post(message: unknown, transfer?: ArrayBuffer[]): void;
@@ -29,7 +30,6 @@ let entry = new URL(import.meta.url.endsWith('.ts') ? './thread-entry.mjs' : './
 export function setThreadEntry(url: URL): void {
   entry = url;
 }
-const IS_DENO = typeof (globalThis as { Deno?: unknown }).Deno !== 'undefined';
 
 interface WebWorkerLike {
   postMessage(message: unknown, transfer?: ArrayBuffer[]): void;

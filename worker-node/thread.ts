@@ -15,6 +15,7 @@ import { BusyPoll } from '../shared/busy-poll.ts';
 import { Connection } from './connection.ts';
 import { describeImportFailure } from './import-failure.ts';
 import type { FromThread, LaneConfig, ToThread } from './thread-protocol.ts';
+import { IS_DENO, deno, type DenoNamespace } from '../shared/runtime.ts';
 
 /**
  * The channel to the node's main thread: node:worker_threads' parentPort under Node, the web
@@ -427,7 +428,7 @@ async function start(c: LaneConfig): Promise<void> {
   busyPoll = new BusyPoll(c.busyPollMicros);
   shared = new BigInt64Array(c.state);
   nodeBusy = new Int32Array(c.busy);
-  if (typeof (globalThis as { Deno?: unknown }).Deno !== 'undefined') recordExits(shared);
+  if (IS_DENO) recordExits(shared);
   moduleUrls = new Map(c.modules.map(({ id, url }) => [id, url]));
   // Imported before the lane attaches: the node is ready only when every thread can run its
   // first task at full speed (loading a module can take a second). A module that cannot be
@@ -459,10 +460,10 @@ async function start(c: LaneConfig): Promise<void> {
  * coordinator asks it to end the thread (its lane closed). Node's worker_threads report exits.
  */
 function recordExits(state: BigInt64Array): void {
-  const g = globalThis as unknown as { Deno: { exit(code?: number): never } };
-  const denoExit = g.Deno.exit.bind(g.Deno);
+  const d = deno as DenoNamespace;
+  const denoExit = d.exit.bind(d);
   const processExit = process.exit.bind(process);
-  g.Deno.exit = (code?: number): never => {
+  d.exit = (code?: number): never => {
     Atomics.store(state, 1, BigInt((code ?? 0) + 1));
     return denoExit(code);
   };
