@@ -7,6 +7,7 @@ import { CancelledError, ExecutorShutdownError, TimeoutError } from '../shared/e
 import { checkProgress, sizeOf, withProgress, type ProgressOption } from './progress.ts';
 import { checkTimeout, Future, interruptWith, onDoneInternal } from './future.ts';
 import { checkResources, type Resources } from '../shared/resources.ts';
+import { checkInteger, describeValue } from '../shared/validate.ts';
 
 /** Options for one task, given to `submitWith`. */
 export interface SubmitOptions {
@@ -103,11 +104,7 @@ export interface ChunkOutcome<R> {
  * not a number at all (`"4"`), a RangeError if it is a number out of range (`0`, `1.5`, `NaN`).
  */
 export function checkPositiveInt(name: string, value: unknown, allowZero = false): void {
-  if (value === undefined) return;
-  if (typeof value !== 'number' || !Number.isInteger(value) || value < (allowZero ? 0 : 1)) {
-    const ErrorClass = typeof value === 'number' ? RangeError : TypeError;
-    throw new ErrorClass(`${name} must be a ${allowZero ? 'non-negative' : 'positive'} integer: got ${describeValue(value)}`);
-  }
+  checkInteger(name, value, { min: allowZero ? 0 : 1 });
 }
 
 /** A priority is a finite number (higher first). */
@@ -116,17 +113,7 @@ function checkPriority(value: unknown): void {
   if (typeof value !== 'number' || !Number.isFinite(value)) throw new (typeof value === 'number' ? RangeError : TypeError)(`options.priority must be a finite number (higher runs first, default 0): got ${describeValue(value)}`);
 }
 
-export function describeValue(value: unknown): string {
-  if (typeof value === 'string') return JSON.stringify(value);
-  if (typeof value === 'function') return `function ${value.name || '(anonymous)'}`;
-  if (typeof value === 'bigint') return `${value}n`;
-  if (value === null || typeof value !== 'object') return String(value);
-  try {
-    return JSON.stringify(value);
-  } catch {
-    return Object.prototype.toString.call(value);
-  }
-}
+export { describeValue };
 
 function checkFunction(fn: unknown, where: string): void {
   if (typeof fn !== 'function') throw new TypeError(`${where}: fn must be a function: got ${describeValue(fn)}`);

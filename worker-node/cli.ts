@@ -7,9 +7,9 @@
  */
 import { parseArgs } from 'node:util';
 import { readFileSync } from 'node:fs';
-import { WorkerNode, WorkerNodeFatalError } from './node.ts';
+import { BUSY_POLL_RANGE, MESSAGE_BYTES_RANGE, WorkerNode, WorkerNodeFatalError } from './node.ts';
 import { VERSION } from '../shared/version.ts';
-import { MIN_MAX_MESSAGE_BYTES } from '../shared/protocol.ts';
+import { parseIntegerFlag } from '../shared/validate.ts';
 import { parseResourceList, type Resources } from '../shared/resources.ts';
 
 const USAGE = `Usage: wsfutures-worker --connect ws://HOST:PORT [options]
@@ -45,6 +45,15 @@ Exit codes: 0 stopped or drained; 1 could not connect (with --no-reconnect);
 function fail(message: string): never {
   console.error(`wsfutures-worker: ${message}\n\n${USAGE}`);
   process.exit(2);
+}
+
+/** A flag's value, or the usage with the check's message. */
+function flag<T>(read: () => T): T {
+  try {
+    return read();
+  } catch (err) {
+    fail((err as Error).message);
+  }
 }
 
 let parsed;
@@ -87,18 +96,15 @@ if (!connect) fail('--connect is required (or set WSFUTURES_CONNECT)');
 if (!token) fail('a token is required: pass --token or set WSFUTURES_TOKEN to the coordinator\'s token');
 let concurrency: number | undefined;
 if (values.concurrency !== undefined) {
-  concurrency = Number(values.concurrency);
-  if (!Number.isInteger(concurrency) || concurrency < 1) fail(`--concurrency must be a positive integer: got ${JSON.stringify(values.concurrency)}`);
+  concurrency = flag(() => parseIntegerFlag('--concurrency', values.concurrency as string));
 }
 let maxMessageBytes: number | undefined;
 if (values['max-message-bytes'] !== undefined) {
-  maxMessageBytes = Number(values['max-message-bytes']);
-  if (!Number.isInteger(maxMessageBytes) || maxMessageBytes < MIN_MAX_MESSAGE_BYTES) fail(`--max-message-bytes must be an integer of at least ${MIN_MAX_MESSAGE_BYTES}: got ${JSON.stringify(values['max-message-bytes'])}`);
+  maxMessageBytes = flag(() => parseIntegerFlag('--max-message-bytes', values['max-message-bytes'] as string, MESSAGE_BYTES_RANGE));
 }
 let busyPollMicros: number | undefined;
 if (values['busy-poll'] !== undefined) {
-  busyPollMicros = Number(values['busy-poll']);
-  if (!Number.isInteger(busyPollMicros) || busyPollMicros < 0 || busyPollMicros > 10_000) fail(`--busy-poll must be a number of microseconds from 0 to 10000: got ${JSON.stringify(values['busy-poll'])}`);
+  busyPollMicros = flag(() => parseIntegerFlag('--busy-poll', values['busy-poll'] as string, BUSY_POLL_RANGE));
 }
 let resources: Resources | undefined;
 const resourceList = values.resources ?? process.env.WSFUTURES_RESOURCES;

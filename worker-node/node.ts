@@ -16,6 +16,11 @@ import { LaneThreads } from './lanes.ts';
 import { checkResources, type Resources } from '../shared/resources.ts';
 import { runtimeInfo } from '../shared/runtime.ts';
 import { backoffMs } from '../shared/backoff.ts';
+import { checkInteger, type IntegerRange } from '../shared/validate.ts';
+
+/** The allowed values of the options the CLI and the API share (see cli.ts). */
+export const BUSY_POLL_RANGE: IntegerRange = { min: 0, max: MAX_BUSY_POLL_MICROS, expected: `a number of microseconds from 0 to ${MAX_BUSY_POLL_MICROS}` };
+export const MESSAGE_BYTES_RANGE: IntegerRange = { min: MIN_MAX_MESSAGE_BYTES };
 
 export { WorkerNodeFatalError };
 
@@ -86,7 +91,7 @@ export class WorkerNode {
 
   constructor(options: WorkerNodeOptions) {
     const concurrency = options.concurrency ?? availableParallelism();
-    if (!Number.isInteger(concurrency) || concurrency < 1) throw new RangeError(`concurrency must be a positive integer: got ${String(options.concurrency)}`);
+    checkInteger('concurrency', concurrency);
     if (typeof options.token !== 'string' || options.token.length === 0) throw new TypeError('token is required: pass --token or set WSFUTURES_TOKEN to the coordinator\'s token');
     let url: URL;
     try {
@@ -96,9 +101,9 @@ export class WorkerNode {
       throw new TypeError(`connect must be a ws:// or wss:// URL, or host:port: got ${JSON.stringify(options.connect)}`);
     }
     const cap = options.busyPollMicros;
-    if (cap !== undefined && (!Number.isInteger(cap) || cap < 0 || cap > MAX_BUSY_POLL_MICROS)) throw new RangeError(`busyPollMicros must be an integer from 0 to ${MAX_BUSY_POLL_MICROS}: got ${String(cap)}`);
+    checkInteger('busyPollMicros', cap, BUSY_POLL_RANGE);
     const max = options.maxMessageBytes;
-    if (max !== undefined && (!Number.isSafeInteger(max) || max < MIN_MAX_MESSAGE_BYTES)) throw new RangeError(`maxMessageBytes must be an integer of at least ${MIN_MAX_MESSAGE_BYTES}: got ${String(max)}`);
+    checkInteger('maxMessageBytes', max, MESSAGE_BYTES_RANGE);
     if (url.protocol !== 'ws:' && url.protocol !== 'wss:') throw new TypeError(`connect must be a ws:// or wss:// URL, or host:port: got ${JSON.stringify(options.connect)}`);
     if (url.pathname === '/' || url.pathname === '') url.pathname = '/wsfutures';
     this.resources = checkResources('resources', options.resources, false);
