@@ -18,6 +18,7 @@
 import { setMaxListeners } from 'node:events';
 import * as hdr from 'hdr-histogram-js';
 import { currentTask } from './task-context.ts';
+import { ScenarioHttp, type HttpClient } from './loadtest-http.ts';
 
 /** What the scenario's iteration function gets. */
 export interface IterationContext {
@@ -27,6 +28,11 @@ export interface IterationContext {
   readonly signal: AbortSignal;
   /** `--param name=value` of the command line, `params` of loadTest(). */
   readonly params: Readonly<Record<string, string>>;
+  /**
+   * A fast keep-alive HTTP/1.1 client (undici's Pool, shared by the thread's iterations):
+   * `await ctx.http.get(url)` resolves with `{ status, ok, headers, body, text(), json() }`.
+   */
+  readonly http: HttpClient;
   /** Measures `fn` as a step of its own (its own latency percentiles and errors). */
   step<T>(name: string, fn: () => T | PromiseLike<T>): Promise<T>;
 }
@@ -142,6 +148,7 @@ const thread = {
   targetVus: 0,
   nextVu: 0,
   stop: stopController(),
+  http: new ScenarioHttp(),
   idle: [] as (() => void)[],
 };
 
@@ -155,6 +162,7 @@ async function iterate(iteration: Iteration, vu: number, params: Record<string, 
     vu,
     signal: thread.stop.signal,
     params,
+    http: thread.http,
     async step(name, fn) {
       const t0 = performance.now();
       try {
@@ -279,6 +287,7 @@ export async function runSegment(iteration: Iteration, config: SegmentConfig): P
     }
     // Iterations still running after the drain time are told to stop, and not waited for.
     thread.stop.abort(new Error('the load test ended'));
+    thread.http.close();
     const report = thread.window.take(Date.now(), thread.inFlight, thread.vus);
     thread.iterations = 0;
     return report;
