@@ -252,8 +252,9 @@ export async function loadTest(options: LoadTestOptions): Promise<LoadTestResult
     options.signal?.addEventListener('abort', stop, { once: true });
     const limit = options.iterations;
     const chains = new Set<Promise<void>>();
-    const chain = async (): Promise<void> => {
+    const chain = async (late: boolean): Promise<void> => {
       let drained = true;
+      let first = true;
       while (!stopped) {
         const now = Date.now() - startedAt;
         if (now >= lengthMs || (limit !== undefined && started >= limit)) {
@@ -265,13 +266,20 @@ export async function loadTest(options: LoadTestOptions): Promise<LoadTestResult
         // More chains than slots (a node left): this one ends.
         if (chains.size > Math.max(1, pool.slots)) break;
         const slots = Math.max(1, pool.slots);
-        const next = Math.min(lengthMs, now + segmentMs, ...boundaries.filter((b) => b > now + 50));
+        // Segments end on one grid (multiples of segmentMs from the start), so that every slot
+        // takes its new share at the same moment and the total stays the asked load.
+        const grid = Math.ceil((now + segmentMs / 4) / segmentMs) * segmentMs;
+        const next = Math.min(lengthMs, grid, ...boundaries.filter((b) => b > now + 50));
+        // A slot that joined mid-test waits, with no load, for the grid: until then the others
+        // carry the whole load at their shares.
+        const share = late && first ? 0 : 1 / slots;
+        first = false;
         const config: SegmentConfig = {
           testId,
           model,
           durationMs: Math.max(50, next - now),
-          loadFrom: at(now) / slots,
-          loadTo: at(next) / slots,
+          loadFrom: at(now) * share,
+          loadTo: at(next) * share,
           maxInFlight,
           maxIterations: limit === undefined ? undefined : Math.ceil(limit / slots),
           final: next >= lengthMs,
@@ -297,14 +305,14 @@ export async function loadTest(options: LoadTestOptions): Promise<LoadTestResult
         // its node was lost: what it had in flight is lost with it
       }
     };
-    const spawnChains = () => {
+    const spawnChains = (late: boolean) => {
       while (!stopped && chains.size < pool.slots) {
-        const c: Promise<void> = chain().finally(() => chains.delete(c));
+        const c: Promise<void> = chain(late).finally(() => chains.delete(c));
         chains.add(c);
       }
     };
-    const offReady = pool.on('nodeReady', spawnChains);
-    spawnChains();
+    const offReady = pool.on('nodeReady', () => spawnChains(true));
+    spawnChains(false);
 
     const progress = setInterval(() => {
       const elapsed = Date.now() - startedAt;

@@ -246,12 +246,13 @@ export async function runSegment(iteration: Iteration, config: SegmentConfig): P
     let intended = from;
     while (!signal?.aborted && intended < to && !limitReached()) {
       const rate = loadAt(intended);
+      // A time with no load is waited through too: the segment lasts its whole window.
+      const wait = intended - Date.now();
+      if (wait > 1) await sleep(wait, signal);
+      if (signal?.aborted) break;
       if (rate <= 0) {
         intended += 50;
       } else {
-        const wait = intended - Date.now();
-        if (wait > 1) await sleep(wait, signal);
-        if (signal?.aborted) break;
         if (thread.inFlight >= config.maxInFlight) thread.window.dropped++;
         else void iterate(iteration, thread.nextVu++, config.params, intended);
         intended += 1000 / rate;

@@ -1,0 +1,117 @@
+/**
+ * Nodes joining and leaving during a load test: an open-model test starts on one real worker
+ * node, a second joins after the start, the first is killed (SIGKILL) before the end. The
+ * rate the target sees stays at the asked rate across both changes (each node's share is
+ * recomputed within a segment), both nodes' requests reached the target, and the result merges
+ * what every node measured. The scenario uses ctx.http (a JSON POST, its answer checked).
+ */
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { createServer } from 'node:http';
+import { createServer as createNetServer } from 'node:net';
+import { join } from 'node:path';
+import { loadTest } from '../coordinator/loadtest-api.ts';
+import { ROOT, spawnWorker, type WorkerProcess } from './helpers/cluster.ts';
+
+const SCENARIO = join(ROOT, 'test', 'fixtures', 'http-node-scenario.ts');
+
+async function freePort(): Promise<number> {
+  const s = createNetServer();
+  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
+  const port = (s.address() as { port: number }).port;
+  await new Promise((r) => s.close(r));
+  return port;
+}
+
+/** A server that echoes the sender's pid after 10 ms, and notes when each request arrived from whom. */
+async function startTarget() {
+  const arrivals: { at: number; pid: number }[] = [];
+  const server = createServer((req, res) => {
+    let body = '';
+    req.setEncoding('utf8');
+    req.on('data', (c: string) => (body += c));
+    req.on('end', () => {
+      const pid = Number((JSON.parse(body) as { pid: number }).pid);
+      arrivals.push({ at: Date.now(), pid });
+      setTimeout(() => {
+        res.writeHead(200, { 'content-type': 'application/json', 'x-echo': 'yes' });
+        res.end(JSON.stringify({ pid }));
+      }, 10);
+    });
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  return { url: `http://127.0.0.1:${(server.address() as { port: number }).port}/`, server, arrivals };
+}
+
+test('a node joins and another is killed mid-test: the open-model rate holds and results merge from both', async () => {
+  const target = await startTarget();
+  const port = await freePort();
+  const token = 'membership-token-123';
+  const workers: WorkerProcess[] = [];
+  const rate = 100;
+  const seconds = 15;
+  let startedAt = 0;
+  let joinedAt = 0;
+  let killedAt = 0;
+  try {
+    workers.push(spawnWorker({ url: `ws://127.0.0.1:${port}`, token, name: 'first', concurrency: 1 }));
+    const result = await loadTest({
+      scenario: SCENARIO,
+      rate,
+      duration: `${seconds}s`,
+      params: { target: target.url },
+      pool: { maxWorkers: 0, listen: { port }, token, log: false },
+      minSlots: 1,
+      segmentMs: 1000,
+      onProgress: (p) => {
+        startedAt ||= Date.now() - p.elapsedMs;
+        // The second node is started a second in (it connects when it is up: seconds, on a busy machine).
+        if (workers.length === 1) workers.push(spawnWorker({ url: `ws://127.0.0.1:${port}`, token, name: 'second', concurrency: 1 }));
+        if (!joinedAt && p.slots >= 2) joinedAt = Date.now();
+        // The first is killed once both have run together for 4 s.
+        if (joinedAt && !killedAt && Date.now() - joinedAt >= 4000) {
+          killedAt = Date.now();
+          workers[0]!.signal('SIGKILL');
+        }
+      },
+    });
+    const endedAt = startedAt + result.durationMs;
+    assert.ok(joinedAt > 0, 'the second node joined during the test');
+    assert.ok(killedAt > 0 && endedAt - killedAt >= 3000, `the first node was killed at least 3 s before the end (joined ${joinedAt - startedAt} ms in, killed ${killedAt - startedAt} ms in, of ${result.durationMs} ms)`);
+
+    const [first, second] = workers.map((w) => w.child.pid!);
+    const from = (pid: number, t0: number, t1: number) => target.arrivals.filter((a) => a.pid === pid && a.at >= t0 && a.at < t1).length;
+    const rateIn = (t0: number, t1: number) => target.arrivals.filter((a) => a.at >= t0 && a.at < t1).length / ((t1 - t0) / 1000);
+    // The second node's load starts where the segments change, and the first's drops there.
+    const secondFrom = Math.min(...target.arrivals.filter((a) => a.pid === second).map((a) => a.at));
+    assert.ok(secondFrom < killedAt, 'the second node sent requests before the first was killed');
+    // A second is left out after the start and around the join: a thread's first requests wait
+    // for its HTTP client to load, then catch up (arrivals keep their planned times). After the
+    // kill, a segment is left out for the survivor's next one to carry the whole load.
+    const alone = rateIn(startedAt + 1000, secondFrom - 1000);
+    const together = rateIn(secondFrom + 1000, killedAt);
+    const after = rateIn(killedAt + 1200, endedAt - 300);
+    const shares = [from(first!, secondFrom + 1000, killedAt), from(second!, secondFrom + 1000, killedAt)];
+    console.log(`target saw ${alone.toFixed(0)}/s on one node, ${together.toFixed(0)}/s on two (first ${shares[0]}, second ${shares[1]}), ${after.toFixed(0)}/s after the kill; result: ${result.iterations} iterations, ${result.rate.toFixed(1)}/s, ${result.errors} errors, ${target.arrivals.length} requests at the target`);
+    const windows = [['on two', together], ['after the kill', after]] as [string, number][];
+    if (secondFrom - startedAt >= 3000) windows.push(['on one node', alone]);
+    for (const [what, r] of windows) {
+      assert.ok(Math.abs(r - rate) / rate <= 0.15, `${what}: ${r.toFixed(1)} requests/s at the target for ${rate}/s`);
+    }
+    // Both ran a share while together, about half each; the killed one sent nothing after.
+    for (const n of shares) assert.ok(Math.abs(n / (shares[0]! + shares[1]!) - 0.5) < 0.15, `shares while together: ${shares.join(' and ')}`);
+    assert.equal(from(first!, killedAt + 500, endedAt + 5000), 0, 'nothing from the killed node');
+    // Merged from both nodes: every iteration the target saw, but what the killed node measured
+    // in its last second (its report never came).
+    const seen = target.arrivals.length;
+    assert.ok(result.iterations <= seen && result.iterations >= seen - rate, `${result.iterations} iterations merged, ${seen} requests seen`);
+    assert.ok(Math.abs(result.rate - rate) / rate <= 0.1, `achieved ${result.rate.toFixed(1)}/s for ${rate}/s`);
+    // The killed node's iterations in flight may fail as it dies; nothing else does.
+    assert.ok(result.errors <= 5, `${result.errors} errors: ${JSON.stringify(result.steps.iteration?.errorKinds)}`);
+  } finally {
+    for (const w of workers) await w.kill();
+    target.server.close();
+  }
+});
+
+test.run();
