@@ -86,6 +86,26 @@ export interface LoadTestProgress {
   p99: number;
 }
 
+/** What open dashboards show while a load test runs on the pool (twice a second). */
+export interface LoadTestLive {
+  model: 'open' | 'closed';
+  /** The second of the test the per-second figures are about (-1: none complete yet). */
+  second: number;
+  elapsedMs: number;
+  lengthMs: number;
+  /** The load asked for now: iterations/s (open model) or virtual users (closed). */
+  target: number;
+  /** Iterations started in that second. */
+  rate: number;
+  slots: number;
+  /** Since the start. */
+  iterations: number;
+  errors: number;
+  dropped: number;
+  /** Per step ('iteration' is the whole iteration): that second's count and latency (ms), errors since the start. */
+  steps: { name: string; count: number; p50: number; p90: number; p99: number; errors: number; errorKinds: Record<string, number> }[];
+}
+
 export interface LoadTestResult {
   ok: boolean;
   model: 'open' | 'closed';
@@ -211,19 +231,30 @@ export async function loadTest(options: LoadTestOptions): Promise<LoadTestResult
     // Merged measurements: whole test per step, and per second for the timeline.
     const total = new Map<string, hdr.Histogram>();
     const totalErrors = new Map<string, Record<string, number>>();
-    const seconds: { h: hdr.Histogram; started: number; errors: number; target: number; slots: number }[] = [];
+    // Per second: whole iterations for the timeline; each step, for the live figures.
+    const seconds: { h: hdr.Histogram; steps: Map<string, hdr.Histogram> | undefined; started: number; errors: number; target: number; slots: number }[] = [];
     let started = 0;
     let ended = 0;
     let dropped = 0;
     const startedAt = Date.now();
     const second = (t: number) => {
       const i = Math.max(0, Math.floor((t - startedAt) / 1000));
-      while (seconds.length <= i) seconds.push({ h: newHistogram(), started: 0, errors: 0, target: at(seconds.length * 1000), slots: pool.slots });
+      while (seconds.length <= i) {
+        seconds.push({ h: newHistogram(), steps: new Map(), started: 0, errors: 0, target: at(seconds.length * 1000), slots: pool.slots });
+        // Per-step figures are kept for the few seconds the dashboard may still show.
+        const old = seconds[seconds.length - 5];
+        if (old?.steps) {
+          for (const h of old.steps.values()) h.destroy();
+          old.steps = undefined;
+        }
+      }
       return seconds[i]!;
     };
     const merge = (r: SlotReport) => {
-      // A report covers the second before it arrived.
-      const bucket = second(Date.now() - 1000);
+      // A report covers the second before it arrived. Slots report on whole seconds from the
+      // start (segments start on a grid of them), so reports arrive around those instants,
+      // a little early or late: the buckets' edges are half a second away from them.
+      const bucket = second(Date.now() - 500);
       started += r.started;
       ended += r.ended;
       dropped += r.dropped;
@@ -234,6 +265,11 @@ export async function loadTest(options: LoadTestOptions): Promise<LoadTestResult
         if (!t) total.set(step, (t = newHistogram()));
         t.add(h);
         if (step === 'iteration') bucket.h.add(h);
+        if (bucket.steps) {
+          let b = bucket.steps.get(step);
+          if (!b) bucket.steps.set(step, (b = newHistogram()));
+          b.add(h);
+        }
         h.destroy();
       }
       for (const [step, kinds] of Object.entries(r.errors)) {
@@ -244,6 +280,34 @@ export async function loadTest(options: LoadTestOptions): Promise<LoadTestResult
           if (step === 'iteration') bucket.errors += n;
         }
       }
+    };
+
+    /** The last second whose reports are all in (see `merge`), at `elapsed` ms into the test. */
+    const lastComplete = (elapsed: number) => Math.floor((elapsed - 500) / 1000) - 1;
+    /** The live figures for the dashboard. */
+    const live = (): LoadTestLive => {
+      const elapsed = Date.now() - startedAt;
+      const i = lastComplete(elapsed);
+      const last = i >= 0 ? second(startedAt + i * 1000) : undefined;
+      const pct = (h: hdr.Histogram | undefined, p: number) => (h && h.totalCount > 0 ? h.getValueAtPercentile(p) / 1000 : 0);
+      const names = new Set([...total.keys(), ...totalErrors.keys()]);
+      return {
+        model,
+        second: i,
+        elapsedMs: elapsed,
+        lengthMs,
+        target: at(elapsed),
+        rate: last?.started ?? 0,
+        slots: pool.slots,
+        iterations: started,
+        errors: [...(totalErrors.get('iteration') ? Object.values(totalErrors.get('iteration')!) : [])].reduce((a, b) => a + b, 0),
+        dropped,
+        steps: [...names].map((name) => {
+          const h = last?.steps?.get(name);
+          const kinds = totalErrors.get(name) ?? {};
+          return { name, count: h?.totalCount ?? 0, p50: pct(h, 50), p90: pct(h, 90), p99: pct(h, 99), errors: Object.values(kinds).reduce((a, b) => a + b, 0), errorKinds: kinds };
+        }),
+      };
     };
 
     // One chain of segments per slot; shares follow the slots connected when each starts.
@@ -312,11 +376,12 @@ export async function loadTest(options: LoadTestOptions): Promise<LoadTestResult
       }
     };
     const offReady = pool.on('nodeReady', () => spawnChains(true));
+    pool.showLoadTest(() => live());
     spawnChains(false);
 
     const progress = setInterval(() => {
       const elapsed = Date.now() - startedAt;
-      const last = seconds[Math.floor(elapsed / 1000) - 1];
+      const last = seconds[lastComplete(elapsed)];
       options.onProgress?.({
         elapsedMs: elapsed,
         lengthMs,
@@ -334,6 +399,7 @@ export async function loadTest(options: LoadTestOptions): Promise<LoadTestResult
     } finally {
       clearInterval(progress);
       offReady();
+      pool.showLoadTest(undefined);
       options.signal?.removeEventListener('abort', stop);
     }
 
@@ -370,7 +436,7 @@ export async function loadTest(options: LoadTestOptions): Promise<LoadTestResult
     }
     result.thresholds = thresholds.map((t) => t.evaluate(result));
     result.ok = result.thresholds.every((t) => t.ok);
-    for (const h of [...total.values(), ...seconds.map((s) => s.h)]) h.destroy();
+    for (const h of [...total.values(), ...seconds.flatMap((s) => [s.h, ...(s.steps?.values() ?? [])])]) h.destroy();
     return result;
   } finally {
     await pool.shutdown({ cancelFutures: true });
