@@ -300,7 +300,7 @@ export async function loadTest(options: LoadTestOptions): Promise<LoadTestResult
         rate: last?.started ?? 0,
         slots: pool.slots,
         iterations: started,
-        errors: [...(totalErrors.get('iteration') ? Object.values(totalErrors.get('iteration')!) : [])].reduce((a, b) => a + b, 0),
+        errors: Object.values(totalErrors.get('iteration') ?? {}).reduce((a, b) => a + b, 0),
         dropped,
         steps: [...names].map((name) => {
           const h = last?.steps?.get(name);

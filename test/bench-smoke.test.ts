@@ -89,7 +89,7 @@ test('the same figures are written as JSON to bench-results/smoke.json', () => {
   const baselines = saved.figures.filter((f) => f.suite === 'baseline' && !f.workload.endsWith('-interleaved') && !f.workload.startsWith('http-bare-'));
   // The features suite: makespans beside their ideals, the cost of watching, HTTP load.
   const features = new Set(saved.figures.map((f) => f.workload));
-  for (const w of ['sched-after-burst', 'sched-after-burst-ideal', 'sched-mixed', 'sched-uneven', 'tiny-monitored', 'tiny-unmonitored', 'http-load-1core', 'http-load-1core-fetch', 'http-bare-undici', 'http-bare-fetch', 'http-load-2-slots']) assert.ok(features.has(w), `the features suite measured ${w}`);
+  for (const w of ['sched-after-burst', 'sched-after-burst-ideal', 'sched-mixed', 'sched-uneven', 'tiny-monitored', 'tiny-unmonitored', 'http-load-1core', 'http-bare-undici', 'http-bare-fetch', 'http-load-2-slots']) assert.ok(features.has(w), `the features suite measured ${w}`);
   assert.is(baselines.length, BASELINES.length);
   assert.ok(baselines.every((f) => f.value > 0));
   const interleaved = saved.figures.filter((f) => f.workload.endsWith('-interleaved')).map((f) => `${f.suite}/${f.workload}`).sort();

@@ -108,7 +108,10 @@ test('a node joins and another is killed mid-test: the open-model rate holds and
     // in its last second (its report never came).
     const seen = target.arrivals.length;
     assert.ok(result.iterations <= seen && result.iterations >= seen - rate, `${result.iterations} iterations merged, ${seen} requests seen`);
-    assert.ok(Math.abs(result.rate - rate) / rate <= 0.1, `achieved ${result.rate.toFixed(1)}/s for ${rate}/s`);
+    // Over the whole test, with the start and the two changes in it (a node's first iterations
+    // wait for its thread to load the scenario; the survivor takes the killed node's share at
+    // the next segment), the rate is a little under the asked one.
+    assert.ok(result.rate >= 0.8 * rate && result.rate <= 1.05 * rate, `achieved ${result.rate.toFixed(1)}/s for ${rate}/s`);
     // The killed node's iterations in flight may fail as it dies; nothing else does.
     assert.ok(result.errors <= 5, `${result.errors} errors: ${JSON.stringify(result.steps.iteration?.errorKinds)}`);
   } finally {

@@ -184,15 +184,18 @@ function medianOf(values: number[]): { median: number; all: string } {
 async function httpLoad(): Promise<void> {
   const target = await startTarget();
   const concurrency = 50;
-  const seconds = smoke ? 2 : 8;
+  const seconds = smoke ? 1 : 8;
   const rounds = smoke ? 1 : 3;
   const http = fileURLToPath(new URL('./http-scenario.ts', import.meta.url));
   const fetchScenario = fileURLToPath(new URL('./http-scenario-fetch.ts', import.meta.url));
   const { Pool } = await import('undici');
   // @ts-expect-error autocannon ships no types; only its documented result fields are read.
   const { default: autocannon } = (await import('autocannon')) as { default: (o: object) => Promise<{ requests: { total: number; p50: number } }> };
-  /** A load test's median per-second rate (the last second, cut short by the end, left out). */
-  const steady = (r: { timeline: { rate: number }[] }) => medianOf(r.timeline.slice(0, -1).map((t) => t.rate)).median;
+  /** A load test's median per-second rate (the last second, cut short by the end, left out); its average in a run too short for that. */
+  const steady = (r: { rate: number; timeline: { rate: number }[] }) => {
+    const perSecond = r.timeline.slice(0, -1).map((t) => t.rate);
+    return perSecond.length >= 3 ? medianOf(perSecond).median : r.rate;
+  };
   /** A client in a plain loop, `concurrency` at a time, in this process: requests per second. */
   const bare = async (one: () => Promise<void>) => {
     let n = 0;
@@ -222,6 +225,8 @@ async function httpLoad(): Promise<void> {
       rates.slot.push(steady(one));
       averages.slot.push(one.rate);
       note = `${one.errors} errors; p50 ${one.steps.iteration?.p50.toFixed(2)} ms`;
+      // (Not in the smoke run, which has only seconds for the whole suite.)
+      if (smoke) continue;
       const viaFetch = await loadTest({ scenario: fetchScenario, vus: concurrency, duration: seconds * 1000, params: { target: target.url }, pool: { maxWorkers: 1, log: false } });
       rates.slotFetch.push(steady(viaFetch));
       averages.slotFetch.push(viaFetch.rate);
@@ -235,7 +240,7 @@ async function httpLoad(): Promise<void> {
     figure('baseline', 'http-bare-undici', `undici Pool.request in a plain loop, ${concurrency} at a time`, rates.undici);
     figure('baseline', 'http-bare-fetch', `fetch in a plain loop, ${concurrency} at a time`, rates.fetch);
     figure(SUITE, 'http-load-1core', `wsfutures loadtest, 1 node × 1 slot, ${concurrency} VUs, ctx.http`, rates.slot, `${whole(averages.slot)}; last: ${note}`);
-    figure(SUITE, 'http-load-1core-fetch', `wsfutures loadtest, 1 node × 1 slot, ${concurrency} VUs, fetch`, rates.slotFetch, whole(averages.slotFetch));
+    if (!smoke) figure(SUITE, 'http-load-1core-fetch', `wsfutures loadtest, 1 node × 1 slot, ${concurrency} VUs, fetch`, rates.slotFetch, whole(averages.slotFetch));
     // Against a target that takes 20 ms, the rate is set by the VUs: it doubles with the nodes.
     const slow = await startSlowTarget();
     try {
