@@ -135,6 +135,9 @@ class Window {
   }
 }
 
+/** A virtual user gives the event loop a turn after this many iterations. */
+const VU_TURN_EVERY = 256;
+
 /** Per-thread state, kept across segments. */
 const thread = {
   testId: '',
@@ -262,11 +265,17 @@ export async function runSegment(iteration: Iteration, config: SegmentConfig): P
     }
   } else {
     // Virtual users loop across segments; the segment moves their number along its ramp.
+    // A VU belongs to its test: one that was still waiting when its test ended must not go on
+    // with the next test's load (and its own scenario).
+    const testId = config.testId;
     const vuLoop = async (vu: number) => {
       thread.vus++;
       try {
-        while (vu < thread.targetVus && !thread.stop.signal.aborted && !limitReached()) {
+        for (let n = 1; thread.testId === testId && vu < thread.targetVus && !thread.stop.signal.aborted && !limitReached(); n++) {
           await iterate(iteration, vu, config.params, Date.now());
+          // An iteration that ends without waiting for anything (one that fails at once) leaves
+          // the event loop no turn: timers, the segment's end among them, would never run.
+          if (n % VU_TURN_EVERY === 0) await new Promise((resolve) => setTimeout(resolve, 0));
         }
       } finally {
         thread.vus--;
