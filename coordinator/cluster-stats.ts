@@ -71,6 +71,8 @@ export interface PoolStats {
   failed: number;
   cancelled: number;
   retried: number;
+  /** Tasks a busy lane gave back before starting them, to run on an idle one (work stealing). */
+  stolen: number;
   /** Tasks settled per second, over the last second and the last minute. */
   throughput: { last1s: number; last60s: number };
   /** Connected nodes, then the nodes lost most recently (at most 20), newest first. */
@@ -189,6 +191,7 @@ export class ClusterStats {
   failed = 0;
   cancelled = 0;
   retried = 0;
+  stolen = 0;
   readonly #functions = new Map<string, FunctionRecord>();
   readonly #lost: NodeRecord[] = [];
   readonly #lostInfo = new Map<NodeRecord, NodeStats>();

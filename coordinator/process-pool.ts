@@ -1,9 +1,14 @@
 /**
  * `ProcessPoolExecutor`: Python's process pool, where the processes are worker nodes connected
  * over WebSockets — spawned on this machine (`maxWorkers` slots) and/or started on any LAN
- * machine with `npx wsfutures-worker`. This class wires four parts and holds no logic of its
- * own beyond that: the task registry (functions by reference), the scheduler (pure state),
- * the server (sockets and protocol), and the local worker nodes.
+ * machine with `npx wsfutures-worker`. This file is the public face and the wiring only:
+ * - the task registry (functions by reference, the modules shipped to nodes);
+ * - the cluster state (cluster-state.ts: nodes, lanes, tasks, queue, retries, draining,
+ *   deadlines), a pure state machine: this class turns what the server reports into its events
+ *   and carries out the instructions it returns (send, cancel, kill, settle futures, log, emit
+ *   pool events, count stats), with one timer for its earliest deadline;
+ * - the server (sockets and protocol) and the local worker nodes.
+ * Words (node, slot, lane, peer, task, kind) are as cluster-state.ts defines them.
  */
 import { availableParallelism, hostname } from 'node:os';
 import { nanoid } from 'nanoid';
@@ -13,12 +18,12 @@ import { BrokenExecutorError, ModuleLoadError, ProtocolError, SerializationError
 import { BusyPoll } from '../shared/busy-poll.ts';
 import { FRAME_OVERHEAD_BYTES, itemOverheadBytes } from '../shared/frames.ts';
 import { boundText, describePeerValue } from '../shared/describe.ts';
-import { CLOSE, DEFAULTS, FLAT_CHUNK_VERSION, MAX_BUSY_POLL_MICROS, MAX_TIMER_MS, MIN_MAX_MESSAGE_BYTES, type AttachMsg, type LaneDiedMsg, type RegisterMsg, type TaskOutcome, type TaskSpec } from '../shared/protocol.ts';
+import { CLOSE, DEFAULTS, FLAT_CHUNK_VERSION, MAX_BUSY_POLL_MICROS, MAX_TIMER_MS, MIN_MAX_MESSAGE_BYTES, STEAL_VERSION, type AttachMsg, type C2W, type LaneDiedMsg, type RegisterMsg, type TaskOutcome, type TaskSpec } from '../shared/protocol.ts';
 import { toModuleUrl } from '../shared/bundle.ts';
 import { BaseExecutor, checkPositiveInt, describeValue, type AnyFunction, type ChunkOutcome } from './executor.ts';
 import { checkTimeout, type Future } from './future.ts';
 import { LocalWorkers, isDenoRuntime, type Signal, type WorkerRuntime } from './local-workers.ts';
-import { Scheduler, type LossKind } from './scheduler.ts';
+import { ClusterState, type Instruction } from './cluster-state.ts';
 import { CoordinatorServer, type WorkerPeer } from './server.ts';
 import { joinCommands } from './addresses.ts';
 import { ClusterStats, FunctionRecord, NodeRecord, type NodeStats, type PoolStats } from './cluster-stats.ts';
@@ -58,9 +63,9 @@ export interface ProcessPoolExecutorOptions {
    * Busy polling, in microseconds (default 100, at most 10000; 0 turns it off): the longest the
    * coordinator, and the task threads of its worker nodes, keep polling their sockets for a
    * quick answer instead of sleeping — a caller awaiting results one at a time skips two
-   * wake-ups per round trip (~58 → ~42 µs on our 2-core VM). They poll for about twice the wait
-   * they typically see, stop when the answer is in, and not at all when answers typically take
-   * longer than this; the cost is CPU while waiting (see shared/busy-poll.ts).
+   * wake-ups per round trip (~58 → ~42 µs on our 2-core VM). Each polls only while its measured
+   * waits show that polling brings answers sooner, and not while other work waits for the cores;
+   * it stops when the answer is in. The cost is CPU while waiting (see shared/busy-poll.ts).
    */
   busyPollMicros?: number;
   /**
@@ -109,36 +114,10 @@ interface TaskKind {
   stat: FunctionRecord;
 }
 
-/** A worker node: its control connection and its task threads' lanes. */
-interface NodeState {
+/** What the pool keeps of a node beside the cluster state: its control connection, its counters. */
+interface NodeWiring {
   peer: WorkerPeer;
-  /** Its lanes present this in `attach`. */
-  ticket: string;
-  lanes: Map<number, LaneState>;
-  draining: boolean;
-  drainedSent: boolean;
-  /** Its counters, for the stats. */
   stat: NodeRecord;
-  /** Task modules its threads could not import, with the node's explanation. */
-  failedModules: Map<number, string>;
-}
-
-/**
- * One task thread's lane: a scheduler worker with one slot. The thread runs its tasks in the
- * order they were sent, so the first one not yet reported is the one running.
- */
-interface LaneState {
-  peer: WorkerPeer;
-  node: NodeState;
-  lane: number;
-  /** Tasks sent on this lane and not yet reported, cancelled ones included, in order. */
-  unreported: Set<number>;
-  /** Timers that end the lane's thread if an aborted task in it does not stop. */
-  killTimers: Map<number, ReturnType<typeof setTimeout>>;
-  /** Set while the lane's connection is gone and the node has not (yet) said what happened. */
-  lostTimer: ReturnType<typeof setTimeout> | undefined;
-  /** Its tasks' measured time over their estimates (see Scheduler.setSlowness). */
-  slowness: number;
 }
 
 /**
@@ -193,14 +172,18 @@ export class ProcessPoolExecutor extends BaseExecutor {
   readonly maxWorkers: number;
   readonly maxRetries: number;
   readonly #registry: TaskRegistry;
-  readonly #scheduler: Scheduler<Entry>;
+  /** Nodes, lanes, tasks and the queue: the pure state this class carries out (see cluster-state.ts). */
+  readonly #state: ClusterState<Entry>;
   readonly #server: CoordinatorServer;
   readonly #local: LocalWorkers | undefined;
-  /** Tasks sent to a node and not yet settled (queued ones live in the scheduler only). */
-  readonly #running = new Map<number, Entry>();
-  /** Worker nodes by control connection id, and lanes by their connection id. */
-  readonly #nodes = new Map<string, NodeState>();
-  readonly #lanes = new Map<string, LaneState>();
+  /** Worker nodes by control connection id, and lanes' connections by their id. */
+  readonly #nodes = new Map<string, NodeWiring>();
+  readonly #lanePeers = new Map<string, WorkerPeer>();
+  /** Carrying out the state's instructions (see #apply). */
+  #applying = false;
+  /** The one timer for the state's earliest deadline, and when it fires (Infinity: none). */
+  #timer: ReturnType<typeof setTimeout> | undefined;
+  #timerAt = Infinity;
   readonly #started: Promise<void>;
   readonly #listening: Promise<string>;
   readonly #log: (level: 'info' | 'warn', message: string) => void;
@@ -220,11 +203,10 @@ export class ProcessPoolExecutor extends BaseExecutor {
   #broken: BrokenExecutorError | undefined;
   #readyWaiters: { slots: number; resolve: () => void; reject: (e: Error) => void }[] = [];
   /**
-   * Kinds of task for the scheduler's estimates: one per function, and one per function for
-   * its map() chunks (which take longer). Their durations, as exponentially weighted means.
+   * Kinds of task for the state's duration estimates: one per function, and one per function
+   * for its map() chunks (which take longer).
    */
   readonly #kinds = new Map<string, TaskKind>();
-  readonly #estimates: number[] = [];
   /** Keeps the event loop polling while a quick answer is due (see #awaitQuickAnswer). */
   readonly #busyPoll: BusyPoll;
   readonly #busyPollMicros: number;
@@ -293,9 +275,18 @@ export class ProcessPoolExecutor extends BaseExecutor {
     }, SLOW_IMPORT_MS);
     slowImport.unref?.();
     this.#registry.imported.then(() => clearTimeout(slowImport), () => clearTimeout(slowImport));
-    this.#scheduler = new Scheduler({ maxRetries });
-    this.#scheduler.depthPerSlot = MAX_TASKS_PER_SLOT;
-    this.#scheduler.prefetchMs = PREFETCH_MS;
+    this.#state = new ClusterState<Entry>({
+      maxRetries,
+      prefetchMs: PREFETCH_MS,
+      maxTasksPerSlot: MAX_TASKS_PER_SLOT,
+      abortGraceMs: ABORT_GRACE_MS,
+      laneDeathWaitMs: LANE_DEATH_WAIT_MS,
+      accept: (entry) => {
+        if (this.markRunning(entry.future)) return true;
+        this.#stats.cancelled++; // cancelled while it waited: dropped here, never sent
+        return false;
+      },
+    });
     this.#busyPollMicros = busyPollMicros;
     this.#busyPoll = new BusyPoll(busyPollMicros);
     this.#server = new CoordinatorServer(
@@ -305,10 +296,15 @@ export class ProcessPoolExecutor extends BaseExecutor {
         attach: (peer, msg) => this.#onAttach(peer, msg),
         laneDied: (peer, msg) => this.#onLaneDied(peer, msg),
         fetchModule: (peer, id) => this.#onFetchModule(peer, id),
-        ready: (peer) => this.#onReady(peer),
+        ready: (peer) => this.#event(this.#state.ready(peer.id)),
         results: (peer, items) => this.#onResults(peer, items),
         report: (peer, id, v) => this.#onReport(peer, id, v),
-        drain: (peer) => this.#onDrain(peer),
+        stolen: (peer, ids) => {
+          this.#state.stolen(peer.id, ids);
+          this.#apply();
+          this.#schedulePump();
+        },
+        drain: (peer) => this.#event(this.#state.drain(peer.id)),
         lost: (peer, reason) => this.#onLost(peer, reason),
         log: (level, m) => this.#log(level, m),
       },
@@ -396,7 +392,7 @@ export class ProcessPoolExecutor extends BaseExecutor {
 
   /** Slots of connected worker nodes that accept work now. */
   get slots(): number {
-    return this.#scheduler.slotCount;
+    return this.#state.slotCount;
   }
 
   /**
@@ -405,12 +401,12 @@ export class ProcessPoolExecutor extends BaseExecutor {
    * lookup from its future to its queue entry.
    */
   get queuedCount(): number {
-    return this.#scheduler.queuedCount;
+    return this.#state.queuedCount;
   }
 
   /** Tasks sent to worker nodes and not yet settled (as `AsyncPoolExecutor.runningCount`). */
   get runningCount(): number {
-    return this.#running.size;
+    return this.#state.sentCount;
   }
 
   /**
@@ -425,13 +421,14 @@ export class ProcessPoolExecutor extends BaseExecutor {
     return {
       at: now,
       state: this.#broken ? 'broken' : this.isShutdown ? 'shut down' : 'running',
-      slots: this.#scheduler.slotCount,
-      queued: this.#scheduler.queuedCount,
-      running: this.#running.size,
+      slots: this.#state.slotCount,
+      queued: this.#state.queuedCount,
+      running: this.#state.sentCount,
       completed: s.completed,
       failed: s.failed,
       cancelled: s.cancelled,
       retried: s.retried,
+      stolen: s.stolen,
       throughput: s.throughput(now),
       nodes: [...[...this.#nodes.values()].map((n) => this.#nodeStats(n)), ...s.lostNodes],
       functions: s.functions(),
@@ -458,10 +455,9 @@ export class ProcessPoolExecutor extends BaseExecutor {
     this.#feed.loadTest = figures;
   }
 
-  #nodeStats(node: NodeState): NodeStats {
+  #nodeStats(node: NodeWiring): NodeStats {
     const { peer, stat } = node;
-    let running = 0;
-    for (const lane of node.lanes.values()) running += lane.unreported.size;
+    const running = this.#state.unreportedOn(peer.id);
     const out: NodeStats = {
       id: peer.id,
       name: peer.name,
@@ -511,7 +507,7 @@ export class ProcessPoolExecutor extends BaseExecutor {
     let waiter: { slots: number; resolve: () => void; reject: (e: Error) => void } | undefined;
     const waitSlots = new Promise<void>((resolve, reject) => {
       if (this.#broken) return reject(this.#broken);
-      if (this.#scheduler.slotCount >= want) return resolve();
+      if (this.#state.slotCount >= want) return resolve();
       waiter = { slots: want, resolve, reject };
       this.#readyWaiters.push(waiter);
     });
@@ -519,7 +515,7 @@ export class ProcessPoolExecutor extends BaseExecutor {
     if (options.timeout === undefined || options.timeout === Infinity) return all;
     let timer: ReturnType<typeof setTimeout> | undefined;
     const timeout = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new TimeoutError(`ProcessPoolExecutor.ready(${want}): only ${this.#scheduler.slotCount} slot(s) connected after ${options.timeout} ms; start worker nodes with: ${this.joinCommands()[0] ?? 'npx wsfutures-worker --connect HOST:PORT'} (token in WSFUTURES_TOKEN)`)), options.timeout);
+      timer = setTimeout(() => reject(new TimeoutError(`ProcessPoolExecutor.ready(${want}): only ${this.#state.slotCount} slot(s) connected after ${options.timeout} ms; start worker nodes with: ${this.joinCommands()[0] ?? 'npx wsfutures-worker --connect HOST:PORT'} (token in WSFUTURES_TOKEN)`)), options.timeout);
     });
     try {
       await Promise.race([all, timeout]);
@@ -586,9 +582,9 @@ export class ProcessPoolExecutor extends BaseExecutor {
     const unloadable = this.#moduleLoadError(ref.moduleId, fn);
     if (unloadable) return future.setException(unloadable);
     const id = ++this.#nextId;
-    if (this.#noSlotTimer === undefined && this.#scheduler.slotCount === 0) this.#watchNoSlots();
+    if (this.#noSlotTimer === undefined && this.#state.slotCount === 0) this.#watchNoSlots();
     const kind = this.#kindOf(ref.exportName, chunk);
-    this.#scheduler.submit(id, { future, m: ref.moduleId, f: ref.exportName, args, chunk, fn, kind, queuedAt: performance.now() }, ref.moduleId, priority, kind.id);
+    this.#state.submit(id, { future, m: ref.moduleId, f: ref.exportName, args, chunk, fn, kind, queuedAt: performance.now() }, ref.moduleId, priority);
     this.#schedulePump();
   }
 
@@ -600,10 +596,10 @@ export class ProcessPoolExecutor extends BaseExecutor {
     if (this.#warnedNoSlots) return;
     this.#noSlotTimer = setTimeout(() => {
       this.#noSlotTimer = undefined;
-      if (this.#scheduler.slotCount > 0 || this.#scheduler.queuedCount === 0 || this.isShutdown || this.#broken) return;
+      if (this.#state.slotCount > 0 || this.#state.queuedCount === 0 || this.isShutdown || this.#broken) return;
       this.#warnedNoSlots = true;
       const join = this.joinCommands()[0];
-      this.#log('warn', `${this.#scheduler.queuedCount} task(s) have waited ${NO_SLOT_WARNING_MS / 1000} s with no worker node connected${this.maxWorkers > 0 ? ' (the local node has not connected yet)' : ''}; start one with: ${join ?? 'npx wsfutures-worker --connect HOST:PORT'} (token in WSFUTURES_TOKEN)`);
+      this.#log('warn', `${this.#state.queuedCount} task(s) have waited ${NO_SLOT_WARNING_MS / 1000} s with no worker node connected${this.maxWorkers > 0 ? ' (the local node has not connected yet)' : ''}; start one with: ${join ?? 'npx wsfutures-worker --connect HOST:PORT'} (token in WSFUTURES_TOKEN)`);
     }, NO_SLOT_WARNING_MS);
     this.#noSlotTimer.unref?.();
   }
@@ -614,25 +610,13 @@ export class ProcessPoolExecutor extends BaseExecutor {
    * connected, tasks wait for one, as they always do).
    */
   #moduleLoadError(module: number, fn: string): ModuleLoadError | undefined {
-    if (this.#nodes.size === 0 || this.#scheduler.canRun(module)) return undefined;
-    const reasons: string[] = [];
-    for (const node of this.#nodes.values()) {
-      const error = node.failedModules.get(module);
-      if (error === undefined) return undefined; // its lanes have not attached yet: it may run it
-      reasons.push(`worker node ${node.peer.label}: ${error}`);
-    }
-    const url = this.#registry.modules[module]?.url ?? `#${module}`;
-    return new ModuleLoadError(`cannot run ${fn || 'the task'}(): no connected worker node could import its task module ${url}; ${reasons.join('; ')}`);
+    const reasons = this.#state.unloadableReasons(module);
+    return reasons && this.#unloadableError(module, fn, reasons);
   }
 
-  /** Fails the queued tasks of every module that no connected node can run now. */
-  #failUnloadable(): void {
-    for (const mod of this.#registry.modules) {
-      if (!mod || !this.#moduleLoadError(mod.id, '')) continue;
-      for (const { payload } of this.#scheduler.removeQueuedOf(mod.id)) {
-        if (!payload.future.done()) payload.future.setException(this.#moduleLoadError(mod.id, payload.fn)!);
-      }
-    }
+  #unloadableError(module: number, fn: string, reasons: string[]): ModuleLoadError {
+    const url = this.#registry.modules[module]?.url ?? `#${module}`;
+    return new ModuleLoadError(`cannot run ${fn || 'the task'}(): no connected worker node could import its task module ${url}; ${reasons.join('; ')}`);
   }
 
   /**
@@ -658,13 +642,14 @@ export class ProcessPoolExecutor extends BaseExecutor {
     await this.#started.catch(() => {});
     // Whatever is still queued now was cancelled (close runs once every future has settled):
     // release it, arguments and all, even if no node ever came to skip past it.
-    this.#scheduler.removeQueued();
+    this.#state.removeQueued();
+    clearTimeout(this.#timer);
     this.#feed.close();
     await this.#server.close();
     await this.#local?.close();
   }
 
-  // ---- engine ----------------------------------------------------------------------------------
+  // ---- engine: events in, instructions out ------------------------------------------------------
 
   #schedulePump(): void {
     if (this.#pumpScheduled) return;
@@ -674,71 +659,170 @@ export class ProcessPoolExecutor extends BaseExecutor {
     // burst is over once the synchronous code returns, and a lone submit leaves a tick sooner.
     queueMicrotask(() => {
       this.#pumpScheduled = false;
-      this.#pump();
+      this.#state.assign();
+      this.#apply();
     });
   }
 
-  #pump(): void {
-    const assignments = this.#scheduler.assign((id) => {
-      const e = this.#scheduler.payloadOf(id);
-      if (e === undefined) return false;
-      if (this.markRunning(e.future)) return true;
-      this.#stats.cancelled++; // cancelled while it waited: dropped here, never sent
-      return false;
-    });
-    const now = performance.now();
-    let refused = false;
-    for (const { workerId, tasks } of assignments) {
-      const lane = this.#lanes.get(workerId);
-      const peer = lane?.peer;
-      const specs: TaskSpec[] = [];
-      for (const t of tasks) {
-        const entry = t.payload;
-        let a: Uint8Array;
-        // A chunk of single arguments travels as one flat array; a node too old to know that
-        // form gets an argument array per call.
-        let chunk = entry.chunk;
-        let args = entry.args;
-        if (chunk === 2 && peer && peer.version < FLAT_CHUNK_VERSION) {
-          args = (args as unknown[]).map((item) => [item]);
-          chunk = 1;
-        }
-        // Large typed arrays among the arguments are sent from their own memory, not copied;
-        // collected in one reused list (most tasks have none: no array per task).
-        const x = this.#attachments;
-        x.length = 0;
-        try {
-          a = encodeValue(args, () => `the arguments of ${entry.fn || 'the task'}()`, x);
-          this.#checkTaskFits(entry, a.length + attachedBytes(x), itemOverheadBytes(x.length, entry.f), peer);
-        } catch (err) {
-          // Its slot is free again (complete() takes it off the lane): the pass that handed it
-          // out may have stopped because that lane was full, so another pass must follow, or
-          // the tasks behind it wait for an unrelated event.
-          this.#scheduler.complete(t.id);
-          if (!entry.future.done()) {
-            entry.future.setException(err);
-            this.#stats.failedElsewhere(entry.kind.stat, Date.now());
-          }
-          refused = true;
-          continue;
-        }
-        specs.push({ id: t.id, m: entry.m, f: entry.f, a, x: x.length > 0 ? x.slice() : undefined, c: chunk || undefined, n: t.attempt });
-        if (t.attempt === 1) this.#stats.sent(entry.kind.stat, now - entry.queuedAt);
-        lane?.unreported.add(t.id);
-        this.#running.set(t.id, entry);
-        entry.future.setAbortHook(() => this.#stopTask(t.id));
-      }
-      if (specs.length > 0) peer?.run(specs);
-    }
-    if (assignments.length > 0) this.#awaitQuickAnswer();
-    if (refused) this.#schedulePump();
+  /** After an event handled by the state: carries out its instructions. */
+  #event(_: undefined): void {
+    this.#apply();
   }
 
   /**
-   * Throws SerializationError if a task's arguments (`size` bytes, plus `overhead` for the rest
-   * of its place in a `run` frame) would not fit a frame the pool, or the node it goes to,
-   * accepts: sending it would only make the node close the lane.
+   * Carries out the state's instructions, in order. Re-entrant calls (a future's callback that
+   * submits, an event fired while applying) return at once: the outer loop reads the list's
+   * length on every turn, so it carries out what they added too.
    */
+  #apply(): void {
+    if (this.#applying) return;
+    this.#applying = true;
+    const out = this.#state.out;
+    try {
+      for (let i = 0; i < out.length; i++) this.#carry(out[i]!);
+    } finally {
+      out.length = 0;
+      this.#applying = false;
+    }
+    const at = this.#state.nextDeadline;
+    if (at < this.#timerAt) this.#wakeAt(at);
+  }
+
+  /** One timer for the state's earliest deadline (kill checks, lanes waiting to be declared lost). */
+  #wakeAt(at: number): void {
+    clearTimeout(this.#timer);
+    this.#timerAt = at;
+    if (at === Infinity) return;
+    this.#timer = setTimeout(() => {
+      this.#timerAt = Infinity;
+      this.#timer = undefined;
+      this.#state.tick(performance.now());
+      this.#apply();
+      this.#wakeAt(this.#state.nextDeadline);
+    }, Math.max(0, at - performance.now()));
+    // Deadlines are about work already out: futures keep the program alive, not this timer.
+    this.#timer.unref?.();
+  }
+
+  #carry(ins: Instruction<Entry>): void {
+    switch (ins.op) {
+      case 'run':
+        return this.#run(ins.lane, ins.tasks);
+      case 'settle':
+        return this.#settle(ins.payload, ins.outcome, ins.node, ins.lane);
+      case 'cancel':
+        return this.#lanePeers.get(ins.lane)?.cancel(ins.id);
+      case 'steal':
+        return this.#lanePeers.get(ins.lane)?.send({ op: 'steal', ids: ins.ids });
+      case 'taken-back':
+        this.#stats.stolen++;
+        return ins.payload.future.setPendingAgain();
+      case 'kill': {
+        const msg: C2W = { op: 'kill', lane: ins.lane, reason: ins.reason };
+        if (ins.task !== undefined) (msg as { task?: number }).task = ins.task;
+        return this.#nodes.get(ins.node)?.peer.send(msg);
+      }
+      case 'drained':
+        return this.#nodes.get(ins.node)?.peer.send({ op: 'drained' });
+      case 'close-lane': {
+        const peer = this.#lanePeers.get(ins.lane);
+        this.#lanePeers.delete(ins.lane);
+        if (ins.terminate) peer?.terminate();
+        else peer?.close(CLOSE.NORMAL, ins.reason);
+        return;
+      }
+      case 'requeued': {
+        const entry = ins.payload;
+        entry.future.setPendingAgain();
+        this.#stats.retried++;
+        const node = this.#nodes.get(ins.node);
+        if (node) node.stat.retried++;
+        if (this.#events.has('taskRetried')) this.#events.emit('taskRetried', { taskId: ins.id, fn: entry.fn, node: node?.peer.label ?? ins.node, attempt: ins.attempt });
+        return;
+      }
+      case 'lost': {
+        const entry = ins.payload;
+        if (entry.future.done()) return;
+        this.#stats.failedElsewhere(entry.kind.stat, Date.now());
+        const label = this.#nodes.get(ins.node)?.peer.label ?? ins.node;
+        entry.future.setException(
+          new WorkerLostError(`task ${ins.id} (${entry.fn}) was lost with worker node ${label}: ${ins.reason}; it has now been lost while running ${ins.attempts} time(s), and maxRetries is ${this.maxRetries}`),
+        );
+        return;
+      }
+      case 'unloadable': {
+        const { future, fn } = ins.payload;
+        if (!future.done()) future.setException(this.#unloadableError(ins.module, fn, ins.reasons));
+        return;
+      }
+      case 'node-ready':
+        return this.#nodeReady(ins.node, ins.failedModules);
+      case 'node-draining': {
+        const node = this.#nodes.get(ins.node);
+        if (!node) return;
+        this.#log('info', `worker node ${node.peer.label} is draining`);
+        node.stat.state = 'draining';
+        if (this.#events.has('nodeDraining')) this.#events.emit('nodeDraining', this.#nodeStats(node));
+        return;
+      }
+      case 'node-lost':
+        return this.#nodeLost(ins.node, ins.reason, ins.requeued, ins.failed, ins.drained);
+      case 'lane-lost': {
+        const label = this.#nodes.get(ins.node)?.peer.label ?? ins.node;
+        this.#log('warn', `lane ${ins.lane} of worker node ${label} lost: ${ins.reason}; ${ins.requeued} task(s) requeued, ${ins.failed} failed`);
+        return;
+      }
+      case 'log':
+        return this.#log(ins.level, ins.message);
+    }
+  }
+
+  /** Encodes and sends the tasks the state handed to a lane. */
+  #run(laneId: string, tasks: { id: number; payload: Entry; attempt: number }[]): void {
+    const peer = this.#lanePeers.get(laneId);
+    const now = performance.now();
+    const specs: TaskSpec[] = [];
+    let refused = false;
+    for (const t of tasks) {
+      const entry = t.payload;
+      let a: Uint8Array;
+      // A chunk of single arguments travels as one flat array; a node too old to know that
+      // form gets an argument array per call.
+      let chunk = entry.chunk;
+      let args = entry.args;
+      if (chunk === 2 && peer && peer.version < FLAT_CHUNK_VERSION) {
+        args = (args as unknown[]).map((item) => [item]);
+        chunk = 1;
+      }
+      // Large typed arrays among the arguments are sent from their own memory, not copied;
+      // collected in one reused list (most tasks have none: no array per task).
+      const x = this.#attachments;
+      x.length = 0;
+      try {
+        a = encodeValue(args, () => `the arguments of ${entry.fn || 'the task'}()`, x);
+        this.#checkTaskFits(entry, a.length + attachedBytes(x), itemOverheadBytes(x.length, entry.f), peer);
+      } catch (err) {
+        // Its slot is free again: the pass that handed it out may have stopped because that
+        // lane was full, so another pass must follow, or the tasks behind it wait for an
+        // unrelated event.
+        this.#state.unsendable(t.id);
+        if (!entry.future.done()) {
+          entry.future.setException(err);
+          this.#stats.failedElsewhere(entry.kind.stat, Date.now());
+        }
+        refused = true;
+        continue;
+      }
+      specs.push({ id: t.id, m: entry.m, f: entry.f, a, x: x.length > 0 ? x.slice() : undefined, c: chunk || undefined, n: t.attempt });
+      if (t.attempt === 1) this.#stats.sent(entry.kind.stat, now - entry.queuedAt);
+      const id = t.id;
+      entry.future.setAbortHook(() => this.#stopTask(id));
+    }
+    if (specs.length > 0) peer?.run(specs);
+    this.#awaitQuickAnswer();
+    if (refused) this.#schedulePump();
+  }
+
   #checkTaskFits(entry: Entry, size: number, overhead: number, peer: WorkerPeer | undefined): void {
     const what = `the arguments of ${entry.fn || 'the task'}()`;
     const total = FRAME_OVERHEAD_BYTES + overhead + size;
@@ -757,38 +841,33 @@ export class ProcessPoolExecutor extends BaseExecutor {
    * A running task's future was aborted or timed out: forget it and tell its lane to stop it.
    * If it has not stopped after ABORT_GRACE_MS (a synchronous task never sees its signal), its
    * node is told to end the lane's thread.
+
+  /**
+   * A running task's future was aborted or timed out: the state forgets it, tells its lane to
+   * stop it, and has its thread ended if it does not stop within ABORT_GRACE_MS.
    */
   #stopTask(id: number): void {
-    if (this.#running.delete(id)) this.#stats.cancelled++;
-    const lane = this.#lanes.get(this.#scheduler.cancel(id) ?? '');
+    if (this.#state.isSent(id)) this.#stats.cancelled++;
+    this.#state.abort(id, performance.now());
+    this.#apply();
     this.#schedulePump();
-    if (!lane) return;
-    lane.peer.cancel(id);
-    // After the grace period the node is asked to end the thread if (and only if) it is still
-    // running this task: the node knows exactly what its threads run; the coordinator does not
-    // (finished results wait in the thread to leave in a batch). Asked again while the task is
-    // unreported: it may have been waiting behind another task the first time.
-    const check = () => {
-      lane.killTimers.delete(id);
-      if (!lane.unreported.has(id) || this.#lanes.get(lane.peer.id) !== lane) return;
-      lane.node.peer.send({ op: 'kill', lane: lane.lane, task: id, reason: `task ${id} did not stop within ${ABORT_GRACE_MS} ms of being aborted` });
-      lane.killTimers.set(id, setTimeout(check, ABORT_GRACE_MS));
-    };
-    lane.killTimers.set(id, setTimeout(check, ABORT_GRACE_MS));
   }
 
   /** Welcomes a registered node once the modules are bundled. (The node itself compares any
    *  local copies of task modules against the hashes in the welcome, and says if they differ.) */
   #onRegister(peer: WorkerPeer, _msg: RegisterMsg): void {
     const local = this.#isLocal(peer);
-    const node: NodeState = { peer, ticket: nanoid(), lanes: new Map(), draining: false, drainedSent: false, stat: new NodeRecord(peer.id, local), failedModules: new Map() };
+    const ticket = nanoid();
+    const node: NodeWiring = { peer, stat: new NodeRecord(peer.id, local) };
     this.#nodes.set(peer.id, node);
+    this.#state.register({ id: peer.id, label: peer.label, slots: peer.slots, local, ticket });
+    this.#apply();
     if (this.#events.has('nodeJoined')) this.#events.emit('nodeJoined', this.#nodeStats(node));
     this.#registry.loaded.then(
       () => {
         if (peer.phase === 'closed') return;
         peer.send({
-          laneTicket: node.ticket,
+          laneTicket: ticket,
           op: 'welcome',
           workerId: peer.id,
           modules: this.#registry.modules.map(({ id, url, hash }) => ({ id, url, hash })),
@@ -816,40 +895,28 @@ export class ProcessPoolExecutor extends BaseExecutor {
     peer.send({ op: 'module', id, hash: mod.hash, code: mod.code });
   }
 
+
+  readonly #moduleUrl = (id: number): string | undefined => this.#registry.modules[id]?.url;
+
   #onAttach(peer: WorkerPeer, msg: AttachMsg): string | undefined {
-    const node = this.#nodes.get(msg.node);
-    if (!node || node.peer.phase === 'closed') return `attach: no worker node ${describePeerValue(msg.node, 40)} is connected`;
-    if (msg.ticket !== node.ticket) return `attach: wrong lane ticket for worker node ${node.peer.label}`;
-    if (node.lanes.has(msg.lane)) return `attach: lane ${msg.lane} of worker node ${node.peer.label} is already attached`;
-    // Lanes whose connection closed are still listed while the node says why; they do not count.
-    let live = 0;
-    for (const l of node.lanes.values()) if (l.peer.phase !== 'closed') live++;
-    if (live >= node.peer.slots) return `attach: worker node ${node.peer.label} has ${node.peer.slots} slot(s) and as many lanes already`;
-    const cannotRun = new Set<number>();
-    for (const { id, error } of msg.failedModules ?? []) {
-      const mod = this.#registry.modules[id];
-      if (!mod) return `attach: no task module with id ${id}`;
-      cannotRun.add(id);
-      if (node.failedModules.has(id)) continue;
-      node.failedModules.set(id, error);
-      this.#log('warn', `worker node ${node.peer.label} could not import task module ${mod.url}: ${error}. Its tasks go only to worker nodes that loaded it.`);
+    const refused = this.#state.attach(peer.id, msg.node, msg.lane, msg.ticket, msg.failedModules ?? [], this.#moduleUrl, peer.version >= STEAL_VERSION);
+    if (refused) {
+      this.#apply();
+      return refused;
     }
     // A lane speaks for its node in messages and remote stacks, and has its frame limit.
-    peer.name = node.peer.name;
-    peer.hostname = node.peer.hostname;
-    peer.pid = node.peer.pid;
-    peer.runtime = node.peer.runtime;
-    peer.remoteAddress = node.peer.remoteAddress;
-    peer.maxMessageBytes = node.peer.maxMessageBytes;
+    const node = this.#nodes.get(msg.node)!.peer;
+    peer.name = node.name;
+    peer.hostname = node.hostname;
+    peer.pid = node.pid;
+    peer.runtime = node.runtime;
+    peer.remoteAddress = node.remoteAddress;
+    peer.maxMessageBytes = node.maxMessageBytes;
     peer.slots = 1;
-    const lane: LaneState = { peer, node, lane: msg.lane, unreported: new Set(), killTimers: new Map(), lostTimer: undefined, slowness: 1 };
-    node.lanes.set(msg.lane, lane);
-    this.#lanes.set(peer.id, lane);
-    this.#scheduler.addWorker(peer.id, 1, cannotRun);
+    this.#lanePeers.set(peer.id, peer);
     this.#warnedNoSlots = false;
-    if (cannotRun.size > 0) this.#failUnloadable();
-    if (node.draining) this.#scheduler.drainWorker(peer.id);
-    const have = this.#scheduler.slotCount;
+    this.#apply();
+    const have = this.#state.slotCount;
     this.#readyWaiters = this.#readyWaiters.filter((w) => {
       if (have < w.slots) return true;
       w.resolve();
@@ -865,93 +932,36 @@ export class ProcessPoolExecutor extends BaseExecutor {
     return this.#local !== undefined && peer.pid === this.#local.pid && peer.hostname === hostname();
   }
 
-  #onReady(peer: WorkerPeer): void {
-    const node = this.#nodes.get(peer.id);
-    if (node) node.stat.state = node.draining ? 'draining' : 'ready';
-    if (node?.stat.local) this.#local!.connected();
-    const failed = [...(node?.failedModules.keys() ?? [])].map((id) => this.#registry.modules[id]?.url);
+  #nodeReady(id: string, failedModules: number[]): void {
+    const node = this.#nodes.get(id);
+    if (!node) return;
+    const peer = node.peer;
+    node.stat.state = this.#state.nodePhase(id) === 'draining' ? 'draining' : 'ready';
+    if (node.stat.local) this.#local!.connected();
+    const failed = failedModules.map((m) => this.#registry.modules[m]?.url);
     const joined = `worker node ${peer.label} joined: ${peer.slots} slot(s), ${peer.runtime}`;
     // Its slots count (ready() keeps its meaning), but not for the modules it could not import.
     if (failed.length > 0) this.#log('warn', `${joined}; it could not import ${failed.join(', ')} and runs none of those tasks`);
     // A person at the terminal hears of the nodes that join from elsewhere; the pool's own
     // local nodes are part of it, like a process pool's processes.
-    else if (node?.stat.local) this.#log('info', joined);
+    else if (node.stat.local) this.#log('info', joined);
     else this.#notice(joined);
-    if (node && this.#events.has('nodeReady')) this.#events.emit('nodeReady', this.#nodeStats(node));
-  }
-
-  #onDrain(peer: WorkerPeer): void {
-    const node = this.#nodes.get(peer.id);
-    if (!node) return;
-    this.#log('info', `worker node ${peer.label} is draining`);
-    node.draining = true;
-    node.stat.state = 'draining';
-    if (this.#events.has('nodeDraining')) this.#events.emit('nodeDraining', this.#nodeStats(node));
-    for (const lane of node.lanes.values()) this.#scheduler.drainWorker(lane.peer.id);
-    this.#checkDrained(node);
-  }
-
-  /** Tells a draining node it may go once nothing it was sent is unreported. */
-  #checkDrained(node: NodeState): void {
-    if (!node.draining || node.drainedSent) return;
-    for (const lane of node.lanes.values()) if (lane.unreported.size > 0) return;
-    node.drainedSent = true;
-    node.peer.send({ op: 'drained' });
+    if (this.#events.has('nodeReady')) this.#events.emit('nodeReady', this.#nodeStats(node));
   }
 
   /** A lane's outcomes. Returns why the lane broke the protocol, if it did (it is then closed). */
   #onResults(peer: WorkerPeer, items: TaskOutcome[]): string | undefined {
-    const lane = this.#lanes.get(peer.id);
-    if (!lane) return undefined;
-    const node = lane.node.peer;
-    let broken: string | undefined;
-    for (const item of items) {
-      // Exactly-once settlement: an outcome for a task that is no longer this lane's (finished
-      // elsewhere after a retry, aborted, timed out) is dropped here, before anything of it is
-      // used: a lane that reports tasks it does not hold must not steer the pool's tuning.
-      if (!this.#scheduler.holds(item.id, peer.id)) {
-        this.#forgetUnreported(lane, item.id);
-        continue;
-      }
-      // A thread reports "did not run" (neither value nor error) only for a task it was told
-      // to cancel, and a cancelled task is no longer held: for a live task it would settle the
-      // future with a value no task returned. (A task that returns undefined sends an encoded
-      // undefined.) The lane is closed; its tasks, this one included, are handled as lost.
-      if (item.v === undefined && item.e === undefined) {
-        broken = `an outcome for task ${item.id} with neither a value nor an error`;
-        break;
-      }
-      this.#forgetUnreported(lane, item.id);
-      this.#scheduler.complete(item.id, peer.id);
-      const entry = this.#running.get(item.id);
-      this.#running.delete(item.id);
-      if (!entry) continue;
-      if (item.d !== undefined) this.#measured(entry.kind.id, item.d, lane);
-      if (entry.future.done()) continue;
-      this.#settle(entry, item, lane);
-    }
-    this.#checkDrained(lane.node);
+    const broken = this.#state.results(peer.id, items);
+    this.#apply();
     this.#busyPoll.answered();
     this.#awaitQuickAnswer();
     this.#schedulePump();
     return broken;
   }
 
-  /** A task this lane was sent has been reported: no kill for it, and it no longer holds a drain back. */
-  #forgetUnreported(lane: LaneState, id: number): void {
-    lane.unreported.delete(id);
-    const timer = lane.killTimers.get(id);
-    if (timer) {
-      clearTimeout(timer);
-      lane.killTimers.delete(id);
-    }
-  }
-
   /** A running task's report: to its future's listeners, if the task is still this lane's. */
   #onReport(peer: WorkerPeer, id: number, bytes: Uint8Array): void {
-    const lane = this.#lanes.get(peer.id);
-    if (!lane || !lane.unreported.has(id)) return;
-    const entry = this.#running.get(id);
+    const entry = this.#state.reportable(peer.id, id);
     if (!entry || entry.future.done()) return;
     let value: unknown;
     try {
@@ -968,13 +978,17 @@ export class ProcessPoolExecutor extends BaseExecutor {
   /** Error classes of the task modules, which remote errors name by reference. */
   readonly #errorClass = (ref: WireClassRef) => this.#registry.errorClass(ref);
 
-  #settle(entry: Entry, item: TaskOutcome, lane: LaneState): void {
+  #settle(entry: Entry, item: TaskOutcome, nodeId: string, lane: number): void {
     const { future } = entry;
-    const peer = lane.node.peer;
+    if (future.done()) return;
+    // Settled tasks come from a lane of a connected node (a thread that crashed is reported by
+    // its node, on its control connection).
+    const node = this.#nodes.get(nodeId)!;
+    const peer = node.peer;
     const now = Date.now();
     const stats = this.#stats;
-    stats.settled(entry.kind.stat, lane.node.stat, item.e === undefined, item.d, now);
-    if (stats.watching) stats.span(peer.name, lane.lane, entry.fn, now - (item.d ?? 0), now, item.e === undefined);
+    stats.settled(entry.kind.stat, node.stat, item.e === undefined, item.d, now);
+    if (stats.watching) stats.span(peer.name, lane, entry.fn, now - (item.d ?? 0), now, item.e === undefined);
     // Its frames in the shipped bundle, read back to the user's own files and lines.
     if (item.e) mapWireStacks(item.e, this.#sourceMap);
     if (item.e) stats.error({ at: now, fn: entry.fn, node: peer.label, name: String(item.e.name), message: String(item.e.message).slice(0, 2000), stack: typeof item.e.stack === 'string' ? item.e.stack.slice(0, 8000) : undefined });
@@ -1005,15 +1019,15 @@ export class ProcessPoolExecutor extends BaseExecutor {
     }
   }
 
+
   /**
    * Busy-polls (see shared/busy-poll.ts) while results are awaited and little is out: a caller
    * awaiting results one at a time, where waking up is most of the round trip. Not during bursts
    * (many tasks out: the coordinator is busy anyway, and polling would take CPU from the task
-   * threads); BusyPoll itself stops polling when answers typically take longer than the budget
-   * (long tasks).
+   * threads); BusyPoll itself decides whether polling pays (long tasks, busy cores: it does not).
    */
   #awaitQuickAnswer(): void {
-    const running = this.#running.size;
+    const running = this.#state.sentCount;
     if (running === 0 || running > this.#busyPollMaxRunning) return;
     this.#busyPoll.expectAnswer();
   }
@@ -1027,7 +1041,7 @@ export class ProcessPoolExecutor extends BaseExecutor {
 
   /**
    * The kind of a task of `fn` (chunks of it apart), made on first use: one lookup per submit
-   * for both the scheduler's estimates and the function's counters.
+   * for both the state's estimates and the function's counters.
    */
   #kindOf(fn: string, chunk: Entry['chunk']): TaskKind {
     const key = chunk ? `${fn} (chunk)` : fn;
@@ -1037,111 +1051,35 @@ export class ProcessPoolExecutor extends BaseExecutor {
   }
 
   /**
-   * A task of `kind` ran `ms` on its node: the kind's estimate moves towards it. One sample
-   * counts for at most four times the estimate (plus 0.1 ms): a tiny task that met a garbage
-   * collection must not make its kind look long and shallow the prefetch of the thousands
-   * behind it; a kind that really got slower gets there in a few samples.
+   * A connection ended: a node's (the node is lost with every lane; the threads are ended by
+   * the node itself, if it is still alive, when it sees its control connection close) or a
+   * lane's (the node is asked what happened to that thread).
    */
-  #measured(kind: number, ms: number, lane: LaneState): void {
-    const before = this.#estimates[kind];
-    const estimate = before === undefined ? ms : before * 0.9 + Math.min(ms, before * 4 + 0.1) * 0.1;
-    this.#estimates[kind] = estimate;
-    this.#scheduler.setEstimate(kind, estimate);
-    // The lane's slowness: how its tasks compare with their kind's estimate (from all lanes).
-    // Tasks of a few µs say more about timers than about the lane: they are left out.
-    if (before !== undefined && before > 0.05) {
-      lane.slowness = Math.min(16, Math.max(1 / 16, lane.slowness * 0.9 + (ms / before) * 0.1));
-      this.#scheduler.setSlowness(lane.peer.id, lane.slowness);
-    }
+  #onLost(peer: WorkerPeer, reason: string): void {
+    this.#state.connectionLost(peer.id, reason, performance.now());
+    this.#apply();
+    this.#schedulePump();
   }
 
-  #onLost(peer: WorkerPeer, reason: string): void {
-    const node = this.#nodes.get(peer.id);
-    if (node) {
-      // The node is gone, and with it every lane: the threads are ended by the node itself
-      // (if it is still alive) when it sees its control connection close.
-      this.#nodes.delete(peer.id);
-      let requeued = 0;
-      let failed = 0;
-      for (const lane of node.lanes.values()) {
-        const out = this.#removeLane(lane, 'lost', reason, undefined);
-        requeued += out.requeued;
-        failed += out.failed;
-        lane.peer.close(CLOSE.NORMAL, 'its worker node is gone');
-      }
-      const last = this.#nodeStats(node);
-      this.#stats.nodeLost(node.stat, last);
-      if (requeued || failed || (!this.isShutdown && !node.drainedSent)) {
-        this.#log(this.isShutdown ? 'info' : 'warn', `worker node ${peer.label} lost: ${reason}; ${requeued} task(s) requeued, ${failed} failed`);
-      } else if (!this.isShutdown && !node.stat.local) {
-        this.#notice(`worker node ${peer.label} left (drained)`);
-      }
-      // The nodes left may all be ones that cannot import some module.
-      this.#failUnloadable();
-      if (this.#events.has('nodeLost')) this.#events.emit('nodeLost', { ...last, state: 'lost', running: 0, lostAt: node.stat.lostAt, reason });
-      return;
+  #nodeLost(id: string, reason: string, requeued: number, failed: number, drained: boolean): void {
+    const node = this.#nodes.get(id);
+    if (!node) return;
+    const last = this.#nodeStats(node);
+    this.#nodes.delete(id);
+    this.#stats.nodeLost(node.stat, last);
+    const label = node.peer.label;
+    if (requeued || failed || (!this.isShutdown && !drained)) {
+      this.#log(this.isShutdown ? 'info' : 'warn', `worker node ${label} lost: ${reason}; ${requeued} task(s) requeued, ${failed} failed`);
+    } else if (!this.isShutdown && !node.stat.local) {
+      this.#notice(`worker node ${label} left (drained)`);
     }
-    const lane = this.#lanes.get(peer.id);
-    if (!lane) return;
-    // The node is still here: ask it to end that thread (if it still runs) and to say which task
-    // it was running; its `lane-died` then settles the lane's tasks. Meanwhile nothing new goes
-    // to the lane.
-    this.#scheduler.drainWorker(peer.id);
-    lane.node.peer.send({ op: 'kill', lane: lane.lane, reason: `its lane closed: ${reason}` });
-    lane.lostTimer = setTimeout(() => {
-      lane.lostTimer = undefined;
-      const out = this.#removeLane(lane, 'lost', reason, undefined);
-      if (out.requeued || out.failed) this.#log('warn', `lane ${lane.lane} of worker node ${lane.node.peer.label} lost: ${reason}; ${out.requeued} task(s) requeued, ${out.failed} failed`);
-    }, LANE_DEATH_WAIT_MS);
+    if (this.#events.has('nodeLost')) this.#events.emit('nodeLost', { ...last, state: 'lost', running: 0, lostAt: node.stat.lostAt, reason });
   }
 
   #onLaneDied(peer: WorkerPeer, msg: LaneDiedMsg): void {
-    const lane = this.#nodes.get(peer.id)?.lanes.get(msg.lane);
-    if (!lane) return;
-    if (msg.crashed) this.#log('warn', `a task thread of worker node ${peer.label} died: it ${boundText(msg.how)}${msg.task === undefined ? '' : ` while running task ${msg.task}`}`);
-    // Its socket may outlive it for a while (under Deno): done with it now.
-    this.#removeLane(lane, msg.crashed ? 'crashed' : 'lost', boundText(msg.how), msg.task ?? null);
-    lane.peer.terminate();
-  }
-
-  /** Forgets a lane; its tasks are requeued or failed as `how` says (see LossKind). */
-  #removeLane(lane: LaneState, how: LossKind, reason: string, running: number | null | undefined): { requeued: number; failed: number } {
-    if (this.#lanes.get(lane.peer.id) !== lane) return { requeued: 0, failed: 0 };
-    this.#lanes.delete(lane.peer.id);
-    lane.node.lanes.delete(lane.lane);
-    for (const t of lane.killTimers.values()) clearTimeout(t);
-    if (lane.lostTimer) clearTimeout(lane.lostTimer);
-    const { requeued, failed, crashed } = this.#scheduler.removeWorker(lane.peer.id, how, running);
-    const node = lane.node.peer;
-    const stats = this.#stats;
-    for (const id of requeued) {
-      const entry = this.#running.get(id);
-      entry?.future.setPendingAgain();
-      this.#running.delete(id);
-      if (!entry) continue;
-      stats.retried++;
-      lane.node.stat.retried++;
-      if (this.#events.has('taskRetried')) this.#events.emit('taskRetried', { taskId: id, fn: entry.fn, node: node.label, attempt: this.#scheduler.attemptsOf(id) + 1 });
-    }
-    for (const { id, attempts } of failed) {
-      const entry = this.#running.get(id);
-      this.#running.delete(id);
-      if (!entry || entry.future.done()) continue;
-      stats.failedElsewhere(entry.kind.stat, Date.now());
-      entry.future.setException(
-        new WorkerLostError(`task ${id} (${entry.fn}) was lost with worker node ${node.label}: ${reason}; it has now been lost while running ${attempts} time(s), and maxRetries is ${this.maxRetries}`),
-      );
-    }
-    if (crashed !== undefined) {
-      const entry = this.#running.get(crashed);
-      this.#running.delete(crashed);
-      if (entry && !entry.future.done()) {
-        this.#settle(entry, { id: crashed, e: { name: 'Error', message: `the task's thread ${reason}`, code: 'WSF_THREAD_DIED' } }, lane);
-      }
-    }
-    this.#checkDrained(lane.node);
+    this.#state.laneDied(peer.id, msg.lane, msg.crashed, boundText(msg.how), msg.task);
+    this.#apply();
     this.#schedulePump();
-    return { requeued: requeued.length, failed: failed.length + (crashed === undefined ? 0 : 1) };
   }
 
   #break(message: string, cause?: unknown): void {
@@ -1152,7 +1090,7 @@ export class ProcessPoolExecutor extends BaseExecutor {
     for (const w of this.#readyWaiters) w.reject(this.#broken);
     this.#readyWaiters = [];
     // Nothing queued here will ever run: fail it rather than let it hang.
-    for (const { payload } of this.#scheduler.removeQueued()) {
+    for (const { payload } of this.#state.removeQueued()) {
       if (!payload.future.done()) payload.future.setException(this.#broken);
     }
   }

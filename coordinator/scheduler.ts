@@ -392,6 +392,64 @@ export class Scheduler<P> {
     return out;
   }
 
+  /** Whether some worker cannot run some module (see addWorker's `cannotRun`). */
+  get restricted(): boolean {
+    return this.#restricted > 0;
+  }
+
+  /** How many tasks worker `id` holds (0 for an unknown worker). */
+  heldBy(id: string): number {
+    return this.#workers.get(id)?.assigned.size ?? 0;
+  }
+
+  /** The estimated work worker `id` holds, ms. */
+  queuedMsOf(id: string): number {
+    return this.#workers.get(id)?.queuedMs ?? 0;
+  }
+
+  /**
+   * Tasks worst off on worker `id` for work stealing: from the end of its queue, about half the
+   * estimated work of the tasks behind its first (the first is taken to be running), and none
+   * if those add up to less than `minMs` (moving them would cost more than it saves). In the
+   * order they were handed out.
+   */
+  stealable(id: string, minMs: number): number[] {
+    const w = this.#workers.get(id);
+    if (!w || w.assigned.size < 2) return [];
+    const ids = [...w.assigned];
+    let behind = 0;
+    for (let i = 1; i < ids.length; i++) behind += this.#tasks.get(ids[i]!)?.estimateMs ?? 0;
+    if (behind < minMs) return [];
+    const out: number[] = [];
+    let taken = 0;
+    for (let i = ids.length - 1; i >= 1 && taken < behind / 2; i--) {
+      out.push(ids[i]!);
+      taken += this.#tasks.get(ids[i]!)?.estimateMs ?? 0;
+    }
+    return out.reverse();
+  }
+
+  /**
+   * Takes back tasks worker `id` confirmed it had not started (it gave them up for stealing):
+   * they go to the front of the queue, in submission order, without counting an attempt.
+   * Returns those it still held (others were settled or cancelled meanwhile).
+   */
+  takeBack(id: string, ids: readonly number[]): number[] {
+    const back: TaskEntry<P>[] = [];
+    for (const taskId of ids) {
+      const t = this.#tasks.get(taskId);
+      if (!t || t.workerId !== id) continue;
+      this.#unassign(t);
+      t.workerId = undefined;
+      t.attempts--;
+      back.push(t);
+    }
+    back.sort((a, b) => a.seq - b.seq);
+    for (let i = back.length - 1; i >= 0; i--) this.#queue.unshift(back[i]!);
+    this.#queued += back.length;
+    return back.map((t) => t.id);
+  }
+
   /** Whether `workerId` holds task `id` now: an outcome from anyone else is stale. */
   holds(id: number, workerId: string): boolean {
     return this.#tasks.get(id)?.workerId === workerId;
@@ -440,11 +498,11 @@ export class Scheduler<P> {
   /**
    * Hands queued tasks to worker nodes with room, least-loaded first, and returns the batches
    * to send. `accept(id)` is asked before a task is handed out and may refuse it (its future
-   * was cancelled meanwhile): the task is then dropped.
+   * was cancelled meanwhile): the task is then dropped. `only`: to these workers alone.
    */
-  assign(accept: (id: number) => boolean = () => true): Assignment<P>[] {
+  assign(accept: (id: number) => boolean = () => true, only?: ReadonlySet<string>): Assignment<P>[] {
     if (this.#queue.size === 0) return [];
-    const open = [...this.#workers.values()].filter((w) => !w.draining && this.#hasRoom(w));
+    const open = [...this.#workers.values()].filter((w) => !w.draining && this.#hasRoom(w) && (only === undefined || only.has(w.id)));
     if (open.length === 0) return [];
     // Least-loaded first. Without this the round-robin always started at the first node: the
     // pool runs one pass per tick, so a trickle of submits (one task per pass) all went to that

@@ -13,7 +13,7 @@ import { checkAuth, makeHello } from '../shared/auth.ts';
 import { FRAME_OVERHEAD_BYTES, closeReason, decodeFrame, encodeFrame, itemOverheadBytes, joinFragments } from '../shared/frames.ts';
 import { boundText, describePeerValue } from '../shared/describe.ts';
 import { attachedBytes } from '../shared/codec.ts';
-import { CLOSE, CLOSE_ERROR_CODES, DEFAULTS, HANDSHAKE, WS_PATH, batchBySize, invalidW2C, type AttachMsg, type C2W, type LaneDiedMsg, type RegisterMsg, type TaskOutcome, type TaskSpec, type W2C } from '../shared/protocol.ts';
+import { CLOSE, CLOSE_ERROR_CODES, DEFAULTS, HANDSHAKE, WS_PATH, batchBySize, invalidFor, type AttachMsg, type C2W, type ConnectionKind, type ControlMsg, type LaneDiedMsg, type LaneMsg, type OpeningMsg, type RegisterMsg, type TaskOutcome, type TaskSpec } from '../shared/protocol.ts';
 
 export interface ServerEvents {
   /** A worker node registered (the pool answers with `welcome`). */
@@ -31,6 +31,8 @@ export interface ServerEvents {
   results(peer: WorkerPeer, items: TaskOutcome[]): string | undefined;
   /** A lane's running task reported a value. */
   report(peer: WorkerPeer, id: number, value: Uint8Array): void;
+  /** A lane gave back these tasks, which it had not started (the answer to a steal). */
+  stolen(peer: WorkerPeer, ids: number[]): void;
   drain(peer: WorkerPeer): void;
   /** A registered peer's connection ended (closed, broken, or timed out). */
   lost(peer: WorkerPeer, reason: string): void;
@@ -81,8 +83,8 @@ export class WorkerPeer {
   /** The remote IP address alone, which the handshake limiter counts by. */
   ip = '';
   phase: Phase = 'handshake';
-  /** Known once it registers or attaches. */
-  kind: 'control' | 'lane' | undefined;
+  /** What it is: new until it registers (a node's control connection) or attaches (a lane). */
+  kind: ConnectionKind = 'opening';
   lastSeen = Date.now();
   /** Round trip of the last heartbeat, ms. */
   rttMs: number | undefined;
@@ -379,9 +381,10 @@ export class CoordinatorServer {
     } catch (err) {
       return this.#refuse(peer, CLOSE.PROTOCOL, `malformed msgpack frame: ${describeError(err)}`);
     }
-    const invalid = invalidW2C(msg);
+    // Checked against the messages of its kind of connection: one of another kind closes it.
+    const invalid = invalidFor(peer.kind, msg);
     if (invalid) return this.#refuse(peer, CLOSE.PROTOCOL, invalid);
-    this.#dispatch(peer, msg as W2C);
+    this.#dispatch(peer, msg);
   }
 
   #handshake(peer: WorkerPeer, frame: Uint8Array): void {
@@ -399,14 +402,20 @@ export class CoordinatorServer {
     peer.sendRaw(check.reply);
   }
 
-  #dispatch(peer: WorkerPeer, msg: W2C): void {
-    (this.#handlers[msg.op] as (peer: WorkerPeer, m: W2C) => void)(peer, msg);
+  /** `msg` was validated for the peer's kind of connection: its table has its op. */
+  #dispatch(peer: WorkerPeer, msg: unknown): void {
+    const m = msg as { op: string };
+    if (peer.kind === 'lane') (this.#lane[m.op as LaneMsg['op']] as (peer: WorkerPeer, m: unknown) => void)(peer, m);
+    else if (peer.kind === 'control') (this.#control[m.op as ControlMsg['op']] as (peer: WorkerPeer, m: unknown) => void)(peer, m);
+    else (this.#opening[m.op as OpeningMsg['op']] as (peer: WorkerPeer, m: unknown) => void)(peer, m);
   }
 
-  /** One handler per op, made once (not per message: every task's outcome comes through here). */
-  readonly #handlers: PeerHandlers<W2C> = {
+  /**
+   * One table per kind of connection, each complete for its union (shared/protocol.ts), made
+   * once (not per message: every task's outcome comes through here).
+   */
+  readonly #opening: PeerHandlers<OpeningMsg> = {
     register: (peer, m) => {
-      if (peer.phase !== 'registering' || peer.kind !== undefined) return this.#refuse(peer, CLOSE.PROTOCOL, 'register sent twice');
       peer.kind = 'control';
       peer.name = m.name;
       peer.slots = m.slots;
@@ -417,42 +426,49 @@ export class CoordinatorServer {
       this.#events.register(peer, m);
     },
     attach: (peer, m) => {
-      if (peer.phase !== 'registering' || peer.kind !== undefined) return this.#refuse(peer, CLOSE.PROTOCOL, 'attach on a connection that already registered or attached');
       const refused = this.#events.attach(peer, m);
       if (refused) return this.#refuse(peer, CLOSE.PROTOCOL, refused);
       peer.kind = 'lane';
       peer.phase = 'ready';
       peer.send({ op: 'attached' });
     },
-    'lane-died': (peer, m) => this.#onControl(peer, m, () => this.#events.laneDied(peer, m)),
-    'fetch-module': (peer, m) => this.#onControl(peer, m, () => this.#events.fetchModule(peer, m.id)),
-    ready: (peer, m) =>
-      this.#onControl(peer, m, () => {
-        if (peer.phase !== 'registering') return this.#refuse(peer, CLOSE.PROTOCOL, 'ready sent twice');
-        peer.phase = 'ready';
-        this.#events.ready(peer);
-      }),
+    ping: (peer, m) => peer.send({ op: 'pong', t: m.t }),
+    pong: (peer, m) => this.#pong(peer, m.t),
+    error: (peer, m) => this.#peerError(peer, m.code, m.message),
+  };
+
+  readonly #control: PeerHandlers<ControlMsg> = {
+    'lane-died': (peer, m) => this.#events.laneDied(peer, m),
+    'fetch-module': (peer, m) => this.#events.fetchModule(peer, m.id),
+    ready: (peer) => {
+      if (peer.phase !== 'registering') return this.#refuse(peer, CLOSE.PROTOCOL, 'ready sent twice');
+      peer.phase = 'ready';
+      this.#events.ready(peer);
+    },
+    drain: (peer) => this.#events.drain(peer),
+    ping: (peer, m) => peer.send({ op: 'pong', t: m.t }),
+    pong: (peer, m) => this.#pong(peer, m.t),
+    error: (peer, m) => this.#peerError(peer, m.code, m.message),
+  };
+
+  readonly #lane: PeerHandlers<LaneMsg> = {
     results: (peer, m) => {
-      if (peer.kind !== 'lane') return this.#refuse(peer, CLOSE.PROTOCOL, 'results on a connection that is not an attached lane');
       const broken = this.#events.results(peer, m.items);
       if (broken) this.#refuse(peer, CLOSE.PROTOCOL, broken);
     },
-    report: (peer, m) => {
-      if (peer.kind !== 'lane') return this.#refuse(peer, CLOSE.PROTOCOL, 'report on a connection that is not an attached lane');
-      this.#events.report(peer, m.id, m.v);
-    },
+    report: (peer, m) => this.#events.report(peer, m.id, m.v),
+    stolen: (peer, m) => this.#events.stolen(peer, m.ids),
     ping: (peer, m) => peer.send({ op: 'pong', t: m.t }),
-    pong: (peer, m) => {
-      peer.rttMs = Date.now() - m.t;
-    },
-    drain: (peer, m) => this.#onControl(peer, m, () => this.#events.drain(peer)),
-    error: (peer, m) => this.#events.log('warn', `worker node ${peer.label} reported ${boundText(m.code, 64)}: ${boundText(m.message)}`),
+    pong: () => {}, // to a ping sent while it was new: lanes are not watched
+    error: (peer, m) => this.#peerError(peer, m.code, m.message),
   };
 
-  /** Runs `then` if the message came on a node's control connection; refuses it otherwise. */
-  #onControl(peer: WorkerPeer, msg: W2C, then: () => void): void {
-    if (peer.kind === 'control') then();
-    else this.#refuse(peer, CLOSE.PROTOCOL, `"${msg.op}" is for a control connection`);
+  #pong(peer: WorkerPeer, t: number): void {
+    peer.rttMs = Date.now() - t;
+  }
+
+  #peerError(peer: WorkerPeer, code: string, message: string): void {
+    this.#events.log('warn', `worker node ${peer.label} reported ${boundText(code, 64)}: ${boundText(message)}`);
   }
 
   /** Closes one connection with a code and a reason the peer can show; others are untouched. */

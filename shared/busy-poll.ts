@@ -8,12 +8,11 @@
  * ~42 µs to ~27 µs per round trip when both sides polled after each message. Low-latency systems
  * do the same (Linux's SO_BUSY_POLL, Aeron's idle strategies, piscina's `atomics` waits).
  *
- * How long: about twice the typical wait (measured: an exponentially weighted mean of the
- * waits this poller has seen), never more than the budget, and not at all once waits are
- * typically longer than the budget — polling then only burns CPU before sleeping anyway. A fixed
- * 50 µs was tried first: when the VM slowed down and round trips took ~90 µs, every poll ran
- * out just before the answer came, and round trips got slower with polling than without. The
- * poll stops as soon as the answer is in (`answered()`).
+ * How long: `PollRule` (shared/poll-rule.ts) decides from how past waits went, polled and
+ * slept: it polls while that makes answers come sooner, for about twice the typical polled
+ * wait and never more than the budget, and probes now and then to find out whether that changed;
+ * not at all while other work waits for the cores (`coresContended` below).
+ * The poll stops as soon as the answer is in (`answered()`).
  *
  * How: a chain of (ref'ed) setImmediate callbacks. While an immediate is pending, Node's event
  * loop polls with a zero timeout, so sockets are still read as soon as data is there. A budget
@@ -24,58 +23,93 @@
  * task threads: ~68 → ~73 µs; a bare Deno echo: ~45 → ~80 µs polling with setImmediate, ~150 µs
  * with a MessageChannel), so there it is always off.
  */
+import { readFileSync } from 'node:fs';
+import { availableParallelism, loadavg } from 'node:os';
+import { PollRule, type PollRuleState } from './poll-rule.ts';
+
 const IS_DENO = typeof (globalThis as { Deno?: unknown }).Deno !== 'undefined';
 
-/** Weight of the newest wait in the typical wait. */
-const WEIGHT = 0.2;
+/** How often whether the cores are contended is asked again, ms. */
+const CONTENTION_EVERY_MS = 1_000;
+/**
+ * Cores count as contended when, over the last 10 s, some task waited for one at least this
+ * share of the time (Linux's pressure stall information, /proc/pressure/cpu, "some avg10", %).
+ * It counts waiting rather than running, so this poller spinning on a free core is not
+ * contention; another process spinning beside it is (~100 there).
+ */
+const PRESSURE_LIMIT = 25;
+
+let contended = false;
+let contentionAskedAt = -Infinity;
+
+/**
+ * Whether other work is waiting for the cores (asked at most once per CONTENTION_EVERY_MS). Where
+ * there is no pressure information (not Linux, or an old kernel): a load average of at least one
+ * more than the cores, as busy pollers on a free core add less than one each.
+ */
+function coresContended(now: number): boolean {
+  if (now - contentionAskedAt < CONTENTION_EVERY_MS) return contended;
+  contentionAskedAt = now;
+  try {
+    const some = /some avg10=([\d.]+)/.exec(readFileSync('/proc/pressure/cpu', 'latin1'));
+    if (some) return (contended = Number(some[1]) >= PRESSURE_LIMIT);
+  } catch {
+    // No pressure information here: the load average below.
+  }
+  return (contended = loadavg()[0]! >= availableParallelism() + 1);
+}
 
 export class BusyPoll {
-  readonly #budgetMs: number;
+  readonly #rule: PollRule;
+  readonly #enabled: boolean;
   #until = 0;
   #spinning = false;
   /** When the current wait began (undefined: not waiting). */
   #waitingSince: number | undefined;
-  /** The typical wait, ms; undefined until one was measured. */
-  #typicalMs: number | undefined;
+  /** How long the current wait polls for, ms (0: it sleeps). */
+  #pollMs = 0;
 
   /** `budgetMicros`: the longest it polls for one answer (0: never). */
   constructor(budgetMicros: number) {
-    this.#budgetMs = IS_DENO ? 0 : budgetMicros / 1000;
+    const budgetMs = IS_DENO ? 0 : budgetMicros / 1000;
+    this.#enabled = budgetMs > 0;
+    this.#rule = new PollRule(budgetMs);
   }
 
   get enabled(): boolean {
-    return this.#budgetMs > 0;
+    return this.#enabled;
   }
 
-  /** The typical wait measured so far, in µs (undefined before the first answer). */
-  get typicalMicros(): number | undefined {
-    return this.#typicalMs === undefined ? undefined : this.#typicalMs * 1000;
+  /** What the rule has measured so far (see PollRule). */
+  get state(): PollRuleState {
+    return this.#rule.state;
   }
 
   /**
-   * An answer is expected: poll until it comes, for about twice the typical wait (the whole
-   * budget while that is unknown), unless waits typically outlast the budget.
+   * An answer is expected: poll for it if the rule says polling wins (a wait already under way
+   * polls on for as long again from now).
    */
   expectAnswer(): void {
-    if (this.#budgetMs <= 0) return;
+    if (!this.#enabled) return;
     const now = performance.now();
-    this.#waitingSince ??= now;
-    const typical = this.#typicalMs;
-    if (typical !== undefined && typical > this.#budgetMs) return;
-    const ms = typical === undefined ? this.#budgetMs : Math.min(this.#budgetMs, 2 * typical + 0.005);
-    this.#until = Math.max(this.#until, now + ms);
+    if (this.#waitingSince === undefined) {
+      this.#waitingSince = now;
+      this.#pollMs = this.#rule.next(coresContended(now));
+    }
+    if (this.#pollMs <= 0) return;
+    this.#until = Math.max(this.#until, now + this.#pollMs);
     if (this.#spinning) return;
     this.#spinning = true;
     setImmediate(this.#spin);
   }
 
-  /** The answer came (or nothing is awaited any more): measure the wait, stop polling. */
+  /** The answer came (or nothing is awaited any more): tell the rule how the wait went, stop polling. */
   answered(): void {
     const since = this.#waitingSince;
     if (since === undefined) return;
     this.#waitingSince = undefined;
-    const waited = performance.now() - since;
-    this.#typicalMs = this.#typicalMs === undefined ? waited : this.#typicalMs * (1 - WEIGHT) + waited * WEIGHT;
+    const polled = this.#pollMs > 0 ? this.#until - since : 0;
+    this.#rule.record(performance.now() - since, polled);
     this.#until = 0;
   }
 

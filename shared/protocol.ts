@@ -54,10 +54,15 @@ import { describePeerValue } from './describe.ts';
  *    Lanes may send `report` (a running task's values) and `attach` may list the modules a
  *    thread could not import; a version-3 coordinator would close a lane that reports, so a
  *    task's reports need a coordinator of version 4 (upgrade coordinators first).
+ * 5: work stealing: the coordinator may ask a lane to give back tasks it has not started
+ *    (`steal`); the lane answers with the ids it removed before starting them (`stolen`). Lanes
+ *    of version-4 nodes are never asked (their tasks are simply not stolen).
  */
-export const PROTOCOL_VERSION = 4;
+export const PROTOCOL_VERSION = 5;
 /** The first version that understands `c: 2` chunks. */
 export const FLAT_CHUNK_VERSION = 4;
+/** The first version whose lanes answer `steal`. */
+export const STEAL_VERSION = 5;
 export const MIN_PROTOCOL_VERSION = 3;
 
 /** The WebSocket path the coordinator serves. */
@@ -357,6 +362,21 @@ export interface CancelMsg {
   ids: number[];
 }
 
+/** Coordinator → lane: give back these tasks if you have not started them (work stealing). */
+export interface StealMsg {
+  op: 'steal';
+  ids: number[];
+}
+
+/**
+ * Lane → coordinator, the answer to `steal`: the ids it removed from its queue before starting
+ * them (it will run and report none of them). Only these may run elsewhere.
+ */
+export interface StolenMsg {
+  op: 'stolen';
+  ids: number[];
+}
+
 export interface PingMsg {
   op: 'ping';
   t: number;
@@ -387,8 +407,31 @@ export interface ErrorMsg {
   message: string;
 }
 
-export type W2C = RegisterMsg | FetchModuleMsg | ReadyMsg | AttachMsg | ResultsMsg | ReportMsg | LaneDiedMsg | PingMsg | PongMsg | DrainMsg | ErrorMsg;
-export type C2W = WelcomeMsg | ModuleMsg | AttachedMsg | RunMsg | CancelMsg | KillMsg | DrainedMsg | PingMsg | PongMsg | ShutdownMsg | ErrorMsg;
+// One union per connection kind and direction. A connection's first message after the handshake
+// says its kind: `register` makes it a node's control connection, `attach` a lane. Every side
+// dispatches on a complete table for the kind it is (see Handlers); a message not in its kind's
+// union closes that connection with CLOSE.PROTOCOL (see connectionKindReason).
+
+/** A new connection (authenticated, not yet registered or attached), to the coordinator. The
+ *  coordinator's heartbeat may already ping it. */
+export type OpeningMsg = RegisterMsg | AttachMsg | PingMsg | PongMsg | ErrorMsg;
+/** A node's control connection, to the coordinator. */
+export type ControlMsg = FetchModuleMsg | ReadyMsg | LaneDiedMsg | DrainMsg | PingMsg | PongMsg | ErrorMsg;
+/**
+ * A lane, to the coordinator. (A `pong`: a ping sent while it was new may be answered after it
+ * attached. A `ping`: task threads send none, but a peer may use one as a round-trip barrier.)
+ */
+export type LaneMsg = ResultsMsg | ReportMsg | StolenMsg | PingMsg | PongMsg | ErrorMsg;
+/** The coordinator, to a node's control connection. */
+export type ToControlMsg = WelcomeMsg | ModuleMsg | KillMsg | DrainedMsg | ShutdownMsg | PingMsg | PongMsg | ErrorMsg;
+/** The coordinator, to a lane. (A `ping` only while it is new: lanes are not watched.) */
+export type ToLaneMsg = AttachedMsg | RunMsg | CancelMsg | StealMsg | PingMsg | PongMsg | ErrorMsg;
+
+/** Anything a worker node's connections send, and anything the coordinator sends. */
+export type W2C = OpeningMsg | ControlMsg | LaneMsg;
+export type C2W = ToControlMsg | ToLaneMsg;
+/** What a connection is, to the coordinator: which table its messages are checked against. */
+export type ConnectionKind = 'opening' | 'control' | 'lane';
 
 /** A table with one handler per op: leaving an op out is a type error. */
 export type Handlers<M extends { op: string }> = { [K in M['op']]: (msg: Extract<M, { op: K }>) => void };
@@ -443,6 +486,7 @@ const W2C_SHAPES: Record<W2C['op'], Shape> = {
   'lane-died': shape({ lane: isInt, how: isStr, task: opt(isInt), crashed: isBool }),
   results: shape({ items: arrayOf(isOutcome) }),
   report: shape({ id: isInt, v: isBytes }),
+  stolen: shape({ ids: arrayOf(isInt) }),
   ping: shape({ t: isNum }),
   pong: shape({ t: isNum }),
   drain: shape({}),
@@ -457,6 +501,7 @@ const C2W_SHAPES: Record<C2W['op'], Shape> = {
   module: shape({ id: isInt, hash: isHash, code: isStr }),
   run: shape({ tasks: arrayOf(isTaskSpec) }),
   cancel: shape({ ids: arrayOf(isInt) }),
+  steal: shape({ ids: arrayOf(isInt) }),
   ping: shape({ t: isNum }),
   pong: shape({ t: isNum }),
   shutdown: shape({ exit: isBool }),
@@ -477,10 +522,66 @@ function invalidReason(msg: unknown, table: Record<string, Shape>): string | und
   return bad ? `malformed "${op}" message: "${bad[0]}" is ${describePeerValue(msg[bad[0]], 40)}` : `malformed "${op}" message`;
 }
 
+/** The shapes of one union's ops (the rest of the table left out). */
+function only<M extends { op: string }>(table: Record<string, Shape>, ops: Record<M['op'], true>): Record<string, Shape> {
+  const out: Record<string, Shape> = {};
+  for (const op of Object.keys(ops)) out[op] = table[op]!;
+  return out;
+}
+
+// `Record<Union['op'], true>`: leaving an op of the union out, or adding one that is not in it,
+// is a type error.
+const TO_COORDINATOR: Record<ConnectionKind, Record<string, Shape>> = {
+  opening: only<OpeningMsg>(W2C_SHAPES, { register: true, attach: true, ping: true, pong: true, error: true }),
+  control: only<ControlMsg>(W2C_SHAPES, { 'fetch-module': true, ready: true, 'lane-died': true, drain: true, ping: true, pong: true, error: true }),
+  lane: only<LaneMsg>(W2C_SHAPES, { results: true, report: true, stolen: true, ping: true, pong: true, error: true }),
+};
+const TO_CONTROL = only<ToControlMsg>(C2W_SHAPES, { welcome: true, module: true, kill: true, drained: true, shutdown: true, ping: true, pong: true, error: true });
+const TO_LANE = only<ToLaneMsg>(C2W_SHAPES, { attached: true, run: true, cancel: true, steal: true, ping: true, pong: true, error: true });
+
+/** Where each op belongs, for the reason a connection of another kind is closed with. */
+const W2C_WHERE: Record<W2C['op'], string> = {
+  register: 'a new connection (register and attach come once, first)',
+  attach: 'a new connection (register and attach come once, first)',
+  'fetch-module': "a node's control connection",
+  ready: "a node's control connection",
+  'lane-died': "a node's control connection",
+  drain: "a node's control connection",
+  results: 'an attached lane',
+  report: 'an attached lane',
+  stolen: 'an attached lane',
+  ping: 'any connection',
+  pong: 'any connection',
+  error: 'any connection',
+};
+
+/** Whether `msg` is any message a worker node may send (whatever its connection). */
 export function invalidW2C(msg: unknown): string | undefined {
   return invalidReason(msg, W2C_SHAPES);
 }
 
+/** Whether `msg` is any message the coordinator may send (whatever the connection). */
 export function invalidC2W(msg: unknown): string | undefined {
   return invalidReason(msg, C2W_SHAPES);
+}
+
+/**
+ * Why `msg` is not a message a connection of `kind` may send the coordinator (a message of the
+ * protocol on the wrong kind of connection says where it belongs), or undefined if it is one.
+ */
+export function invalidFor(kind: ConnectionKind, msg: unknown): string | undefined {
+  const table = TO_COORDINATOR[kind];
+  if (isObj(msg) && typeof msg.op === 'string' && !Object.hasOwn(table, msg.op) && Object.hasOwn(W2C_WHERE, msg.op)) {
+    return `"${msg.op}" on a connection that is not ${W2C_WHERE[msg.op as W2C['op']]}`;
+  }
+  return invalidReason(msg, table);
+}
+
+/** Why `msg` is not a message the coordinator may send a node's control connection (or a lane). */
+export function invalidToWorker(lane: boolean, msg: unknown): string | undefined {
+  const table = lane ? TO_LANE : TO_CONTROL;
+  if (isObj(msg) && typeof msg.op === 'string' && !Object.hasOwn(table, msg.op) && Object.hasOwn(C2W_SHAPES, msg.op)) {
+    return `"${msg.op}" on ${lane ? 'a lane' : 'the control connection'}`;
+  }
+  return invalidReason(msg, table);
 }

@@ -1,8 +1,10 @@
 /**
- * Busy polling (shared/busy-poll.ts): after a message, a coordinator or task thread keeps its
+ * Busy polling (shared/busy-poll.ts): after a message, a coordinator or task thread may keep its
  * event loop polling for a short budget instead of sleeping. What a user would check: it costs
  * CPU only while on, never blocks the loop (sockets and timers are served while it polls), is
- * off under Deno, and a worker node started with `--busy-poll 0` spends nothing on it.
+ * off under Deno, does not burn CPU where it cannot help, and a worker node started with
+ * `--busy-poll 0` spends nothing on it. When it polls is the rule's business (its own tests:
+ * poll-rule.test.ts).
  */
 import { readFileSync } from 'node:fs';
 import { createServer, connect, type AddressInfo } from 'node:net';
@@ -20,7 +22,7 @@ const cpuMs = () => {
 };
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-test('expectAnswer() polls until answered(), serving sockets and timers; not once answers take longer than the budget', async () => {
+test('expectAnswer() polls until answered(), serving sockets and timers; not while answers take longer than the budget', async () => {
   const poll = new BusyPoll(60_000);
   if (IS_DENO) {
     // Measured slower under Deno, so it is always off there (see busy-poll.ts).
@@ -58,8 +60,8 @@ test('expectAnswer() polls until answered(), serving sockets and timers; not onc
     // CPU time is what a user would see in top: most of the 50 ms while polling (less when other
     // processes share the cores), ~nothing idle.
     assert.ok(spinCpu > Math.max(8, idleCpu * 3), `polling for 50 ms used ${spinCpu.toFixed(1)} ms of CPU (idle: ${idleCpu.toFixed(1)} ms)`);
-    const typical = poll.typicalMicros!;
-    assert.ok(typical >= 30_000 && typical < 200_000, `the wait was measured: ${typical} µs`);
+    const polled = poll.state.polledMs!;
+    assert.ok(polled >= 30 && polled < 200, `the polled wait was measured: ${polled} ms`);
 
     await sleep(20); // the last turn of the loop ends
     const after0 = cpuMs();
@@ -71,19 +73,19 @@ test('expectAnswer() polls until answered(), serving sockets and timers; not onc
     server.close();
   }
 
-  // Answers that typically take longer than the budget: polling would only burn CPU first.
+  // Answers that take longer than the budget, polled or not: polling would only burn CPU first.
   const short = new BusyPoll(5_000);
   for (let i = 0; i < 3; i++) {
     short.expectAnswer();
     await sleep(25);
     short.answered();
   }
-  assert.ok(short.typicalMicros! > 5_000);
+  assert.is(short.state.polling, false);
   const c1 = cpuMs();
   short.expectAnswer();
   await sleep(40);
   short.answered();
-  assert.ok(cpuMs() - c1 < 15, `it polled for an answer that typically takes ${short.typicalMicros} µs, past its 5 ms budget`);
+  assert.ok(cpuMs() - c1 < 15, `it polled for an answer that typically takes ${short.state.sleptMs} ms, past its 5 ms budget`);
 
   const off = new BusyPoll(0);
   assert.is(off.enabled, false);
@@ -113,12 +115,13 @@ function processCpuMs(pid: number): number {
   return ((Number(fields[11]) + Number(fields[12])) * 1000) / 100; // utime + stime, in 1/100 s
 }
 
-test("task threads poll for the next task after tasks that come one at a time, within the pool's budget; a node started with --busy-poll 0 does not", async () => {
+test('task threads do not poll through gaps that polling cannot shorten, though the budget would cover them', async () => {
   // Two pools, one node each, fed in turns (so both see the same load from whatever else runs
-  // on this machine): 200 tasks each, awaited one at a time, 3 ms apart. With a 10 ms budget
-  // the polling node polls through most of each gap, and the other sleeps: the difference is
-  // plain in CPU time even when other tests share the cores (a thread waiting for a core is
-  // not polling, so the polling node gets less than the full ~600 ms then).
+  // on this machine): 200 tasks each, awaited one at a time, 3 ms apart. A 10 ms budget would
+  // let a task thread poll through every gap (~600 ms of CPU), but the next task comes 3 ms
+  // later either way: polling would save a wake-up of tens of microseconds out of 3 ms. The
+  // node measures that and sleeps, bar a few probes: about the CPU of a node started with
+  // --busy-poll 0, which never polls.
   const polling = await startPool({ maxWorkers: 0, busyPollMicros: 10_000 }, undefined);
   const quiet = await startPool({ maxWorkers: 0, busyPollMicros: 10_000 }, undefined);
   const pollingNode = spawnWorker({ url: polling.url!, token: polling.token });
@@ -128,6 +131,7 @@ test("task threads poll for the next task after tasks that come one at a time, w
     for (let i = 0; i < 20; i++) {
       assert.is(await polling.submit(add, i, 1), i + 1);
       assert.is(await quiet.submit(add, i, 1), i + 1);
+      await sleep(3);
     }
     const before = [processCpuMs(pollingNode.child.pid!), processCpuMs(quietNode.child.pid!)];
     for (let i = 0; i < 200; i++) {
@@ -136,8 +140,7 @@ test("task threads poll for the next task after tasks that come one at a time, w
       await sleep(3);
     }
     const used = [processCpuMs(pollingNode.child.pid!) - before[0]!, processCpuMs(quietNode.child.pid!) - before[1]!];
-    assert.ok(used[0]! > 100, `the polling node used ${used[0]} ms of CPU for 200 tasks`);
-    assert.ok(used[1]! * 2 < used[0]!, `--busy-poll 0 used ${used[1]} ms of CPU, the polling node ${used[0]} ms`);
+    assert.ok(used[0]! < used[1]! * 1.5 + 60, `the node allowed to poll used ${used[0]} ms of CPU for 200 tasks, the one started with --busy-poll 0 ${used[1]} ms`);
   } finally {
     await Promise.all([pollingNode.kill(), quietNode.kill()]);
     await Promise.all([polling.shutdown(), quiet.shutdown()]);

@@ -146,6 +146,41 @@ test('an `error` message of 1 MB is logged cut short', async () => {
   }
 });
 
+test('a message of another kind of connection closes only that connection (CLOSE.PROTOCOL), saying where it belongs', async () => {
+  const pool = await startPool({ maxWorkers: 0 });
+  const control = await connectRawPeer(pool.url!, pool.token);
+  try {
+    const welcome = await registerAsNode(control, 2);
+    const cases: [string, { op: string } & Record<string, unknown>, RegExp][] = [
+      ['drain on a lane', { op: 'drain' }, /"drain" on a connection that is not a node's control connection/],
+      ['register again on a lane', { op: 'register', name: 'x', slots: 1, runtime: 'node', runtimeVersion: '20', hostname: 'h', pid: 1 }, /"register" on a connection that is not a new connection/],
+      ['ready before register', { op: 'ready' }, /"ready" on a connection that is not a node's control connection/],
+      ['results on a control connection', { op: 'results', items: [] }, /"results" on a connection that is not an attached lane/],
+    ];
+    let laneNumber = 0;
+    for (const [what, msg, reason] of cases) {
+      let peer = await connectRawPeer(pool.url!, pool.token);
+      if (what.endsWith('on a lane')) {
+        peer.send({ op: 'attach', node: welcome.workerId, lane: laneNumber++, ticket: welcome.laneTicket });
+        await peer.next('attached');
+      } else if (what.endsWith('on a control connection')) {
+        peer = control;
+      }
+      peer.send(msg);
+      const closed = await within(peer.closed, 5000, what);
+      assert.is(closed.code, CLOSE.PROTOCOL, what);
+      assert.match(closed.reason, reason, what);
+    }
+    // The pool goes on with a real node.
+    const node = await connectRawPeer(pool.url!, pool.token);
+    await registerAsNode(node);
+    node.close();
+  } finally {
+    control.close();
+    await pool.shutdown({ cancelFutures: true });
+  }
+});
+
 test('a worker node that goes silent is lost heartbeatTimeoutMs after its last message, not up to a ping interval later', async () => {
   const pool = await startPool({ maxWorkers: 0, heartbeatIntervalMs: 1500, heartbeatTimeoutMs: 1500 });
   const peer = await connectRawPeer(pool.url!, pool.token);

@@ -8,7 +8,7 @@ import WebSocket from 'ws';
 import { WRONG_TOKEN_ADVICE, answerHello, checkAuthOk } from '../shared/auth.ts';
 import { closeReason, decodeFrame, encodeFrame, joinFragments } from '../shared/frames.ts';
 import { boundText, describePeerValue } from '../shared/describe.ts';
-import { CLOSE, CLOSE_ERROR_CODES, invalidC2W, type C2W, type W2C } from '../shared/protocol.ts';
+import { CLOSE, CLOSE_ERROR_CODES, invalidToWorker, type ToControlMsg, type ToLaneMsg, type W2C } from '../shared/protocol.ts';
 
 /**
  * Frames from this size up are sent with an all-zero mask: `ws` then neither copies nor XORs
@@ -61,14 +61,16 @@ export interface ConnectionOptions {
   key: Uint8Array;
   ca?: string | Uint8Array;
   maxMessageBytes: number;
+  /** A task thread's lane (messages are checked as ToLaneMsg), or the node's control connection. */
+  lane: boolean;
 }
 
-export interface ConnectionEvents {
+export interface ConnectionEvents<M> {
   /** The socket is open; the handshake starts. */
   open?(): void;
   /** Both sides proved they hold the token: send `register` or `attach`. */
   authenticated(): void;
-  message(msg: C2W): void;
+  message(msg: M): void;
   /**
    * The connection ended. `fatal` is set when retrying cannot help (wrong token, no protocol
    * version in common).
@@ -77,14 +79,15 @@ export interface ConnectionEvents {
   log(message: string): void;
 }
 
-export class Connection {
+/** One connection: `M` is what the coordinator sends its kind (ToControlMsg or ToLaneMsg). */
+export class Connection<M extends ToControlMsg | ToLaneMsg> {
   readonly #ws: WebSocket;
-  readonly #events: ConnectionEvents;
+  readonly #events: ConnectionEvents<M>;
   #phase: 'connecting' | 'handshake' | 'open' | 'closed' = 'connecting';
   /** When the coordinator was last heard from (any frame). */
   lastSeen = Date.now();
 
-  constructor(options: ConnectionOptions, events: ConnectionEvents) {
+  constructor(options: ConnectionOptions, events: ConnectionEvents<M>) {
     this.#events = events;
     const { key } = options;
     const ws = new WebSocket(options.url, {
@@ -148,9 +151,10 @@ export class Connection {
       } catch (err) {
         return this.abort(CLOSE.PROTOCOL, `malformed msgpack frame from the coordinator: ${err instanceof Error ? boundText(err.message, 200) : describePeerValue(err)}`);
       }
-      const invalid = invalidC2W(msg);
+      // A message of the protocol that is not for this kind of connection is refused here.
+      const invalid = invalidToWorker(options.lane, msg);
       if (invalid) return this.abort(CLOSE.PROTOCOL, invalid);
-      events.message(msg as C2W);
+      events.message(msg as M);
     };
     ws.on('error', (err: Error & { code?: string }) => {
       // Followed by 'close', which reports it.

@@ -7,7 +7,7 @@ import { availableParallelism, hostname } from 'node:os';
 import { basename } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { deriveKey } from '../shared/auth.ts';
-import { CLOSE, DEFAULTS, MAX_BUSY_POLL_MICROS, MIN_MAX_MESSAGE_BYTES, type C2W, type Handlers, type ModuleInfo, type W2C } from '../shared/protocol.ts';
+import { CLOSE, DEFAULTS, MAX_BUSY_POLL_MICROS, MIN_MAX_MESSAGE_BYTES, type Handlers, type ToControlMsg, type ModuleInfo, type W2C } from '../shared/protocol.ts';
 import { bundleModule, hashCode, toModuleUrl } from '../shared/bundle.ts';
 import { ModuleCache } from './module-cache.ts';
 import { boundText } from '../shared/describe.ts';
@@ -54,7 +54,7 @@ export class WorkerNode {
   readonly #key: Uint8Array;
   readonly #cache: ModuleCache;
   readonly #lanes: LaneThreads;
-  #conn: Connection | undefined;
+  #conn: Connection<ToControlMsg> | undefined;
   #state: State = 'idle';
   #moduleUrls = new Map<number, string>();
   /** Task modules' names on the coordinator's machine (tasks.ts), for messages. */
@@ -150,8 +150,8 @@ export class WorkerNode {
   #connect(): void {
     if (this.#state === 'stopped') return;
     this.#state = 'connecting';
-    const conn: Connection = new Connection(
-      { url: this.options.connect, key: this.#key, ca: this.options.ca, maxMessageBytes: this.options.maxMessageBytes },
+    const conn: Connection<ToControlMsg> = new Connection<ToControlMsg>(
+      { url: this.options.connect, key: this.#key, ca: this.options.ca, maxMessageBytes: this.options.maxMessageBytes, lane: false },
       {
         open: () => {
           this.#state = 'handshake';
@@ -168,7 +168,7 @@ export class WorkerNode {
     this.#conn = conn;
   }
 
-  #onClosed(conn: Connection, code: number, reason: string, fatal: WorkerNodeFatalError | undefined): void {
+  #onClosed(conn: Connection<ToControlMsg>, code: number, reason: string, fatal: WorkerNodeFatalError | undefined): void {
     if (this.#conn !== conn) return;
     this.#conn = undefined;
     if (this.#heartbeat) clearInterval(this.#heartbeat);
@@ -220,9 +220,8 @@ export class WorkerNode {
     });
   }
 
-  #dispatch(msg: C2W): void {
-    const unexpected = () => this.#abortConnection(CLOSE.PROTOCOL, `unexpected "${msg.op}" on the control connection`);
-    const handlers: Handlers<C2W> = {
+  #dispatch(msg: ToControlMsg): void {
+    const handlers: Handlers<ToControlMsg> = {
       welcome: (m) => {
         if (this.#state !== 'registering') return this.#abortConnection(CLOSE.PROTOCOL, 'unexpected welcome');
         this.#startHeartbeat(m.heartbeatIntervalMs, m.heartbeatTimeoutMs);
@@ -248,10 +247,6 @@ export class WorkerNode {
         this.#pendingModules.delete(m.id);
         if (this.#pendingModules.size === 0) this.#becomeReady();
       },
-      // Tasks travel on the lanes, never here.
-      attached: unexpected,
-      run: unexpected,
-      cancel: unexpected,
       kill: (m) => this.#lanes.kill(m.lane, m.reason, m.task),
       drained: () => {
         if (this.#state === 'draining') this.#conn?.close(CLOSE.NORMAL, 'worker node drained');
@@ -264,7 +259,7 @@ export class WorkerNode {
       },
       error: (m) => this.#log(`the coordinator reported ${boundText(m.code, 64)}: ${boundText(m.message)}`),
     };
-    (handlers[msg.op] as (m: C2W) => void)(msg);
+    (handlers[msg.op] as (m: ToControlMsg) => void)(msg);
   }
 
   #resolveModule(info: ModuleInfo): void {

@@ -9,7 +9,7 @@ import { attachedBytes, canEncode, decodeValue, encodeMessage, encodeValue } fro
 import { boundText } from '../shared/describe.ts';
 import { FRAME_OVERHEAD_BYTES, itemOverheadBytes } from '../shared/frames.ts';
 import { ModuleLoadError, UnknownTaskError, errorToWire, type WireClassRef } from '../shared/errors.ts';
-import { CLOSE, DEFAULTS, MAX_MODULE_ERROR_CHARS, batchBySize, type C2W, type Handlers, type TaskOutcome, type TaskSpec } from '../shared/protocol.ts';
+import { CLOSE, DEFAULTS, MAX_MODULE_ERROR_CHARS, batchBySize, type Handlers, type ToLaneMsg, type TaskOutcome, type TaskSpec } from '../shared/protocol.ts';
 import { MAX_REPORTS_PER_SECOND, threadTask, type TaskContext } from '../shared/task-context.ts';
 import { BusyPoll } from '../shared/busy-poll.ts';
 import { Connection } from './connection.ts';
@@ -55,7 +55,7 @@ const controllers = new Map<number, LazyAbort>();
 const queue: TaskSpec[] = [];
 let outbox: TaskOutcome[] = [];
 let draining = false;
-let lane: Connection | undefined;
+let lane: Connection<ToLaneMsg> | undefined;
 let config: LaneConfig | undefined;
 let moduleUrls = new Map<number, string>();
 /** Shared with the node's main thread: the running task's id, and an exit code (LaneConfig.state). */
@@ -393,7 +393,8 @@ function cancel(id: number): void {
   }
 }
 
-const handlers: Partial<Handlers<C2W>> = {
+/** Every message a lane may receive (ToLaneMsg); the connection refuses any other. */
+const handlers: Handlers<ToLaneMsg> = {
   attached: () => port.post({ t: 'attached' }),
   run: (m) => {
     busyPoll.answered();
@@ -404,9 +405,20 @@ const handlers: Partial<Handlers<C2W>> = {
   cancel: (m) => {
     for (const id of m.ids) cancel(id);
   },
+  // Work stealing: give back what has not started, and say exactly which (the coordinator
+  // sends elsewhere only those, so no task runs twice because of a steal).
+  steal: (m) => {
+    const ids: number[] = [];
+    for (const id of m.ids) {
+      const i = queue.findIndex((j) => j.id === id);
+      if (i < 0) continue; // started (or done) already: it runs here
+      queue.splice(i, 1);
+      ids.push(id);
+    }
+    lane?.send({ op: 'stolen', ids });
+  },
   ping: (m) => lane?.send({ op: 'pong', t: m.t }),
   pong: () => {},
-  shutdown: () => {},
   error: (m) => port.post({ t: 'log', message: `the coordinator reported ${boundText(m.code, 64)} on lane ${config?.lane}: ${boundText(m.message)}` }),
 };
 
@@ -422,15 +434,11 @@ async function start(c: LaneConfig): Promise<void> {
   // imported here is named in the attach, and its tasks go to other nodes.
   const failedModules = await loadAll(c);
   if (failedModules.length > 0) port.post({ t: 'import-failed', failed: failedModules });
-  lane = new Connection(
-    { url: c.url, key: c.key, ca: c.ca, maxMessageBytes: c.maxMessageBytes },
+  lane = new Connection<ToLaneMsg>(
+    { url: c.url, key: c.key, ca: c.ca, maxMessageBytes: c.maxMessageBytes, lane: true },
     {
       authenticated: () => lane!.send({ op: 'attach', node: c.node, lane: c.lane, ticket: c.ticket, failedModules: failedModules.length > 0 ? failedModules : undefined }),
-      message: (m) => {
-        const handler = handlers[m.op] as ((m: C2W) => void) | undefined;
-        if (handler) handler(m);
-        else lane!.abort(CLOSE.PROTOCOL, `unexpected "${m.op}" on a lane`);
-      },
+      message: (m) => (handlers[m.op] as (m: ToLaneMsg) => void)(m),
       closed: (code, reason) => {
         // Whatever the coordinator sent here will run elsewhere: stop it.
         queue.length = 0;

@@ -3,8 +3,9 @@
  * the same run:
  *
  * - scheduling: makespans against the ideal computed from the task durations — sleeps of 300,
- *   200 and 100 ms right after a burst of tiny tasks; tiny tasks interleaved with long ones; two
- *   nodes of different speed (one made 4× slower);
+ *   200 and 100 ms right after a burst of tiny tasks; tiny tasks interleaved with long ones; a
+ *   long sleep with short ones queued behind it (work stealing); two nodes of different speed
+ *   (one made 4× slower);
  * - monitoring: tiny-task throughput with the dashboard's live feed open and /metrics scraped
  *   every second, against the same pool without, in alternating rounds;
  * - HTTP load: one worker node (one slot) generating load against a local HTTP server with the
@@ -81,6 +82,33 @@ async function mixed(): Promise<void> {
     const ideal = (stats.duration!.mean * stats.duration!.count) / 2 - (0.1 + 200) / 2;
     emitFigure({ suite: SUITE, workload: 'sched-mixed', label: `wsfutures ${tiny} × 0.1 ms with ${long} × 200 ms, makespan`, value: ms, unit: 'ms', count: tiny + long, seconds: ms / 1000 });
     emitFigure({ suite: SUITE, workload: 'sched-mixed-ideal', label: 'ideal makespan (measured task time / 2 slots)', value: ideal, unit: 'ms', count: 1, seconds: 0 });
+  } finally {
+    await pool.shutdown();
+  }
+}
+
+/**
+ * Work stealing: one sleep of 400 ms then 60 of 5 ms, on 2 slots, with the kind measured as
+ * short (so each slot takes many ahead, and half of the short ones land behind the long one).
+ * Ideal 400 ms (the long one; the short ones fit beside it); without stealing ~550.
+ */
+async function stealing(): Promise<void> {
+  const pool = new ProcessPoolExecutor({ tasks: TASKS, maxWorkers: 2, log: false });
+  try {
+    await pool.ready();
+    await Promise.all(Array.from({ length: 20 }, (_, i) => pool.submit(sleep, i, 1)));
+    const rounds = smoke ? 1 : 5;
+    const makespans: number[] = [];
+    for (let r = 0; r < rounds; r++) {
+      const t0 = now();
+      await Promise.all([pool.submit(sleep, 0, 400), ...Array.from({ length: 60 }, (_, i) => pool.submit(sleep, i, 5))]);
+      makespans.push(now() - t0);
+    }
+    makespans.sort((a, b) => a - b);
+    const median = makespans[Math.floor(makespans.length / 2)]!;
+    const { stolen } = pool.stats();
+    emitFigure({ suite: SUITE, workload: 'sched-steal', label: 'wsfutures a 400 ms sleep with 60 of 5 ms behind it, makespan', value: median, unit: 'ms', count: rounds, seconds: makespans.reduce((a, b) => a + b, 0) / 1000, note: `median of ${rounds}: ${makespans.map((m) => m.toFixed(0)).join(', ')} ms; ${stolen} tasks stolen` });
+    emitFigure({ suite: SUITE, workload: 'sched-steal-ideal', label: 'ideal makespan (the long sleep)', value: 400, unit: 'ms', count: 1, seconds: 0 });
   } finally {
     await pool.shutdown();
   }
@@ -265,6 +293,7 @@ async function startSlowTarget(): Promise<{ url: string; stop: () => void }> {
 emitInfo({ features: 'scheduling, monitoring, http load' });
 await step('sched-after-burst', afterBurst);
 await step('sched-mixed', mixed);
+await step('sched-steal', stealing);
 await step('sched-uneven', uneven);
 await step('monitoring', monitoring);
 await step('http-load', httpLoad);

@@ -7,7 +7,8 @@
  *                (under 30 s without Dask and BullMQ, which CI does not install). The figures
  *                mean little. Writes bench-results/smoke.json.
  *   --only NAME  run only these suites (repeatable, or comma-separated): baseline, piscina,
- *                python, dask, bullmq, wsfutures. Ratios need the baseline in the same run.
+ *                python, dask, bullmq, wsfutures, latency, features. Ratios need the baseline
+ *                in the same run.
  * A full run writes bench-results/latest.json; a run with --only, latest-only-NAME.json.
  *
  * Each suite runs in its own process group, one after the other so that they do not compete
@@ -60,6 +61,8 @@ const SUITES: Suite[] = [
   { name: 'bullmq', command: node('./bullmq.ts') },
   // --expose-gc: the queue figure weighs the heap after a full collection.
   { name: 'wsfutures', command: node('./wsfutures.ts', '--expose-gc') },
+  // Sequential round trips in 10 fresh processes, quiet and beside a CPU hog.
+  { name: 'latency', command: node('./latency.ts') },
   // Scheduling against the ideal, the cost of monitoring, HTTP load against autocannon.
   { name: 'features', command: node('./features.ts') },
 ];

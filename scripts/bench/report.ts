@@ -31,6 +31,11 @@ const REFERENCES: Record<string, Reference[]> = {
   'tiny-all-at-once-interleaved': [{ id: 'baseline/ws-pipelined-interleaved', target: { op: '>=', value: 0.8 } }],
   'sequential-p50-interleaved': [{ id: 'baseline/ws-ping-pong-p50-interleaved', target: { op: '<=', value: 1.3 } }, { id: 'baseline/ws-ping-pong-busy-p50-interleaved' }],
   'sequential-p50-no-busy-poll-interleaved': [{ id: 'baseline/ws-ping-pong-p50-interleaved', target: { op: '<=', value: 1.3 } }],
+  // Fresh processes (the latency suite): polling must pay off in each, and not cost beside a
+  // CPU hog (the same processes with busyPollMicros 0, taking turns).
+  'fresh-sequential-p50': [{ id: 'wsfutures/fresh-sequential-p50-no-busy-poll' }],
+  'hog-sequential-p50': [{ id: 'wsfutures/hog-sequential-p50-no-busy-poll', target: { op: '<=', value: 1 } }],
+  'hog-sequential-p99': [{ id: 'wsfutures/hog-sequential-p99-no-busy-poll' }],
   // map's own per-item cost: against the same items cut into arrays by hand, one submit each.
   'map-chunked': [{ id: 'baseline/ws-batched', target: { op: '>=', value: 0.8 } }, { id: 'wsfutures/map-manual-chunks', target: { op: '>=', value: 0.5 } }],
   'map-manual-chunks': [{ id: 'baseline/ws-batched' }],
@@ -41,6 +46,7 @@ const REFERENCES: Record<string, Reference[]> = {
   // Scheduling: makespans against the ideal computed from the task durations.
   'sched-after-burst': [{ id: 'wsfutures/sched-after-burst-ideal', target: { op: '<=', value: 1.1 } }],
   'sched-mixed': [{ id: 'wsfutures/sched-mixed-ideal', target: { op: '<=', value: 1.1 } }],
+  'sched-steal': [{ id: 'wsfutures/sched-steal-ideal', target: { op: '<=', value: 1.1 } }],
   'sched-uneven': [{ id: 'wsfutures/sched-uneven-ideal', target: { op: '<=', value: 1.15 } }],
   // What watching costs: the dashboard open and /metrics scraped, against nobody watching.
   'tiny-monitored': [{ id: 'wsfutures/tiny-unmonitored', target: { op: '>=', value: 0.95 } }],
@@ -62,6 +68,10 @@ const PEER_TARGETS: Record<string, Record<string, Target>> = {
 /** Targets on the figure itself rather than a ratio. */
 const VALUE_TARGETS: Record<string, Target> = {
   'queue-heap': { op: '<', value: 1024 },
+  // Every fresh process lands in the same mode: the slowest p50 within 1.5x of the fastest…
+  'fresh-sequential-p50-spread': { op: '<=', value: 1.5 },
+  // …and in each, polling made the p50 lower than with busyPollMicros 0.
+  'fresh-sequential-p50-worst-vs-off': { op: '<', value: 1 },
 };
 
 export const SUBJECT = 'wsfutures';

@@ -36,7 +36,7 @@ function pack(value: unknown, structured: boolean): Uint8Array {
 
 /** Keys that have broken code before, and the protocol's own field names. */
 const KEYS = ['op', '__proto__', 'constructor', 'prototype', 'then', 'toString', 'valueOf', 'hasOwnProperty', 'id', 'items', 'tasks', 'ids', 'a', 'v', 'x', 'e', 'c', 'd', 'f', 'm', 'n', 't', 'name', 'message', 'stack', 'props', 'cause', 'errors', 'code', 'slots', 'lane', 'node', 'ticket', 'modules', 'hash', 'exit', 'how', 'task', 'crashed'];
-const OPS = ['register', 'fetch-module', 'ready', 'attach', 'lane-died', 'results', 'ping', 'pong', 'drain', 'error', 'welcome', 'module', 'attached', 'run', 'cancel', 'kill', 'drained', 'shutdown'];
+const OPS = ['register', 'fetch-module', 'ready', 'attach', 'lane-died', 'results', 'stolen', 'ping', 'pong', 'drain', 'error', 'welcome', 'module', 'attached', 'run', 'cancel', 'steal', 'kill', 'drained', 'shutdown'];
 
 const key = fc.oneof(fc.constantFrom(...KEYS), fc.string({ maxLength: 6 }));
 const smallInt = fc.oneof(fc.integer({ min: -3, max: 40 }), fc.constantFrom(0, -1, 2 ** 31, 2 ** 32, Number.MAX_SAFE_INTEGER, -Number.MAX_SAFE_INTEGER));
@@ -107,6 +107,7 @@ const toCoordinator: Record<string, fc.Arbitrary<Record<string, unknown>>> = {
   results: fc.record({
     items: fc.array(fc.record({ id: taskId, v: bytes, x: fc.array(fc.uint8Array({ maxLength: 16 }), { maxLength: 2 }), e: wireError, d: nonNeg }, { requiredKeys: ['id'] }), { maxLength: 4 }),
   }),
+  stolen: fc.record({ ids: fc.array(taskId, { maxLength: 4 }) }),
   ping: fc.record({ t: fc.double({ noNaN: true, noDefaultInfinity: true }) }),
   pong: fc.record({ t: fc.double({ noNaN: true, noDefaultInfinity: true }) }),
   drain: fc.constant({}),
@@ -143,6 +144,7 @@ const toNode: Record<string, fc.Arbitrary<Record<string, unknown>>> = {
     ),
   }),
   cancel: fc.record({ ids: fc.array(taskId, { maxLength: 4 }) }),
+  steal: fc.record({ ids: fc.array(taskId, { maxLength: 4 }) }),
   kill: fc.record({ lane: smallInt, reason: str, task: taskId }, { requiredKeys: ['lane', 'reason'] }),
   drained: fc.constant({}),
   ping: fc.record({ t: fc.double({ noNaN: true, noDefaultInfinity: true }) }),
