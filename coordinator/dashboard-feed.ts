@@ -1,7 +1,8 @@
 /**
  * The dashboard's live feed: while at least one dashboard is open, twice a second, the pool's
  * stats, the tasks that ended since the last update (the task stream, at most 2,000 an update:
- * the rest are counted, not sent), and the last errors, as one JSON message to every open page.
+ * the rest are counted, not sent), the last errors, and the live figures of a load test running
+ * on the pool, as one JSON message to every open page.
  * Nothing is kept or sent while no page is open, so a pool nobody watches pays nothing.
  */
 import type { ClusterStats, PoolStats } from './cluster-stats.ts';
@@ -14,6 +15,8 @@ export class DashboardFeed {
   readonly #cluster: ClusterStats;
   readonly #clients = new Set<(data: string) => void>();
   #timer: ReturnType<typeof setInterval> | undefined;
+  /** The live figures of a load test running on the pool, if one is. */
+  loadTest: (() => unknown) | undefined;
 
   constructor(stats: () => PoolStats, cluster: ClusterStats) {
     this.#stats = stats;
@@ -50,7 +53,7 @@ export class DashboardFeed {
 
   #message(): string {
     const { spans, dropped } = this.#cluster.takeSpans();
-    return JSON.stringify({ stats: this.#stats(), spans, droppedSpans: dropped, errors: this.#cluster.recentErrors });
+    return JSON.stringify({ stats: this.#stats(), spans, droppedSpans: dropped, errors: this.#cluster.recentErrors, loadTest: this.loadTest?.() });
   }
 
   #update(): void {

@@ -56,6 +56,9 @@ tr[data-state=lost] { color: var(--muted); }
 #errors pre { background: #f6f7f9; padding: .5em; overflow: auto; max-height: 20em; font-size: 12px; }
 .muted { color: var(--muted); }
 #status.off { color: #ffab91; }
+#loadtest .figures { display: flex; gap: 1.6em; flex-wrap: wrap; margin-bottom: .6em; }
+#loadtest .figures b { font-size: 1.25em; font-variant-numeric: tabular-nums; }
+#loadtest .figures span { color: var(--muted); margin-left: .3em; }
 </style></head>
 <body>
 <header>
@@ -71,6 +74,21 @@ tr[data-state=lost] { color: var(--muted); }
   <div class="figure"><span id="status">connecting…</span></div>
 </header>
 <main>
+  <section class="wide" id="loadtest" hidden><h2>Load test <span class="muted" id="lt-model"></span></h2>
+    <div class="figures">
+      <div><b id="lt-rate">0</b><span>iterations/s</span></div>
+      <div><b id="lt-target">0</b><span id="lt-target-unit">asked</span></div>
+      <div><b id="lt-p50">–</b><span>p50</span></div>
+      <div><b id="lt-p90">–</b><span>p90</span></div>
+      <div><b id="lt-p99">–</b><span>p99</span></div>
+      <div><b id="lt-iterations">0</b><span>iterations</span></div>
+      <div><b id="lt-errors">0</b><span>errors</span></div>
+      <div><b id="lt-dropped">0</b><span>dropped</span></div>
+      <div><b id="lt-elapsed">0 s</b><span id="lt-length"></span></div>
+    </div>
+    <div id="chart-loadtest"></div>
+    <table><thead><tr><th>step</th><th>per second</th><th>p50</th><th>p90</th><th>p99</th><th>errors</th><th>errors by kind</th></tr></thead>
+    <tbody id="lt-steps"></tbody></table></section>
   <section class="wide"><h2>Worker nodes</h2>
     <table><thead><tr><th>node</th><th>state</th><th>slots</th><th>running</th><th>completed</th><th>failed</th><th>retried</th><th>host</th><th>address</th><th>runtime</th><th>heartbeat</th><th>since</th></tr></thead>
     <tbody id="nodes"></tbody></table></section>
@@ -109,6 +127,53 @@ function chart(id, series) {
 }
 const tputChart = chart('chart-throughput', [{ label: 'tasks/s', stroke: '#1565c0', fill: '#1565c022' }]);
 const queueChart = chart('chart-queue', [{ label: 'queued', stroke: '#ef6c00' }, { label: 'running', stroke: '#2e7d32' }]);
+// The load test's rate against the asked load, one point per second of the test; the chart is
+// made when a load test first shows (a hidden section has no width to draw in).
+let ltChart, ltSecond = -1;
+const ltHist = { t: [], rate: [], target: [], p99: [] };
+
+function renderLoadTest(lt) {
+  const section = $('loadtest');
+  section.hidden = !lt;
+  if (!lt) return;
+  const open = lt.model === 'open';
+  $('lt-model').textContent = open ? '(open model: iterations per second)' : '(closed model: virtual users)';
+  $('lt-rate').textContent = fmtInt(lt.rate);
+  $('lt-target').textContent = fmtInt(lt.target);
+  $('lt-target-unit').textContent = open ? 'iterations/s asked' : 'virtual users asked';
+  const whole = lt.steps.find((st) => st.name === 'iteration');
+  $('lt-p50').textContent = whole && whole.count ? fmtMs(whole.p50) : '–';
+  $('lt-p90').textContent = whole && whole.count ? fmtMs(whole.p90) : '–';
+  $('lt-p99').textContent = whole && whole.count ? fmtMs(whole.p99) : '–';
+  $('lt-iterations').textContent = fmtInt(lt.iterations);
+  $('lt-errors').textContent = fmtInt(lt.errors);
+  $('lt-dropped').textContent = fmtInt(lt.dropped);
+  $('lt-elapsed').textContent = (lt.elapsedMs / 1000).toFixed(0) + ' s';
+  $('lt-length').textContent = Number.isFinite(lt.lengthMs) && lt.lengthMs ? 'of ' + (lt.lengthMs / 1000).toFixed(0) + ' s' : '';
+  section.dataset.rate = String(lt.rate); section.dataset.target = String(lt.target); section.dataset.second = String(lt.second);
+  // The whole iteration first, then the steps in the order they were first measured.
+  const steps = [...lt.steps].sort((a, b) => (a.name === 'iteration' ? -1 : b.name === 'iteration' ? 1 : 0));
+  $('lt-steps').replaceChildren(...steps.map((st) => {
+    const kinds = Object.entries(st.errorKinds).sort((a, b) => b[1] - a[1]).map(([k, n]) => k + ': ' + fmtInt(n)).join(', ');
+    const tr = row([st.name === 'iteration' ? 'whole iteration' : st.name, fmtInt(st.count), st.count ? fmtMs(st.p50) : '–', st.count ? fmtMs(st.p90) : '–', st.count ? fmtMs(st.p99) : '–', fmtInt(st.errors), kinds || '–']);
+    tr.dataset.step = st.name; tr.dataset.p50 = String(st.p50); tr.dataset.errors = String(st.errors);
+    return tr;
+  }));
+  if (!ltChart) {
+    const target = $('chart-loadtest');
+    ltChart = new uPlot({
+      width: Math.max(300, target.clientWidth - 10), height: 200,
+      scales: { x: { time: false }, y: { range: (u, min, max) => [0, Math.max(1, max) * 1.1] } },
+      series: [{ label: 'second' }, { label: 'iterations/s', stroke: '#1565c0', fill: '#1565c022' }, { label: open ? 'asked' : 'virtual users asked', stroke: '#6b7380', dash: [6, 4] }, { label: 'p99 (ms)', stroke: '#c62828', scale: 'ms' }],
+      axes: [{}, { size: 60 }, { scale: 'ms', side: 1, size: 60 }],
+    }, [[]], target);
+  }
+  if (lt.second > ltSecond) {
+    ltSecond = lt.second;
+    ltHist.t.push(lt.second); ltHist.rate.push(lt.rate); ltHist.target.push(lt.target); ltHist.p99.push(whole && whole.count ? whole.p99 : null);
+    ltChart.setData([ltHist.t, ltHist.rate, ltHist.target, ltHist.p99]);
+  }
+}
 
 // Task stream: spans of the last 20 s, a row per node and lane.
 const WINDOW_MS = 20000;
@@ -189,6 +254,7 @@ function render(msg) {
   if (hist.t.length > MAX_POINTS) for (const k in hist) hist[k].shift();
   tputChart.setData([hist.t, hist.tput]);
   queueChart.setData([hist.t, hist.queued, hist.running]);
+  renderLoadTest(msg.loadTest);
   document.body.dataset.updates = String((Number(document.body.dataset.updates) || 0) + 1);
 }
 

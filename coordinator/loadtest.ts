@@ -86,6 +86,26 @@ export interface LoadTestProgress {
   p99: number;
 }
 
+/** What open dashboards show while a load test runs on the pool (twice a second). */
+export interface LoadTestLive {
+  model: 'open' | 'closed';
+  /** The second of the test the per-second figures are about (-1: none complete yet). */
+  second: number;
+  elapsedMs: number;
+  lengthMs: number;
+  /** The load asked for now: iterations/s (open model) or virtual users (closed). */
+  target: number;
+  /** Iterations started in that second. */
+  rate: number;
+  slots: number;
+  /** Since the start. */
+  iterations: number;
+  errors: number;
+  dropped: number;
+  /** Per step ('iteration' is the whole iteration): that second's count and latency (ms), errors since the start. */
+  steps: { name: string; count: number; p50: number; p90: number; p99: number; errors: number; errorKinds: Record<string, number> }[];
+}
+
 export interface LoadTestResult {
   ok: boolean;
   model: 'open' | 'closed';
@@ -107,8 +127,8 @@ export interface LoadTestResult {
 }
 
 const DRIVER = fileURLToPath(new URL(import.meta.url.endsWith('.ts') ? '../shared/loadtest-driver.ts' : '../shared/loadtest-driver.js', import.meta.url));
-/** The histogram library and its dependencies travel inside the scenario's bundle. */
-const INLINE_PACKAGES = new Set(['hdr-histogram-js', 'pako', 'base64-js', '@assemblyscript/loader']);
+/** The histogram library, the HTTP client and their dependencies travel inside the scenario's bundle. */
+const INLINE_PACKAGES = new Set(['hdr-histogram-js', 'pako', 'base64-js', '@assemblyscript/loader', 'undici']);
 
 /**
  * Bundles the scenario with the driver into one task module, written beside the scenario (so
@@ -130,6 +150,9 @@ async function bundleScenario(scenario: URL): Promise<string> {
     platform: 'node',
     target: 'es2022',
     packages: 'external',
+    // The inlined CommonJS packages (undici) require Node's built-in modules, which an ES module
+    // can only do through a require of its own.
+    banner: { js: "import { createRequire as __wsfCreateRequire } from 'node:module';\nconst require = __wsfCreateRequire(import.meta.url);" },
     keepNames: true,
     logLevel: 'silent',
     plugins: [
@@ -208,19 +231,30 @@ export async function loadTest(options: LoadTestOptions): Promise<LoadTestResult
     // Merged measurements: whole test per step, and per second for the timeline.
     const total = new Map<string, hdr.Histogram>();
     const totalErrors = new Map<string, Record<string, number>>();
-    const seconds: { h: hdr.Histogram; started: number; errors: number; target: number; slots: number }[] = [];
+    // Per second: whole iterations for the timeline; each step, for the live figures.
+    const seconds: { h: hdr.Histogram; steps: Map<string, hdr.Histogram> | undefined; started: number; errors: number; target: number; slots: number }[] = [];
     let started = 0;
     let ended = 0;
     let dropped = 0;
     const startedAt = Date.now();
     const second = (t: number) => {
       const i = Math.max(0, Math.floor((t - startedAt) / 1000));
-      while (seconds.length <= i) seconds.push({ h: newHistogram(), started: 0, errors: 0, target: at(seconds.length * 1000), slots: pool.slots });
+      while (seconds.length <= i) {
+        seconds.push({ h: newHistogram(), steps: new Map(), started: 0, errors: 0, target: at(seconds.length * 1000), slots: pool.slots });
+        // Per-step figures are kept for the few seconds the dashboard may still show.
+        const old = seconds[seconds.length - 5];
+        if (old?.steps) {
+          for (const h of old.steps.values()) h.destroy();
+          old.steps = undefined;
+        }
+      }
       return seconds[i]!;
     };
     const merge = (r: SlotReport) => {
-      // A report covers the second before it arrived.
-      const bucket = second(Date.now() - 1000);
+      // A report covers the second before it arrived. Slots report on whole seconds from the
+      // start (segments start on a grid of them), so reports arrive around those instants,
+      // a little early or late: the buckets' edges are half a second away from them.
+      const bucket = second(Date.now() - 500);
       started += r.started;
       ended += r.ended;
       dropped += r.dropped;
@@ -231,6 +265,11 @@ export async function loadTest(options: LoadTestOptions): Promise<LoadTestResult
         if (!t) total.set(step, (t = newHistogram()));
         t.add(h);
         if (step === 'iteration') bucket.h.add(h);
+        if (bucket.steps) {
+          let b = bucket.steps.get(step);
+          if (!b) bucket.steps.set(step, (b = newHistogram()));
+          b.add(h);
+        }
         h.destroy();
       }
       for (const [step, kinds] of Object.entries(r.errors)) {
@@ -243,14 +282,43 @@ export async function loadTest(options: LoadTestOptions): Promise<LoadTestResult
       }
     };
 
+    /** The last second whose reports are all in (see `merge`), at `elapsed` ms into the test. */
+    const lastComplete = (elapsed: number) => Math.floor((elapsed - 500) / 1000) - 1;
+    /** The live figures for the dashboard. */
+    const live = (): LoadTestLive => {
+      const elapsed = Date.now() - startedAt;
+      const i = lastComplete(elapsed);
+      const last = i >= 0 ? second(startedAt + i * 1000) : undefined;
+      const pct = (h: hdr.Histogram | undefined, p: number) => (h && h.totalCount > 0 ? h.getValueAtPercentile(p) / 1000 : 0);
+      const names = new Set([...total.keys(), ...totalErrors.keys()]);
+      return {
+        model,
+        second: i,
+        elapsedMs: elapsed,
+        lengthMs,
+        target: at(elapsed),
+        rate: last?.started ?? 0,
+        slots: pool.slots,
+        iterations: started,
+        errors: Object.values(totalErrors.get('iteration') ?? {}).reduce((a, b) => a + b, 0),
+        dropped,
+        steps: [...names].map((name) => {
+          const h = last?.steps?.get(name);
+          const kinds = totalErrors.get(name) ?? {};
+          return { name, count: h?.totalCount ?? 0, p50: pct(h, 50), p90: pct(h, 90), p99: pct(h, 99), errors: Object.values(kinds).reduce((a, b) => a + b, 0), errorKinds: kinds };
+        }),
+      };
+    };
+
     // One chain of segments per slot; shares follow the slots connected when each starts.
     let stopped = false;
     const stop = () => (stopped = true);
     options.signal?.addEventListener('abort', stop, { once: true });
     const limit = options.iterations;
     const chains = new Set<Promise<void>>();
-    const chain = async (): Promise<void> => {
+    const chain = async (late: boolean): Promise<void> => {
       let drained = true;
+      let first = true;
       while (!stopped) {
         const now = Date.now() - startedAt;
         if (now >= lengthMs || (limit !== undefined && started >= limit)) {
@@ -262,13 +330,20 @@ export async function loadTest(options: LoadTestOptions): Promise<LoadTestResult
         // More chains than slots (a node left): this one ends.
         if (chains.size > Math.max(1, pool.slots)) break;
         const slots = Math.max(1, pool.slots);
-        const next = Math.min(lengthMs, now + segmentMs, ...boundaries.filter((b) => b > now + 50));
+        // Segments end on one grid (multiples of segmentMs from the start), so that every slot
+        // takes its new share at the same moment and the total stays the asked load.
+        const grid = Math.ceil((now + segmentMs / 4) / segmentMs) * segmentMs;
+        const next = Math.min(lengthMs, grid, ...boundaries.filter((b) => b > now + 50));
+        // A slot that joined mid-test waits, with no load, for the grid: until then the others
+        // carry the whole load at their shares.
+        const share = late && first ? 0 : 1 / slots;
+        first = false;
         const config: SegmentConfig = {
           testId,
           model,
           durationMs: Math.max(50, next - now),
-          loadFrom: at(now) / slots,
-          loadTo: at(next) / slots,
+          loadFrom: at(now) * share,
+          loadTo: at(next) * share,
           maxInFlight,
           maxIterations: limit === undefined ? undefined : Math.ceil(limit / slots),
           final: next >= lengthMs,
@@ -294,18 +369,19 @@ export async function loadTest(options: LoadTestOptions): Promise<LoadTestResult
         // its node was lost: what it had in flight is lost with it
       }
     };
-    const spawnChains = () => {
+    const spawnChains = (late: boolean) => {
       while (!stopped && chains.size < pool.slots) {
-        const c: Promise<void> = chain().finally(() => chains.delete(c));
+        const c: Promise<void> = chain(late).finally(() => chains.delete(c));
         chains.add(c);
       }
     };
-    const offReady = pool.on('nodeReady', spawnChains);
-    spawnChains();
+    const offReady = pool.on('nodeReady', () => spawnChains(true));
+    pool.showLoadTest(() => live());
+    spawnChains(false);
 
     const progress = setInterval(() => {
       const elapsed = Date.now() - startedAt;
-      const last = seconds[Math.floor(elapsed / 1000) - 1];
+      const last = seconds[lastComplete(elapsed)];
       options.onProgress?.({
         elapsedMs: elapsed,
         lengthMs,
@@ -323,6 +399,7 @@ export async function loadTest(options: LoadTestOptions): Promise<LoadTestResult
     } finally {
       clearInterval(progress);
       offReady();
+      pool.showLoadTest(undefined);
       options.signal?.removeEventListener('abort', stop);
     }
 
@@ -359,7 +436,7 @@ export async function loadTest(options: LoadTestOptions): Promise<LoadTestResult
     }
     result.thresholds = thresholds.map((t) => t.evaluate(result));
     result.ok = result.thresholds.every((t) => t.ok);
-    for (const h of [...total.values(), ...seconds.map((s) => s.h)]) h.destroy();
+    for (const h of [...total.values(), ...seconds.flatMap((s) => [s.h, ...(s.steps?.values() ?? [])])]) h.destroy();
     return result;
   } finally {
     await pool.shutdown({ cancelFutures: true });

@@ -465,6 +465,15 @@ export class ProcessPoolExecutor extends BaseExecutor {
     return this.#events.on(name, listener);
   }
 
+  /**
+   * The live figures of a load test running on this pool, shown by open dashboards beside the
+   * pool's own (coordinator/loadtest.ts sets it; undefined removes them).
+   * @internal
+   */
+  showLoadTest(figures: (() => unknown) | undefined): void {
+    this.#feed.loadTest = figures;
+  }
+
   #nodeStats(node: NodeWiring): NodeStats {
     const { peer, stat } = node;
     const running = this.#state.unreportedOn(peer.id);

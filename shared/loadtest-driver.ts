@@ -18,6 +18,7 @@
 import { setMaxListeners } from 'node:events';
 import * as hdr from 'hdr-histogram-js';
 import { currentTask } from './task-context.ts';
+import { ScenarioHttp, type HttpClient } from './loadtest-http.ts';
 
 /** What the scenario's iteration function gets. */
 export interface IterationContext {
@@ -27,6 +28,11 @@ export interface IterationContext {
   readonly signal: AbortSignal;
   /** `--param name=value` of the command line, `params` of loadTest(). */
   readonly params: Readonly<Record<string, string>>;
+  /**
+   * A fast keep-alive HTTP/1.1 client (undici's Pool, shared by the thread's iterations):
+   * `await ctx.http.get(url)` resolves with `{ status, ok, headers, body, text(), json() }`.
+   */
+  readonly http: HttpClient;
   /** Measures `fn` as a step of its own (its own latency percentiles and errors). */
   step<T>(name: string, fn: () => T | PromiseLike<T>): Promise<T>;
 }
@@ -129,6 +135,9 @@ class Window {
   }
 }
 
+/** A virtual user gives the event loop a turn after this many iterations. */
+const VU_TURN_EVERY = 256;
+
 /** Per-thread state, kept across segments. */
 const thread = {
   testId: '',
@@ -142,6 +151,7 @@ const thread = {
   targetVus: 0,
   nextVu: 0,
   stop: stopController(),
+  http: new ScenarioHttp(),
   idle: [] as (() => void)[],
 };
 
@@ -155,6 +165,7 @@ async function iterate(iteration: Iteration, vu: number, params: Record<string, 
     vu,
     signal: thread.stop.signal,
     params,
+    http: thread.http,
     async step(name, fn) {
       const t0 = performance.now();
       try {
@@ -238,12 +249,13 @@ export async function runSegment(iteration: Iteration, config: SegmentConfig): P
     let intended = from;
     while (!signal?.aborted && intended < to && !limitReached()) {
       const rate = loadAt(intended);
+      // A time with no load is waited through too: the segment lasts its whole window.
+      const wait = intended - Date.now();
+      if (wait > 1) await sleep(wait, signal);
+      if (signal?.aborted) break;
       if (rate <= 0) {
         intended += 50;
       } else {
-        const wait = intended - Date.now();
-        if (wait > 1) await sleep(wait, signal);
-        if (signal?.aborted) break;
         if (thread.inFlight >= config.maxInFlight) thread.window.dropped++;
         else void iterate(iteration, thread.nextVu++, config.params, intended);
         intended += 1000 / rate;
@@ -253,11 +265,17 @@ export async function runSegment(iteration: Iteration, config: SegmentConfig): P
     }
   } else {
     // Virtual users loop across segments; the segment moves their number along its ramp.
+    // A VU belongs to its test: one that was still waiting when its test ended must not go on
+    // with the next test's load (and its own scenario).
+    const testId = config.testId;
     const vuLoop = async (vu: number) => {
       thread.vus++;
       try {
-        while (vu < thread.targetVus && !thread.stop.signal.aborted && !limitReached()) {
+        for (let n = 1; thread.testId === testId && vu < thread.targetVus && !thread.stop.signal.aborted && !limitReached(); n++) {
           await iterate(iteration, vu, config.params, Date.now());
+          // An iteration that ends without waiting for anything (one that fails at once) leaves
+          // the event loop no turn: timers, the segment's end among them, would never run.
+          if (n % VU_TURN_EVERY === 0) await new Promise((resolve) => setTimeout(resolve, 0));
         }
       } finally {
         thread.vus--;
@@ -279,6 +297,7 @@ export async function runSegment(iteration: Iteration, config: SegmentConfig): P
     }
     // Iterations still running after the drain time are told to stop, and not waited for.
     thread.stop.abort(new Error('the load test ended'));
+    thread.http.close();
     const report = thread.window.take(Date.now(), thread.inFlight, thread.vus);
     thread.iterations = 0;
     return report;

@@ -85,13 +85,13 @@ test('the same figures are written as JSON to bench-results/smoke.json', () => {
   const saved = JSON.parse(readFileSync(new URL('../bench-results/smoke.json', import.meta.url), 'utf8')) as { machine: { cores: number }; figures: { suite: string; workload: string; value: number }[] };
   assert.ok(saved.machine.cores >= 1);
   // The baseline suite's own figures; the wsfutures suite adds three more, measured taking turns.
-  // (The features suite adds one more yardstick of its own, fetch in a plain loop.)
-  const baselines = saved.figures.filter((f) => f.suite === 'baseline' && !f.workload.endsWith('-interleaved') && f.workload !== 'http-bare-fetch');
+  // (The features suite adds yardsticks of its own: HTTP clients in a plain loop.)
+  const baselines = saved.figures.filter((f) => f.suite === 'baseline' && !f.workload.endsWith('-interleaved') && !f.workload.startsWith('http-bare-'));
   // The features suite: makespans beside their ideals, the cost of watching, HTTP load.
   const features = new Set(saved.figures.map((f) => f.workload));
   // The latency suite: fresh processes, quiet and beside a CPU hog, each against busyPollMicros 0.
   for (const w of ['fresh-sequential-p50', 'fresh-sequential-p50-no-busy-poll', 'fresh-sequential-p50-spread', 'fresh-sequential-p50-worst-vs-off', 'hog-sequential-p50', 'hog-sequential-p50-no-busy-poll']) assert.ok(features.has(w), `the latency suite measured ${w}`);
-  for (const w of ['sched-after-burst', 'sched-after-burst-ideal', 'sched-mixed', 'sched-uneven', 'tiny-monitored', 'tiny-unmonitored', 'http-load-1core', 'http-bare-fetch', 'http-load-2-slots']) assert.ok(features.has(w), `the features suite measured ${w}`);
+  for (const w of ['sched-after-burst', 'sched-after-burst-ideal', 'sched-mixed', 'sched-uneven', 'tiny-monitored', 'tiny-unmonitored', 'http-load-1core', 'http-bare-undici', 'http-bare-fetch', 'http-load-2-slots']) assert.ok(features.has(w), `the features suite measured ${w}`);
   assert.is(baselines.length, BASELINES.length);
   assert.ok(baselines.every((f) => f.value > 0));
   const interleaved = saved.figures.filter((f) => f.workload.endsWith('-interleaved')).map((f) => `${f.suite}/${f.workload}`).sort();

@@ -8,8 +8,10 @@
  *   (one made 4× slower);
  * - monitoring: tiny-task throughput with the dashboard's live feed open and /metrics scraped
  *   every second, against the same pool without, in alternating rounds;
- * - HTTP load: one worker node (one slot) generating load against a local HTTP server, against
- *   autocannon on the same server at the same concurrency; and the rate of one node against two;
+ * - HTTP load: one worker node (one slot) generating load against a local HTTP server with the
+ *   scenario's `ctx.http`, against autocannon on the same server at the same concurrency and
+ *   against the same client in a plain loop (and the same with `fetch`); and the rate of one
+ *   node against two;
  * - node scale: the coordinator's CPU per task with 200 nodes against 2, and per heartbeat.
  *
  * Figures are reported as the `wsfutures` suite (and `autocannon` for the peer), so the table
@@ -306,37 +308,89 @@ async function startTarget(): Promise<{ url: string; stop: () => void }> {
   return { url: `http://127.0.0.1:${port}/`, stop: () => child.kill('SIGKILL') };
 }
 
+/** The median of some figures, and all of them for the note. */
+function medianOf(values: number[]): { median: number; all: string } {
+  const sorted = [...values].sort((a, b) => a - b);
+  return { median: sorted[Math.floor(sorted.length / 2)]!, all: values.map((v) => Math.round(v).toLocaleString('en-US')).join(', ') };
+}
+
+/**
+ * One slot against autocannon: the target is a node:http server in a process of its own; the
+ * autocannon client runs in one process (one thread), the wsfutures load in one worker node's
+ * one task slot (one thread; the coordinator, in another process, only merges a report a
+ * second). The two cores are shared by the target, the client and whatever else the machine
+ * runs, so the rounds take turns (autocannon, the bare clients, wsfutures) and medians are kept.
+ *
+ * The figure of autocannon and of a load test is the median of its per-second rates (what
+ * autocannon reports as requests.p50; the load test's timeline), so that the first second or
+ * two — a thread compiling its client, a node starting up — weigh alike on both; the whole
+ * run's average is in the note.
+ */
 async function httpLoad(): Promise<void> {
   const target = await startTarget();
   const concurrency = 50;
-  const seconds = smoke ? 2 : 10;
-  try {
-    // @ts-expect-error autocannon ships no types; only its documented result fields are read.
-    const { default: autocannon } = (await import('autocannon')) as { default: (o: object) => Promise<{ requests: { total: number } }> };
-    const ac = await autocannon({ url: target.url, connections: concurrency, duration: seconds });
-    emitFigure({ suite: 'autocannon', workload: 'http-load-1core', label: `autocannon, ${concurrency} connections`, value: ac.requests.total / seconds, unit: 'req/s', count: ac.requests.total, seconds });
-    // The same client as the scenario's (fetch) in a plain loop, in one process: what an
-    // iteration costs without wsfutures around it.
-    let bare = 0;
+  const seconds = smoke ? 1 : 8;
+  const rounds = smoke ? 1 : 3;
+  const http = fileURLToPath(new URL('./http-scenario.ts', import.meta.url));
+  const fetchScenario = fileURLToPath(new URL('./http-scenario-fetch.ts', import.meta.url));
+  const { Pool } = await import('undici');
+  // @ts-expect-error autocannon ships no types; only its documented result fields are read.
+  const { default: autocannon } = (await import('autocannon')) as { default: (o: object) => Promise<{ requests: { total: number; p50: number } }> };
+  /** A load test's median per-second rate (the last second, cut short by the end, left out); its average in a run too short for that. */
+  const steady = (r: { rate: number; timeline: { rate: number }[] }) => {
+    const perSecond = r.timeline.slice(0, -1).map((t) => t.rate);
+    return perSecond.length >= 3 ? medianOf(perSecond).median : r.rate;
+  };
+  /** A client in a plain loop, `concurrency` at a time, in this process: requests per second. */
+  const bare = async (one: () => Promise<void>) => {
+    let n = 0;
     const end = now() + seconds * 1000;
     await Promise.all(Array.from({ length: concurrency }, async () => {
       while (now() < end) {
-        const res = await fetch(target.url);
-        await res.arrayBuffer();
-        bare++;
+        await one();
+        n++;
       }
     }));
-    emitFigure({ suite: 'baseline', workload: 'http-bare-fetch', label: `fetch in a plain loop, ${concurrency} at a time`, value: bare / seconds, unit: 'req/s', count: bare, seconds });
-    const scenario = fileURLToPath(new URL('./http-scenario.ts', import.meta.url));
-    const one = await loadTest({ scenario, vus: concurrency, duration: seconds * 1000, params: { target: target.url }, pool: { maxWorkers: 1, log: false } });
-    emitFigure({ suite: SUITE, workload: 'http-load-1core', label: `wsfutures loadtest, 1 node × 1 slot, ${concurrency} VUs`, value: one.rate, unit: 'req/s', count: one.iterations, seconds: one.durationMs / 1000, note: `${one.errors} errors; p50 ${one.steps.iteration?.p50.toFixed(2)} ms` });
+    return n / seconds;
+  };
+  const rates = { autocannon: [] as number[], undici: [] as number[], fetch: [] as number[], slot: [] as number[], slotFetch: [] as number[] };
+  const averages = { autocannon: [] as number[], slot: [] as number[], slotFetch: [] as number[] };
+  let note = '';
+  try {
+    for (let r = 0; r < rounds; r++) {
+      const ac = await autocannon({ url: target.url, connections: concurrency, duration: seconds });
+      rates.autocannon.push(ac.requests.p50);
+      averages.autocannon.push(ac.requests.total / seconds);
+      // The scenario's clients without wsfutures around them.
+      const pool = new Pool(target.url);
+      rates.undici.push(await bare(async () => void (await (await pool.request({ path: '/', method: 'GET' })).body.arrayBuffer())));
+      await pool.close();
+      rates.fetch.push(await bare(async () => void (await (await fetch(target.url)).arrayBuffer())));
+      const one = await loadTest({ scenario: http, vus: concurrency, duration: seconds * 1000, params: { target: target.url }, pool: { maxWorkers: 1, log: false } });
+      rates.slot.push(steady(one));
+      averages.slot.push(one.rate);
+      note = `${one.errors} errors; p50 ${one.steps.iteration?.p50.toFixed(2)} ms`;
+      // (Not in the smoke run, which has only seconds for the whole suite.)
+      if (smoke) continue;
+      const viaFetch = await loadTest({ scenario: fetchScenario, vus: concurrency, duration: seconds * 1000, params: { target: target.url }, pool: { maxWorkers: 1, log: false } });
+      rates.slotFetch.push(steady(viaFetch));
+      averages.slotFetch.push(viaFetch.rate);
+    }
+    const figure = (suite: string, workload: string, label: string, values: number[], extra = '') => {
+      const { median, all } = medianOf(values);
+      emitFigure({ suite, workload, label, value: median, unit: 'req/s', count: Math.round(median * seconds), seconds, note: `median of ${values.length} rounds of ${seconds} s: ${all}${extra}` });
+    };
+    const whole = (values: number[]) => `; whole runs: ${medianOf(values).all} req/s`;
+    figure('autocannon', 'http-load-1core', `autocannon, ${concurrency} connections, one process`, rates.autocannon, whole(averages.autocannon));
+    figure('baseline', 'http-bare-undici', `undici Pool.request in a plain loop, ${concurrency} at a time`, rates.undici);
+    figure('baseline', 'http-bare-fetch', `fetch in a plain loop, ${concurrency} at a time`, rates.fetch);
+    figure(SUITE, 'http-load-1core', `wsfutures loadtest, 1 node × 1 slot, ${concurrency} VUs, ctx.http`, rates.slot, `${whole(averages.slot)}; last: ${note}`);
+    if (!smoke) figure(SUITE, 'http-load-1core-fetch', `wsfutures loadtest, 1 node × 1 slot, ${concurrency} VUs, fetch`, rates.slotFetch, whole(averages.slotFetch));
     // Against a target that takes 20 ms, the rate is set by the VUs: it doubles with the nodes.
     const slow = await startSlowTarget();
     try {
-      const rates: number[] = [];
       for (const nodes of [1, 2]) {
-        const r = await loadTest({ scenario, vus: 20 * nodes, duration: seconds * 1000, params: { target: slow.url }, pool: { maxWorkers: nodes, log: false } });
-        rates.push(r.rate);
+        const r = await loadTest({ scenario: http, vus: 20 * nodes, duration: seconds * 1000, params: { target: slow.url }, pool: { maxWorkers: nodes, log: false } });
         emitFigure({ suite: SUITE, workload: `http-load-${nodes}-slots`, label: `wsfutures loadtest, ${nodes} slot(s), 20 VUs each, 20 ms target`, value: r.rate, unit: 'req/s', count: r.iterations, seconds: r.durationMs / 1000 });
       }
     } finally {

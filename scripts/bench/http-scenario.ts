@@ -1,8 +1,7 @@
-/** The benchmark's load-test scenario: one GET of params.target per iteration. */
+/** The benchmark's load-test scenario: one GET of params.target per iteration, with ctx.http. */
 import type { IterationContext } from '../../shared/loadtest-driver.ts';
 
 export default async function (ctx: IterationContext): Promise<void> {
-  const res = await fetch(ctx.params.target!);
-  await res.arrayBuffer();
+  const res = await ctx.http.get(ctx.params.target!);
   if (!res.ok) throw new Error(`HTTP ${res.status}`);
 }
