@@ -6,8 +6,8 @@
  */
 import { availableParallelism } from 'node:os';
 import { CancelledError } from '../shared/errors.ts';
-import { MAX_REPORTS_PER_SECOND, taskStorage, type TaskContext } from '../shared/task-context.ts';
-import { BaseExecutor, checkPositiveInt, describeValue, type AnyFunction } from './executor.ts';
+import { MAX_REPORTS_PER_SECOND, type TaskContext, taskStorage } from '../shared/task-context.ts';
+import { type AnyFunction, BaseExecutor, checkPositiveInt, describeValue } from './executor.ts';
 import type { Future } from './future.ts';
 
 export interface AsyncPoolExecutorOptions {

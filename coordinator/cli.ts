@@ -9,7 +9,7 @@
 import { parseArgs } from 'node:util';
 import { resolve } from 'node:path';
 import { SingleBar } from 'cli-progress';
-import { loadTest, writeLoadTestReports, type LoadStage, type LoadTestOptions } from './loadtest.ts';
+import { type LoadStage, loadTest, type LoadTestOptions, writeLoadTestReports } from './loadtest.ts';
 import { textReport } from './loadtest-report.ts';
 import { clusterLoadTest, type ClusterLoadTestOptions, type SelfTestTask } from './cluster-loadtest.ts';
 import { parseDuration } from './loadtest-thresholds.ts';
@@ -173,7 +173,16 @@ if (live) {
 const ms = (v: number) => (v < 1000 ? `${v.toFixed(v < 10 ? 1 : 0)}ms` : `${(v / 1000).toFixed(2)}s`);
 options.onProgress = (p) => {
   if (!bar) return;
-  const payload = { rate: p.rate.toFixed(0), target: p.target.toFixed(0), p50: ms(p.p50), p99: ms(p.p99), iterations: p.iterations, errors: p.errors, slots: p.slots, elapsed: (p.elapsedMs / 1000).toFixed(0) };
+  const payload = {
+    rate: p.rate.toFixed(0),
+    target: p.target.toFixed(0),
+    p50: ms(p.p50),
+    p99: ms(p.p99),
+    iterations: p.iterations,
+    errors: p.errors,
+    slots: p.slots,
+    elapsed: (p.elapsedMs / 1000).toFixed(0),
+  };
   const done = Number.isFinite(p.lengthMs) ? Math.min(1000, Math.round((1000 * p.elapsedMs) / p.lengthMs)) : 0;
   if (!bar.isActive) bar.start(1000, done, payload);
   bar.update(done, payload);
@@ -235,14 +244,26 @@ async function runSelfTest(): Promise<never> {
   }
   const tty = !v.quiet && process.stderr.isTTY;
   opts.onProgress = (p) => {
-    if (tty) process.stderr.write(`\r ${(p.elapsedMs / 1000).toFixed(0)}s | ${p.rate.toLocaleString('en-US')} tasks/s | ${p.settled.toLocaleString('en-US')} of ${p.submitted.toLocaleString('en-US')} settled | ${p.slots} slots | ${p.kills} kills, ${p.stops} stops   `);
+    if (tty) {
+      process.stderr.write(
+        `\r ${(p.elapsedMs / 1000).toFixed(0)}s | ${p.rate.toLocaleString('en-US')} tasks/s | ${p.settled.toLocaleString('en-US')} of ${
+          p.submitted.toLocaleString('en-US')
+        } settled | ${p.slots} slots | ${p.kills} kills, ${p.stops} stops   `,
+      );
+    }
   };
   try {
     const r = await clusterLoadTest(opts);
     if (tty) process.stderr.write('\n');
     const failed = Object.entries(r.failed).map(([k, n]) => `${n} ${k}`).join(', ') || 'none';
-    console.log(`${r.submitted.toLocaleString('en-US')} tasks (${task.kind}) in ${(r.durationMs / 1000).toFixed(1)} s: ${r.throughput.toFixed(0)} tasks/s; latency p50 ${r.latency.p50.toFixed(2)} ms, p90 ${r.latency.p90.toFixed(2)} ms, p99 ${r.latency.p99.toFixed(2)} ms, max ${r.latency.max.toFixed(0)} ms`);
-    console.log(`completed ${r.completed}, failed: ${failed}; lost ${r.lost}, wrong ${r.wrong}; sent again after a lost node (may have run twice): ${r.reruns}; chaos: ${r.kills} kills, ${r.stops} stops`);
+    console.log(
+      `${r.submitted.toLocaleString('en-US')} tasks (${task.kind}) in ${(r.durationMs / 1000).toFixed(1)} s: ${r.throughput.toFixed(0)} tasks/s; latency p50 ${
+        r.latency.p50.toFixed(2)
+      } ms, p90 ${r.latency.p90.toFixed(2)} ms, p99 ${r.latency.p99.toFixed(2)} ms, max ${r.latency.max.toFixed(0)} ms`,
+    );
+    console.log(
+      `completed ${r.completed}, failed: ${failed}; lost ${r.lost}, wrong ${r.wrong}; sent again after a lost node (may have run twice): ${r.reruns}; chaos: ${r.kills} kills, ${r.stops} stops`,
+    );
     console.log(r.ok ? 'ok: every task settled, every result right' : 'FAIL: tasks were lost or wrong');
     process.exit(r.ok ? 0 : 1);
   } catch (err) {

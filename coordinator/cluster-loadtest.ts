@@ -10,7 +10,7 @@ import { availableParallelism } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import * as hdr from 'hdr-histogram-js';
 import type { SelfTestResult } from '../shared/selftest-tasks.ts';
-import { LocalWorkers, isDenoRuntime } from './local-workers.ts';
+import { isDenoRuntime, LocalWorkers } from './local-workers.ts';
 import { ProcessPoolExecutor, type ProcessPoolExecutorOptions } from './process-pool.ts';
 import type { Future } from './future.ts';
 
@@ -83,7 +83,15 @@ export async function clusterLoadTest(options: ClusterLoadTestOptions): Promise<
   // A node that connected started well: its LocalWorkers stops counting failed starts.
   const offReady = pool.on('nodeReady', (n) => locals.find((_, i) => n.name.startsWith(`self${i + 1}-`))?.connected());
   for (let i = 0; i < nodes; i++) {
-    const l = new LocalWorkers({ token: pool.token, slots: slotsPerNode, runtime: isDenoRuntime() ? 'deno' : 'node', maxMessageBytes: 64 * 1024 * 1024, name: `self${i + 1}`, onBroken: (m) => console.error(`[wsfutures loadtest] ${m}`), log: () => {} });
+    const l = new LocalWorkers({
+      token: pool.token,
+      slots: slotsPerNode,
+      runtime: isDenoRuntime() ? 'deno' : 'node',
+      maxMessageBytes: 64 * 1024 * 1024,
+      name: `self${i + 1}`,
+      onBroken: (m) => console.error(`[wsfutures loadtest] ${m}`),
+      log: () => {},
+    });
     l.start(pool.url ?? url);
     locals.push(l);
   }
@@ -210,7 +218,12 @@ export async function clusterLoadTest(options: ClusterLoadTestOptions): Promise<
       stops,
       durationMs: elapsed,
       throughput: settled / (elapsed / 1000),
-      latency: { p50: ms(histogram.getValueAtPercentile(50)), p90: ms(histogram.getValueAtPercentile(90)), p99: ms(histogram.getValueAtPercentile(99)), max: ms(histogram.maxValue) },
+      latency: {
+        p50: ms(histogram.getValueAtPercentile(50)),
+        p90: ms(histogram.getValueAtPercentile(90)),
+        p99: ms(histogram.getValueAtPercentile(99)),
+        max: ms(histogram.maxValue),
+      },
     };
   } finally {
     for (const t of timers) clearInterval(t);

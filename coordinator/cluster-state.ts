@@ -29,7 +29,7 @@
  */
 import type { TaskOutcome } from '../shared/protocol.ts';
 import { describePeerValue } from '../shared/describe.ts';
-import { Scheduler, type Assignment, type LossKind, type NodeResources } from './scheduler.ts';
+import { type Assignment, type LossKind, type NodeResources, Scheduler } from './scheduler.ts';
 import type { Resources } from '../shared/resources.ts';
 
 /** What the state needs of a task's payload: its kind, for estimates. */
@@ -119,7 +119,16 @@ export type Instruction<P> =
 /** Events, for handle(): the same as the methods of the same names. */
 export type ClusterEvent<P> =
   | { type: 'register'; node: NodeInfo }
-  | { type: 'attach'; lane: string; node: string; laneNumber: number; ticket: string; failedModules: { id: number; error: string }[]; moduleUrl: (id: number) => string | undefined; canSteal?: boolean }
+  | {
+    type: 'attach';
+    lane: string;
+    node: string;
+    laneNumber: number;
+    ticket: string;
+    failedModules: { id: number; error: string }[];
+    moduleUrl: (id: number) => string | undefined;
+    canSteal?: boolean;
+  }
   | { type: 'ready'; node: string }
   | { type: 'drain'; node: string }
   | { type: 'submit'; id: number; payload: P; module: number; priority: number; resources?: Resources }
@@ -300,7 +309,15 @@ export class ClusterState<P extends TaskPayload> {
    * import (`moduleUrl` names a module by id; undefined: no such module). `canSteal`: its thread
    * speaks protocol 5 and can give back tasks it has not started.
    */
-  attach(lane: string, nodeId: string, laneNumber: number, ticket: string, failedModules: { id: number; error: string }[], moduleUrl: (id: number) => string | undefined, canSteal = false): string | undefined {
+  attach(
+    lane: string,
+    nodeId: string,
+    laneNumber: number,
+    ticket: string,
+    failedModules: { id: number; error: string }[],
+    moduleUrl: (id: number) => string | undefined,
+    canSteal = false,
+  ): string | undefined {
     const node = this.#nodes.get(nodeId);
     if (!node || node.phase === 'lost') return `attach: no worker node ${describePeerValue(nodeId, 40)} is connected`;
     if (ticket !== node.info.ticket) return `attach: wrong lane ticket for worker node ${node.info.label}`;
@@ -315,7 +332,11 @@ export class ClusterState<P extends TaskPayload> {
       cannotRun.add(id);
       if (node.failedModules.has(id)) continue;
       node.failedModules.set(id, error);
-      this.out.push({ op: 'log', level: 'warn', message: `worker node ${node.info.label} could not import task module ${moduleUrl(id)}: ${error}. Its tasks go only to worker nodes that loaded it.` });
+      this.out.push({
+        op: 'log',
+        level: 'warn',
+        message: `worker node ${node.info.label} could not import task module ${moduleUrl(id)}: ${error}. Its tasks go only to worker nodes that loaded it.`,
+      });
     }
     const l: LaneS = { id: lane, node, lane: laneNumber, closing: false, unreported: new Set(), slowness: 1, canSteal, stealing: false };
     node.lanes.set(laneNumber, l);
@@ -546,7 +567,13 @@ export class ClusterState<P extends TaskPayload> {
   laneDied(nodeId: string, laneNumber: number, crashed: boolean, how: string, task: number | undefined): undefined {
     const lane = this.#nodes.get(nodeId)?.lanes.get(laneNumber);
     if (!lane) return undefined;
-    if (crashed) this.out.push({ op: 'log', level: 'warn', message: `a task thread of worker node ${lane.node.info.label} died: it ${how}${task === undefined ? '' : ` while running task ${task}`}` });
+    if (crashed) {
+      this.out.push({
+        op: 'log',
+        level: 'warn',
+        message: `a task thread of worker node ${lane.node.info.label} died: it ${how}${task === undefined ? '' : ` while running task ${task}`}`,
+      });
+    }
     this.#removeLane(lane, crashed ? 'crashed' : 'lost', how, task ?? null);
     // Its socket may outlive it for a while (under Deno): done with it now.
     this.out.push({ op: 'close-lane', lane: lane.id, reason: 'its thread is gone', terminate: true });
@@ -636,7 +663,15 @@ export class ClusterState<P extends TaskPayload> {
     if (crashed !== undefined) {
       const s = this.#sent.get(crashed);
       this.#sent.delete(crashed);
-      if (s) this.out.push({ op: 'settle', payload: s, outcome: { id: crashed, e: { name: 'Error', message: `the task's thread ${reason}`, code: 'WSF_THREAD_DIED' } }, node, lane: lane.lane });
+      if (s) {
+        this.out.push({
+          op: 'settle',
+          payload: s,
+          outcome: { id: crashed, e: { name: 'Error', message: `the task's thread ${reason}`, code: 'WSF_THREAD_DIED' } },
+          node,
+          lane: lane.lane,
+        });
+      }
     }
     this.#checkDrained(lane.node);
     return { requeued: requeued.length, failed: failed.length + (crashed === undefined ? 0 : 1) };

@@ -209,7 +209,7 @@ export class ClusterStats {
   /** The record of a function, made on first use. */
   functionRecord(name: string): FunctionRecord {
     let r = this.#functions.get(name);
-    if (!r) this.#functions.set(name, (r = new FunctionRecord(name)));
+    if (!r) this.#functions.set(name, r = new FunctionRecord(name));
     return r;
   }
 

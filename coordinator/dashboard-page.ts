@@ -5,7 +5,8 @@
  * from the cluster (node names, errors) goes into the page as text, never as markup.
  */
 
-export const LOGIN_HTML = (message: string): string => `<!doctype html>
+export const LOGIN_HTML = (message: string): string =>
+  `<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>wsfutures — log in</title>
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <style>

@@ -4,7 +4,7 @@
  * An executor only decides how one task (or one chunk of calls) runs.
  */
 import { CancelledError, ExecutorShutdownError, TimeoutError } from '../shared/errors.ts';
-import { checkProgress, sizeOf, withProgress, type ProgressOption } from './progress.ts';
+import { checkProgress, type ProgressOption, sizeOf, withProgress } from './progress.ts';
 import { checkTimeout, Future, interruptWith, onDoneInternal } from './future.ts';
 import { checkResources, type Resources } from '../shared/resources.ts';
 import { checkInteger, describeValue } from '../shared/validate.ts';
@@ -20,6 +20,7 @@ export interface SubmitOptions {
   /** Aborting this signal aborts the task, as `future.abort(signal.reason)`. */
   signal?: AbortSignal;
   /** Receives what the task reports while it runs (`currentTask().report(value)`). */
+  // deno-lint-ignore no-explicit-any -- a task reports values of its own choosing; the caller types them
   onReport?: (value: any) => void;
   /**
    * Tasks of a higher priority start first; equal ones in the order submitted (default 0).
@@ -110,7 +111,9 @@ export function checkPositiveInt(name: string, value: unknown, allowZero = false
 /** A priority is a finite number (higher first). */
 function checkPriority(value: unknown): void {
   if (value === undefined) return;
-  if (typeof value !== 'number' || !Number.isFinite(value)) throw new (typeof value === 'number' ? RangeError : TypeError)(`options.priority must be a finite number (higher runs first, default 0): got ${describeValue(value)}`);
+  if (typeof value !== 'number' || !Number.isFinite(value)) {
+    throw new (typeof value === 'number' ? RangeError : TypeError)(`options.priority must be a finite number (higher runs first, default 0): got ${describeValue(value)}`);
+  }
 }
 
 export { describeValue };
@@ -208,7 +211,9 @@ export abstract class BaseExecutor implements Executor {
   #resources(where: string, value: unknown): Resources | undefined {
     if (value === undefined) return undefined;
     if (!this.acceptsResources) {
-      throw new TypeError(`${where}: options.resources is for ProcessPoolExecutor, whose worker nodes declare resources (--resources gpu=1); ${this.kind} runs every task in this process: leave it out, or use a ProcessPoolExecutor`);
+      throw new TypeError(
+        `${where}: options.resources is for ProcessPoolExecutor, whose worker nodes declare resources (--resources gpu=1); ${this.kind} runs every task in this process: leave it out, or use a ProcessPoolExecutor`,
+      );
     }
     return checkResources('options.resources', value, true);
   }
@@ -234,7 +239,7 @@ export abstract class BaseExecutor implements Executor {
 
   submit<A extends unknown[], R>(fn: TaskFunction<A, R>, ...args: A): Future<Awaited<R>> {
     // The name for messages is made once: a template string per submit showed in profiles.
-    return this.#submit((this.#submitName ??= `${this.kind}.submit`), NO_OPTIONS, fn, args);
+    return this.#submit(this.#submitName ??= `${this.kind}.submit`, NO_OPTIONS, fn, args);
   }
 
   /**
@@ -400,8 +405,9 @@ export abstract class BaseExecutor implements Executor {
     // A plain array (not a subclass, whose slice() would construct one) is read by index, as its
     // own iterator would read it (the length is looked at on every read, so items pushed
     // meanwhile are read too), without an iterator result object per item.
-    const array =
-      !isAsync && Array.isArray(iterable) && Object.getPrototypeOf(iterable) === Array.prototype && (iterable as unknown[])[Symbol.iterator] === arrayValues ? (iterable as unknown[]) : undefined;
+    const array = !isAsync && Array.isArray(iterable) && Object.getPrototypeOf(iterable) === Array.prototype && (iterable as unknown[])[Symbol.iterator] === arrayValues
+      ? (iterable as unknown[])
+      : undefined;
     let index = 0;
     const iterator = array ? undefined : isAsync ? (iterable as AsyncIterable<T>)[Symbol.asyncIterator]() : (iterable as Iterable<T>)[Symbol.iterator]();
     const checkCall = (call: unknown): void => {

@@ -106,6 +106,7 @@ export class Future<T = unknown> implements PromiseLike<T> {
   #waiters: OneOrMany<Waiter>;
   #abortHook: AbortHook | undefined;
   #promise: Promise<T> | undefined;
+  // deno-lint-ignore no-explicit-any -- what a task reports is the caller's to type, as with onReport
   #reportListeners: ((value: any) => void)[] | undefined;
 
   static {
@@ -360,11 +361,11 @@ export class Future<T = unknown> implements PromiseLike<T> {
     const waiters = this.#waiters;
     this.#waiters = undefined;
     if (typeof waiters === 'function') waiters();
-    else if (waiters) for (const w of waiters) w();
+    else if (waiters) { for (const w of waiters) w(); }
     const callbacks = this.#callbacks;
     this.#callbacks = undefined;
     if (typeof callbacks === 'function') this.#invoke(callbacks);
-    else if (callbacks) for (const cb of callbacks) this.#invoke(cb);
+    else if (callbacks) { for (const cb of callbacks) this.#invoke(cb); }
   }
 
   // deno-lint-ignore no-explicit-any
@@ -380,7 +381,9 @@ export class Future<T = unknown> implements PromiseLike<T> {
     const reason = this.#cancelReason;
     if (reason instanceof CancelledError) return reason;
     if (reason instanceof Error && reason.name === 'TimeoutError') return new CancelledError(reason.message, { cause: reason });
-    return reason === undefined ? new CancelledError() : new CancelledError(`the future was cancelled: ${String(reason instanceof Error ? reason.message : reason)}`, { cause: reason });
+    return reason === undefined
+      ? new CancelledError()
+      : new CancelledError(`the future was cancelled: ${String(reason instanceof Error ? reason.message : reason)}`, { cause: reason });
   }
 
   /** Resolves when done, or rejects with TimeoutError after `timeoutMs`. */

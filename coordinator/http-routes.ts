@@ -86,7 +86,9 @@ export class HttpRoutes {
     if (path === '/wsfutures/login' && method === 'POST') return this.#login(req, res);
     if (path === '/wsfutures/login' && read) return html(res, 200, LOGIN_HTML(''));
     if (path === '/metrics' && read) {
-      if (!this.#allowed(req)) return text(res, 401, 'the pool\'s token is required beyond loopback: send "Authorization: Bearer TOKEN"\n', { 'www-authenticate': 'Bearer realm="wsfutures"' });
+      if (!this.#allowed(req)) {
+        return text(res, 401, 'the pool\'s token is required beyond loopback: send "Authorization: Bearer TOKEN"\n', { 'www-authenticate': 'Bearer realm="wsfutures"' });
+      }
       return void this.#metrics(res);
     }
     if ((path === '/wsfutures' || path === '/wsfutures/') && read) {
@@ -101,7 +103,7 @@ export class HttpRoutes {
     if (asset && read) {
       if (!this.#allowed(req)) return text(res, 401, 'log in at /wsfutures/login first\n');
       let body = this.#assets.get(asset.file);
-      if (!body) this.#assets.set(asset.file, (body = readFileSync(`${uplotDir()}/${asset.file}`)));
+      if (!body) this.#assets.set(asset.file, body = readFileSync(`${uplotDir()}/${asset.file}`));
       res.writeHead(200, { 'content-type': asset.type, 'content-length': body.byteLength, 'cache-control': 'max-age=3600' });
       return void res.end(body);
     }
@@ -151,7 +153,7 @@ export class HttpRoutes {
       if (!this.#tokenMatches(token)) {
         limiter.fail(ip);
         this.#options.log('warn', `dashboard login from ${ip} failed: wrong token`);
-        return html(res, 401, LOGIN_HTML('That is not the pool\'s token.'));
+        return html(res, 401, LOGIN_HTML("That is not the pool's token."));
       }
       const id = randomBytes(32).toString('base64url');
       if (this.#sessions.size >= MAX_SESSIONS) this.#sessions.delete(this.#sessions.keys().next().value!);

@@ -12,7 +12,11 @@ const ms = (v: number) => (v < 1 ? `${(v * 1000).toFixed(0)} µs` : v < 1000 ? `
 /** The end-of-test summary for a terminal. */
 export function textReport(r: LoadTestResult): string {
   const lines: string[] = [];
-  lines.push(`${r.model} model: ${r.iterations.toLocaleString('en-US')} iterations in ${(r.durationMs / 1000).toFixed(1)} s, ${r.rate.toFixed(1)}/s; errors ${r.errors} (${r.iterations ? ((100 * r.errors) / r.iterations).toFixed(2) : '0.00'}%)${r.dropped ? `; ${r.dropped} arrivals dropped (slots full)` : ''}`);
+  lines.push(
+    `${r.model} model: ${r.iterations.toLocaleString('en-US')} iterations in ${(r.durationMs / 1000).toFixed(1)} s, ${r.rate.toFixed(1)}/s; errors ${r.errors} (${
+      r.iterations ? ((100 * r.errors) / r.iterations).toFixed(2) : '0.00'
+    }%)${r.dropped ? `; ${r.dropped} arrivals dropped (slots full)` : ''}`,
+  );
   const header = ['step', 'count', 'errors', 'mean', 'p50', 'p90', 'p95', 'p99', 'max'];
   const rows = Object.entries(r.steps).map(([name, s]) => [name, String(s.count), String(s.errors), ms(s.mean), ms(s.p50), ms(s.p90), ms(s.p95), ms(s.p99), ms(s.max)]);
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((row) => row[i]!.length)));

@@ -140,7 +140,9 @@ async function bundleScenario(scenario: URL): Promise<string> {
   const out = join(dirname(path), `.wsfutures-loadtest-${basename(path).replace(/\W/g, '_')}-${randomBytes(4).toString('hex')}.mjs`);
   await esbuild.build({
     stdin: {
-      contents: `import * as scenario from ${JSON.stringify(path)};\nimport { runSegment } from ${JSON.stringify(DRIVER)};\nexport function loadSegment(config) { return runSegment(scenario.default, config); }\n`,
+      contents: `import * as scenario from ${JSON.stringify(path)};\nimport { runSegment } from ${
+        JSON.stringify(DRIVER)
+      };\nexport function loadSegment(config) { return runSegment(scenario.default, config); }\n`,
       resolveDir: dirname(path),
       loader: 'js',
     },
@@ -172,7 +174,9 @@ async function bundleScenario(scenario: URL): Promise<string> {
 }
 
 function checkLoad(name: string, value: unknown): void {
-  if (value !== undefined && (typeof value !== 'number' || !Number.isFinite(value) || value < 0)) throw new RangeError(`${name} must be a non-negative number: got ${String(value)}`);
+  if (value !== undefined && (typeof value !== 'number' || !Number.isFinite(value) || value < 0)) {
+    throw new RangeError(`${name} must be a non-negative number: got ${String(value)}`);
+  }
 }
 
 /** The load plan: (time since start, ms) → load, with the total length. */
@@ -182,7 +186,9 @@ function plan(options: LoadTestOptions): { model: 'open' | 'closed'; at: (t: num
   checkLoad('vus', options.vus);
   const model = options.vus !== undefined ? 'closed' : 'open';
   if (options.stages !== undefined) {
-    if (!Array.isArray(options.stages) || options.stages.length === 0) throw new TypeError(`stages must be a non-empty array of { duration, target }: got ${JSON.stringify(options.stages)}`);
+    if (!Array.isArray(options.stages) || options.stages.length === 0) {
+      throw new TypeError(`stages must be a non-empty array of { duration, target }: got ${JSON.stringify(options.stages)}`);
+    }
     const points: { t: number; load: number }[] = [{ t: 0, load: 0 }];
     options.stages.forEach((s, i) => {
       checkLoad(`stages[${i}].target`, s?.target);
@@ -208,7 +214,17 @@ function latencyStats(h: hdr.Histogram | undefined, errors: Record<string, numbe
   const ms = (us: number) => us / 1000;
   const errorCount = Object.values(errors).reduce((a, b) => a + b, 0);
   if (!h || h.totalCount === 0) return { count: 0, errors: errorCount, errorKinds: errors, mean: 0, p50: 0, p90: 0, p95: 0, p99: 0, max: 0 };
-  return { count: h.totalCount, errors: errorCount, errorKinds: errors, mean: ms(h.mean), p50: ms(h.getValueAtPercentile(50)), p90: ms(h.getValueAtPercentile(90)), p95: ms(h.getValueAtPercentile(95)), p99: ms(h.getValueAtPercentile(99)), max: ms(h.maxValue) };
+  return {
+    count: h.totalCount,
+    errors: errorCount,
+    errorKinds: errors,
+    mean: ms(h.mean),
+    p50: ms(h.getValueAtPercentile(50)),
+    p90: ms(h.getValueAtPercentile(90)),
+    p95: ms(h.getValueAtPercentile(95)),
+    p99: ms(h.getValueAtPercentile(99)),
+    max: ms(h.maxValue),
+  };
 }
 
 const newHistogram = () => hdr.build({ lowestDiscernibleValue: 1, highestTrackableValue: 3_600_000_000, numberOfSignificantValueDigits: 3 });
@@ -262,12 +278,12 @@ export async function loadTest(options: LoadTestOptions): Promise<LoadTestResult
       for (const [step, encoded] of Object.entries(r.histograms)) {
         const h = hdr.decodeFromCompressedBase64(encoded);
         let t = total.get(step);
-        if (!t) total.set(step, (t = newHistogram()));
+        if (!t) total.set(step, t = newHistogram());
         t.add(h);
         if (step === 'iteration') bucket.h.add(h);
         if (bucket.steps) {
           let b = bucket.steps.get(step);
-          if (!b) bucket.steps.set(step, (b = newHistogram()));
+          if (!b) bucket.steps.set(step, b = newHistogram());
           b.add(h);
         }
         h.destroy();

@@ -3,12 +3,12 @@
  * They are ordinary worker-node processes connecting over loopback: the local case is the LAN
  * case with a short cable, so both are tested by the same code.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import { type ChildProcess, spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Resources } from '../shared/resources.ts';
-import { IS_DENO, deno } from '../shared/runtime.ts';
+import { deno, IS_DENO } from '../shared/runtime.ts';
 
 export type WorkerRuntime = 'node' | 'deno';
 
@@ -119,7 +119,20 @@ export class LocalWorkers {
     const env: Record<string, string | undefined> = { ...process.env, WSFUTURES_TOKEN: token };
     delete env.WSFUTURES_RESOURCES;
     if (resources) env.WSFUTURES_RESOURCES = Object.entries(resources).map(([k, v]) => `${k}=${v}`).join(',');
-    const child = spawn(cmd, [...args, '--connect', url, '--concurrency', String(slots), '--name', name, '--no-reconnect', '--exit-on-shutdown', '--quiet', '--max-message-bytes', String(this.#options.maxMessageBytes)], {
+    const child = spawn(cmd, [
+      ...args,
+      '--connect',
+      url,
+      '--concurrency',
+      String(slots),
+      '--name',
+      name,
+      '--no-reconnect',
+      '--exit-on-shutdown',
+      '--quiet',
+      '--max-message-bytes',
+      String(this.#options.maxMessageBytes),
+    ], {
       env,
       stdio: ['ignore', 'inherit', 'pipe'],
     });

@@ -57,29 +57,46 @@ export class PoolMetrics {
         for (const n of snap().nodes) counts[n.state]!++;
         return Object.entries(counts).map(([state, value]) => ({ labels: { state }, value }));
       }),
-      collector('wsfutures_node_slots', 'Task slots of each connected worker node.', 'gauge', () => connected().map((n) => ({ labels: { node: n.name, id: n.id }, value: n.slots }))),
-      collector('wsfutures_node_tasks_running', 'Tasks running on each connected worker node.', 'gauge', () => connected().map((n) => ({ labels: { node: n.name, id: n.id }, value: n.running }))),
+      collector(
+        'wsfutures_node_slots',
+        'Task slots of each connected worker node.',
+        'gauge',
+        () => connected().map((n) => ({ labels: { node: n.name, id: n.id }, value: n.slots })),
+      ),
+      collector(
+        'wsfutures_node_tasks_running',
+        'Tasks running on each connected worker node.',
+        'gauge',
+        () => connected().map((n) => ({ labels: { node: n.name, id: n.id }, value: n.running })),
+      ),
       collector('wsfutures_node_tasks_total', 'Tasks that ended on each connected worker node, by how.', 'counter', () =>
         connected().flatMap((n) => [
           { labels: { node: n.name, id: n.id, result: 'completed' }, value: n.completed },
           { labels: { node: n.name, id: n.id, result: 'failed' }, value: n.failed },
           { labels: { node: n.name, id: n.id, result: 'retried' }, value: n.retried },
-        ]),
-      ),
-      collector('wsfutures_node_heartbeat_rtt_seconds', 'Round trip of the last heartbeat of each connected worker node.', 'gauge', () =>
-        connected().flatMap((n) => (n.heartbeatRttMs === undefined ? [] : [{ labels: { node: n.name, id: n.id }, value: n.heartbeatRttMs / 1000 }])),
+        ])),
+      collector(
+        'wsfutures_node_heartbeat_rtt_seconds',
+        'Round trip of the last heartbeat of each connected worker node.',
+        'gauge',
+        () => connected().flatMap((n) => (n.heartbeatRttMs === undefined ? [] : [{ labels: { node: n.name, id: n.id }, value: n.heartbeatRttMs / 1000 }])),
       ),
       collector('wsfutures_function_tasks_total', 'Tasks that ended, per task function and how.', 'counter', () =>
         [...cluster.functionRecords].flatMap((f) => [
           { labels: { function: f.name, result: 'completed' }, value: f.completed },
           { labels: { function: f.name, result: 'failed' }, value: f.failed },
-        ]),
+        ])),
+      collector(
+        'wsfutures_task_duration_seconds',
+        'How long tasks ran on the worker nodes, per task function.',
+        'histogram',
+        () => [...cluster.functionRecords].flatMap((f) => histogramSamples('wsfutures_task_duration_seconds', { function: f.name }, f.duration)),
       ),
-      collector('wsfutures_task_duration_seconds', 'How long tasks ran on the worker nodes, per task function.', 'histogram', () =>
-        [...cluster.functionRecords].flatMap((f) => histogramSamples('wsfutures_task_duration_seconds', { function: f.name }, f.duration)),
-      ),
-      collector('wsfutures_task_queue_wait_seconds', 'How long tasks waited between submit and being sent to a node, per task function.', 'histogram', () =>
-        [...cluster.functionRecords].flatMap((f) => histogramSamples('wsfutures_task_queue_wait_seconds', { function: f.name }, f.queueWait)),
+      collector(
+        'wsfutures_task_queue_wait_seconds',
+        'How long tasks waited between submit and being sent to a node, per task function.',
+        'histogram',
+        () => [...cluster.functionRecords].flatMap((f) => histogramSamples('wsfutures_task_queue_wait_seconds', { function: f.name }, f.queueWait)),
       ),
     ];
     for (const m of metrics) this.registry.registerMetric(m as unknown as client.Metric);

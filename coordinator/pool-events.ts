@@ -35,7 +35,7 @@ export class PoolEvents {
   on<K extends PoolEventName>(name: K, listener: PoolEventListener<K>): () => void {
     if (typeof listener !== 'function') throw new TypeError(`pool.on('${String(name)}', listener): listener must be a function: got ${typeof listener}`);
     let set = this.#listeners.get(name);
-    if (!set) this.#listeners.set(name, (set = new Set()));
+    if (!set) this.#listeners.set(name, set = new Set());
     set.add(listener as (event: never) => void);
     return () => void set.delete(listener as (event: never) => void);
   }

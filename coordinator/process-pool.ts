@@ -14,26 +14,40 @@ import { availableParallelism, hostname } from 'node:os';
 import { nanoid } from 'nanoid';
 import { deriveKey, generateToken } from '../shared/auth.ts';
 import { attachedBytes, decodeValue, encodeValue } from '../shared/codec.ts';
-import { BrokenExecutorError, ModuleLoadError, ProtocolError, SerializationError, TimeoutError, WorkerLostError, errorFromWire, type WireClassRef } from '../shared/errors.ts';
+import { BrokenExecutorError, errorFromWire, ModuleLoadError, ProtocolError, SerializationError, TimeoutError, type WireClassRef, WorkerLostError } from '../shared/errors.ts';
 import { BusyPoll } from '../shared/busy-poll.ts';
 import { FRAME_OVERHEAD_BYTES, itemOverheadBytes } from '../shared/frames.ts';
 import { boundText, describePeerValue } from '../shared/describe.ts';
-import { CLOSE, DEFAULTS, FLAT_CHUNK_VERSION, MAX_BUSY_POLL_MICROS, MAX_TIMER_MS, MIN_MAX_MESSAGE_BYTES, STEAL_VERSION, type AttachMsg, type C2W, type LaneDiedMsg, type RegisterMsg, type TaskOutcome, type TaskSpec } from '../shared/protocol.ts';
+import {
+  type AttachMsg,
+  type C2W,
+  CLOSE,
+  DEFAULTS,
+  FLAT_CHUNK_VERSION,
+  type LaneDiedMsg,
+  MAX_BUSY_POLL_MICROS,
+  MAX_TIMER_MS,
+  MIN_MAX_MESSAGE_BYTES,
+  type RegisterMsg,
+  STEAL_VERSION,
+  type TaskOutcome,
+  type TaskSpec,
+} from '../shared/protocol.ts';
 import { toModuleUrl } from '../shared/bundle.ts';
-import { BaseExecutor, checkPositiveInt, describeValue, type AnyFunction, type ChunkOutcome } from './executor.ts';
+import { type AnyFunction, BaseExecutor, checkPositiveInt, type ChunkOutcome, describeValue } from './executor.ts';
 import { checkTimeout, type Future } from './future.ts';
-import { LocalWorkers, isDenoRuntime, type Signal, type WorkerRuntime } from './local-workers.ts';
+import { isDenoRuntime, LocalWorkers, type Signal, type WorkerRuntime } from './local-workers.ts';
 import { ClusterState, type Instruction } from './cluster-state.ts';
 import { NodeResources } from './scheduler.ts';
 import { checkResources, formatResources, type Resources } from '../shared/resources.ts';
 import { CoordinatorServer, type WorkerPeer } from './server.ts';
 import { joinCommands } from './addresses.ts';
 import { ClusterStats, FunctionRecord, NodeRecord, type NodeStats, type PoolStats } from './cluster-stats.ts';
-import { PoolEvents, type PoolEventListener, type PoolEventName } from './pool-events.ts';
+import { type PoolEventListener, type PoolEventName, PoolEvents } from './pool-events.ts';
 import { PoolMetrics } from './metrics.ts';
 import { DashboardFeed } from './dashboard-feed.ts';
-import { HttpRoutes, digestToken } from './http-routes.ts';
-import { TaskRegistry, isMainModule, type TaskRef } from './task-registry.ts';
+import { digestToken, HttpRoutes } from './http-routes.ts';
+import { isMainModule, type TaskRef, TaskRegistry } from './task-registry.ts';
 import { mapWireStacks } from './remote-stack.ts';
 
 export interface ProcessPoolExecutorOptions {
@@ -237,7 +251,9 @@ export class ProcessPoolExecutor extends BaseExecutor {
 
   constructor(options: ProcessPoolExecutorOptions) {
     super();
-    if (options === null || typeof options !== 'object') throw new TypeError(`ProcessPoolExecutor(options): options must be an object with at least { tasks }: got ${describeValue(options)}`);
+    if (options === null || typeof options !== 'object') {
+      throw new TypeError(`ProcessPoolExecutor(options): options must be an object with at least { tasks }: got ${describeValue(options)}`);
+    }
     const { tasks, maxWorkers, listen = {}, token, maxRetries = DEFAULTS.maxRetries, tls, workerRuntime, maxMessageBytes = DEFAULTS.maxMessageBytes } = options;
     const { heartbeatIntervalMs = DEFAULTS.heartbeatIntervalMs, heartbeatTimeoutMs = DEFAULTS.heartbeatTimeoutMs, busyPollMicros = DEFAULTS.busyPollMicros } = options;
     if (tasks === undefined) throw new TypeError("tasks is required: the task module(s) whose exported functions workers run, e.g. new URL('./tasks.ts', import.meta.url)");
@@ -255,7 +271,9 @@ export class ProcessPoolExecutor extends BaseExecutor {
     checkPositiveInt('maxWorkers', maxWorkers, true);
     checkPositiveInt('maxRetries', maxRetries, true);
     checkPositiveInt('maxMessageBytes', maxMessageBytes);
-    if (maxMessageBytes < MIN_MAX_MESSAGE_BYTES) throw new RangeError(`maxMessageBytes must be at least ${MIN_MAX_MESSAGE_BYTES} (protocol messages need that much): got ${maxMessageBytes}`);
+    if (maxMessageBytes < MIN_MAX_MESSAGE_BYTES) {
+      throw new RangeError(`maxMessageBytes must be at least ${MIN_MAX_MESSAGE_BYTES} (protocol messages need that much): got ${maxMessageBytes}`);
+    }
     checkPositiveInt('heartbeatIntervalMs', heartbeatIntervalMs);
     checkPositiveInt('heartbeatTimeoutMs', heartbeatTimeoutMs);
     // Node and Deno fire a timer set beyond 2^31-1 ms after 1 ms: a ping storm, not a long wait.
@@ -263,19 +281,29 @@ export class ProcessPoolExecutor extends BaseExecutor {
       if (ms > MAX_TIMER_MS) throw new RangeError(`${name} must be at most ${MAX_TIMER_MS} (about 24.8 days): got ${ms}`);
     }
     checkPositiveInt('busyPollMicros', busyPollMicros, true);
-    if (busyPollMicros > MAX_BUSY_POLL_MICROS) throw new RangeError(`busyPollMicros must be at most ${MAX_BUSY_POLL_MICROS} (10 ms): got ${busyPollMicros}; 0 turns busy polling off`);
+    if (busyPollMicros > MAX_BUSY_POLL_MICROS) {
+      throw new RangeError(`busyPollMicros must be at most ${MAX_BUSY_POLL_MICROS} (10 ms): got ${busyPollMicros}; 0 turns busy polling off`);
+    }
     if (listen === null || typeof listen !== 'object') throw new TypeError(`listen must be an object like { host: '0.0.0.0', port: 8765 }: got ${describeValue(listen)}`);
     const host = listen.host ?? '127.0.0.1';
     if (typeof host !== 'string' || host.length === 0) throw new TypeError(`listen.host must be a host name or address: got ${describeValue(listen.host)}`);
     checkPositiveInt('listen.port', listen.port, true);
     if (listen.port !== undefined && listen.port > 65535) throw new RangeError(`listen.port must be at most 65535: got ${listen.port}`);
     if (token !== undefined && (typeof token !== 'string' || token.length < 8)) {
-      throw new TypeError(`token must be a string of at least 8 characters (prefer 32 random ones): got ${typeof token === 'string' ? `${token.length} characters` : describeValue(token)}`);
+      throw new TypeError(
+        `token must be a string of at least 8 characters (prefer 32 random ones): got ${typeof token === 'string' ? `${token.length} characters` : describeValue(token)}`,
+      );
     }
     if (!LOOPBACK.has(host) && token === undefined) {
-      throw new TypeError(`listen.host is ${JSON.stringify(host)}, which is reachable beyond this machine: pass a token (e.g. token: process.env.WSFUTURES_TOKEN) so only your worker nodes can connect`);
+      throw new TypeError(
+        `listen.host is ${
+          JSON.stringify(host)
+        }, which is reachable beyond this machine: pass a token (e.g. token: process.env.WSFUTURES_TOKEN) so only your worker nodes can connect`,
+      );
     }
-    if (workerRuntime !== undefined && workerRuntime !== 'node' && workerRuntime !== 'deno') throw new RangeError(`workerRuntime must be 'node' or 'deno': got ${describeValue(workerRuntime)}`);
+    if (workerRuntime !== undefined && workerRuntime !== 'node' && workerRuntime !== 'deno') {
+      throw new RangeError(`workerRuntime must be 'node' or 'deno': got ${describeValue(workerRuntime)}`);
+    }
     const localResources = checkResources('localResources', options.localResources, false);
     if (tls !== undefined && (tls === null || typeof tls !== 'object' || !tls.cert || !tls.key)) throw new TypeError('tls must be { cert, key } with PEM strings or Buffers');
 
@@ -289,7 +317,12 @@ export class ProcessPoolExecutor extends BaseExecutor {
     // A task module that imports the main module (which waits for this pool) never finishes
     // importing, and the pool would wait without a word: say what is likely going on.
     const slowImport = setTimeout(() => {
-      this.#log('warn', `the task modules have not finished importing after ${SLOW_IMPORT_MS / 1000} s (${urls.map((u) => u.href).join(', ')}). If one of them imports the program's main script, which waits for the pool, each waits for the other: move the task functions into modules that do not import the main script.`);
+      this.#log(
+        'warn',
+        `the task modules have not finished importing after ${SLOW_IMPORT_MS / 1000} s (${
+          urls.map((u) => u.href).join(', ')
+        }). If one of them imports the program's main script, which waits for the pool, each waits for the other: move the task functions into modules that do not import the main script.`,
+      );
     }, SLOW_IMPORT_MS);
     slowImport.unref?.();
     this.#registry.imported.then(() => clearTimeout(slowImport), () => clearTimeout(slowImport));
@@ -308,7 +341,16 @@ export class ProcessPoolExecutor extends BaseExecutor {
     this.#busyPollMicros = busyPollMicros;
     this.#busyPoll = new BusyPoll(busyPollMicros);
     this.#server = new CoordinatorServer(
-      { host, port: listen.port ?? 0, key: deriveKey(this.token), maxMessageBytes, heartbeatIntervalMs, heartbeatTimeoutMs, tls, onRequest: (req, res) => this.#routes.handle(req, res) },
+      {
+        host,
+        port: listen.port ?? 0,
+        key: deriveKey(this.token),
+        maxMessageBytes,
+        heartbeatIntervalMs,
+        heartbeatTimeoutMs,
+        tls,
+        onRequest: (req, res) => this.#routes.handle(req, res),
+      },
       {
         register: (peer, msg) => this.#onRegister(peer, msg),
         attach: (peer, msg) => this.#onAttach(peer, msg),
@@ -338,18 +380,17 @@ export class ProcessPoolExecutor extends BaseExecutor {
       feed: (send) => this.#feed.open(send),
       log: (level, m) => this.#log(level, m),
     });
-    this.#local =
-      this.maxWorkers > 0
-        ? new LocalWorkers({
-            token: this.token,
-            slots: this.maxWorkers,
-            maxMessageBytes,
-            resources: localResources,
-            runtime: workerRuntime ?? (isDenoRuntime() ? 'deno' : 'node'),
-            onBroken: (m) => this.#break(m),
-            log: (level, m) => this.#log(level, m),
-          })
-        : undefined;
+    this.#local = this.maxWorkers > 0
+      ? new LocalWorkers({
+        token: this.token,
+        slots: this.maxWorkers,
+        maxMessageBytes,
+        resources: localResources,
+        runtime: workerRuntime ?? (isDenoRuntime() ? 'deno' : 'node'),
+        onBroken: (m) => this.#break(m),
+        log: (level, m) => this.#log(level, m),
+      })
+      : undefined;
     // Nothing to do yet: the server and the local node let the program exit until there is.
     this.#holdHandles();
     this.#listening = this.#server.start();
@@ -535,7 +576,17 @@ export class ProcessPoolExecutor extends BaseExecutor {
     if (options.timeout === undefined || options.timeout === Infinity) return all;
     let timer: ReturnType<typeof setTimeout> | undefined;
     const timeout = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new TimeoutError(`ProcessPoolExecutor.ready(${want}): only ${this.#state.slotCount} slot(s) connected after ${options.timeout} ms; start worker nodes with: ${this.joinCommands()[0] ?? 'npx wsfutures-worker --connect HOST:PORT'} (token in WSFUTURES_TOKEN)`)), options.timeout);
+      timer = setTimeout(
+        () =>
+          reject(
+            new TimeoutError(
+              `ProcessPoolExecutor.ready(${want}): only ${this.#state.slotCount} slot(s) connected after ${options.timeout} ms; start worker nodes with: ${
+                this.joinCommands()[0] ?? 'npx wsfutures-worker --connect HOST:PORT'
+              } (token in WSFUTURES_TOKEN)`,
+            ),
+          ),
+        options.timeout,
+      );
     });
     try {
       await Promise.race([all, timeout]);
@@ -631,7 +682,14 @@ export class ProcessPoolExecutor extends BaseExecutor {
         for (const { entry: e, resources: r } of this.#unmet.values()) asks.set(`${e.fn}\0${formatResources(r)}`, `${e.fn || 'a task'}() asks for ${formatResources(r)}`);
         const shown = [...asks.values()];
         const more = shown.length > 3 ? ` (and ${shown.length - 3} other request(s))` : '';
-        this.#log('warn', `${this.#unmet.size} task(s) have waited ${NO_SLOT_WARNING_MS / 1000} s for resources that no connected worker node declares: ${shown.slice(0, 3).join('; ')}${more}. ${this.#declaredResources()}. Start a node that has them, e.g. npx wsfutures-worker --connect HOST:PORT --resources ${formatResources(this.#unmet.values().next().value!.resources)}`);
+        this.#log(
+          'warn',
+          `${this.#unmet.size} task(s) have waited ${NO_SLOT_WARNING_MS / 1000} s for resources that no connected worker node declares: ${
+            shown.slice(0, 3).join('; ')
+          }${more}. ${this.#declaredResources()}. Start a node that has them, e.g. npx wsfutures-worker --connect HOST:PORT --resources ${
+            formatResources(this.#unmet.values().next().value!.resources)
+          }`,
+        );
       }, NO_SLOT_WARNING_MS);
       this.#unmetTimer.unref?.();
     }
@@ -689,7 +747,12 @@ export class ProcessPoolExecutor extends BaseExecutor {
       if (this.#state.slotCount > 0 || this.#state.queuedCount === 0 || this.isShutdown || this.#broken) return;
       this.#warnedNoSlots = true;
       const join = this.joinCommands()[0];
-      this.#log('warn', `${this.#state.queuedCount} task(s) have waited ${NO_SLOT_WARNING_MS / 1000} s with no worker node connected${this.maxWorkers > 0 ? ' (the local node has not connected yet)' : ''}; start one with: ${join ?? 'npx wsfutures-worker --connect HOST:PORT'} (token in WSFUTURES_TOKEN)`);
+      this.#log(
+        'warn',
+        `${this.#state.queuedCount} task(s) have waited ${NO_SLOT_WARNING_MS / 1000} s with no worker node connected${
+          this.maxWorkers > 0 ? ' (the local node has not connected yet)' : ''
+        }; start one with: ${join ?? 'npx wsfutures-worker --connect HOST:PORT'} (token in WSFUTURES_TOKEN)`,
+      );
     }, NO_SLOT_WARNING_MS);
     this.#noSlotTimer.unref?.();
   }
@@ -837,7 +900,9 @@ export class ProcessPoolExecutor extends BaseExecutor {
         this.#stats.failedElsewhere(entry.kind.stat, Date.now());
         const label = this.#nodes.get(ins.node)?.peer.label ?? ins.node;
         entry.future.setException(
-          new WorkerLostError(`task ${ins.id} (${entry.fn}) was lost with worker node ${label}: ${ins.reason}; it has now been lost while running ${ins.attempts} time(s), and maxRetries is ${this.maxRetries}`),
+          new WorkerLostError(
+            `task ${ins.id} (${entry.fn}) was lost with worker node ${label}: ${ins.reason}; it has now been lost while running ${ins.attempts} time(s), and maxRetries is ${this.maxRetries}`,
+          ),
         );
         return;
       }
@@ -924,7 +989,9 @@ export class ProcessPoolExecutor extends BaseExecutor {
     // The node's own limit may be lower (a remote node started without a matching
     // --max-message-bytes): sending would only make it close the connection.
     if (peer && total > peer.maxMessageBytes) {
-      throw new SerializationError(`${what} encode to ${size} bytes (${total} with the task's frame), more than worker node ${peer.label} accepts (--max-message-bytes ${peer.maxMessageBytes}): start it with --max-message-bytes ${own}`);
+      throw new SerializationError(
+        `${what} encode to ${size} bytes (${total} with the task's frame), more than worker node ${peer.label} accepts (--max-message-bytes ${peer.maxMessageBytes}): start it with --max-message-bytes ${own}`,
+      );
     }
   }
 
@@ -980,14 +1047,14 @@ export class ProcessPoolExecutor extends BaseExecutor {
     const bytes = Buffer.byteLength(mod.code) + MODULE_FRAME_OVERHEAD_BYTES;
     if (bytes > peer.maxMessageBytes) {
       // Sending it would only make the node close the connection, with a less helpful reason.
-      const message = `task module ${mod.url} is ${bytes} bytes, more than worker node ${peer.label} accepts (--max-message-bytes ${peer.maxMessageBytes}): start it with a larger --max-message-bytes, or with --tasks pointing to a local copy`;
+      const message =
+        `task module ${mod.url} is ${bytes} bytes, more than worker node ${peer.label} accepts (--max-message-bytes ${peer.maxMessageBytes}): start it with a larger --max-message-bytes, or with --tasks pointing to a local copy`;
       this.#log('warn', message);
       peer.send({ op: 'error', code: 'WSF_FRAME_TOO_LARGE', message });
       return peer.close(CLOSE.TOO_LARGE, message);
     }
     peer.send({ op: 'module', id, hash: mod.hash, code: mod.code });
   }
-
 
   readonly #moduleUrl = (id: number): string | undefined => this.#registry.modules[id]?.url;
 
@@ -1085,7 +1152,16 @@ export class ProcessPoolExecutor extends BaseExecutor {
     if (stats.watching) stats.span(peer.name, lane, entry.fn, now - (item.d ?? 0), now, item.e === undefined);
     // Its frames in the shipped bundle, read back to the user's own files and lines.
     if (item.e) mapWireStacks(item.e, this.#sourceMap);
-    if (item.e) stats.error({ at: now, fn: entry.fn, node: peer.label, name: String(item.e.name), message: String(item.e.message).slice(0, 2000), stack: typeof item.e.stack === 'string' ? item.e.stack.slice(0, 8000) : undefined });
+    if (item.e) {
+      stats.error({
+        at: now,
+        fn: entry.fn,
+        node: peer.label,
+        name: String(item.e.name),
+        message: String(item.e.message).slice(0, 2000),
+        stack: typeof item.e.stack === 'string' ? item.e.stack.slice(0, 8000) : undefined,
+      });
+    }
     let value: unknown;
     try {
       value = item.v === undefined ? undefined : decodeValue(item.v, () => `the result of ${entry.fn}()`, item.x);
@@ -1100,7 +1176,12 @@ export class ProcessPoolExecutor extends BaseExecutor {
       const values = value === undefined ? [] : value;
       if (!Array.isArray(values) || values.length > calls || (item.e === undefined && values.length !== calls)) {
         const got = Array.isArray(values) ? `${values.length} value(s)` : describePeerValue(values);
-        future.setException(new ProtocolError('WSF_PROTOCOL', `worker node ${peer.label} answered a chunk of ${calls} call(s) of ${entry.fn}() with ${got}${item.e === undefined ? '' : ' and an error'}`));
+        future.setException(
+          new ProtocolError(
+            'WSF_PROTOCOL',
+            `worker node ${peer.label} answered a chunk of ${calls} call(s) of ${entry.fn}() with ${got}${item.e === undefined ? '' : ' and an error'}`,
+          ),
+        );
         return;
       }
       const outcome: ChunkOutcome<unknown> = { values };
@@ -1112,7 +1193,6 @@ export class ProcessPoolExecutor extends BaseExecutor {
       future.setResult(value);
     }
   }
-
 
   /**
    * Busy-polls (see shared/busy-poll.ts) while results are awaited and little is out: a caller
@@ -1140,7 +1220,7 @@ export class ProcessPoolExecutor extends BaseExecutor {
   #kindOf(fn: string, chunk: Entry['chunk']): TaskKind {
     const key = chunk ? `${fn} (chunk)` : fn;
     let kind = this.#kinds.get(key);
-    if (kind === undefined) this.#kinds.set(key, (kind = { id: this.#kinds.size, stat: this.#stats.functionRecord(fn) }));
+    if (kind === undefined) this.#kinds.set(key, kind = { id: this.#kinds.size, stat: this.#stats.functionRecord(fn) });
     return kind;
   }
 

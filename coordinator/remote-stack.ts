@@ -115,5 +115,5 @@ export function mapWireStacks(wire: WireError, mapFor: (hash: string) => BundleS
   if (depth >= 8) return;
   const cause = wire.cause as unknown;
   if (cause !== null && typeof cause === 'object' && !('value' in cause)) mapWireStacks(cause as WireError, mapFor, depth + 1);
-  if (Array.isArray(wire.errors)) for (const e of wire.errors) if (e !== null && typeof e === 'object') mapWireStacks(e, mapFor, depth + 1);
+  if (Array.isArray(wire.errors)) { for (const e of wire.errors) if (e !== null && typeof e === 'object') mapWireStacks(e, mapFor, depth + 1); }
 }

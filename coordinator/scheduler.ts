@@ -226,7 +226,7 @@ class PriorityQueue<T extends { priority: number }> {
     if (priority === 0 && this.#levels.length === 1) return this.#ordered[0]!;
     let f = this.#fifos.get(priority);
     if (!f) {
-      this.#fifos.set(priority, (f = new Fifo<T>()));
+      this.#fifos.set(priority, f = new Fifo<T>());
       this.#levels.push(priority);
       this.#levels.sort((a, b) => b - a);
       this.#ordered = this.#levels.map((l) => this.#fifos.get(l)!);
@@ -437,7 +437,7 @@ export class Scheduler<P> {
     if (last && last.resources === resources && this.#waiting.get(last.queue.key) === last.queue) return last.queue;
     const key = requestKey(resources);
     let q = this.#waiting.get(key);
-    if (!q) this.#waiting.set(key, (q = { key, resources, queue: new PriorityQueue(), live: 0 }));
+    if (!q) this.#waiting.set(key, q = { key, resources, queue: new PriorityQueue(), live: 0 });
     this.#lastRequest = { resources, queue: q };
     return q;
   }
@@ -779,7 +779,7 @@ export class Scheduler<P> {
       w.assigned.add(id);
       w.queuedMs += t.estimateMs;
       let batch = batches.get(w.id);
-      if (!batch) batches.set(w.id, (batch = { workerId: w.id, tasks: [] }));
+      if (!batch) batches.set(w.id, batch = { workerId: w.id, tasks: [] });
       batch.tasks.push({ id, payload: t.payload, attempt: t.attempts + t.mayHaveRun });
       const full = !this.#hasRoom(w);
       if (full) {

@@ -3,17 +3,35 @@
  * the protocol of shared/protocol.ts, batches outgoing tasks, and watches heartbeats. It holds
  * no scheduling state: it reports events to the pool and sends what the pool tells it to.
  */
-import { WebSocketServer, type WebSocket } from 'ws';
+import { type WebSocket, WebSocketServer } from 'ws';
 import type { IncomingMessage, Server as HttpServer } from 'node:http';
 import type { Socket } from 'node:net';
 import { nanoid } from 'nanoid';
 import { HandshakeLimiter, type HandshakeLimits } from './handshake-limiter.ts';
 import { advertisedHosts, formatHost, isWildcard } from './addresses.ts';
 import { checkAuth, makeHello } from '../shared/auth.ts';
-import { FRAME_OVERHEAD_BYTES, closeReason, decodeFrame, encodeFrame, itemOverheadBytes, joinFragments } from '../shared/frames.ts';
+import { closeReason, decodeFrame, encodeFrame, FRAME_OVERHEAD_BYTES, itemOverheadBytes, joinFragments } from '../shared/frames.ts';
 import { boundText, describePeerValue } from '../shared/describe.ts';
 import { attachedBytes } from '../shared/codec.ts';
-import { CLOSE, CLOSE_ERROR_CODES, DEFAULTS, HANDSHAKE, WS_PATH, batchBySize, invalidFor, type AttachMsg, type C2W, type ConnectionKind, type ControlMsg, type LaneDiedMsg, type LaneMsg, type OpeningMsg, type RegisterMsg, type TaskOutcome, type TaskSpec } from '../shared/protocol.ts';
+import {
+  type AttachMsg,
+  batchBySize,
+  type C2W,
+  CLOSE,
+  CLOSE_ERROR_CODES,
+  type ConnectionKind,
+  type ControlMsg,
+  DEFAULTS,
+  HANDSHAKE,
+  invalidFor,
+  type LaneDiedMsg,
+  type LaneMsg,
+  type OpeningMsg,
+  type RegisterMsg,
+  type TaskOutcome,
+  type TaskSpec,
+  WS_PATH,
+} from '../shared/protocol.ts';
 
 export interface ServerEvents {
   /** A worker node registered (the pool answers with `welcome`). */
@@ -58,7 +76,6 @@ export interface ServerOptions {
 type Phase = 'handshake' | 'registering' | 'ready' | 'closed';
 
 type PeerHandlers<M extends { op: string }> = { [K in M['op']]: (peer: WorkerPeer, msg: Extract<M, { op: K }>) => void };
-
 
 /**
  * One connection from a worker node, as the coordinator sees it: a node's control connection
@@ -196,7 +213,9 @@ export class CoordinatorServer {
     // One HTTP(S) server of our own on the pool's port: WebSocket upgrades on WS_PATH go to `ws`,
     // plain requests to the pool's routes (coordinator/http-routes.ts). Its timeouts make a peer
     // that never completes the upgrade let go of its socket.
-    const server: HttpServer = tls ? (await import('node:https')).createServer({ cert: Buffer.from(tls.cert), key: Buffer.from(tls.key), handshakeTimeout: HANDSHAKE.TIMEOUT_MS }) : (await import('node:http')).createServer();
+    const server: HttpServer = tls
+      ? (await import('node:https')).createServer({ cert: Buffer.from(tls.cert), key: Buffer.from(tls.key), handshakeTimeout: HANDSHAKE.TIMEOUT_MS })
+      : (await import('node:http')).createServer();
     server.headersTimeout = HANDSHAKE.TIMEOUT_MS;
     server.requestTimeout = HANDSHAKE.TIMEOUT_MS;
     // Node checks those two only every 30 s (connectionsCheckingInterval), and not at all for a
@@ -388,7 +407,9 @@ export class CoordinatorServer {
   }
 
   #handshake(peer: WorkerPeer, frame: Uint8Array): void {
-    if (frame.length > HANDSHAKE.MAX_FRAME_BYTES) return this.#refuse(peer, CLOSE.TOO_LARGE, `a ${frame.length}-byte frame during the handshake (at most ${HANDSHAKE.MAX_FRAME_BYTES})`);
+    if (frame.length > HANDSHAKE.MAX_FRAME_BYTES) {
+      return this.#refuse(peer, CLOSE.TOO_LARGE, `a ${frame.length}-byte frame during the handshake (at most ${HANDSHAKE.MAX_FRAME_BYTES})`);
+    }
     const check = checkAuth(frame, this.#options.key, peer.helloNonce!);
     if (!check.ok) {
       const code = check.code === 'WSF_AUTH_FAILED' ? CLOSE.AUTH_FAILED : check.code === 'WSF_VERSION_MISMATCH' ? CLOSE.VERSION_MISMATCH : CLOSE.PROTOCOL;

@@ -14,7 +14,7 @@ import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { IS_DENO } from '../shared/runtime.ts';
 import { ProcessPoolExecutor } from '../coordinator/index.ts';
-import { TASK_MODULES, demoScale, perfCounter, warmUp, type ExampleContext } from './examples/kit.ts';
+import { demoScale, type ExampleContext, perfCounter, TASK_MODULES, warmUp } from './examples/kit.ts';
 import * as doSomething from './examples/01-do-something.ts';
 import * as asCompleted from './examples/02-as-completed.ts';
 import * as factorials from './examples/03-factorials.ts';
@@ -147,7 +147,11 @@ try {
   await pool.ready(slots);
   await warmUp(pool);
   const nodes = pool.workers();
-  console.log(`Pool ready in ${(perfCounter() - startedAt).toFixed(1)} s: ${pool.slots} slot(s) on ${nodes.length} worker node(s) (${nodes.map((n) => `${n.name}@${n.hostname}, ${n.runtime}`).join('; ')})`);
+  console.log(
+    `Pool ready in ${(perfCounter() - startedAt).toFixed(1)} s: ${pool.slots} slot(s) on ${nodes.length} worker node(s) (${
+      nodes.map((n) => `${n.name}@${n.hostname}, ${n.runtime}`).join('; ')
+    })`,
+  );
 
   const failed: string[] = [];
   for (const n of chosen) {

@@ -9,7 +9,7 @@
  * the shrunk case and its path). Exit code 1 on a failure. WSF_FUZZ_DEBUG=1 prints every case.
  */
 import { parseArgs } from 'node:util';
-import { describeFigures, fuzzCoordinator, fuzzWorkerNode, type FuzzOptions } from '../test/helpers/fuzz-targets.ts';
+import { describeFigures, fuzzCoordinator, type FuzzOptions, fuzzWorkerNode } from '../test/helpers/fuzz-targets.ts';
 
 const { values } = parseArgs({
   options: {

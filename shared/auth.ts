@@ -67,7 +67,11 @@ export function checkAuth(frame: Uint8Array, key: Uint8Array, helloNonce: Uint8A
     return { ok: false, code: 'WSF_AUTH_FAILED', message: `the worker node presented a wrong token: ${WRONG_TOKEN_ADVICE}` };
   }
   if (version < MIN_PROTOCOL_VERSION || version > PROTOCOL_VERSION) {
-    return { ok: false, code: 'WSF_VERSION_MISMATCH', message: `the worker node speaks protocol version ${version}; this coordinator speaks ${MIN_PROTOCOL_VERSION}..${PROTOCOL_VERSION}: upgrade the older side` };
+    return {
+      ok: false,
+      code: 'WSF_VERSION_MISMATCH',
+      message: `the worker node speaks protocol version ${version}; this coordinator speaks ${MIN_PROTOCOL_VERSION}..${PROTOCOL_VERSION}: upgrade the older side`,
+    };
   }
   const reply = concat(enc.encode(HANDSHAKE.AUTH_OK), proof(key, 'wsfutures/coordinator', workerNonce, helloNonce));
   return { ok: true, version, reply };
@@ -76,7 +80,10 @@ export function checkAuth(frame: Uint8Array, key: Uint8Array, helloNonce: Uint8A
 // ---- worker side ------------------------------------------------------------------------------
 
 /** Answers a HELLO frame; returns the AUTH frame and what is needed to check AUTH_OK. */
-export function answerHello(frame: Uint8Array, key: Uint8Array): { ok: true; version: number; auth: Uint8Array; helloNonce: Uint8Array; nonce: Uint8Array } | ({ ok: false } & HandshakeFailure) {
+export function answerHello(
+  frame: Uint8Array,
+  key: Uint8Array,
+): { ok: true; version: number; auth: Uint8Array; helloNonce: Uint8Array; nonce: Uint8Array } | ({ ok: false } & HandshakeFailure) {
   if (frame.length !== 4 + 2 + HANDSHAKE.NONCE_BYTES || magicOf(frame) !== HANDSHAKE.HELLO) {
     return { ok: false, code: 'WSF_PROTOCOL', message: 'expected a HELLO handshake frame: is the address a wsfutures coordinator?' };
   }
@@ -84,7 +91,11 @@ export function answerHello(frame: Uint8Array, key: Uint8Array): { ok: true; ver
   const max = frame[5]!;
   const version = Math.min(max, PROTOCOL_VERSION);
   if (version < Math.max(min, MIN_PROTOCOL_VERSION)) {
-    return { ok: false, code: 'WSF_VERSION_MISMATCH', message: `the coordinator speaks protocol versions ${min}..${max}; this worker node speaks ${MIN_PROTOCOL_VERSION}..${PROTOCOL_VERSION}: upgrade the older side` };
+    return {
+      ok: false,
+      code: 'WSF_VERSION_MISMATCH',
+      message: `the coordinator speaks protocol versions ${min}..${max}; this worker node speaks ${MIN_PROTOCOL_VERSION}..${PROTOCOL_VERSION}: upgrade the older side`,
+    };
   }
   const helloNonce = frame.slice(6);
   const nonce = randomBytes(HANDSHAKE.NONCE_BYTES);

@@ -14,9 +14,17 @@ export function toModuleUrl(entry: unknown, index: number): URL {
   if (entry instanceof URL) url = entry;
   else if (typeof entry === 'string' && entry.startsWith('file:')) url = new URL(entry);
   else if (typeof entry === 'string' && entry.length > 0) url = pathToFileURL(resolve(entry));
-  else throw new TypeError(`${where} must be a URL or a file path of a task module (e.g. new URL('./tasks.ts', import.meta.url)): got ${typeof entry === 'string' ? JSON.stringify(entry) : typeof entry}`);
+  else {throw new TypeError(
+      `${where} must be a URL or a file path of a task module (e.g. new URL('./tasks.ts', import.meta.url)): got ${
+        typeof entry === 'string' ? JSON.stringify(entry) : typeof entry
+      }`,
+    );}
   if (url.protocol !== 'file:') throw new TypeError(`${where} must be a file: URL or a path (task modules are bundled from disk): got ${url.href}`);
-  if (!existsSync(fileURLToPath(url))) throw new TypeError(`${where}: no task module at ${fileURLToPath(url)}: check the path (relative paths resolve from the current directory; prefer new URL('./tasks.ts', import.meta.url))`);
+  if (!existsSync(fileURLToPath(url))) {
+    throw new TypeError(
+      `${where}: no task module at ${fileURLToPath(url)}: check the path (relative paths resolve from the current directory; prefer new URL('./tasks.ts', import.meta.url))`,
+    );
+  }
   return url;
 }
 
@@ -39,7 +47,9 @@ export async function bundleModule(url: URL): Promise<{ code: string; hash: stri
   try {
     esbuild = await import('esbuild');
   } catch (err) {
-    throw new Error(`bundling task module ${url.href} needs the esbuild package, which is not installed here: run \`npm install esbuild\` (or start the worker without --tasks)`, { cause: err });
+    throw new Error(`bundling task module ${url.href} needs the esbuild package, which is not installed here: run \`npm install esbuild\` (or start the worker without --tasks)`, {
+      cause: err,
+    });
   }
   const build = (inlineRoot: boolean) =>
     esbuild.build({
@@ -56,7 +66,10 @@ export async function bundleModule(url: URL): Promise<{ code: string; hash: stri
         {
           name: 'wsfutures-task-api',
           setup(b) {
-            b.onResolve({ filter: /^(npm:)?wsfutures/ }, (args) => (TASK_IMPORT.test(args.path) || (inlineRoot && ROOT_IMPORT.test(args.path)) ? { path: taskEntry() } : undefined));
+            b.onResolve(
+              { filter: /^(npm:)?wsfutures/ },
+              (args) => (TASK_IMPORT.test(args.path) || (inlineRoot && ROOT_IMPORT.test(args.path)) ? { path: taskEntry() } : undefined),
+            );
           },
         },
       ],
@@ -80,4 +93,3 @@ export async function bundleModule(url: URL): Promise<{ code: string; hash: stri
 export function hashCode(code: string): string {
   return createHash('sha256').update(code).digest('hex');
 }
-

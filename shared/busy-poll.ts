@@ -28,7 +28,6 @@ import { availableParallelism, loadavg } from 'node:os';
 import { PollRule, type PollRuleState } from './poll-rule.ts';
 import { IS_DENO } from './runtime.ts';
 
-
 /** How often whether the cores are contended is asked again, ms. */
 const CONTENTION_EVERY_MS = 1_000;
 /**

@@ -18,7 +18,7 @@
  * once more each way by the transport), each copy into fresh memory that page-faults.
  */
 import { Buffer } from 'node:buffer';
-import { Packr, addExtension } from 'msgpackr';
+import { addExtension, Packr } from 'msgpackr';
 import { SerializationError } from './errors.ts';
 
 /**
@@ -97,37 +97,41 @@ function fromAttachment(code: number, part: Uint8Array): TypedArray | Buffer {
   return new Class(bytes.buffer as ArrayBuffer, 0, bytes.byteLength / Class.BYTES_PER_ELEMENT);
 }
 
-addExtension({
-  Class: Object.getPrototypeOf(Uint8Array) as typeof Uint8Array,
-  type: ATTACHMENT_EXT,
-  pack(this: { moreTypes?: boolean }, array: ArrayBufferView, allocateForWrite: AllocateForWrite): Uint8Array | undefined {
-    const code = array.constructor === Buffer ? BUFFER_CODE : TYPED_ARRAYS.indexOf(array.constructor as (typeof TYPED_ARRAYS)[number]);
-    if (collecting === undefined || this !== valuePackr || array.byteLength < VALUE_ATTACH_MIN_BYTES || code < 0) {
-      writeInline(this.moreTypes === true, array, allocateForWrite);
-      return undefined;
-    }
-    const index = collecting.push(new Uint8Array(array.buffer, array.byteOffset, array.byteLength)) - 1;
-    // The extension's data: the type code, then the attachment's index (u32, big-endian).
-    return Uint8Array.of(code, index >>> 24, (index >>> 16) & 0xff, (index >>> 8) & 0xff, index & 0xff);
-  },
-  unpack(data: Uint8Array): unknown {
-    if (data.byteLength !== 5) throw new Error('malformed attachment reference');
-    const index = ((data[1]! << 24) | (data[2]! << 16) | (data[3]! << 8) | data[4]!) >>> 0;
-    const part = receiving?.[index];
-    if (part === undefined) throw new Error(`a reference to attachment ${index}, of ${receiving?.length ?? 0}`);
-    return fromAttachment(data[0]!, part);
-  },
-} as unknown as Parameters<typeof addExtension>[0]);
+addExtension(
+  {
+    Class: Object.getPrototypeOf(Uint8Array) as typeof Uint8Array,
+    type: ATTACHMENT_EXT,
+    pack(this: { moreTypes?: boolean }, array: ArrayBufferView, allocateForWrite: AllocateForWrite): Uint8Array | undefined {
+      const code = array.constructor === Buffer ? BUFFER_CODE : TYPED_ARRAYS.indexOf(array.constructor as (typeof TYPED_ARRAYS)[number]);
+      if (collecting === undefined || this !== valuePackr || array.byteLength < VALUE_ATTACH_MIN_BYTES || code < 0) {
+        writeInline(this.moreTypes === true, array, allocateForWrite);
+        return undefined;
+      }
+      const index = collecting.push(new Uint8Array(array.buffer, array.byteOffset, array.byteLength)) - 1;
+      // The extension's data: the type code, then the attachment's index (u32, big-endian).
+      return Uint8Array.of(code, index >>> 24, (index >>> 16) & 0xff, (index >>> 8) & 0xff, index & 0xff);
+    },
+    unpack(data: Uint8Array): unknown {
+      if (data.byteLength !== 5) throw new Error('malformed attachment reference');
+      const index = ((data[1]! << 24) | (data[2]! << 16) | (data[3]! << 8) | data[4]!) >>> 0;
+      const part = receiving?.[index];
+      if (part === undefined) throw new Error(`a reference to attachment ${index}, of ${receiving?.length ?? 0}`);
+      return fromAttachment(data[0]!, part);
+    },
+  } as unknown as Parameters<typeof addExtension>[0],
+);
 
-const valuePackr = new Packr({
-  structuredClone: true,
-  useBigIntExtension: true,
-  moreTypes: true,
-  // msgpackr calls this for a function it meets; the default is to write nil (undefined).
-  writeFunction: () => {
-    throw new SerializationError('a function cannot be sent to a worker node: pass data, and name the function to run with submit(fn, ...args)');
-  },
-} as ConstructorParameters<typeof Packr>[0]);
+const valuePackr = new Packr(
+  {
+    structuredClone: true,
+    useBigIntExtension: true,
+    moreTypes: true,
+    // msgpackr calls this for a function it meets; the default is to write nil (undefined).
+    writeFunction: () => {
+      throw new SerializationError('a function cannot be sent to a worker node: pass data, and name the function to run with submit(fn, ...args)');
+    },
+  } as ConstructorParameters<typeof Packr>[0],
+);
 
 const envelopePackr = new Packr({ useRecords: false, mapsAsObjects: true });
 
@@ -159,7 +163,7 @@ export function encodeValue(value: unknown, what: What = 'value', attachments?: 
 /** The bytes of a value's attachments, for frame limits. */
 export function attachedBytes(attachments: readonly Uint8Array[] | undefined): number {
   let n = 0;
-  if (attachments) for (const part of attachments) n += part.byteLength;
+  if (attachments) { for (const part of attachments) n += part.byteLength; }
   return n;
 }
 

@@ -142,7 +142,7 @@ class PartsReader {
       return view;
     }
     const out = new Uint8Array(n);
-    for (let at = 0; at < n; ) {
+    for (let at = 0; at < n;) {
       this.#skipEmpty();
       const p = this.#parts[this.#index]!;
       const count = Math.min(n - at, p.byteLength - this.#offset);

@@ -18,7 +18,7 @@
 import { setMaxListeners } from 'node:events';
 import * as hdr from 'hdr-histogram-js';
 import { currentTask } from './task-context.ts';
-import { ScenarioHttp, type HttpClient } from './loadtest-http.ts';
+import { type HttpClient, ScenarioHttp } from './loadtest-http.ts';
 
 /** What the scenario's iteration function gets. */
 export interface IterationContext {
@@ -112,11 +112,11 @@ class Window {
 
   record(step: string, micros: number, error: unknown): void {
     let h = this.histograms.get(step);
-    if (!h) this.histograms.set(step, (h = newHistogram()));
+    if (!h) this.histograms.set(step, h = newHistogram());
     h.recordValue(Math.max(1, Math.min(3_600_000_000, Math.round(micros))));
     if (error === undefined) return;
     let kinds = this.errors.get(step);
-    if (!kinds) this.errors.set(step, (kinds = new Map()));
+    if (!kinds) this.errors.set(step, kinds = new Map());
     const kind = errorKind(error);
     kinds.set(kind, (kinds.get(kind) ?? 0) + 1);
   }
@@ -155,7 +155,6 @@ const thread = {
   idle: [] as (() => void)[],
 };
 
-
 /** Runs one iteration; `intended` is when it was meant to start (coordinator's clock). */
 async function iterate(iteration: Iteration, vu: number, params: Record<string, string>, intended: number): Promise<void> {
   thread.inFlight++;
@@ -187,7 +186,7 @@ async function iterate(iteration: Iteration, vu: number, params: Record<string, 
   thread.window.record('iteration', (Date.now() - intended) * 1000, error);
   thread.window.ended++;
   thread.inFlight--;
-  if (thread.inFlight === 0) for (const resolve of thread.idle.splice(0)) resolve();
+  if (thread.inFlight === 0) { for (const resolve of thread.idle.splice(0)) resolve(); }
 }
 
 const sleep = (ms: number, signal?: AbortSignal): Promise<void> =>

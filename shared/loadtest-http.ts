@@ -50,7 +50,7 @@ export class ScenarioHttp implements HttpClient {
       const { Pool } = await (undici ??= import('undici'));
       // A request that awaited the import may find another's pool made meanwhile.
       pool = this.#pools.get(target.origin);
-      if (!pool) this.#pools.set(target.origin, (pool = new Pool(target.origin)));
+      if (!pool) this.#pools.set(target.origin, pool = new Pool(target.origin));
     }
     const res: Dispatcher.ResponseData = await pool.request({
       path: target.pathname + target.search,

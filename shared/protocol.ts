@@ -494,10 +494,25 @@ const isTaskSpec = shape({ id: isInt, m: isInt, f: isStr, a: isBytes, x: opt(arr
 const isOutcome = shape({ id: isInt, v: opt(isBytes), x: opt(arrayOf(isBytes)), e: opt(isWireError), d: opt((v) => isNum(v) && (v as number) >= 0) });
 
 const W2C_SHAPES: Record<W2C['op'], Shape> = {
-  register: shape({ name: isName, slots: (v) => isInt(v) && (v as number) >= 1 && (v as number) <= 4096, runtime: (v) => v === 'node' || v === 'deno', runtimeVersion: isName, hostname: isName, pid: isInt, localModules: opt((v) => isObj(v) && Object.values(v).every(isStr)), maxMessageBytes: opt(isFrameLimit), resources: opt(isResources) }),
+  register: shape({
+    name: isName,
+    slots: (v) => isInt(v) && (v as number) >= 1 && (v as number) <= 4096,
+    runtime: (v) => v === 'node' || v === 'deno',
+    runtimeVersion: isName,
+    hostname: isName,
+    pid: isInt,
+    localModules: opt((v) => isObj(v) && Object.values(v).every(isStr)),
+    maxMessageBytes: opt(isFrameLimit),
+    resources: opt(isResources),
+  }),
   'fetch-module': shape({ id: isInt }),
   ready: shape({}),
-  attach: shape({ node: isName, lane: isInt, ticket: isName, failedModules: opt(arrayOf(shape({ id: isInt, error: (v) => isStr(v) && (v as string).length <= MAX_MODULE_ERROR_CHARS }))) }),
+  attach: shape({
+    node: isName,
+    lane: isInt,
+    ticket: isName,
+    failedModules: opt(arrayOf(shape({ id: isInt, error: (v) => isStr(v) && (v as string).length <= MAX_MODULE_ERROR_CHARS }))),
+  }),
   'lane-died': shape({ lane: isInt, how: isStr, task: opt(isInt), crashed: isBool }),
   results: shape({ items: arrayOf(isOutcome) }),
   report: shape({ id: isInt, v: isBytes }),
@@ -509,7 +524,15 @@ const W2C_SHAPES: Record<W2C['op'], Shape> = {
 };
 
 const C2W_SHAPES: Record<C2W['op'], Shape> = {
-  welcome: shape({ workerId: isName, modules: arrayOf(isModuleInfo), heartbeatIntervalMs: isTimerMs, heartbeatTimeoutMs: isTimerMs, maxMessageBytes: isFrameLimit, laneTicket: isName, busyPollMicros: opt((v) => isNum(v) && (v as number) >= 0 && (v as number) <= MAX_BUSY_POLL_MICROS) }),
+  welcome: shape({
+    workerId: isName,
+    modules: arrayOf(isModuleInfo),
+    heartbeatIntervalMs: isTimerMs,
+    heartbeatTimeoutMs: isTimerMs,
+    maxMessageBytes: isFrameLimit,
+    laneTicket: isName,
+    busyPollMicros: opt((v) => isNum(v) && (v as number) >= 0 && (v as number) <= MAX_BUSY_POLL_MICROS),
+  }),
   attached: shape({}),
   kill: shape({ lane: isInt, reason: isStr, task: opt(isInt) }),
   drained: shape({}),

@@ -50,7 +50,8 @@ export function parseAmount(text: string): number | undefined {
   return Number.isFinite(n) ? n : undefined;
 }
 
-const HELP = 'names are letters, digits, _ . - (starting with a letter or _); amounts are numbers, optionally with a unit: K, M, G, T (×1000) or KiB, MiB, GiB, TiB (×1024), e.g. gpu=1,mem=16GB';
+const HELP =
+  'names are letters, digits, _ . - (starting with a letter or _); amounts are numbers, optionally with a unit: K, M, G, T (×1000) or KiB, MiB, GiB, TiB (×1024), e.g. gpu=1,mem=16GB';
 
 /**
  * Parses the worker CLI's `--resources gpu=1,mem=16GB` into amounts; throws a RangeError that
@@ -64,7 +65,9 @@ export function parseResourceList(text: string, option = '--resources'): Resourc
     const eq = part.indexOf('=');
     const name = eq < 0 ? part : part.slice(0, eq).trim();
     const amount = eq < 0 ? undefined : parseAmount(part.slice(eq + 1));
-    if (eq < 0 || !RESOURCE_NAME.test(name) || amount === undefined) throw new RangeError(`${option}: ${JSON.stringify(part)} is not NAME=AMOUNT (${HELP}): got ${JSON.stringify(text)}`);
+    if (eq < 0 || !RESOURCE_NAME.test(name) || amount === undefined) {
+      throw new RangeError(`${option}: ${JSON.stringify(part)} is not NAME=AMOUNT (${HELP}): got ${JSON.stringify(text)}`);
+    }
     if (Object.hasOwn(out, name)) throw new RangeError(`${option}: ${name} is given twice: got ${JSON.stringify(text)}`);
     out[name] = amount;
   }
@@ -79,7 +82,9 @@ export function parseResourceList(text: string, option = '--resources'): Resourc
  */
 export function checkResources(option: string, value: unknown, positive: boolean): Resources | undefined {
   if (value === undefined) return undefined;
-  if (value === null || typeof value !== 'object' || Array.isArray(value)) throw new TypeError(`${option} must be an object of amounts by name, e.g. { gpu: 1, mem: '16GB' }: got ${describe(value)}`);
+  if (value === null || typeof value !== 'object' || Array.isArray(value)) {
+    throw new TypeError(`${option} must be an object of amounts by name, e.g. { gpu: 1, mem: '16GB' }: got ${describe(value)}`);
+  }
   const out: Record<string, number> = {};
   const names = Object.keys(value);
   if (names.length > MAX_RESOURCE_NAMES) throw new RangeError(`${option} may name at most ${MAX_RESOURCE_NAMES} resources: got ${names.length}`);

@@ -6,15 +6,15 @@
  */
 export { currentTask, type TaskContext } from './task-context.ts';
 export {
-  WsFuturesError,
-  CancelledError,
-  TimeoutError,
-  InvalidStateError,
   BrokenExecutorError,
+  CancelledError,
   ExecutorShutdownError,
-  WorkerLostError,
-  UnknownTaskError,
+  InvalidStateError,
   ModuleLoadError,
-  SerializationError,
   ProtocolError,
+  SerializationError,
+  TimeoutError,
+  UnknownTaskError,
+  WorkerLostError,
+  WsFuturesError,
 } from './errors.ts';

@@ -3,10 +3,9 @@
  */
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { AsyncPoolExecutor, Future, asCompleted, TimeoutError, type CompletedFuture } from '../coordinator/index.ts';
+import { asCompleted, AsyncPoolExecutor, type CompletedFuture, Future, TimeoutError } from '../coordinator/index.ts';
 import { rejects, sleep } from './helpers/assert.ts';
 import { cancelled, failed, succeeded } from './helpers/futures.ts';
-
 
 /** Drains an asCompleted iteration; returns what it yielded and what it threw, if anything. */
 async function drain<T>(it: AsyncIterable<CompletedFuture<T>>): Promise<{ yielded: Future<T>[]; error: unknown }> {
@@ -112,7 +111,10 @@ test('breaking out of the loop ends the iteration; the futures go on', async () 
 });
 
 test('a bad argument throws at the call: a non-future item, a negative timeout', () => {
-  assert.throws(() => asCompleted([1 as never]), (e: unknown) => e instanceof TypeError && (e as Error).message === 'asCompleted(futures): every item must be a Future: got number');
+  assert.throws(
+    () => asCompleted([1 as never]),
+    (e: unknown) => e instanceof TypeError && (e as Error).message === 'asCompleted(futures): every item must be a Future: got number',
+  );
   assert.throws(() => asCompleted([], { timeout: -5 }), (e: unknown) => e instanceof RangeError && /options\.timeout .*got -5/.test((e as Error).message));
 });
 

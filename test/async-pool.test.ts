@@ -4,7 +4,7 @@
  */
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { AsyncPoolExecutor, CancelledError, Future, TimeoutError, currentTask, type TaskContext } from '../coordinator/index.ts';
+import { AsyncPoolExecutor, CancelledError, currentTask, Future, type TaskContext, TimeoutError } from '../coordinator/index.ts';
 import { rejects, sleep } from './helpers/assert.ts';
 import { deferred, until } from './helpers/deferred.ts';
 
@@ -54,8 +54,7 @@ test('maxWorkers bounds how many tasks run at once; the rest queue in order', as
       await sleep(3);
       running--;
       return i;
-    }),
-  );
+    }));
   await until(() => pool.runningCount === 3);
   assert.is(pool.queuedCount, 9);
   assert.equal(await Promise.all(fs), [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11]);
@@ -64,7 +63,7 @@ test('maxWorkers bounds how many tasks run at once; the rest queue in order', as
   assert.is(pool.runningCount, 0);
 });
 
-test('the default maxWorkers is Python\'s min(32, cores + 4)', async () => {
+test("the default maxWorkers is Python's min(32, cores + 4)", async () => {
   const { availableParallelism } = await import('node:os');
   const pool = new AsyncPoolExecutor();
   assert.is(pool.maxWorkers, Math.min(32, availableParallelism() + 4));
@@ -152,10 +151,12 @@ test('submitWith({ timeout }) fails a running task with TimeoutError and fires i
   let signalReason: unknown;
   const f = pool.submitWith({ timeout: 20 }, () => {
     const signal = currentTask()!.signal;
-    return new Promise((_, reject) => signal.addEventListener('abort', () => {
-      signalReason = signal.reason;
-      reject(signal.reason);
-    }));
+    return new Promise((_, reject) =>
+      signal.addEventListener('abort', () => {
+        signalReason = signal.reason;
+        reject(signal.reason);
+      })
+    );
   });
   const err = await rejects(() => f.result(), TimeoutError);
   assert.is((err as TimeoutError).code, 'WSF_TIMEOUT');
@@ -177,10 +178,11 @@ test('submitWith({ signal }): aborting the signal aborts the task; an already ab
   await using pool = new AsyncPoolExecutor({ maxWorkers: 2 });
   const controller = new AbortController();
   let taskSaw: unknown;
-  const f = pool.submitWith({ signal: controller.signal }, () => new Promise((resolve) => {
-    const signal = currentTask()!.signal;
-    signal.addEventListener('abort', () => resolve((taskSaw = signal.reason)));
-  }));
+  const f = pool.submitWith({ signal: controller.signal }, () =>
+    new Promise((resolve) => {
+      const signal = currentTask()!.signal;
+      signal.addEventListener('abort', () => resolve(taskSaw = signal.reason));
+    }));
   await until(() => f.running());
   controller.abort('caller gave up');
   assert.is(f.cancelled(), true);

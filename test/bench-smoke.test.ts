@@ -31,7 +31,12 @@ test.before(async () => {
   run = await new Promise((resolve, reject) => {
     // In a process group of its own, so that a hung run is killed whole (npm, the harness and
     // the suites it started), not just npm.
-    const child = spawn('npm', ['run', '--silent', 'bench', '--', '--smoke'], { cwd: root, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, NO_COLOR: '1' }, detached: true });
+    const child = spawn('npm', ['run', '--silent', 'bench', '--', '--smoke'], {
+      cwd: root,
+      stdio: ['ignore', 'pipe', 'pipe'],
+      env: { ...process.env, NO_COLOR: '1' },
+      detached: true,
+    });
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (d) => (stdout += d));
@@ -82,7 +87,10 @@ test('every suite either has figures or says why it did not run', () => {
 });
 
 test('the same figures are written as JSON to bench-results/smoke.json', () => {
-  const saved = JSON.parse(readFileSync(new URL('../bench-results/smoke.json', import.meta.url), 'utf8')) as { machine: { cores: number }; figures: { suite: string; workload: string; value: number }[] };
+  const saved = JSON.parse(readFileSync(new URL('../bench-results/smoke.json', import.meta.url), 'utf8')) as {
+    machine: { cores: number };
+    figures: { suite: string; workload: string; value: number }[];
+  };
   assert.ok(saved.machine.cores >= 1);
   // The baseline suite's own figures; the wsfutures suite adds three more, measured taking turns.
   // (The features suite adds yardsticks of its own: HTTP clients in a plain loop.)
@@ -90,8 +98,30 @@ test('the same figures are written as JSON to bench-results/smoke.json', () => {
   // The features suite: makespans beside their ideals, the cost of watching, HTTP load.
   const features = new Set(saved.figures.map((f) => f.workload));
   // The latency suite: fresh processes, quiet and beside a CPU hog, each against busyPollMicros 0.
-  for (const w of ['fresh-sequential-p50', 'fresh-sequential-p50-no-busy-poll', 'fresh-sequential-p50-spread', 'fresh-sequential-p50-worst-vs-off', 'hog-sequential-p50', 'hog-sequential-p50-no-busy-poll']) assert.ok(features.has(w), `the latency suite measured ${w}`);
-  for (const w of ['sched-after-burst', 'sched-after-burst-ideal', 'sched-mixed', 'sched-uneven', 'tiny-monitored', 'tiny-unmonitored', 'http-load-1core', 'http-bare-undici', 'http-bare-fetch', 'http-load-2-slots']) assert.ok(features.has(w), `the features suite measured ${w}`);
+  for (
+    const w of [
+      'fresh-sequential-p50',
+      'fresh-sequential-p50-no-busy-poll',
+      'fresh-sequential-p50-spread',
+      'fresh-sequential-p50-worst-vs-off',
+      'hog-sequential-p50',
+      'hog-sequential-p50-no-busy-poll',
+    ]
+  ) assert.ok(features.has(w), `the latency suite measured ${w}`);
+  for (
+    const w of [
+      'sched-after-burst',
+      'sched-after-burst-ideal',
+      'sched-mixed',
+      'sched-uneven',
+      'tiny-monitored',
+      'tiny-unmonitored',
+      'http-load-1core',
+      'http-bare-undici',
+      'http-bare-fetch',
+      'http-load-2-slots',
+    ]
+  ) assert.ok(features.has(w), `the features suite measured ${w}`);
   assert.is(baselines.length, BASELINES.length);
   assert.ok(baselines.every((f) => f.value > 0));
   const interleaved = saved.figures.filter((f) => f.workload.endsWith('-interleaved')).map((f) => `${f.suite}/${f.workload}`).sort();

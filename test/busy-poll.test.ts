@@ -7,7 +7,7 @@
  * poll-rule.test.ts).
  */
 import { readFileSync } from 'node:fs';
-import { createServer, connect, type AddressInfo } from 'node:net';
+import { type AddressInfo, connect, createServer } from 'node:net';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { ProcessPoolExecutor } from '../coordinator/index.ts';

@@ -129,7 +129,11 @@ test('every node killed at once: the futures wait (none fails) and finish on a n
     workers.push(spawnWorker({ url: pool.url!, token: pool.token, name: 'later', args: ['--quiet'] }));
     const values = await within(Promise.all(futures), 60_000, 'every future, on the new node');
     for (const [i, r] of values.entries()) assert.is(r.v, i * 3);
-    console.log(`  chaos-kill: both nodes killed with ${waiting} of ${N} tasks still to run; a node started 1 s later finished them all ${Date.now() - revivedAt} ms after it was started; 0 failed`);
+    console.log(
+      `  chaos-kill: both nodes killed with ${waiting} of ${N} tasks still to run; a node started 1 s later finished them all ${
+        Date.now() - revivedAt
+      } ms after it was started; 0 failed`,
+    );
   } finally {
     await Promise.all(workers.map((w) => w.kill()));
     await pool.shutdown({ cancelFutures: true });

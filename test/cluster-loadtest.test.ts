@@ -14,7 +14,23 @@ const IS_DENO = 'Deno' in globalThis;
 
 test('20,000 tasks with a node killed every 500 ms: 0 lost, 0 wrong', async () => {
   if (IS_DENO) return console.log('runs once, under Node (the command starts its own nodes)');
-  const args = ['--import', 'tsx', join(ROOT, 'coordinator', 'cli.ts'), 'loadtest', '--self', '--tasks', '20000', '--rate', '4000', '--nodes', '3', '--slots', '1', '--chaos', 'kill=500ms'];
+  const args = [
+    '--import',
+    'tsx',
+    join(ROOT, 'coordinator', 'cli.ts'),
+    'loadtest',
+    '--self',
+    '--tasks',
+    '20000',
+    '--rate',
+    '4000',
+    '--nodes',
+    '3',
+    '--slots',
+    '1',
+    '--chaos',
+    'kill=500ms',
+  ];
   const out = await run(process.execPath, args, { cwd: ROOT, timeout: 120_000 }).then(
     (r) => ({ code: 0, text: r.stdout }),
     (e: { code: number; stdout: string; stderr: string }) => ({ code: e.code, text: `${e.stdout}\n${e.stderr}` }),

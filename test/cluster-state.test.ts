@@ -191,7 +191,7 @@ test('ready: results for a cancelled (aborted) task are dropped and free nothing
   take(s);
   s.results('n1/0', [ok(a!, 500)]);
   assert.equal(take(s), []);
-  assert.is(s.estimateOf(0), undefined, 'a task that is not the lane\'s does not steer the estimates');
+  assert.is(s.estimateOf(0), undefined, "a task that is not the lane's does not steer the estimates");
   s.results('n1/0', [ok(b!)]);
   assert.equal(ops(take(s)), ['settle']);
   assert.is(s.sentCount, 0);

@@ -5,7 +5,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { Packr } from 'msgpackr';
-import { decodeValue, decodeMessage, encodeMessage, encodeValue, VALUE_ATTACH_MIN_BYTES } from '../shared/codec.ts';
+import { decodeMessage, decodeValue, encodeMessage, encodeValue, VALUE_ATTACH_MIN_BYTES } from '../shared/codec.ts';
 import { SerializationError } from '../shared/errors.ts';
 
 test('bigints round-trip at every size and sign, around the byte and 64-bit boundaries', () => {
@@ -66,7 +66,10 @@ test('large typed arrays become attachments: views of their own memory, decoded 
   assert.equal([...fromShifted.f64], [...arrays.f64]);
   assert.is(fromShifted.f64.byteOffset, 0);
   // Without an attachment list, or with one too short, decoding fails clearly.
-  assert.throws(() => decodeValue(bytes, 'the result of f()', []), (e: Error) => e instanceof SerializationError && /the result of f\(\) could not be decoded: a reference to attachment 0, of 0/.test(e.message));
+  assert.throws(
+    () => decodeValue(bytes, 'the result of f()', []),
+    (e: Error) => e instanceof SerializationError && /the result of f\(\) could not be decoded: a reference to attachment 0, of 0/.test(e.message),
+  );
   // Without a list to collect into, everything is copied inline, as before.
   assert.equal(decodeValue(encodeValue(value)), value);
 });

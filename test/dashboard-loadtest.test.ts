@@ -60,12 +60,13 @@ test('while a load test runs, the dashboard shows its rate against the asked one
     const watch = async () => {
       await page.goto(`http://127.0.0.1:${port}/wsfutures/`);
       await page.waitForSelector('#loadtest:not([hidden])', { timeout: 15_000 });
-      const shown = () => page.$eval('#loadtest', (s) => {
-        const d = (s as unknown as { dataset: Record<string, string> }).dataset;
-        return { rate: Number(d.rate), target: Number(d.target), second: Number(d.second) };
-      });
+      const shown = () =>
+        page.$eval('#loadtest', (s) => {
+          const d = (s as unknown as { dataset: Record<string, string> }).dataset;
+          return { rate: Number(d.rate), target: Number(d.target), second: Number(d.second) };
+        });
       // Once a few seconds are complete, the figures are those of a steady load.
-      for (let end = Date.now() + 20_000; (await shown()).second < 3; ) {
+      for (const end = Date.now() + 20_000; (await shown()).second < 3;) {
         if (Date.now() > end) throw new Error('the page never showed the third second of the test');
         await new Promise((r) => setTimeout(r, 100));
       }
@@ -87,7 +88,16 @@ test('while a load test runs, the dashboard shows its rate against the asked one
         opened ??= watch().then(async () => {
           figures = {
             text: (await page.textContent('#loadtest'))!,
-            steps: await page.$$eval('#lt-steps tr', (rows) => rows.map((r) => ({ step: r.getAttribute('data-step')!, p50: Number(r.getAttribute('data-p50')), errors: Number(r.getAttribute('data-errors')), text: r.textContent! }))),
+            steps: await page.$$eval(
+              '#lt-steps tr',
+              (rows) =>
+                rows.map((r) => ({
+                  step: r.getAttribute('data-step')!,
+                  p50: Number(r.getAttribute('data-p50')),
+                  errors: Number(r.getAttribute('data-errors')),
+                  text: r.textContent!,
+                })),
+            ),
           };
           mkdirSync(join(ROOT, 'test-results'), { recursive: true });
           await page.screenshot({ path: join(ROOT, 'test-results', 'dashboard-loadtest.png'), fullPage: true });

@@ -8,7 +8,7 @@
  */
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { spawn, type ChildProcess } from 'node:child_process';
+import { type ChildProcess, spawn } from 'node:child_process';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { CancelledError, ProcessPoolExecutor } from '../coordinator/index.ts';
@@ -137,7 +137,13 @@ test('a Deno worker node stops one running CPU-bound task without dying, and its
     await within(pool.ready(2), 30_000, 'the Deno worker node connected', w);
     const busy = pool.submit(spin, 60_000);
     const other = pool.submit(sleepThenEcho, 300, 'other slot');
-    await within(new Promise<void>((r) => { const t = setInterval(() => busy.running() && (clearInterval(t), r()), 5); }), 10_000, 'the spin task running');
+    await within(
+      new Promise<void>((r) => {
+        const t = setInterval(() => busy.running() && (clearInterval(t), r()), 5);
+      }),
+      10_000,
+      'the spin task running',
+    );
     await new Promise((r) => setTimeout(r, 200));
     busy.abort();
     await rejects(busy, CancelledError);
@@ -157,7 +163,13 @@ test('SIGTERM drains a Deno worker node: its running task finishes and reports b
     const w = denoWorker(pool, 'deno-c', 1);
     await within(pool.ready(1), 30_000, 'the Deno worker node connected', w);
     const f = pool.submit(sleepThenEcho, 1000, 'finished while draining');
-    await within(new Promise<void>((r) => { const t = setInterval(() => f.running() && (clearInterval(t), r()), 5); }), 10_000, 'the task running');
+    await within(
+      new Promise<void>((r) => {
+        const t = setInterval(() => f.running() && (clearInterval(t), r()), 5);
+      }),
+      10_000,
+      'the task running',
+    );
     await new Promise((r) => setTimeout(r, 100));
     // By pid, not w.child.kill('SIGTERM'): Deno's node:child_process reports a child it sent a
     // signal to as killed by that signal (code null) even when the child handled it and exited
@@ -187,7 +199,12 @@ test('a Deno coordinator runs tasks on a Node worker node', async () => {
   let node: Proc | undefined;
   try {
     const first = await within(
-      new Promise<string>((resolve) => coord.child.stdout!.on('data', () => { const line = coord.output().split('\n').find((l) => l.startsWith('{"url"')); if (line) resolve(line); })),
+      new Promise<string>((resolve) =>
+        coord.child.stdout!.on('data', () => {
+          const line = coord.output().split('\n').find((l) => l.startsWith('{"url"'));
+          if (line) resolve(line);
+        })
+      ),
       30_000,
       'the Deno coordinator printing its url',
       coord,
@@ -207,7 +224,7 @@ test('a Deno coordinator runs tasks on a Node worker node', async () => {
       map5: ['1', '2', '6', '24', '120'],
       workers: [`node ${(await nodeVersion())}`],
     });
-    assert.is(await within(node.exited, 10_000, "the Node worker node exiting after the coordinator shut down (--no-reconnect)", node), 0, node.output());
+    assert.is(await within(node.exited, 10_000, 'the Node worker node exiting after the coordinator shut down (--no-reconnect)', node), 0, node.output());
   } finally {
     await stopAll();
   }

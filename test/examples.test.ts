@@ -62,7 +62,7 @@ for (let lane = 0; lane < 2; lane++) {
   })());
 }
 
-test('01-do-something: sequential, submit and map each finish, in the seed\'s words', async () => {
+test("01-do-something: sequential, submit and map each finish, in the seed's words", async () => {
   const run = await runs.get('01-do-something.ts')!;
   exitedCleanly(run);
   assert.is(lines(run.stdout, /^Finished in \d+(\.\d+)? second\(s\)$/).length, 3);
@@ -94,7 +94,7 @@ test('03-factorials: four digit counts on the pool and on one core, no giant num
   assert.ok(run.stdout.split('\n').every((l) => l.length < 400), 'a factorial was printed in full');
 });
 
-test('04-errors: the error for 0 is caught at position 2 with the worker\'s stack; the others succeed', async () => {
+test("04-errors: the error for 0 is caught at position 2 with the worker's stack; the others succeed", async () => {
   const run = await runs.get('04-errors.ts')!;
   exitedCleanly(run);
   const outcomes = lines(run.stdout, /^(Result|Error): /);

@@ -5,7 +5,7 @@
  */
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { AsyncPoolExecutor, ExecutorShutdownError, Future, TimeoutError, currentTask } from '../coordinator/index.ts';
+import { AsyncPoolExecutor, currentTask, ExecutorShutdownError, Future, TimeoutError } from '../coordinator/index.ts';
 import { rejects, sleep } from './helpers/assert.ts';
 import { until } from './helpers/deferred.ts';
 
@@ -20,7 +20,7 @@ function endless() {
   const stats = { pulled: 0, closed: false };
   function* gen() {
     try {
-      for (let i = 0; ; i++) {
+      for (let i = 0;; i++) {
         stats.pulled++;
         yield i;
       }
@@ -36,7 +36,7 @@ function endlessAsync() {
   const stats = { pulled: 0, closed: false };
   async function* gen() {
     try {
-      for (let i = 0; ; i++) {
+      for (let i = 0;; i++) {
         await sleep(0);
         stats.pulled++;
         yield i;
@@ -143,11 +143,13 @@ test('timeout: the call being waited on is cancelled too if it has not started',
 test('breaking out early cancels the calls that have not started', async () => {
   await using pool = new AsyncPoolExecutor({ maxWorkers: 1 });
   const ran: number[] = [];
-  for await (const v of pool.map(async (n: number) => {
-    ran.push(n);
-    await sleep(5);
-    return n;
-  }, [0, 1, 2, 3, 4, 5, 6, 7, 8, 9])) {
+  for await (
+    const v of pool.map(async (n: number) => {
+      ran.push(n);
+      await sleep(5);
+      return n;
+    }, [0, 1, 2, 3, 4, 5, 6, 7, 8, 9])
+  ) {
     assert.is(v, 0);
     break;
   }
@@ -197,12 +199,16 @@ test('buffersize bounds the calls in flight, not just the items read', async () 
   await using pool = new AsyncPoolExecutor({ maxWorkers: 10 });
   let running = 0;
   let peak = 0;
-  const out = await collect(pool.map(async (n: number) => {
-    peak = Math.max(peak, ++running);
-    await sleep(2);
-    running--;
-    return n;
-  }, Array.from({ length: 20 }, (_, i) => i), { buffersize: 3 }));
+  const out = await collect(pool.map(
+    async (n: number) => {
+      peak = Math.max(peak, ++running);
+      await sleep(2);
+      running--;
+      return n;
+    },
+    Array.from({ length: 20 }, (_, i) => i),
+    { buffersize: 3 },
+  ));
   assert.equal(out, Array.from({ length: 20 }, (_, i) => i));
   assert.ok(peak <= 3, `peak ${peak}`);
 });
@@ -234,16 +240,23 @@ test('starmap spreads each item over the arguments, in order', async () => {
     yield ['b', 1];
   }
   assert.equal(await collect(pool.starmap((s: string, n: number) => s.repeat(n), pairs(), { buffersize: 1 })), ['aaa', 'b']);
-  await rejects(() => collect(pool.starmap((a: number) => a, [5 as never])), (e: unknown) => e instanceof TypeError && /every item must be an array of arguments: got 5/.test((e as Error).message));
+  await rejects(
+    () => collect(pool.starmap((a: number) => a, [5 as never])),
+    (e: unknown) => e instanceof TypeError && /every item must be an array of arguments: got 5/.test((e as Error).message),
+  );
 });
 
 test('chunksize is accepted and ignored on the local pool: every call is its own task', async () => {
   await using pool = new AsyncPoolExecutor({ maxWorkers: 2 });
   const ids = new Set<string>();
-  const out = await collect(pool.map((n: number) => {
-    ids.add(currentTask()!.taskId);
-    return n + 1;
-  }, [0, 1, 2, 3, 4, 5, 6], { chunksize: 3 }));
+  const out = await collect(pool.map(
+    (n: number) => {
+      ids.add(currentTask()!.taskId);
+      return n + 1;
+    },
+    [0, 1, 2, 3, 4, 5, 6],
+    { chunksize: 3 },
+  ));
   assert.equal(out, [1, 2, 3, 4, 5, 6, 7]);
   assert.is(ids.size, 7);
 });

@@ -1,6 +1,6 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { Future, CancelledError, TimeoutError } from '../coordinator/index.ts';
+import { CancelledError, Future, TimeoutError } from '../coordinator/index.ts';
 import { rejects } from './helpers/assert.ts';
 
 test('a pending future can be cancelled, a cancelled one rejects with CancelledError', async () => {

@@ -5,7 +5,7 @@
  */
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { Future, CancelledError, InvalidStateError, TimeoutError, setCallbackErrorReporter, type FutureState } from '../coordinator/index.ts';
+import { CancelledError, Future, type FutureState, InvalidStateError, setCallbackErrorReporter, TimeoutError } from '../coordinator/index.ts';
 import { rejects, sleep } from './helpers/assert.ts';
 import { cancelled, failed, succeeded } from './helpers/futures.ts';
 

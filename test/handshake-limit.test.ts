@@ -8,7 +8,7 @@ import * as assert from 'uvu/assert';
 import { connect, type Socket } from 'node:net';
 import WebSocket from 'ws';
 import { HANDSHAKE } from '../shared/protocol.ts';
-import { HandshakeLimiter, DEFAULT_HANDSHAKE_LIMITS } from '../coordinator/handshake-limiter.ts';
+import { DEFAULT_HANDSHAKE_LIMITS, HandshakeLimiter } from '../coordinator/handshake-limiter.ts';
 import { answerHello, deriveKey } from '../shared/auth.ts';
 import { add } from './fixtures/tasks.ts';
 import { startPool, within } from './helpers/cluster.ts';

@@ -80,7 +80,10 @@ test('a node joins and another is killed mid-test: the open-model rate holds and
     });
     const endedAt = startedAt + result.durationMs;
     assert.ok(joinedAt > 0, 'the second node joined during the test');
-    assert.ok(killedAt > 0 && endedAt - killedAt >= 3000, `the first node was killed at least 3 s before the end (joined ${joinedAt - startedAt} ms in, killed ${killedAt - startedAt} ms in, of ${result.durationMs} ms)`);
+    assert.ok(
+      killedAt > 0 && endedAt - killedAt >= 3000,
+      `the first node was killed at least 3 s before the end (joined ${joinedAt - startedAt} ms in, killed ${killedAt - startedAt} ms in, of ${result.durationMs} ms)`,
+    );
 
     const [first, second] = workers.map((w) => w.child.pid!);
     const from = (pid: number, t0: number, t1: number) => target.arrivals.filter((a) => a.pid === pid && a.at >= t0 && a.at < t1).length;
@@ -95,7 +98,11 @@ test('a node joins and another is killed mid-test: the open-model rate holds and
     const together = rateIn(secondFrom + 1500, killedAt);
     const after = rateIn(killedAt + 1200, endedAt - 300);
     const shares = [from(first!, secondFrom + 1500, killedAt), from(second!, secondFrom + 1500, killedAt)];
-    console.log(`target saw ${alone.toFixed(0)}/s on one node, ${together.toFixed(0)}/s on two (first ${shares[0]}, second ${shares[1]}), ${after.toFixed(0)}/s after the kill; result: ${result.iterations} iterations, ${result.rate.toFixed(1)}/s, ${result.errors} errors, ${target.arrivals.length} requests at the target`);
+    console.log(
+      `target saw ${alone.toFixed(0)}/s on one node, ${together.toFixed(0)}/s on two (first ${shares[0]}, second ${shares[1]}), ${
+        after.toFixed(0)
+      }/s after the kill; result: ${result.iterations} iterations, ${result.rate.toFixed(1)}/s, ${result.errors} errors, ${target.arrivals.length} requests at the target`,
+    );
     // Across the changes, within 20%: a share not moved would be off by half (50 or 150 a second).
     // (Before them, on one node that also loads its client, a machine this busy may lag more.)
     if (secondFrom - startedAt >= 4000) assert.ok(alone >= 0.6 * rate && alone <= 1.2 * rate, `on one node: ${alone.toFixed(1)} requests/s at the target for ${rate}/s`);

@@ -34,7 +34,7 @@ interface Target {
 /** A server answering after LATENCY_MS; every 10th request (by arrival) gets a 503. */
 async function startTarget(): Promise<Target> {
   const target = { url: '', requests: 0, stallUntil: 0 } as Target;
-  target.server = createServer((req, res) => {
+  target.server = createServer((_req, res) => {
     const n = ++target.requests;
     const delay = Math.max(LATENCY_MS, target.stallUntil - Date.now());
     setTimeout(() => {
@@ -83,7 +83,11 @@ test('open model over two worker nodes: rate, latency, a stall, errors by kind, 
       },
     });
     const it = result.steps.iteration!;
-    console.log(`asked ${rate}/s, achieved ${result.rate.toFixed(1)}/s; p50 ${it.p50.toFixed(1)} ms, p90 ${it.p90.toFixed(1)} ms, p99 ${it.p99.toFixed(1)} ms, max ${it.max.toFixed(0)} ms; errors ${JSON.stringify(it.errorKinds)}; dropped ${result.dropped}`);
+    console.log(
+      `asked ${rate}/s, achieved ${result.rate.toFixed(1)}/s; p50 ${it.p50.toFixed(1)} ms, p90 ${it.p90.toFixed(1)} ms, p99 ${it.p99.toFixed(1)} ms, max ${
+        it.max.toFixed(0)
+      } ms; errors ${JSON.stringify(it.errorKinds)}; dropped ${result.dropped}`,
+    );
     assert.ok(stallSet, 'the stall happened during the test');
     assert.ok(Math.abs(result.rate - rate) / rate <= 0.05, `achieved ${result.rate.toFixed(1)}/s for ${rate}/s`);
     assert.ok(Math.abs(it.count - rate * 6) / (rate * 6) <= 0.05, `${it.count} iterations`);
@@ -137,7 +141,27 @@ test('the CLI: a broken threshold exits 1, and reports are written', async () =>
   const target = await startTarget();
   const dir = mkdtempSync(join(tmpdir(), 'wsf-loadtest-cli-'));
   try {
-    const args = ['--import', 'tsx', join(ROOT, 'coordinator', 'cli.ts'), 'loadtest', SCENARIO, '--vus', '4', '--duration', '2s', '--workers', '2', '--param', `target=${target.url}`, '--threshold', 'p99<1ms', '--json', join(dir, 'r.json'), '--html', join(dir, 'r.html')];
+    const args = [
+      '--import',
+      'tsx',
+      join(ROOT, 'coordinator', 'cli.ts'),
+      'loadtest',
+      SCENARIO,
+      '--vus',
+      '4',
+      '--duration',
+      '2s',
+      '--workers',
+      '2',
+      '--param',
+      `target=${target.url}`,
+      '--threshold',
+      'p99<1ms',
+      '--json',
+      join(dir, 'r.json'),
+      '--html',
+      join(dir, 'r.html'),
+    ];
     const out = await run(process.execPath, args, { cwd: ROOT, timeout: 60_000 }).then(
       (r) => ({ code: 0, stdout: r.stdout }),
       (e: { code: number; stdout: string; stderr: string }) => ({ code: e.code, stdout: e.stdout + e.stderr }),

@@ -16,7 +16,7 @@ import { runInNewContext } from 'node:vm';
 import { CancelledError } from '../coordinator/index.ts';
 import { DEFAULTS, HANDSHAKE } from '../shared/protocol.ts';
 import { triple } from './fixtures/chaos-tasks.ts';
-import { CHAOS_TASKS_URL, IS_DENO, mib } from './helpers/chaos.ts';
+import { CHAOS_TASKS_URL, mib } from './helpers/chaos.ts';
 import { rejects } from './helpers/assert.ts';
 import { startPool, waitFor } from './helpers/cluster.ts';
 
@@ -96,7 +96,8 @@ test('200 silent peers (no upgrade, half an upgrade, upgraded but never authenti
       s.on('close', () => closedAfter.get(kind)!.push(Date.now() - openedAt));
       s.on('data', () => {}); // read (and drop) what the server sends: HELLO, close frames
       const key = randomBytes(16).toString('base64');
-      const request = `GET /wsfutures HTTP/1.1\r\nHost: ${hostname}:${port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: ${key}\r\nSec-WebSocket-Version: 13\r\n`;
+      const request =
+        `GET /wsfutures HTTP/1.1\r\nHost: ${hostname}:${port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: ${key}\r\nSec-WebSocket-Version: 13\r\n`;
       if (kind === 'half a request') s.write(request); // the blank line that ends it never comes
       if (kind === 'upgraded, silent') s.write(`${request}\r\n`);
       sockets.push(s);
@@ -113,12 +114,18 @@ test('200 silent peers (no upgrade, half an upgrade, upgraded but never authenti
     const total = (k: Kind) => sockets.filter((_, i) => kinds[i % 3] === k).length;
     const latest = (k: Kind) => (count(k) ? `${Math.min(...closedAfter.get(k)!)}–${Math.max(...closedAfter.get(k)!)} ms` : '-');
     console.log(
-      `  memory-flood: 200 silent peers: heap ${mib(heapBefore)} → ${mib(heapOpen)} MiB (${Math.round((heapOpen - heapBefore) / 200)} bytes each), RSS ${mib(rssBefore)} → ${mib(rssOpen)} MiB; ` +
+      `  memory-flood: 200 silent peers: heap ${mib(heapBefore)} → ${mib(heapOpen)} MiB (${Math.round((heapOpen - heapBefore) / 200)} bytes each), RSS ${mib(rssBefore)} → ${
+        mib(rssOpen)
+      } MiB; ` +
         `closed within ${waitedMs} ms: ${kinds.map((k) => `${k} ${count(k)}/${total(k)} (at ${latest(k)})`).join(', ')}`,
     );
     assert.ok(heapOpen - heapBefore < 32 * 1024 * 1024, `heap bounded: +${mib(heapOpen - heapBefore)} MiB for 200 silent connections`);
     assert.ok(rssOpen - rssBefore < 96 * 1024 * 1024, `RSS bounded: +${mib(rssOpen - rssBefore)} MiB for 200 silent connections`);
-    assert.is(count('upgraded, silent'), total('upgraded, silent'), `every upgraded but silent connection closed within HANDSHAKE.TIMEOUT_MS + heartbeatIntervalMs + 2 s (${deadline} ms)`);
+    assert.is(
+      count('upgraded, silent'),
+      total('upgraded, silent'),
+      `every upgraded but silent connection closed within HANDSHAKE.TIMEOUT_MS + heartbeatIntervalMs + 2 s (${deadline} ms)`,
+    );
     for (const t of closedAfter.get('upgraded, silent')!) assert.ok(t >= HANDSHAKE.TIMEOUT_MS - 500, `not closed before the handshake timeout (${t} ms)`);
     for (const k of ['no request', 'half a request'] as const) assert.is(count(k), total(k), `every "${k}" connection closed within ${deadline} ms`);
   } finally {

@@ -39,7 +39,11 @@ test('submit / submitWith: fn must be a function, options an object, timeout >= 
   throwsExactly(() => pool.submitWith(null as never, () => 1), TypeError, 'AsyncPoolExecutor.submitWith(options, fn, ...args): options must be an object: got null');
   throwsExactly(() => pool.submitWith({ timeout: -1 }, () => 1), RangeError, 'options.timeout must be a number of milliseconds >= 0 (or undefined for no limit): got -1');
   throwsExactly(() => pool.submitWith({ timeout: Number.NaN }, () => 1), RangeError, 'options.timeout must be a number of milliseconds >= 0 (or undefined for no limit): got NaN');
-  throwsExactly(() => pool.submitWith({ timeout: '10' as never }, () => 1), TypeError, 'options.timeout must be a number of milliseconds >= 0 (or undefined for no limit): got "10"');
+  throwsExactly(
+    () => pool.submitWith({ timeout: '10' as never }, () => 1),
+    TypeError,
+    'options.timeout must be a number of milliseconds >= 0 (or undefined for no limit): got "10"',
+  );
   throwsExactly(() => pool.submitWith({ signal: {} as never }, () => 1), TypeError, 'options.signal must be an AbortSignal: got {}');
   assert.is(pool.queuedCount + pool.runningCount, 0, 'nothing was submitted by a failed call');
 });
@@ -62,14 +66,29 @@ test('map / starmap: chunksize and buffersize positive integers, timeout >= 0, a
 
 test('ProcessPoolExecutor: maxMessageBytes at least 1024 (as --max-message-bytes), heartbeats at most 2^31-1 ms', () => {
   const tasks = new URL('./fixtures/tasks.ts', import.meta.url);
-  throwsExactly(() => new ProcessPoolExecutor({ tasks, maxWorkers: 0, maxMessageBytes: 512 }), RangeError, 'maxMessageBytes must be at least 1024 (protocol messages need that much): got 512');
-  throwsExactly(() => new ProcessPoolExecutor({ tasks, maxWorkers: 0, heartbeatIntervalMs: 2 ** 31 }), RangeError, 'heartbeatIntervalMs must be at most 2147483647 (about 24.8 days): got 2147483648');
-  throwsExactly(() => new ProcessPoolExecutor({ tasks, maxWorkers: 0, heartbeatTimeoutMs: 1e12 }), RangeError, 'heartbeatTimeoutMs must be at most 2147483647 (about 24.8 days): got 1000000000000');
+  throwsExactly(
+    () => new ProcessPoolExecutor({ tasks, maxWorkers: 0, maxMessageBytes: 512 }),
+    RangeError,
+    'maxMessageBytes must be at least 1024 (protocol messages need that much): got 512',
+  );
+  throwsExactly(
+    () => new ProcessPoolExecutor({ tasks, maxWorkers: 0, heartbeatIntervalMs: 2 ** 31 }),
+    RangeError,
+    'heartbeatIntervalMs must be at most 2147483647 (about 24.8 days): got 2147483648',
+  );
+  throwsExactly(
+    () => new ProcessPoolExecutor({ tasks, maxWorkers: 0, heartbeatTimeoutMs: 1e12 }),
+    RangeError,
+    'heartbeatTimeoutMs must be at most 2147483647 (about 24.8 days): got 1000000000000',
+  );
 });
 
 test('shutdown(options) must be an object', async () => {
   const pool = new AsyncPoolExecutor({ maxWorkers: 1 });
-  await rejects(() => pool.shutdown(null as never), (e: unknown) => e instanceof TypeError && (e as Error).message === 'AsyncPoolExecutor.shutdown(options): options must be an object: got null');
+  await rejects(
+    () => pool.shutdown(null as never),
+    (e: unknown) => e instanceof TypeError && (e as Error).message === 'AsyncPoolExecutor.shutdown(options): options must be an object: got null',
+  );
   assert.is(pool.isShutdown, false, 'a rejected call changes nothing');
   await pool.shutdown();
 });
@@ -77,9 +96,18 @@ test('shutdown(options) must be an object', async () => {
 test('wait: returnWhen one of the constants, timeout >= 0, futures only', async () => {
   const f = new Future<number>();
   f.setResult(1);
-  await rejects(() => wait([f], { returnWhen: 'SOMETIMES' as never }), (e: unknown) => e instanceof RangeError && (e as Error).message === 'options.returnWhen must be FIRST_COMPLETED, FIRST_EXCEPTION or ALL_COMPLETED: got SOMETIMES');
-  await rejects(() => wait([f], { timeout: -1 }), (e: unknown) => e instanceof RangeError && (e as Error).message === 'options.timeout must be a number of milliseconds >= 0 (or undefined for no limit): got -1');
-  await rejects(() => wait([f, 'not a future' as never]), (e: unknown) => e instanceof TypeError && (e as Error).message === 'wait(futures): every item must be a Future: got string');
+  await rejects(
+    () => wait([f], { returnWhen: 'SOMETIMES' as never }),
+    (e: unknown) => e instanceof RangeError && (e as Error).message === 'options.returnWhen must be FIRST_COMPLETED, FIRST_EXCEPTION or ALL_COMPLETED: got SOMETIMES',
+  );
+  await rejects(
+    () => wait([f], { timeout: -1 }),
+    (e: unknown) => e instanceof RangeError && (e as Error).message === 'options.timeout must be a number of milliseconds >= 0 (or undefined for no limit): got -1',
+  );
+  await rejects(
+    () => wait([f, 'not a future' as never]),
+    (e: unknown) => e instanceof TypeError && (e as Error).message === 'wait(futures): every item must be a Future: got string',
+  );
 });
 
 test.run();

@@ -10,7 +10,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { execFile, spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { promisify } from 'node:util';
@@ -156,7 +156,10 @@ t('a TypeScript consumer made with `tsc --init` type-checks with 0 errors agains
   await run(process.execPath, [join(project, 'node_modules', 'typescript', 'bin', 'tsc'), '--init'], { cwd: project });
   // tsc --init's defaults (strict, exactOptionalPropertyTypes, nodenext, ...), with the library
   // checked too, and `.ts` imports allowed so Deno runs the same files.
-  const config = readFileSync(join(project, 'tsconfig.json'), 'utf8').replace(/"skipLibCheck":\s*true/, '"skipLibCheck": false, "allowImportingTsExtensions": true, "noEmit": true');
+  const config = readFileSync(join(project, 'tsconfig.json'), 'utf8').replace(
+    /"skipLibCheck":\s*true/,
+    '"skipLibCheck": false, "allowImportingTsExtensions": true, "noEmit": true',
+  );
   assert.match(config, /"skipLibCheck": false/);
   assert.match(config, /"exactOptionalPropertyTypes": true/);
   write('tsconfig.json', config);
@@ -172,7 +175,10 @@ t('a TypeScript consumer made with `tsc --init` type-checks with 0 errors agains
   }
   console.log(`tsc: 0 errors (${tsVersion}, @types/node ${version}, skipLibCheck false)`);
   // The check is live: a wrong result type is an error.
-  write('wrong.ts', `import { ProcessPoolExecutor, type Future } from 'wsfutures';\nimport { square } from './tasks.ts';\ndeclare const pool: ProcessPoolExecutor;\nexport const f: Future<string> = pool.submit(square, 1);\n`);
+  write(
+    'wrong.ts',
+    `import { ProcessPoolExecutor, type Future } from 'wsfutures';\nimport { square } from './tasks.ts';\ndeclare const pool: ProcessPoolExecutor;\nexport const f: Future<string> = pool.submit(square, 1);\n`,
+  );
   const failed = await run(process.execPath, [tsc, '-p', '.'], { cwd: project }).then(() => '', (e: { stdout?: string }) => e.stdout ?? '');
   rmSync(join(project, 'wrong.ts'));
   assert.match(failed, /wrong\.ts/);
@@ -188,7 +194,9 @@ t('the installed wsfutures command runs a load test of the cluster, and the pool
   assert.equal((await run(bin, ['--version'])).stdout.trim(), `wsfutures ${VERSION}`);
   const { stdout } = await run(bin, ['loadtest', '--self', '--tasks', '3000', '--nodes', '1', '--slots', '2'], { cwd: project, timeout: 90_000 });
   assert.match(stdout, /completed 3000, failed: none; lost 0, wrong 0/);
-  write('dash.mjs', `import { ProcessPoolExecutor } from 'wsfutures';
+  write(
+    'dash.mjs',
+    `import { ProcessPoolExecutor } from 'wsfutures';
 const pool = new ProcessPoolExecutor({ tasks: new URL('./tasks.mjs', import.meta.url), maxWorkers: 1 });
 try {
   await pool.ready();
@@ -201,7 +209,8 @@ try {
 } finally {
   await pool.shutdown();
 }
-`);
+`,
+  );
   const dash = await run(process.execPath, ['dash.mjs'], { cwd: project, timeout: 60_000 });
   assert.equal(JSON.parse(dash.stdout.trim()), [200, 200, 200, true]);
 });
@@ -213,7 +222,11 @@ t('wsfutures-worker is the worker itself: --version, host:port, SIGTERM drains a
   try {
     const port = new URL(pool.url!).port;
     const startNode = () => {
-      const child = spawn(bin, ['--connect', `127.0.0.1:${port}`, '--concurrency', '2', '--name', 'installed'], { cwd: project, env: { ...process.env, WSFUTURES_TOKEN: pool.token }, stdio: ['ignore', 'pipe', 'pipe'] });
+      const child = spawn(bin, ['--connect', `127.0.0.1:${port}`, '--concurrency', '2', '--name', 'installed'], {
+        cwd: project,
+        env: { ...process.env, WSFUTURES_TOKEN: pool.token },
+        stdio: ['ignore', 'pipe', 'pipe'],
+      });
       let output = '';
       child.stdout!.on('data', (d) => (output += d));
       child.stderr!.on('data', (d) => (output += d));

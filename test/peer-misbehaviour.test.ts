@@ -9,7 +9,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { encodeValue } from '../shared/codec.ts';
-import { ProtocolError, errorFromWire } from '../shared/errors.ts';
+import { errorFromWire, ProtocolError } from '../shared/errors.ts';
 import { rejects } from './helpers/assert.ts';
 import { CLOSE } from '../shared/protocol.ts';
 import { add, echo, sleepThenWhere } from './fixtures/tasks.ts';
@@ -24,10 +24,9 @@ test('a message whose op is a bigint closes only that connection (CLOSE.PROTOCOL
       const peer = await connectRawPeer(pool.url!, pool.token);
       // {op: <bigint 1>} or a register whose name is a bigint: msgpack's bigint extension (0x42).
       const bigint = [0xd4, 0x42, 0x01];
-      const bytes =
-        field === 'op'
-          ? Uint8Array.of(0x81, 0xa2, 0x6f, 0x70, ...bigint)
-          : Uint8Array.of(0x82, 0xa2, 0x6f, 0x70, 0xa8, ...Buffer.from('register'), 0xa4, ...Buffer.from('name'), ...bigint);
+      const bytes = field === 'op'
+        ? Uint8Array.of(0x81, 0xa2, 0x6f, 0x70, ...bigint)
+        : Uint8Array.of(0x82, 0xa2, 0x6f, 0x70, 0xa8, ...Buffer.from('register'), 0xa4, ...Buffer.from('name'), ...bigint);
       peer.sendRaw(bytes);
       const { code, reason } = await within(peer.closed, 5000, 'the close');
       assert.is(code, CLOSE.PROTOCOL, field);
@@ -153,7 +152,11 @@ test('a message of another kind of connection closes only that connection (CLOSE
     const welcome = await registerAsNode(control, 2);
     const cases: [string, { op: string } & Record<string, unknown>, RegExp][] = [
       ['drain on a lane', { op: 'drain' }, /"drain" on a connection that is not a node's control connection/],
-      ['register again on a lane', { op: 'register', name: 'x', slots: 1, runtime: 'node', runtimeVersion: '20', hostname: 'h', pid: 1 }, /"register" on a connection that is not a new connection/],
+      [
+        'register again on a lane',
+        { op: 'register', name: 'x', slots: 1, runtime: 'node', runtimeVersion: '20', hostname: 'h', pid: 1 },
+        /"register" on a connection that is not a new connection/,
+      ],
       ['ready before register', { op: 'ready' }, /"ready" on a connection that is not a node's control connection/],
       ['results on a control connection', { op: 'results', items: [] }, /"results" on a connection that is not an attached lane/],
     ];

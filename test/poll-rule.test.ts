@@ -8,7 +8,7 @@
  */
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { PollRule, PROBE_POLL_EVERY, PROBE_POLL_RARELY, PROBE_SLEEP_EVERY } from '../shared/poll-rule.ts';
+import { PollRule, PROBE_POLL_RARELY, PROBE_SLEEP_EVERY } from '../shared/poll-rule.ts';
 
 const BUDGET = 0.1; // ms, the default 100 µs
 

@@ -18,7 +18,10 @@ test('tasks waiting with no slot get one warning with the join command; a remote
     await waitFor(() => lines.some((l) => l.includes('with no worker node connected')), 12_000, 'the no-slot warning');
     const warnings = lines.filter((l) => l.includes('with no worker node connected'));
     assert.equal(warnings.length, 1);
-    assert.match(warnings[0]!, /^warn 2 task\(s\) have waited 5 s with no worker node connected; start one with: curl -fsSO http:\/\/127\.0\.0\.1:\d+\/wsfutures\/worker\.mjs && node worker\.mjs --connect 127\.0\.0\.1:\d+/);
+    assert.match(
+      warnings[0]!,
+      /^warn 2 task\(s\) have waited 5 s with no worker node connected; start one with: curl -fsSO http:\/\/127\.0\.0\.1:\d+\/wsfutures\/worker\.mjs && node worker\.mjs --connect 127\.0\.0\.1:\d+/,
+    );
     const node = spawnWorker({ url: pool.url!, token: pool.token, name: 'remote-1' });
     assert.equal(await f, 3);
     assert.equal(await g, 7);

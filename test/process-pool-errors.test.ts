@@ -8,9 +8,9 @@ import { fileURLToPath } from 'node:url';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import type { ProcessPoolExecutor } from '../coordinator/index.ts';
-import { HttpError, QuotaError, add, failWith, throwNamed } from './fixtures/tasks.ts';
+import { add, failWith, HttpError, QuotaError, throwNamed } from './fixtures/tasks.ts';
 import { rejects } from './helpers/assert.ts';
-import { TASKS_URL, startPool } from './helpers/cluster.ts';
+import { startPool, TASKS_URL } from './helpers/cluster.ts';
 
 let pool: ProcessPoolExecutor;
 

@@ -14,7 +14,7 @@ import * as assert from 'uvu/assert';
 import { ModuleLoadError } from '../coordinator/index.ts';
 import { add, pid } from './fixtures/tasks.ts';
 import { rejects } from './helpers/assert.ts';
-import { ROOT, TASKS_URL, spawnWorker, startPool, waitFor, within, type WorkerProcess } from './helpers/cluster.ts';
+import { ROOT, spawnWorker, startPool, TASKS_URL, waitFor, within, type WorkerProcess } from './helpers/cluster.ts';
 
 /**
  * A temp tree: `app/` holds a task module importing the package `wsf-test-dep` and has it
@@ -62,7 +62,8 @@ test('a module that cannot load on one node: both sides say so, its tasks run on
     await pool.ready(2, { timeout: 30_000 });
 
     // The bad node's own stderr: the module, the package, the command and where to run it.
-    const expected = `task module dep-tasks.ts imports package 'wsf-test-dep', which is not installed on this machine: run \`npm install wsf-test-dep\` in ${tree.bad} (where the worker runs)`;
+    const expected =
+      `task module dep-tasks.ts imports package 'wsf-test-dep', which is not installed on this machine: run \`npm install wsf-test-dep\` in ${tree.bad} (where the worker runs)`;
     await waitFor(() => bad!.output.includes(expected), 10_000, "the bad node's message");
     assert.is(bad.output.split(expected).length - 1, 1, 'said once, not once per thread');
     assert.not.match(good.output, /not installed/);
@@ -121,7 +122,17 @@ test('a Deno worker node that cannot import the module says the same, and its ta
   const tree = makeTree();
   const { padded } = (await import(tree.moduleUrl.href)) as { padded: Padded };
   const pool = await startPool({ maxWorkers: 0, tasks: [TASKS_URL, tree.moduleUrl] });
-  const child = spawn(join(ROOT, 'node_modules', '.bin', 'deno'), ['run', '-A', join(ROOT, 'worker-node', 'cli.ts'), '--connect', pool.url!, '--concurrency', '1', '--name', 'deno-bad'], {
+  const child = spawn(join(ROOT, 'node_modules', '.bin', 'deno'), [
+    'run',
+    '-A',
+    join(ROOT, 'worker-node', 'cli.ts'),
+    '--connect',
+    pool.url!,
+    '--concurrency',
+    '1',
+    '--name',
+    'deno-bad',
+  ], {
     cwd: tree.bad,
     env: { ...process.env, WSFUTURES_TOKEN: pool.token, NO_COLOR: '1' },
     stdio: ['ignore', 'pipe', 'pipe'],

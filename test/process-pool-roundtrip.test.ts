@@ -8,7 +8,7 @@ import * as assert from 'uvu/assert';
 import { ProcessPoolExecutor, SerializationError } from '../coordinator/index.ts';
 import { add, doubleAll, echo, factorial, failIfNegative, fillReused, returnsFunction, sleepThenEcho } from './fixtures/tasks.ts';
 import { rejects } from './helpers/assert.ts';
-import { TASKS_URL, startPool } from './helpers/cluster.ts';
+import { startPool, TASKS_URL } from './helpers/cluster.ts';
 
 let pool: ProcessPoolExecutor;
 

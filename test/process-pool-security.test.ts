@@ -13,7 +13,7 @@ import { ProcessPoolExecutor } from '../coordinator/index.ts';
 import { answerHello, checkAuthOk, deriveKey } from '../shared/auth.ts';
 import { CLOSE, HANDSHAKE, MIN_PROTOCOL_VERSION, PROTOCOL_VERSION } from '../shared/protocol.ts';
 import { add, sleepThenWhere } from './fixtures/tasks.ts';
-import { TASKS_URL, spawnWorker, startPool, within, type WorkerProcess } from './helpers/cluster.ts';
+import { spawnWorker, startPool, TASKS_URL, within, type WorkerProcess } from './helpers/cluster.ts';
 
 const MAX_MESSAGE_BYTES = 64 * 1024;
 let pool: ProcessPoolExecutor;

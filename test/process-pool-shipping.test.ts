@@ -3,14 +3,14 @@
  * task modules gets them from the coordinator and runs them; a node started with `--tasks`
  * compares its copy with the coordinator's and says when they differ.
  */
-import { copyFileSync, existsSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { add, factorial, failWith, sleepThenWhere } from './fixtures/tasks.ts';
 import { rejects } from './helpers/assert.ts';
-import { ROOT, TASKS_URL, bareWorkDir, spawnWorker, startPool, waitFor, within } from './helpers/cluster.ts';
+import { bareWorkDir, ROOT, spawnWorker, startPool, TASKS_URL, waitFor, within } from './helpers/cluster.ts';
 
 /** A bare directory holding a copy of the task module (and the one file it imports), at the same relative paths. */
 function withTaskCopy(edit: (code: string) => string): { dir: string; file: string; remove(): void } {
@@ -48,7 +48,7 @@ test('a worker node started in a directory with no task files runs shipped code'
   }
 });
 
-test('a worker node whose --tasks copy differs says so, and runs the coordinator\'s version', async () => {
+test("a worker node whose --tasks copy differs says so, and runs the coordinator's version", async () => {
   const copy = withTaskCopy((code) => code.replace('return a + b;', 'return a + b + 1000; // stale local edit'));
   const pool = await startPool({ maxWorkers: 0 });
   const worker = spawnWorker({ url: pool.url!, token: pool.token, cwd: copy.dir, name: 'stale', args: ['--tasks', copy.file, '--cache-dir', join(copy.dir, 'cache')] });

@@ -23,7 +23,23 @@ function openssl(...args: string[]): void {
 openssl('req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days', '1', '-subj', '/CN=wsfutures test CA', '-keyout', file('ca.key'), '-out', file('ca.pem'));
 openssl('req', '-newkey', 'rsa:2048', '-nodes', '-subj', '/CN=127.0.0.1', '-keyout', file('server.key'), '-out', file('server.csr'));
 writeFileSync(file('ext.cnf'), 'subjectAltName=IP:127.0.0.1\n');
-openssl('x509', '-req', '-in', file('server.csr'), '-CA', file('ca.pem'), '-CAkey', file('ca.key'), '-CAcreateserial', '-days', '1', '-extfile', file('ext.cnf'), '-out', file('server.pem'));
+openssl(
+  'x509',
+  '-req',
+  '-in',
+  file('server.csr'),
+  '-CA',
+  file('ca.pem'),
+  '-CAkey',
+  file('ca.key'),
+  '-CAcreateserial',
+  '-days',
+  '1',
+  '-extfile',
+  file('ext.cnf'),
+  '-out',
+  file('server.pem'),
+);
 
 const tls = { cert: readFileSync(file('server.pem')), key: readFileSync(file('server.key')) };
 

@@ -6,7 +6,7 @@
  */
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { WorkerLostError, type ProcessPoolExecutor } from '../coordinator/index.ts';
+import { WorkerLostError } from '../coordinator/index.ts';
 import { sleepThenWhere } from './fixtures/tasks.ts';
 import { rejects } from './helpers/assert.ts';
 import { spawnWorker, startPool, waitFor, within, type WorkerProcess } from './helpers/cluster.ts';

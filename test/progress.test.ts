@@ -7,7 +7,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
-import { AsyncPoolExecutor, asCompleted, type Progress } from '../coordinator/index.ts';
+import { asCompleted, AsyncPoolExecutor, type Progress } from '../coordinator/index.ts';
 import { add, sleepThenEcho } from './fixtures/tasks.ts';
 import { ROOT, startPool } from './helpers/cluster.ts';
 
@@ -41,10 +41,10 @@ test('asCompleted reports progress as futures complete; an iterable of unknown l
     assert.equal(order, [10, 20, 30]);
     assert.equal(seen.at(-1), { done: 3, total: 3 });
     const lazy: Progress[] = [];
-    async function* input() {
+    const input = async function* () {
       yield 1;
       yield 2;
-    }
+    };
     for await (const _ of pool.map((n: number) => n, input(), { progress: (p) => lazy.push(p) }));
     assert.equal(lazy.at(-1), { done: 2, total: undefined });
   } finally {

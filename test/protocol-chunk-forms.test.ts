@@ -78,10 +78,12 @@ async function fakeNode(version: number): Promise<{ control: WebSocket; lane: Aw
   return { control: control.ws, lane };
 }
 
-for (const [version, form, expected] of [
-  [4, 2, (items: unknown[]) => items],
-  [3, 1, (items: unknown[]) => items.map((item) => [item])],
-] as const) {
+for (
+  const [version, form, expected] of [
+    [4, 2, (items: unknown[]) => items],
+    [3, 1, (items: unknown[]) => items.map((item) => [item])],
+  ] as const
+) {
   test(`a protocol-${version} node gets a chunk of map calls with c: ${form}, and map yields the same values`, async () => {
     const { control, lane } = await fakeNode(version);
     try {

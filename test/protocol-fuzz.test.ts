@@ -12,7 +12,7 @@
 import fc from 'fast-check';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { describePeerValue, boundText } from '../shared/describe.ts';
+import { boundText, describePeerValue } from '../shared/describe.ts';
 import { errorFromWire, type WireError } from '../shared/errors.ts';
 import { decodeFrame } from '../shared/frames.ts';
 import { invalidC2W, invalidW2C } from '../shared/protocol.ts';
@@ -49,7 +49,9 @@ test('decoding and validating any frame, in either direction, never throws past 
   );
   // Any error a lane may report (validation checks only that name and message are strings)
   // becomes a local error that can be printed, thrown and awaited.
-  const wireError = fc.record({ name: fc.string(), message: fc.string() }).chain((base) => fc.dictionary(fc.constantFrom('stack', 'code', 'props', 'cause', 'errors', 'name', '__proto__'), anyValue, { maxKeys: 4 }).map((rest) => ({ ...rest, ...base })));
+  const wireError = fc.record({ name: fc.string(), message: fc.string() }).chain((base) =>
+    fc.dictionary(fc.constantFrom('stack', 'code', 'props', 'cause', 'errors', 'name', '__proto__'), anyValue, { maxKeys: 4 }).map((rest) => ({ ...rest, ...base }))
+  );
   fc.assert(
     fc.property(wireError, (wire) => {
       const err = errorFromWire(wire as WireError, '\n    at remote');

@@ -10,7 +10,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { BundleSourceMap, mapStack, mapWireStacks } from '../coordinator/remote-stack.ts';
 import { bundleModule } from '../shared/bundle.ts';
-import { errorFromWire, type ErrorClass, type WireError } from '../shared/errors.ts';
+import { type ErrorClass, errorFromWire, type WireError } from '../shared/errors.ts';
 import { ROOT, TASKS_URL } from './helpers/cluster.ts';
 
 let constructed = 0;
@@ -30,7 +30,14 @@ class Guarded extends Error {
 const classes = (ref: { m: number; e: string }): ErrorClass | undefined => (ref.m === 0 && ref.e === 'Guarded' ? Guarded : undefined);
 
 test('an error naming an exported class by reference is rebuilt as that class, a native error, with no constructor or setter run', () => {
-  const wire: WireError = { name: 'Error', message: 'nope', stack: 'Error: nope\n    at x (y.ts:1:1)', cls: { m: 0, e: 'Guarded' }, props: { level: 21, status: 500 }, code: 'E_X' };
+  const wire: WireError = {
+    name: 'Error',
+    message: 'nope',
+    stack: 'Error: nope\n    at x (y.ts:1:1)',
+    cls: { m: 0, e: 'Guarded' },
+    props: { level: 21, status: 500 },
+    code: 'E_X',
+  };
   const err = errorFromWire(wire, '', classes) as Guarded & { level: number; code: string };
   assert.instance(err, Guarded);
   assert.is(constructed, 0, 'the constructor did not run');

@@ -82,12 +82,18 @@ test('bad resources are refused with the option, the value and the form expected
   const pool = new ProcessPoolExecutor({ tasks: TASKS, maxWorkers: 0, log: false });
   const local = new AsyncPoolExecutor({ maxWorkers: 1 });
   try {
-    assert.throws(() => pool.submitWith({ resources: { gpu: 0 } }, whereAmI), (e: Error) => e instanceof RangeError && /options\.resources\.gpu must be a positive number.*got 0/.test(e.message));
+    assert.throws(
+      () => pool.submitWith({ resources: { gpu: 0 } }, whereAmI),
+      (e: Error) => e instanceof RangeError && /options\.resources\.gpu must be a positive number.*got 0/.test(e.message),
+    );
     assert.throws(() => pool.submitWith({ resources: { gpu: 'lots' } }, whereAmI), (e: Error) => e instanceof RangeError && /options\.resources\.gpu.*got "lots"/.test(e.message));
     assert.throws(() => pool.submitWith({ resources: [1] as never }, whereAmI), (e: Error) => e instanceof TypeError && /options\.resources must be an object/.test(e.message));
     assert.throws(() => pool.submitWith({ resources: { 'bad name': 1 } }, whereAmI), /"bad name" is not a resource name/);
     assert.throws(() => pool.map(whereAmI, [1], { resources: { gpu: -1 } }), /options\.resources\.gpu/);
-    assert.throws(() => local.submitWith({ resources: { gpu: 1 } }, whereAmI), (e: Error) => e instanceof TypeError && /options\.resources is for ProcessPoolExecutor/.test(e.message));
+    assert.throws(
+      () => local.submitWith({ resources: { gpu: 1 } }, whereAmI),
+      (e: Error) => e instanceof TypeError && /options\.resources is for ProcessPoolExecutor/.test(e.message),
+    );
     assert.throws(() => new ProcessPoolExecutor({ tasks: TASKS, maxWorkers: 0, localResources: { gpu: 'x' } }), /localResources\.gpu/);
     await waitFor(() => pool.url !== undefined, 10_000, 'the pool listening');
     const bad = spawnWorker({ url: pool.url!, token: pool.token, args: ['--resources', 'gpu'] });

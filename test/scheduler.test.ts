@@ -5,7 +5,7 @@
  */
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { NodeResources, Scheduler, type Assignment } from '../coordinator/scheduler.ts';
+import { type Assignment, NodeResources, Scheduler } from '../coordinator/scheduler.ts';
 
 /** Task ids per worker node, in the order they were handed out. */
 function byWorker(assignments: Assignment<unknown>[]): Record<string, number[]> {
@@ -307,7 +307,6 @@ test('a million queued tasks: losing a node with thousands of tasks, and cancell
   assert.ok(Date.now() - started < 30_000, `took ${Date.now() - started} ms`);
 });
 
-
 test('a lost one-slot worker (a lane): only the task it was running uses a retry; those behind it may have run, and their attempt number says so', () => {
   const s = new Scheduler<string>({ maxRetries: 0 });
   s.depthPerSlot = 4;
@@ -337,7 +336,7 @@ test('a lost lane whose running task is known: tasks before it ran (attempt goes
   assert.equal(s.assign()[0]!.tasks.map((t) => [t.id, t.attempt]), [[1, 2], [2, 2], [3, 1], [4, 1]]);
 });
 
-test("a crashed lane hands back the task it was running (to fail) and requeues the rest; a task ended on purpose blames no one", () => {
+test('a crashed lane hands back the task it was running (to fail) and requeues the rest; a task ended on purpose blames no one', () => {
   const s = new Scheduler<string>({ maxRetries: 2 });
   s.depthPerSlot = 4;
   s.addWorker('a', 1);
@@ -392,7 +391,7 @@ test('removeQueuedOf() takes out only the queued tasks of that module, in order;
   assert.equal(allIds(s.assign()), [2]);
 });
 
-test('priorities: higher first, first come first served within one, and a lost node\'s tasks back at the front of theirs', () => {
+test("priorities: higher first, first come first served within one, and a lost node's tasks back at the front of theirs", () => {
   const s = new Scheduler<string>({ maxRetries: 2 });
   s.submit(1, 'a', 0, 0);
   s.submit(2, 'b', 0, 0);

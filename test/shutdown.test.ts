@@ -35,11 +35,12 @@ test('submit() is refused as soon as shutdown() is called, before it resolves', 
 test('shutdown() waits for running and queued tasks, which all run to the end', async () => {
   const pool = new AsyncPoolExecutor({ maxWorkers: 2 });
   const finished: number[] = [];
-  const fs = Array.from({ length: 8 }, (_, i) => pool.submit(async () => {
-    await sleep(2);
-    finished.push(i);
-    return i;
-  }));
+  const fs = Array.from({ length: 8 }, (_, i) =>
+    pool.submit(async () => {
+      await sleep(2);
+      finished.push(i);
+      return i;
+    }));
   await pool.shutdown();
   assert.is(finished.length, 8);
   assert.ok(fs.every((f) => f.state === 'FINISHED'));

@@ -3,7 +3,7 @@
  * (an error at once, from the constructor) or a module that imports the main script (a warning
  * after a few seconds). Before, both waited forever without a word.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import { type ChildProcess, spawn } from 'node:child_process';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { ROOT, waitFor, within } from './helpers/cluster.ts';

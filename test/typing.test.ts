@@ -5,7 +5,7 @@
  */
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { AsyncPoolExecutor, Future, wait, type Executor, type TaskContext } from '../coordinator/index.ts';
+import { AsyncPoolExecutor, type Executor, Future, type TaskContext, wait } from '../coordinator/index.ts';
 
 /** True only if A and B are the same type (not merely assignable). */
 type Equal<A, B> = (<X>() => X extends A ? 1 : 2) extends <X>() => X extends B ? 1 : 2 ? true : false;

@@ -3,7 +3,7 @@
  */
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { AsyncPoolExecutor, Future, wait, ALL_COMPLETED, FIRST_COMPLETED, FIRST_EXCEPTION } from '../coordinator/index.ts';
+import { ALL_COMPLETED, AsyncPoolExecutor, FIRST_COMPLETED, FIRST_EXCEPTION, Future, wait } from '../coordinator/index.ts';
 import { sleep } from './helpers/assert.ts';
 import { cancelled, failed, succeeded } from './helpers/futures.ts';
 

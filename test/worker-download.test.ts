@@ -102,7 +102,10 @@ test('Deno with nothing installed: deno run -A http://HOST:PORT/wsfutures/worker
     const port = new URL(pool.url!).port;
     const dir = emptyDir();
     // A cache of its own, so nothing downloaded before helps it.
-    const node = startNode(DENO, ['run', '-A', `http://127.0.0.1:${port}/wsfutures/worker.mjs`, '--connect', `127.0.0.1:${port}`, '--concurrency', '2'], dir, { WSFUTURES_TOKEN: pool.token, DENO_DIR: join(dir, '.deno') });
+    const node = startNode(DENO, ['run', '-A', `http://127.0.0.1:${port}/wsfutures/worker.mjs`, '--connect', `127.0.0.1:${port}`, '--concurrency', '2'], dir, {
+      WSFUTURES_TOKEN: pool.token,
+      DENO_DIR: join(dir, '.deno'),
+    });
     await useThenKill(pool, node, 'deno');
   } finally {
     await pool.shutdown();

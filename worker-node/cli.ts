@@ -93,7 +93,7 @@ if (values.help) {
 const connect = values.connect ?? process.env.WSFUTURES_CONNECT;
 const token = values.token ?? process.env.WSFUTURES_TOKEN;
 if (!connect) fail('--connect is required (or set WSFUTURES_CONNECT)');
-if (!token) fail('a token is required: pass --token or set WSFUTURES_TOKEN to the coordinator\'s token');
+if (!token) fail("a token is required: pass --token or set WSFUTURES_TOKEN to the coordinator's token");
 let concurrency: number | undefined;
 if (values.concurrency !== undefined) {
   concurrency = flag(() => parseIntegerFlag('--concurrency', values.concurrency as string));

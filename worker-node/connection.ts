@@ -5,7 +5,7 @@
  */
 import { randomFillSync } from 'node:crypto';
 import WebSocket from 'ws';
-import { WRONG_TOKEN_ADVICE, answerHello, checkAuthOk } from '../shared/auth.ts';
+import { answerHello, checkAuthOk, WRONG_TOKEN_ADVICE } from '../shared/auth.ts';
 import { closeReason, decodeFrame, encodeFrame, joinFragments } from '../shared/frames.ts';
 import { boundText, describePeerValue } from '../shared/describe.ts';
 import { CLOSE, CLOSE_ERROR_CODES, invalidToWorker, type ToControlMsg, type ToLaneMsg, type W2C } from '../shared/protocol.ts';
@@ -31,7 +31,7 @@ function generateMask(mask: Buffer): void {
     randomFillSync(maskPool);
     maskAt = 0;
   }
-  mask.set(maskPool.subarray(maskAt, (maskAt += 4)));
+  mask.set(maskPool.subarray(maskAt, maskAt += 4));
 }
 
 /** Why a worker node stopped for good. */

@@ -4,7 +4,7 @@
  * `node_modules/.cache/wsfutures` of the working directory by default, so the packages a
  * bundle imports resolve from the worker's own node_modules.
  */
-import { mkdirSync, existsSync, writeFileSync, renameSync, readFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve, sep } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { createHash } from 'node:crypto';

@@ -7,7 +7,7 @@ import { availableParallelism, hostname } from 'node:os';
 import { basename } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { deriveKey } from '../shared/auth.ts';
-import { CLOSE, DEFAULTS, MAX_BUSY_POLL_MICROS, MIN_MAX_MESSAGE_BYTES, type Handlers, type ToControlMsg, type ModuleInfo, type W2C } from '../shared/protocol.ts';
+import { CLOSE, DEFAULTS, type Handlers, MAX_BUSY_POLL_MICROS, MIN_MAX_MESSAGE_BYTES, type ModuleInfo, type ToControlMsg, type W2C } from '../shared/protocol.ts';
 import { bundleModule, hashCode, toModuleUrl } from '../shared/bundle.ts';
 import { ModuleCache } from './module-cache.ts';
 import { boundText } from '../shared/describe.ts';
@@ -92,7 +92,7 @@ export class WorkerNode {
   constructor(options: WorkerNodeOptions) {
     const concurrency = options.concurrency ?? availableParallelism();
     checkInteger('concurrency', concurrency);
-    if (typeof options.token !== 'string' || options.token.length === 0) throw new TypeError('token is required: pass --token or set WSFUTURES_TOKEN to the coordinator\'s token');
+    if (typeof options.token !== 'string' || options.token.length === 0) throw new TypeError("token is required: pass --token or set WSFUTURES_TOKEN to the coordinator's token");
     let url: URL;
     try {
       // `host:port` (no scheme) means ws://host:port, as the pool's join command prints it.
@@ -203,11 +203,15 @@ export class WorkerNode {
       // Ending after work was done is a normal stop; never getting in is a failure the
       // caller (a script, a supervisor) must be able to see in the exit code.
       if (wasRegistered) return void this.#finish();
-      return void this.#fail(new WorkerNodeFatalError('WSF_CONNECT_FAILED', `could not connect to the coordinator at ${this.options.connect}${reason ? `: ${reason}` : ` (${code})`}`));
+      return void this.#fail(
+        new WorkerNodeFatalError('WSF_CONNECT_FAILED', `could not connect to the coordinator at ${this.options.connect}${reason ? `: ${reason}` : ` (${code})`}`),
+      );
     }
     if (wasRegistered) this.#attempt = 0;
     const delay = backoffMs(this.#attempt++);
-    const why = wasRegistered ? `lost the coordinator (${code}${reason ? `: ${reason}` : ''})` : `cannot reach the coordinator at ${this.options.connect}${reason ? ` (${reason})` : ` (${code})`}`;
+    const why = wasRegistered
+      ? `lost the coordinator (${code}${reason ? `: ${reason}` : ''})`
+      : `cannot reach the coordinator at ${this.options.connect}${reason ? ` (${reason})` : ` (${code})`}`;
     this.#log(`${why}; retrying in ${(delay / 1000).toFixed(1)} s`);
     this.#state = 'connecting';
     this.#reconnectTimer = setTimeout(() => this.#connect(), delay);
@@ -295,7 +299,9 @@ export class WorkerNode {
       const same = [...this.#localHashes.values()].find((l) => basename(l.path) === name);
       if (same) {
         this.#log(
-          `local task module ${same.path} differs from the coordinator's ${boundText(info.url, 200)} (sha256 ${hashCode(same.code).slice(0, 12)}… here, ${info.hash.slice(0, 12)}… there): ` +
+          `local task module ${same.path} differs from the coordinator's ${boundText(info.url, 200)} (sha256 ${hashCode(same.code).slice(0, 12)}… here, ${
+            info.hash.slice(0, 12)
+          }… there): ` +
             `running the coordinator's version; update this machine's copy to silence this`,
         );
       }
@@ -325,7 +331,9 @@ export class WorkerNode {
     const limit = new Promise<'late'>((r) => setTimeout(() => r('late'), 30_000).unref?.());
     void Promise.race([attached, limit]).then((late) => {
       if (this.#conn !== conn || this.#state !== 'registering') return;
-      if (late) this.#log(`only ${this.#lanes.attachedCount} of ${this.options.concurrency} task threads attached within 30 s (a task module slow to import?): going on with those`);
+      if (late) {
+        this.#log(`only ${this.#lanes.attachedCount} of ${this.options.concurrency} task threads attached within 30 s (a task module slow to import?): going on with those`);
+      }
       this.#sendReady();
     });
   }
@@ -422,5 +430,3 @@ function moduleName(url: string): string {
     return url;
   }
 }
-
-

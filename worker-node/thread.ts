@@ -8,14 +8,14 @@ import { parentPort } from 'node:worker_threads';
 import { attachedBytes, canEncode, decodeValue, encodeMessage, encodeValue } from '../shared/codec.ts';
 import { boundText } from '../shared/describe.ts';
 import { FRAME_OVERHEAD_BYTES, itemOverheadBytes } from '../shared/frames.ts';
-import { ModuleLoadError, UnknownTaskError, errorToWire, type WireClassRef } from '../shared/errors.ts';
-import { CLOSE, DEFAULTS, MAX_MODULE_ERROR_CHARS, batchBySize, type Handlers, type ToLaneMsg, type TaskOutcome, type TaskSpec } from '../shared/protocol.ts';
-import { MAX_REPORTS_PER_SECOND, threadTask, type TaskContext } from '../shared/task-context.ts';
+import { errorToWire, ModuleLoadError, UnknownTaskError, type WireClassRef } from '../shared/errors.ts';
+import { batchBySize, DEFAULTS, type Handlers, MAX_MODULE_ERROR_CHARS, type TaskOutcome, type TaskSpec, type ToLaneMsg } from '../shared/protocol.ts';
+import { MAX_REPORTS_PER_SECOND, type TaskContext, threadTask } from '../shared/task-context.ts';
 import { BusyPoll } from '../shared/busy-poll.ts';
 import { Connection } from './connection.ts';
 import { describeImportFailure } from './import-failure.ts';
 import type { FromThread, LaneConfig, ToThread } from './thread-protocol.ts';
-import { IS_DENO, deno, type DenoNamespace } from '../shared/runtime.ts';
+import { deno, type DenoNamespace, IS_DENO } from '../shared/runtime.ts';
 
 /**
  * The channel to the node's main thread: node:worker_threads' parentPort under Node, the web
@@ -24,14 +24,14 @@ import { IS_DENO, deno, type DenoNamespace } from '../shared/runtime.ts';
 const port: { post(msg: FromThread): void; listen(fn: (msg: ToThread) => void): void } = parentPort
   ? { post: (m) => parentPort!.postMessage(m), listen: (fn) => parentPort!.on('message', fn) }
   : {
-      post: (m) => (globalThis as unknown as { postMessage(m: unknown): void }).postMessage(m),
-      listen: (fn) => {
-        const scope = globalThis as unknown as { onmessage: (e: { data: ToThread }) => void; __wsfuturesEarlyMessages?: ToThread[] };
-        scope.onmessage = (e) => fn(e.data);
-        // Messages that came while this module was loading (see thread-entry.mjs), in order.
-        for (const msg of scope.__wsfuturesEarlyMessages?.splice(0) ?? []) fn(msg);
-      },
-    };
+    post: (m) => (globalThis as unknown as { postMessage(m: unknown): void }).postMessage(m),
+    listen: (fn) => {
+      const scope = globalThis as unknown as { onmessage: (e: { data: ToThread }) => void; __wsfuturesEarlyMessages?: ToThread[] };
+      scope.onmessage = (e) => fn(e.data);
+      // Messages that came while this module was loading (see thread-entry.mjs), in order.
+      for (const msg of scope.__wsfuturesEarlyMessages?.splice(0) ?? []) fn(msg);
+    },
+  };
 const modules = new Map<string, Record<string, unknown>>();
 const loading = new Map<string, Promise<Record<string, unknown>>>();
 /** An AbortController made only when someone asks for its signal. */
@@ -167,7 +167,13 @@ function flush(): void {
     outcomes[i] = {
       id: o.id,
       d: o.d,
-      e: { name: 'SerializationError', code: 'WSF_SERIALIZATION', message: `the task's result encodes to ${valueBytes} bytes with its frame, more than the coordinator's maxMessageBytes (${config!.peerMaxMessageBytes}): raise maxMessageBytes on the pool or return less` },
+      e: {
+        name: 'SerializationError',
+        code: 'WSF_SERIALIZATION',
+        message: `the task's result encodes to ${valueBytes} bytes with its frame, more than the coordinator's maxMessageBytes (${
+          config!.peerMaxMessageBytes
+        }): raise maxMessageBytes on the pool or return less`,
+      },
     };
   }
   // Batches stay within the coordinator's frame limit too, when that is below batchBytes.

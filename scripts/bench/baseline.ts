@@ -21,7 +21,7 @@
 import { connect, type Socket } from 'node:net';
 import { DEFAULTS } from '../../shared/protocol.ts';
 import { EchoClient, pipeline, startEchoServer } from './echo-client.ts';
-import { burstWarmup, payloadWarmup, emitFigure, MiB, now, percentile, perSecond, progress, sequentialWarmup, suiteOptions, windowed } from './measure.ts';
+import { burstWarmup, emitFigure, MiB, now, payloadWarmup, percentile, perSecond, progress, sequentialWarmup, suiteOptions, windowed } from './measure.ts';
 
 const SUITE = 'baseline';
 const { smoke } = suiteOptions();
@@ -68,7 +68,16 @@ async function pipelined(client: EchoClient): Promise<void> {
   const tiny = (i: number) => ({ id: i, args: [i] });
   await pipeline(client, sizes.maxMs, burstWarmup(smoke), PIPELINE_WINDOW, tiny, () => 1);
   const { units, ms } = await pipeline(client, sizes.maxMs, sizes.pipelined, PIPELINE_WINDOW, tiny, () => 1);
-  emitFigure({ suite: SUITE, workload: 'ws-pipelined', label: 'bare ws pipelined echo', value: perSecond(units, ms), unit: 'msgs/s', count: units, seconds: ms / 1000, note: `tiny messages, ${PIPELINE_WINDOW} in flight` });
+  emitFigure({
+    suite: SUITE,
+    workload: 'ws-pipelined',
+    label: 'bare ws pipelined echo',
+    value: perSecond(units, ms),
+    unit: 'msgs/s',
+    count: units,
+    seconds: ms / 1000,
+    note: `tiny messages, ${PIPELINE_WINDOW} in flight`,
+  });
 }
 
 async function batched(client: EchoClient): Promise<void> {
@@ -76,7 +85,16 @@ async function batched(client: EchoClient): Promise<void> {
   const frames = Math.ceil(sizes.batchedTasks / BATCH);
   await pipeline(client, sizes.maxMs, Math.ceil(frames / 20), BATCH_WINDOW, frame, (a) => (a as unknown[]).length);
   const { units, ms } = await pipeline(client, sizes.maxMs, frames, BATCH_WINDOW, frame, (a) => (a as unknown[]).length);
-  emitFigure({ suite: SUITE, workload: 'ws-batched', label: `bare ws batched echo (${BATCH}/frame)`, value: perSecond(units, ms), unit: 'tasks/s', count: units, seconds: ms / 1000, note: `${BATCH_WINDOW} frames in flight` });
+  emitFigure({
+    suite: SUITE,
+    workload: 'ws-batched',
+    label: `bare ws batched echo (${BATCH}/frame)`,
+    value: perSecond(units, ms),
+    unit: 'tasks/s',
+    count: units,
+    seconds: ms / 1000,
+    note: `${BATCH_WINDOW} frames in flight`,
+  });
 }
 
 async function payloadEcho(client: EchoClient, mib: number, count: number): Promise<void> {
@@ -121,7 +139,16 @@ async function tcpBandwidth(port: number): Promise<void> {
   await acked;
   const ms = now() - t0;
   socket.destroy();
-  emitFigure({ suite: SUITE, workload: 'tcp-bandwidth', label: 'raw TCP one-way', value: perSecond(total / MiB, ms), unit: 'MiB/s', count: total / MiB, seconds: ms / 1000, note: 'node:net, 1 MiB writes into a sink' });
+  emitFigure({
+    suite: SUITE,
+    workload: 'tcp-bandwidth',
+    label: 'raw TCP one-way',
+    value: perSecond(total / MiB, ms),
+    unit: 'MiB/s',
+    count: total / MiB,
+    seconds: ms / 1000,
+    note: 'node:net, 1 MiB writes into a sink',
+  });
 }
 
 async function tcpEcho(port: number, mib: number, count: number): Promise<void> {
@@ -150,7 +177,16 @@ async function tcpEcho(port: number, mib: number, count: number): Promise<void> 
   });
   const ms = now() - t0;
   socket.destroy();
-  emitFigure({ suite: SUITE, workload: `tcp-echo-${mib}mib`, label: `raw TCP echo ${mib} MiB`, value: perSecond(sent * mib, ms), unit: 'MiB/s', count: sent, seconds: ms / 1000, note: `${PAYLOAD_WINDOW} blocks in flight, counted once` });
+  emitFigure({
+    suite: SUITE,
+    workload: `tcp-echo-${mib}mib`,
+    label: `raw TCP echo ${mib} MiB`,
+    value: perSecond(sent * mib, ms),
+    unit: 'MiB/s',
+    count: sent,
+    seconds: ms / 1000,
+    note: `${PAYLOAD_WINDOW} blocks in flight, counted once`,
+  });
 }
 
 const { child, ports } = await startEchoServer();

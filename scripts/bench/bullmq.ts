@@ -20,7 +20,7 @@
  * VM 1 and 10 were slower, and 50, 100, 200 and 500 alike within its noise (tiny tasks 4,000-7,500
  * jobs/s, jobs of 1000 items 1-2 M items/s). The CPU-bound and recovery workloads use 1.
  */
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { createServer } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { emitError, emitFigure, emitInfo, emitSkip, MiB, now, percentile, perSecond, progress, sequentialWarmup, suiteOptions, windowed } from './measure.ts';
@@ -85,7 +85,9 @@ const killAll = (): void => children.forEach((c) => c.kill('SIGKILL'));
 process.on('exit', killAll);
 
 const port = await freePort();
-const redis = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--protected-mode', 'no'], { stdio: ['ignore', 'pipe', 'inherit'] });
+const redis = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--protected-mode', 'no'], {
+  stdio: ['ignore', 'pipe', 'inherit'],
+});
 children.add(redis);
 await started(redis, 'Ready to accept connections', 'redis-server');
 const connection = { host: '127.0.0.1', port };
@@ -161,7 +163,16 @@ async function tinyAllAtOnce(bench: Bench): Promise<void> {
   const values = await bench.all('noop', Array.from({ length: sizes.tiny }, (_, i) => i));
   const ms = now() - t0;
   if (values[7] !== 7) throw new Error(`noop(7) returned ${String(values[7])}`);
-  emitFigure({ suite: SUITE, workload: 'tiny-all-at-once', label: 'bullmq tiny tasks all at once', value: perSecond(sizes.tiny, ms), unit: 'tasks/s', count: sizes.tiny, seconds: ms / 1000, note: `${WORKERS} worker processes, concurrency ${CONCURRENCY}, addBulk of ${sizes.tiny} jobs, results from QueueEvents` });
+  emitFigure({
+    suite: SUITE,
+    workload: 'tiny-all-at-once',
+    label: 'bullmq tiny tasks all at once',
+    value: perSecond(sizes.tiny, ms),
+    unit: 'tasks/s',
+    count: sizes.tiny,
+    seconds: ms / 1000,
+    note: `${WORKERS} worker processes, concurrency ${CONCURRENCY}, addBulk of ${sizes.tiny} jobs, results from QueueEvents`,
+  });
 }
 
 async function sequential(bench: Bench): Promise<void> {
@@ -180,7 +191,16 @@ async function sequential(bench: Bench): Promise<void> {
   }
   const seconds = (now() - t0) / 1000;
   const measured = samples.subarray(0, n);
-  emitFigure({ suite: SUITE, workload: 'sequential-p50', label: 'bullmq sequential p50', value: percentile(measured, 50), unit: 'µs', count: n, seconds, note: 'queue.add, then its completed event' });
+  emitFigure({
+    suite: SUITE,
+    workload: 'sequential-p50',
+    label: 'bullmq sequential p50',
+    value: percentile(measured, 50),
+    unit: 'µs',
+    count: n,
+    seconds,
+    note: 'queue.add, then its completed event',
+  });
   emitFigure({ suite: SUITE, workload: 'sequential-p99', label: 'bullmq sequential p99', value: percentile(measured, 99), unit: 'µs', count: n, seconds });
 }
 
@@ -194,7 +214,16 @@ async function mapped(bench: Bench): Promise<void> {
   }
   const ms = now() - t0;
   if (n !== sizes.mapped) throw new Error(`the chunks returned ${n} of ${sizes.mapped} values in order`);
-  emitFigure({ suite: SUITE, workload: 'map-chunked', label: `bullmq jobs of ${CHUNKSIZE} items`, value: perSecond(n, ms), unit: 'tasks/s', count: n, seconds: ms / 1000, note: `addBulk of ${chunks.length} jobs, each an array of ${CHUNKSIZE}` });
+  emitFigure({
+    suite: SUITE,
+    workload: 'map-chunked',
+    label: `bullmq jobs of ${CHUNKSIZE} items`,
+    value: perSecond(n, ms),
+    unit: 'tasks/s',
+    count: n,
+    seconds: ms / 1000,
+    note: `addBulk of ${chunks.length} jobs, each an array of ${CHUNKSIZE}`,
+  });
 }
 
 async function payload(bench: Bench, mib: number, count: number): Promise<void> {
@@ -206,7 +235,16 @@ async function payload(bench: Bench, mib: number, count: number): Promise<void> 
   };
   await windowed(smoke ? 1 : 8, PAYLOAD_WINDOW, sizes.maxMs, trip);
   const { completed, ms } = await windowed(count, PAYLOAD_WINDOW, sizes.maxMs, trip);
-  emitFigure({ suite: SUITE, workload: `payload-${mib}mib`, label: `bullmq ${mib} MiB (base64) round trip`, value: perSecond(completed * mib, ms), unit: 'MiB/s', count: completed, seconds: ms / 1000, note: `${PAYLOAD_WINDOW} in flight, counted once as raw bytes; job data is JSON, so they travel as base64` });
+  emitFigure({
+    suite: SUITE,
+    workload: `payload-${mib}mib`,
+    label: `bullmq ${mib} MiB (base64) round trip`,
+    value: perSecond(completed * mib, ms),
+    unit: 'MiB/s',
+    count: completed,
+    seconds: ms / 1000,
+    note: `${PAYLOAD_WINDOW} in flight, counted once as raw bytes; job data is JSON, so they travel as base64`,
+  });
 }
 
 async function cpuSpeedup(): Promise<void> {
@@ -223,7 +261,16 @@ async function cpuSpeedup(): Promise<void> {
     }
   }
   const [one, all] = seconds as [number, number];
-  emitFigure({ suite: SUITE, workload: 'cpu-speedup', label: `bullmq CPU-bound speed-up 1 -> ${WORKERS} workers`, value: one / all, unit: 'x', count: sizes.spinTasks, seconds: one + all, note: `${sizes.spinTasks} tasks: ${one.toFixed(2)} s on 1 worker, ${all.toFixed(2)} s on ${WORKERS}` });
+  emitFigure({
+    suite: SUITE,
+    workload: 'cpu-speedup',
+    label: `bullmq CPU-bound speed-up 1 -> ${WORKERS} workers`,
+    value: one / all,
+    unit: 'x',
+    count: sizes.spinTasks,
+    seconds: one + all,
+    note: `${sizes.spinTasks} tasks: ${one.toFixed(2)} s on 1 worker, ${all.toFixed(2)} s on ${WORKERS}`,
+  });
 }
 
 /**
@@ -248,7 +295,18 @@ async function recovery(): Promise<void> {
     const values = await batch;
     const hit = now() - t1;
     if (!values.every((v, i) => v === i)) throw new Error('the batch came back wrong after a worker was killed');
-    emitFigure({ suite: SUITE, workload: 'recovery', label: 'bullmq batch with a worker killed, time ratio', value: hit / calm, unit: 'x', count: n, seconds: (calm + hit) / 1000, note: `${n} jobs of 50 ms: ${(calm / 1000).toFixed(2)} s undisturbed, ${(hit / 1000).toFixed(2)} s with one worker process killed a quarter of the way in (and a new one started)` });
+    emitFigure({
+      suite: SUITE,
+      workload: 'recovery',
+      label: 'bullmq batch with a worker killed, time ratio',
+      value: hit / calm,
+      unit: 'x',
+      count: n,
+      seconds: (calm + hit) / 1000,
+      note: `${n} jobs of 50 ms: ${(calm / 1000).toFixed(2)} s undisturbed, ${
+        (hit / 1000).toFixed(2)
+      } s with one worker process killed a quarter of the way in (and a new one started)`,
+    });
   } finally {
     await bench.close();
   }

@@ -3,7 +3,7 @@
  * a task protocol can send, msgpack `{ id, args: [value] }` answered with `{ id, value }`. Used
  * by the baseline suite, and by the wsfutures suite to measure both side by side, interleaved.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import { type ChildProcess, spawn } from 'node:child_process';
 import { Packr } from 'msgpackr';
 import { WebSocket } from 'ws';
 import { BusyPoll } from '../../shared/busy-poll.ts';
@@ -93,7 +93,14 @@ export class EchoClient {
  * `weight(answer)` units per answer. Plain callbacks rather than a promise per message: this is
  * the speed of light, so the client should cost as little as it can.
  */
-export function pipeline(client: EchoClient, maxMs: number, total: number, window: number, make: (i: number) => unknown, weight: (answer: unknown) => number): Promise<{ units: number; ms: number }> {
+export function pipeline(
+  client: EchoClient,
+  maxMs: number,
+  total: number,
+  window: number,
+  make: (i: number) => unknown,
+  weight: (answer: unknown) => number,
+): Promise<{ units: number; ms: number }> {
   return new Promise((resolve) => {
     const t0 = now();
     const deadline = t0 + maxMs;
@@ -112,4 +119,3 @@ export function pipeline(client: EchoClient, maxMs: number, total: number, windo
     while (sent < Math.min(window, total)) client.send(make(sent++));
   });
 }
-

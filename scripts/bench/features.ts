@@ -56,7 +56,16 @@ async function afterBurst(): Promise<void> {
     }
     makespans.sort((a, b) => a - b);
     const median = makespans[Math.floor(makespans.length / 2)]!;
-    emitFigure({ suite: SUITE, workload: 'sched-after-burst', label: 'wsfutures sleeps 300/200/100 ms after a burst, makespan', value: median, unit: 'ms', count: rounds, seconds: makespans.reduce((a, b) => a + b, 0) / 1000, note: `median of ${rounds}: ${makespans.map((m) => m.toFixed(0)).join(', ')} ms` });
+    emitFigure({
+      suite: SUITE,
+      workload: 'sched-after-burst',
+      label: 'wsfutures sleeps 300/200/100 ms after a burst, makespan',
+      value: median,
+      unit: 'ms',
+      count: rounds,
+      seconds: makespans.reduce((a, b) => a + b, 0) / 1000,
+      note: `median of ${rounds}: ${makespans.map((m) => m.toFixed(0)).join(', ')} ms`,
+    });
     emitFigure({ suite: SUITE, workload: 'sched-after-burst-ideal', label: 'ideal makespan (the longest sleep)', value: 300, unit: 'ms', count: 1, seconds: 0 });
   } finally {
     await pool.shutdown();
@@ -83,7 +92,15 @@ async function mixed(): Promise<void> {
     const stats = pool.stats().functions.find((f) => f.name === 'busy')!;
     // The ideal from what the tasks took (their measured total), spread over the 2 slots.
     const ideal = (stats.duration!.mean * stats.duration!.count) / 2 - (0.1 + 200) / 2;
-    emitFigure({ suite: SUITE, workload: 'sched-mixed', label: `wsfutures ${tiny} × 0.1 ms with ${long} × 200 ms, makespan`, value: ms, unit: 'ms', count: tiny + long, seconds: ms / 1000 });
+    emitFigure({
+      suite: SUITE,
+      workload: 'sched-mixed',
+      label: `wsfutures ${tiny} × 0.1 ms with ${long} × 200 ms, makespan`,
+      value: ms,
+      unit: 'ms',
+      count: tiny + long,
+      seconds: ms / 1000,
+    });
     emitFigure({ suite: SUITE, workload: 'sched-mixed-ideal', label: 'ideal makespan (measured task time / 2 slots)', value: ideal, unit: 'ms', count: 1, seconds: 0 });
   } finally {
     await pool.shutdown();
@@ -110,7 +127,16 @@ async function stealing(): Promise<void> {
     makespans.sort((a, b) => a - b);
     const median = makespans[Math.floor(makespans.length / 2)]!;
     const { stolen } = pool.stats();
-    emitFigure({ suite: SUITE, workload: 'sched-steal', label: 'wsfutures a 400 ms sleep with 60 of 5 ms behind it, makespan', value: median, unit: 'ms', count: rounds, seconds: makespans.reduce((a, b) => a + b, 0) / 1000, note: `median of ${rounds}: ${makespans.map((m) => m.toFixed(0)).join(', ')} ms; ${stolen} tasks stolen` });
+    emitFigure({
+      suite: SUITE,
+      workload: 'sched-steal',
+      label: 'wsfutures a 400 ms sleep with 60 of 5 ms behind it, makespan',
+      value: median,
+      unit: 'ms',
+      count: rounds,
+      seconds: makespans.reduce((a, b) => a + b, 0) / 1000,
+      note: `median of ${rounds}: ${makespans.map((m) => m.toFixed(0)).join(', ')} ms; ${stolen} tasks stolen`,
+    });
     emitFigure({ suite: SUITE, workload: 'sched-steal-ideal', label: 'ideal makespan (the long sleep)', value: 400, unit: 'ms', count: 1, seconds: 0 });
   } finally {
     await pool.shutdown();
@@ -123,7 +149,10 @@ async function uneven(): Promise<void> {
   const url = await pool.listening;
   const cli = fileURLToPath(new URL('../../worker-node/cli.ts', import.meta.url));
   const start = (name: string, slowdown: number) =>
-    spawn(process.execPath, ['--import', 'tsx', cli, '--connect', url, '--concurrency', '1', '--name', name, '--no-reconnect', '--quiet'], { env: { ...process.env, WSFUTURES_TOKEN: pool.token, WSF_BENCH_SLOWDOWN: String(slowdown) }, stdio: 'ignore' });
+    spawn(process.execPath, ['--import', 'tsx', cli, '--connect', url, '--concurrency', '1', '--name', name, '--no-reconnect', '--quiet'], {
+      env: { ...process.env, WSFUTURES_TOKEN: pool.token, WSF_BENCH_SLOWDOWN: String(slowdown) },
+      stdio: 'ignore',
+    });
   const nodes = [start('fast', 1), start('slow', 4)];
   const count = smoke ? 40 : 250;
   try {
@@ -133,7 +162,15 @@ async function uneven(): Promise<void> {
     await Promise.all(Array.from({ length: count }, (_, i) => pool.submit(busy, i, 10)));
     const ms = now() - t0;
     // Speeds of 1 and 1/4 task per 10 ms: together 1.25.
-    emitFigure({ suite: SUITE, workload: 'sched-uneven', label: `wsfutures ${count} × 10 ms on a node and one 4× slower, makespan`, value: ms, unit: 'ms', count, seconds: ms / 1000 });
+    emitFigure({
+      suite: SUITE,
+      workload: 'sched-uneven',
+      label: `wsfutures ${count} × 10 ms on a node and one 4× slower, makespan`,
+      value: ms,
+      unit: 'ms',
+      count,
+      seconds: ms / 1000,
+    });
     emitFigure({ suite: SUITE, workload: 'sched-uneven-ideal', label: 'ideal makespan (speeds 1 + 1/4)', value: (count * 10) / 1.25, unit: 'ms', count: 1, seconds: 0 });
   } finally {
     await pool.shutdown();
@@ -179,8 +216,26 @@ async function monitoring(): Promise<void> {
       await feed;
     }
     const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
-    emitFigure({ suite: SUITE, workload: 'tiny-unmonitored', label: 'wsfutures tiny tasks, nobody watching', value: median(plain), unit: 'tasks/s', count: burst * rounds, seconds: 0, note: `median of ${rounds} rounds` });
-    emitFigure({ suite: SUITE, workload: 'tiny-monitored', label: 'wsfutures tiny tasks, dashboard open + /metrics each second', value: median(watched), unit: 'tasks/s', count: burst * rounds, seconds: 0, note: `median of ${rounds} rounds, alternating with the unwatched ones; ${scrapes} scrapes, ${(feedBytes / 1024).toFixed(0)} KiB of feed` });
+    emitFigure({
+      suite: SUITE,
+      workload: 'tiny-unmonitored',
+      label: 'wsfutures tiny tasks, nobody watching',
+      value: median(plain),
+      unit: 'tasks/s',
+      count: burst * rounds,
+      seconds: 0,
+      note: `median of ${rounds} rounds`,
+    });
+    emitFigure({
+      suite: SUITE,
+      workload: 'tiny-monitored',
+      label: 'wsfutures tiny tasks, dashboard open + /metrics each second',
+      value: median(watched),
+      unit: 'tasks/s',
+      count: burst * rounds,
+      seconds: 0,
+      note: `median of ${rounds} rounds, alternating with the unwatched ones; ${scrapes} scrapes, ${(feedBytes / 1024).toFixed(0)} KiB of feed`,
+    });
   } finally {
     await pool.shutdown();
   }
@@ -206,7 +261,12 @@ async function nodeScale(): Promise<void> {
       const light = await startLightNodes(url, pool.token, nodes);
       started.push({ kill: () => void light.close() });
     } else {
-      started.push(spawn(process.execPath, ['--import', 'tsx', script, '--connect', url, '--nodes', String(nodes)], { env: { ...process.env, WSFUTURES_TOKEN: pool.token }, stdio: ['pipe', 'ignore', 'inherit'] }));
+      started.push(
+        spawn(process.execPath, ['--import', 'tsx', script, '--connect', url, '--nodes', String(nodes)], {
+          env: { ...process.env, WSFUTURES_TOKEN: pool.token },
+          stdio: ['pipe', 'ignore', 'inherit'],
+        }),
+      );
     }
     await pool.ready(nodes, { timeout: 60_000 });
     return { pool, nodes };
@@ -229,15 +289,33 @@ async function nodeScale(): Promise<void> {
         await Promise.all(Array.from({ length: burst }, (_, i) => pool.submit(noop, i)));
         const ms = now() - t0;
         const c = process.cpuUsage(c0);
-        cpu[which]!.push(((c.user + c.system) / burst));
+        cpu[which]!.push((c.user + c.system) / burst);
         rate[which]!.push(burst / (ms / 1000));
       }
     }
     const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
     const range = (xs: number[], digits: number) => `${Math.min(...xs).toFixed(digits)}–${Math.max(...xs).toFixed(digits)}`;
     for (const [k, { nodes }] of pools.entries()) {
-      emitFigure({ suite: SUITE, workload: `scale-${nodes}-nodes-cpu`, label: `wsfutures coordinator CPU per tiny task, ${nodes} nodes × 1 slot`, value: median(cpu[k]!), unit: 'µs', count: burst * rounds, seconds: 0, note: `median of ${rounds} bursts of ${burst}, taking turns with the other node count; range ${range(cpu[k]!, 1)}` });
-      emitFigure({ suite: SUITE, workload: `scale-${nodes}-nodes-rate`, label: `wsfutures tiny tasks, ${nodes} light nodes × 1 slot`, value: median(rate[k]!), unit: 'tasks/s', count: burst * rounds, seconds: 0, note: `range ${range(rate[k]!, 0)}` });
+      emitFigure({
+        suite: SUITE,
+        workload: `scale-${nodes}-nodes-cpu`,
+        label: `wsfutures coordinator CPU per tiny task, ${nodes} nodes × 1 slot`,
+        value: median(cpu[k]!),
+        unit: 'µs',
+        count: burst * rounds,
+        seconds: 0,
+        note: `median of ${rounds} bursts of ${burst}, taking turns with the other node count; range ${range(cpu[k]!, 1)}`,
+      });
+      emitFigure({
+        suite: SUITE,
+        workload: `scale-${nodes}-nodes-rate`,
+        label: `wsfutures tiny tasks, ${nodes} light nodes × 1 slot`,
+        value: median(rate[k]!),
+        unit: 'tasks/s',
+        count: burst * rounds,
+        seconds: 0,
+        note: `range ${range(rate[k]!, 0)}`,
+      });
     }
   } finally {
     for (const { pool } of pools) await pool.shutdown();
@@ -253,7 +331,16 @@ async function nodeScale(): Promise<void> {
     const beats = many * ((seconds * 1000) / 100);
     const perBeat = (c.user + c.system) / beats;
     // At the default 2.5 s interval: 80 pings a second for 200 nodes.
-    emitFigure({ suite: SUITE, workload: 'scale-heartbeat-cpu', label: `wsfutures coordinator CPU per heartbeat (ping sent, pong handled), ${many} idle nodes`, value: perBeat, unit: 'µs', count: beats, seconds, note: `at the default 2.5 s interval, 200 nodes would cost ${((perBeat * 80) / 1e4).toFixed(3)}% of a core` });
+    emitFigure({
+      suite: SUITE,
+      workload: 'scale-heartbeat-cpu',
+      label: `wsfutures coordinator CPU per heartbeat (ping sent, pong handled), ${many} idle nodes`,
+      value: perBeat,
+      unit: 'µs',
+      count: beats,
+      seconds,
+      note: `at the default 2.5 s interval, 200 nodes would cost ${((perBeat * 80) / 1e4).toFixed(3)}% of a core`,
+    });
   } finally {
     await pool.shutdown();
     for (const c of started) c.kill('SIGKILL');
@@ -296,13 +383,23 @@ function schedulerScale(): void {
   for (let r = 0; r < (smoke ? 1 : 7); r++) for (const n of [2, 200]) best[n]!.push(run(n, tasks));
   for (const n of [2, 200]) {
     const xs = best[n]!.sort((a, b) => a - b);
-    emitFigure({ suite: SUITE, workload: `scale-scheduler-${n}`, label: `wsfutures scheduler per task, ${n} one-slot workers, outcomes 4 at a time`, value: xs[0]!, unit: 'µs', count: tasks * xs.length, seconds: 0, note: `best of ${xs.length}, taking turns; range ${xs[0]!.toFixed(2)}–${xs[xs.length - 1]!.toFixed(2)}` });
+    emitFigure({
+      suite: SUITE,
+      workload: `scale-scheduler-${n}`,
+      label: `wsfutures scheduler per task, ${n} one-slot workers, outcomes 4 at a time`,
+      value: xs[0]!,
+      unit: 'µs',
+      count: tasks * xs.length,
+      seconds: 0,
+      note: `best of ${xs.length}, taking turns; range ${xs[0]!.toFixed(2)}–${xs[xs.length - 1]!.toFixed(2)}`,
+    });
   }
 }
 
 /** A target HTTP server in a process of its own, answering at once. */
 async function startTarget(): Promise<{ url: string; stop: () => void }> {
-  const code = `const s = require('node:http').createServer((q, r) => { r.writeHead(200, { 'content-type': 'text/plain' }); r.end('ok'); }); s.keepAliveTimeout = 60000; s.listen(0, '127.0.0.1', () => console.log(s.address().port));`;
+  const code =
+    `const s = require('node:http').createServer((q, r) => { r.writeHead(200, { 'content-type': 'text/plain' }); r.end('ok'); }); s.keepAliveTimeout = 60000; s.listen(0, '127.0.0.1', () => console.log(s.address().port));`;
   const child = spawn(process.execPath, ['-e', code], { stdio: ['ignore', 'pipe', 'inherit'] });
   const port = await new Promise<string>((resolve) => child.stdout!.once('data', (d) => resolve(String(d).trim())));
   return { url: `http://127.0.0.1:${port}/`, stop: () => child.kill('SIGKILL') };
@@ -378,7 +475,16 @@ async function httpLoad(): Promise<void> {
     }
     const figure = (suite: string, workload: string, label: string, values: number[], extra = '') => {
       const { median, all } = medianOf(values);
-      emitFigure({ suite, workload, label, value: median, unit: 'req/s', count: Math.round(median * seconds), seconds, note: `median of ${values.length} rounds of ${seconds} s: ${all}${extra}` });
+      emitFigure({
+        suite,
+        workload,
+        label,
+        value: median,
+        unit: 'req/s',
+        count: Math.round(median * seconds),
+        seconds,
+        note: `median of ${values.length} rounds of ${seconds} s: ${all}${extra}`,
+      });
     };
     const whole = (values: number[]) => `; whole runs: ${medianOf(values).all} req/s`;
     figure('autocannon', 'http-load-1core', `autocannon, ${concurrency} connections, one process`, rates.autocannon, whole(averages.autocannon));
@@ -391,7 +497,15 @@ async function httpLoad(): Promise<void> {
     try {
       for (const nodes of [1, 2]) {
         const r = await loadTest({ scenario: http, vus: 20 * nodes, duration: seconds * 1000, params: { target: slow.url }, pool: { maxWorkers: nodes, log: false } });
-        emitFigure({ suite: SUITE, workload: `http-load-${nodes}-slots`, label: `wsfutures loadtest, ${nodes} slot(s), 20 VUs each, 20 ms target`, value: r.rate, unit: 'req/s', count: r.iterations, seconds: r.durationMs / 1000 });
+        emitFigure({
+          suite: SUITE,
+          workload: `http-load-${nodes}-slots`,
+          label: `wsfutures loadtest, ${nodes} slot(s), 20 VUs each, 20 ms target`,
+          value: r.rate,
+          unit: 'req/s',
+          count: r.iterations,
+          seconds: r.durationMs / 1000,
+        });
       }
     } finally {
       slow.stop();

@@ -17,7 +17,8 @@ const seconds = arg('seconds', 5);
 const rounds = arg('rounds', 2);
 const concurrency = arg('concurrency', 50);
 
-const code = `const s = require('node:http').createServer((q, r) => { r.writeHead(200, { 'content-type': 'text/plain' }); r.end('ok'); }); s.keepAliveTimeout = 60000; s.listen(0, '127.0.0.1', () => console.log(s.address().port));`;
+const code =
+  `const s = require('node:http').createServer((q, r) => { r.writeHead(200, { 'content-type': 'text/plain' }); r.end('ok'); }); s.keepAliveTimeout = 60000; s.listen(0, '127.0.0.1', () => console.log(s.address().port));`;
 const child = spawn(process.execPath, ['-e', code], { stdio: ['ignore', 'pipe', 'inherit'] });
 const port = await new Promise<string>((resolve) => child.stdout!.once('data', (d) => resolve(String(d).trim())));
 const url = `http://127.0.0.1:${port}/`;
@@ -43,24 +44,30 @@ const clients: Record<string, () => Promise<number>> = {
     const r = await autocannon({ url, connections: concurrency, duration: seconds });
     return r.requests.total / seconds;
   },
-  'undici Pool.request': () => loop(async () => {
-    const r = await pool.request({ path: '/', method: 'GET' });
-    await r.body.arrayBuffer();
-  }),
-  'undici request (global agent)': () => loop(async () => {
-    const r = await undiciRequest(url);
-    await r.body.arrayBuffer();
-  }),
-  'http.request keep-alive': () => loop(() => new Promise<void>((resolve, reject) => {
-    http.get(url, { agent }, (res) => {
-      res.resume();
-      res.on('end', resolve);
-    }).on('error', reject);
-  })),
-  fetch: () => loop(async () => {
-    const r = await fetch(url);
-    await r.arrayBuffer();
-  }),
+  'undici Pool.request': () =>
+    loop(async () => {
+      const r = await pool.request({ path: '/', method: 'GET' });
+      await r.body.arrayBuffer();
+    }),
+  'undici request (global agent)': () =>
+    loop(async () => {
+      const r = await undiciRequest(url);
+      await r.body.arrayBuffer();
+    }),
+  'http.request keep-alive': () =>
+    loop(() =>
+      new Promise<void>((resolve, reject) => {
+        http.get(url, { agent }, (res) => {
+          res.resume();
+          res.on('end', resolve);
+        }).on('error', reject);
+      })
+    ),
+  fetch: () =>
+    loop(async () => {
+      const r = await fetch(url);
+      await r.arrayBuffer();
+    }),
 };
 
 const results = new Map<string, number[]>();

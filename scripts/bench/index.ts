@@ -17,10 +17,10 @@
  */
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
-import { cpus, availableParallelism, loadavg, release, totalmem } from 'node:os';
+import { availableParallelism, cpus, loadavg, release, totalmem } from 'node:os';
 import { join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { ERROR_PREFIX, FIGURE_PREFIX, INFO_PREFIX, SKIP_PREFIX, type Figure, type WorkloadError } from './measure.ts';
+import { ERROR_PREFIX, type Figure, FIGURE_PREFIX, INFO_PREFIX, SKIP_PREFIX, type WorkloadError } from './measure.ts';
 import { computeRatios, formatTable, type TableInput } from './report.ts';
 
 const root = fileURLToPath(new URL('../..', import.meta.url));
@@ -225,7 +225,10 @@ const outDir = join(root, 'bench-results');
 const outName = options.smoke ? 'smoke' : options.only.length > 0 ? `latest-only-${options.only.join('+')}` : 'latest';
 const outFile = join(outDir, `${outName}.json`);
 mkdirSync(outDir, { recursive: true });
-writeFileSync(outFile, `${JSON.stringify({ started: started.toISOString(), seconds: (Date.now() - started.getTime()) / 1000, options, machine, figures, ratios, notRun, errors, table }, null, 2)}\n`);
+writeFileSync(
+  outFile,
+  `${JSON.stringify({ started: started.toISOString(), seconds: (Date.now() - started.getTime()) / 1000, options, machine, figures, ratios, notRun, errors, table }, null, 2)}\n`,
+);
 console.log(`written to ${relative(root, outFile)}`);
 
 const failed = [...notRun.filter((n) => n.status === 'failed').map((n) => n.suite), ...errors.map((e) => `${e.suite} ${e.workload}`)];

@@ -143,19 +143,98 @@ async function parent(): Promise<void> {
   const median = (xs: number[]): number => xs.slice().sort((a, b) => a - b)[xs.length >> 1]!;
   const trips = results.reduce((s, r) => s + r.quiet.polling.length, 0);
   const each = `${n} fresh processes`;
-  emitFigure({ suite: SUITE, workload: 'fresh-sequential-p50', label: `wsfutures sequential p50, median of ${n} processes`, value: median(p50s), unit: 'µs', count: trips, seconds, note: `${each}, p50 of each: ${list(p50s)} µs` });
-  emitFigure({ suite: SUITE, workload: 'fresh-sequential-p99', label: `wsfutures sequential p99, median of ${n} processes`, value: median(p99s), unit: 'µs', count: trips, seconds, note: `${each}, p99 of each: ${list(p99s)} µs` });
-  emitFigure({ suite: SUITE, workload: 'fresh-sequential-p50-no-busy-poll', label: `wsfutures sequential p50, busyPollMicros 0, median`, value: median(offP50s), unit: 'µs', count: trips, seconds, note: `${each}, p50 of each: ${list(offP50s)} µs` });
-  emitFigure({ suite: SUITE, workload: 'fresh-sequential-p50-spread', label: 'wsfutures sequential p50 spread (max/min)', value: Math.max(...p50s) / Math.min(...p50s), unit: 'x', count: n, seconds });
+  emitFigure({
+    suite: SUITE,
+    workload: 'fresh-sequential-p50',
+    label: `wsfutures sequential p50, median of ${n} processes`,
+    value: median(p50s),
+    unit: 'µs',
+    count: trips,
+    seconds,
+    note: `${each}, p50 of each: ${list(p50s)} µs`,
+  });
+  emitFigure({
+    suite: SUITE,
+    workload: 'fresh-sequential-p99',
+    label: `wsfutures sequential p99, median of ${n} processes`,
+    value: median(p99s),
+    unit: 'µs',
+    count: trips,
+    seconds,
+    note: `${each}, p99 of each: ${list(p99s)} µs`,
+  });
+  emitFigure({
+    suite: SUITE,
+    workload: 'fresh-sequential-p50-no-busy-poll',
+    label: `wsfutures sequential p50, busyPollMicros 0, median`,
+    value: median(offP50s),
+    unit: 'µs',
+    count: trips,
+    seconds,
+    note: `${each}, p50 of each: ${list(offP50s)} µs`,
+  });
+  emitFigure({
+    suite: SUITE,
+    workload: 'fresh-sequential-p50-spread',
+    label: 'wsfutures sequential p50 spread (max/min)',
+    value: Math.max(...p50s) / Math.min(...p50s),
+    unit: 'x',
+    count: n,
+    seconds,
+  });
   const own = results.map((_, i) => p50s[i]! / offP50s[i]!);
-  emitFigure({ suite: SUITE, workload: 'fresh-sequential-p50-worst-vs-off', label: 'wsfutures worst process p50 / its busyPollMicros 0 p50', value: Math.max(...own), unit: 'x', count: n, seconds, note: `each: ${own.map((x) => x.toFixed(2)).join(', ')}` });
+  emitFigure({
+    suite: SUITE,
+    workload: 'fresh-sequential-p50-worst-vs-off',
+    label: 'wsfutures worst process p50 / its busyPollMicros 0 p50',
+    value: Math.max(...own),
+    unit: 'x',
+    count: n,
+    seconds,
+    note: `each: ${own.map((x) => x.toFixed(2)).join(', ')}`,
+  });
   const hogPolling = results.flatMap((r) => r.hog.polling);
   const hogOff = results.flatMap((r) => r.hog.off);
-  const hogNote = `${each}, a process spinning on all ${availableParallelism()} cores beside them; p50 of each: ${list(results.map((r) => p(r.hog.polling, 50)))} µs (busyPollMicros 0: ${list(results.map((r) => p(r.hog.off, 50)))} µs)`;
-  emitFigure({ suite: SUITE, workload: 'hog-sequential-p50', label: 'wsfutures sequential p50 beside a CPU hog', value: p(hogPolling, 50), unit: 'µs', count: hogPolling.length, seconds, note: hogNote });
-  emitFigure({ suite: SUITE, workload: 'hog-sequential-p99', label: 'wsfutures sequential p99 beside a CPU hog', value: p(hogPolling, 99), unit: 'µs', count: hogPolling.length, seconds });
-  emitFigure({ suite: SUITE, workload: 'hog-sequential-p50-no-busy-poll', label: 'wsfutures sequential p50 beside a CPU hog, busyPollMicros 0', value: p(hogOff, 50), unit: 'µs', count: hogOff.length, seconds });
-  emitFigure({ suite: SUITE, workload: 'hog-sequential-p99-no-busy-poll', label: 'wsfutures sequential p99 beside a CPU hog, busyPollMicros 0', value: p(hogOff, 99), unit: 'µs', count: hogOff.length, seconds });
+  const hogNote = `${each}, a process spinning on all ${availableParallelism()} cores beside them; p50 of each: ${
+    list(results.map((r) => p(r.hog.polling, 50)))
+  } µs (busyPollMicros 0: ${list(results.map((r) => p(r.hog.off, 50)))} µs)`;
+  emitFigure({
+    suite: SUITE,
+    workload: 'hog-sequential-p50',
+    label: 'wsfutures sequential p50 beside a CPU hog',
+    value: p(hogPolling, 50),
+    unit: 'µs',
+    count: hogPolling.length,
+    seconds,
+    note: hogNote,
+  });
+  emitFigure({
+    suite: SUITE,
+    workload: 'hog-sequential-p99',
+    label: 'wsfutures sequential p99 beside a CPU hog',
+    value: p(hogPolling, 99),
+    unit: 'µs',
+    count: hogPolling.length,
+    seconds,
+  });
+  emitFigure({
+    suite: SUITE,
+    workload: 'hog-sequential-p50-no-busy-poll',
+    label: 'wsfutures sequential p50 beside a CPU hog, busyPollMicros 0',
+    value: p(hogOff, 50),
+    unit: 'µs',
+    count: hogOff.length,
+    seconds,
+  });
+  emitFigure({
+    suite: SUITE,
+    workload: 'hog-sequential-p99-no-busy-poll',
+    label: 'wsfutures sequential p99 beside a CPU hog, busyPollMicros 0',
+    value: p(hogOff, 99),
+    unit: 'µs',
+    count: hogOff.length,
+    seconds,
+  });
 }
 
 if (process.argv.includes('--child')) await child();

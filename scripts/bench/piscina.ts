@@ -32,7 +32,16 @@ try {
   const t0 = now();
   await Promise.all(Array.from({ length: sizes.tiny }, (_, i) => pool.run(i)));
   const ms = now() - t0;
-  emitFigure({ suite: SUITE, workload: 'tiny-all-at-once', label: `piscina tiny tasks all at once`, value: perSecond(sizes.tiny, ms), unit: 'tasks/s', count: sizes.tiny, seconds: ms / 1000, note: `${THREADS} threads, run() ${sizes.tiny} times, then await all` });
+  emitFigure({
+    suite: SUITE,
+    workload: 'tiny-all-at-once',
+    label: `piscina tiny tasks all at once`,
+    value: perSecond(sizes.tiny, ms),
+    unit: 'tasks/s',
+    count: sizes.tiny,
+    seconds: ms / 1000,
+    note: `${THREADS} threads, run() ${sizes.tiny} times, then await all`,
+  });
 
   progress(SUITE, 'sequential round trips');
   for (let i = 0; i < sequentialWarmup(smoke); i++) await pool.run(i);

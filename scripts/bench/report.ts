@@ -117,7 +117,9 @@ export function computeRatios(figures: Figure[]): Ratio[] {
     for (const ref of REFERENCES[figure.workload] ?? []) {
       const to = byId.get(ref.id);
       // A reference to another wsfutures figure is wsfutures' own yardstick, not the peers'.
-      if (to && to !== figure && (to.suite !== SUBJECT || figure.suite === SUBJECT)) add(figure, to, to.suite === SUBJECT ? `${to.label.replace(/^wsfutures /, '')}` : to.label, ref.target);
+      if (to && to !== figure && (to.suite !== SUBJECT || figure.suite === SUBJECT)) {
+        add(figure, to, to.suite === SUBJECT ? `${to.label.replace(/^wsfutures /, '')}` : to.label, ref.target);
+      }
     }
     if (figure.suite !== SUBJECT) continue;
     for (const peer of figures) {

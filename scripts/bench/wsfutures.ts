@@ -26,7 +26,7 @@
  */
 import { availableParallelism } from 'node:os';
 import { pathToFileURL } from 'node:url';
-import { burstWarmup, payloadWarmup, emitError, emitFigure, emitSkip, MiB, now, percentile, perSecond, progress, sequentialWarmup, suiteOptions, windowed } from './measure.ts';
+import { burstWarmup, emitError, emitFigure, emitSkip, MiB, now, payloadWarmup, percentile, perSecond, progress, sequentialWarmup, suiteOptions, windowed } from './measure.ts';
 import { echo, noop, noopMany, sleep, spin } from './tasks.ts';
 import { EchoClient, pipeline, startEchoServer } from './echo-client.ts';
 import { DEFAULTS } from '../../shared/protocol.ts';
@@ -61,7 +61,19 @@ const TASKS = new URL('./tasks.ts', import.meta.url);
 const { smoke } = suiteOptions();
 const sizes = smoke
   ? { tiny: 500, sequential: 50, mapped: 5_000, echo1: 2, echo16: 1, spinTasks: 2, spinRounds: 1_000_000, recovery: 0, queued: 2_000, maxMs: 1_000, stepMs: 15_000 }
-  : { tiny: 100_000, sequential: 10_000, mapped: 2_000_000, echo1: 300, echo16: 32, spinTasks: 8, spinRounds: 50_000_000, recovery: 40, queued: 1_000_000, maxMs: 10_000, stepMs: 300_000 };
+  : {
+    tiny: 100_000,
+    sequential: 10_000,
+    mapped: 2_000_000,
+    echo1: 300,
+    echo16: 32,
+    spinTasks: 8,
+    spinRounds: 50_000_000,
+    recovery: 40,
+    queued: 1_000_000,
+    maxMs: 10_000,
+    stepMs: 300_000,
+  };
 // Every loop stops starting new work after maxMs; a workload that is still not done after
 // stepMs (a hang, or a pool far slower than the sizes assume) is reported as failed.
 
@@ -98,7 +110,16 @@ async function tinyAllAtOnce(pool: PoolContract): Promise<void> {
   const futures = Array.from({ length: sizes.tiny }, (_, i) => pool.submit(noop, i));
   for await (const _ of asCompleted(futures));
   const ms = now() - t0;
-  emitFigure({ suite: SUITE, workload: 'tiny-all-at-once', label: 'wsfutures tiny tasks all at once', value: perSecond(sizes.tiny, ms), unit: 'tasks/s', count: sizes.tiny, seconds: ms / 1000, note: `${WORKERS} workers, submit() x${sizes.tiny}, then asCompleted` });
+  emitFigure({
+    suite: SUITE,
+    workload: 'tiny-all-at-once',
+    label: 'wsfutures tiny tasks all at once',
+    value: perSecond(sizes.tiny, ms),
+    unit: 'tasks/s',
+    count: sizes.tiny,
+    seconds: ms / 1000,
+    note: `${WORKERS} workers, submit() x${sizes.tiny}, then asCompleted`,
+  });
 }
 
 async function sequential(pool: PoolContract): Promise<void> {
@@ -136,7 +157,16 @@ async function manualChunks(pool: PoolContract): Promise<void> {
   for (const future of futures) for (const value of await future) if (value === n) n++;
   const ms = now() - t0;
   if (n !== sizes.mapped) throw new Error(`the arrays returned ${n} of ${sizes.mapped} values in order`);
-  emitFigure({ suite: SUITE, workload: 'map-manual-chunks', label: `wsfutures submit of ${CHUNKSIZE}-item arrays`, value: perSecond(n, ms), unit: 'tasks/s', count: n, seconds: ms / 1000, note: `${futures.length} submit() of noopMany(array), awaited in order` });
+  emitFigure({
+    suite: SUITE,
+    workload: 'map-manual-chunks',
+    label: `wsfutures submit of ${CHUNKSIZE}-item arrays`,
+    value: perSecond(n, ms),
+    unit: 'tasks/s',
+    count: n,
+    seconds: ms / 1000,
+    note: `${futures.length} submit() of noopMany(array), awaited in order`,
+  });
 }
 
 async function payload(pool: PoolContract, mib: number, count: number): Promise<void> {
@@ -146,7 +176,16 @@ async function payload(pool: PoolContract, mib: number, count: number): Promise<
   };
   await windowed(payloadWarmup(mib, smoke), PAYLOAD_WINDOW, sizes.maxMs, async () => check(await pool.submit(echo, data)));
   const { completed, ms } = await windowed(count, PAYLOAD_WINDOW, sizes.maxMs, async () => check(await pool.submit(echo, data)));
-  emitFigure({ suite: SUITE, workload: `payload-${mib}mib`, label: `wsfutures Uint8Array ${mib} MiB round trip`, value: perSecond(completed * mib, ms), unit: 'MiB/s', count: completed, seconds: ms / 1000, note: `${PAYLOAD_WINDOW} in flight, counted once` });
+  emitFigure({
+    suite: SUITE,
+    workload: `payload-${mib}mib`,
+    label: `wsfutures Uint8Array ${mib} MiB round trip`,
+    value: perSecond(completed * mib, ms),
+    unit: 'MiB/s',
+    count: completed,
+    seconds: ms / 1000,
+    note: `${PAYLOAD_WINDOW} in flight, counted once`,
+  });
 }
 
 async function cpuSpeedup(): Promise<void> {
@@ -160,7 +199,16 @@ async function cpuSpeedup(): Promise<void> {
     seconds.push((now() - t0) / 1000);
   }
   const [one, all] = seconds as [number, number];
-  emitFigure({ suite: SUITE, workload: 'cpu-speedup', label: `wsfutures CPU-bound speed-up 1 -> ${cores} workers`, value: one / all, unit: 'x', count: sizes.spinTasks, seconds: one + all, note: `${sizes.spinTasks} tasks: ${one.toFixed(2)} s on 1 worker, ${all.toFixed(2)} s on ${cores}` });
+  emitFigure({
+    suite: SUITE,
+    workload: 'cpu-speedup',
+    label: `wsfutures CPU-bound speed-up 1 -> ${cores} workers`,
+    value: one / all,
+    unit: 'x',
+    count: sizes.spinTasks,
+    seconds: one + all,
+    note: `${sizes.spinTasks} tasks: ${one.toFixed(2)} s on 1 worker, ${all.toFixed(2)} s on ${cores}`,
+  });
 }
 
 /**
@@ -183,7 +231,16 @@ async function recovery(): Promise<void> {
   const values = await hit;
   const hitMs = now() - t1;
   if (!values.every((v, i) => v === i)) throw new Error('the batch came back wrong after the worker node was killed');
-  emitFigure({ suite: SUITE, workload: 'recovery', label: 'wsfutures batch with its worker node killed, time ratio', value: hitMs / calm, unit: 'x', count: n, seconds: (calm + hitMs) / 1000, note: `${n} tasks of 50 ms: ${(calm / 1000).toFixed(2)} s undisturbed, ${(hitMs / 1000).toFixed(2)} s with the local worker node (both slots) killed a quarter of the way in` });
+  emitFigure({
+    suite: SUITE,
+    workload: 'recovery',
+    label: 'wsfutures batch with its worker node killed, time ratio',
+    value: hitMs / calm,
+    unit: 'x',
+    count: n,
+    seconds: (calm + hitMs) / 1000,
+    note: `${n} tasks of 50 ms: ${(calm / 1000).toFixed(2)} s undisturbed, ${(hitMs / 1000).toFixed(2)} s with the local worker node (both slots) killed a quarter of the way in`,
+  });
 }
 
 /**
@@ -209,8 +266,26 @@ async function queued(pool: PoolContract): Promise<void> {
   const ms = now() - t0;
   if (done !== n) throw new Error(`the queued tasks returned wrong values (${done} of ${n} right)`);
   const count = n.toLocaleString('en-US');
-  emitFigure({ suite: SUITE, workload: 'queue-heap', label: `wsfutures heap per queued task (${count})`, value: bytes, unit: 'B/task', count: n, seconds: submitMs / 1000, note: 'heapUsed after gc(), minus before, over the count' });
-  emitFigure({ suite: SUITE, workload: 'queue-drain', label: `wsfutures ${count} queued tasks drained`, value: perSecond(n, ms), unit: 'tasks/s', count: n, seconds: ms / 1000, note: `from the first submit to the last result; submitting took ${(submitMs / 1000).toFixed(2)} s` });
+  emitFigure({
+    suite: SUITE,
+    workload: 'queue-heap',
+    label: `wsfutures heap per queued task (${count})`,
+    value: bytes,
+    unit: 'B/task',
+    count: n,
+    seconds: submitMs / 1000,
+    note: 'heapUsed after gc(), minus before, over the count',
+  });
+  emitFigure({
+    suite: SUITE,
+    workload: 'queue-drain',
+    label: `wsfutures ${count} queued tasks drained`,
+    value: perSecond(n, ms),
+    unit: 'tasks/s',
+    count: n,
+    seconds: ms / 1000,
+    note: `from the first submit to the last result; submitting took ${(submitMs / 1000).toFixed(2)} s`,
+  });
 }
 
 /**
@@ -282,12 +357,66 @@ async function interleaved(pool: PoolContract): Promise<void> {
     const median = (xs: number[]) => xs.slice().sort((a, b) => a - b)[xs.length >> 1]!;
     const note = `${rounds} rounds, taking turns with the bare echo`;
     const seconds = (now() - started) / 1000;
-    emitFigure({ suite: 'baseline', workload: 'ws-ping-pong-p50-interleaved', label: 'bare ws ping-pong p50, interleaved', value: percentile(bareTrips, 50), unit: 'µs', count: bareTrips.length, note, seconds });
-    emitFigure({ suite: 'baseline', workload: 'ws-ping-pong-busy-p50-interleaved', label: 'bare ws ping-pong, busy-polling p50, interleaved', value: percentile(busyBareTrips, 50), unit: 'µs', count: busyBareTrips.length, note: `${note}, both ends busy-polling ${BUSY_POLL_MICROS} µs`, seconds });
-    emitFigure({ suite: 'baseline', workload: 'ws-pipelined-interleaved', label: 'bare ws pipelined echo, interleaved', value: median(bareRates), unit: 'msgs/s', count: rounds * burst, note: `median of ${note}`, seconds });
-    emitFigure({ suite: SUITE, workload: 'sequential-p50-interleaved', label: 'wsfutures sequential p50, interleaved', value: percentile(ourTrips, 50), unit: 'µs', count: ourTrips.length, note, seconds });
-    emitFigure({ suite: SUITE, workload: 'sequential-p50-no-busy-poll-interleaved', label: 'wsfutures sequential p50, busyPollMicros 0, interleaved', value: percentile(quietTrips, 50), unit: 'µs', count: quietTrips.length, note, seconds });
-    emitFigure({ suite: SUITE, workload: 'tiny-all-at-once-interleaved', label: 'wsfutures tiny tasks, interleaved', value: median(ourRates), unit: 'tasks/s', count: rounds * burst, note: `median of ${note}`, seconds });
+    emitFigure({
+      suite: 'baseline',
+      workload: 'ws-ping-pong-p50-interleaved',
+      label: 'bare ws ping-pong p50, interleaved',
+      value: percentile(bareTrips, 50),
+      unit: 'µs',
+      count: bareTrips.length,
+      note,
+      seconds,
+    });
+    emitFigure({
+      suite: 'baseline',
+      workload: 'ws-ping-pong-busy-p50-interleaved',
+      label: 'bare ws ping-pong, busy-polling p50, interleaved',
+      value: percentile(busyBareTrips, 50),
+      unit: 'µs',
+      count: busyBareTrips.length,
+      note: `${note}, both ends busy-polling ${BUSY_POLL_MICROS} µs`,
+      seconds,
+    });
+    emitFigure({
+      suite: 'baseline',
+      workload: 'ws-pipelined-interleaved',
+      label: 'bare ws pipelined echo, interleaved',
+      value: median(bareRates),
+      unit: 'msgs/s',
+      count: rounds * burst,
+      note: `median of ${note}`,
+      seconds,
+    });
+    emitFigure({
+      suite: SUITE,
+      workload: 'sequential-p50-interleaved',
+      label: 'wsfutures sequential p50, interleaved',
+      value: percentile(ourTrips, 50),
+      unit: 'µs',
+      count: ourTrips.length,
+      note,
+      seconds,
+    });
+    emitFigure({
+      suite: SUITE,
+      workload: 'sequential-p50-no-busy-poll-interleaved',
+      label: 'wsfutures sequential p50, busyPollMicros 0, interleaved',
+      value: percentile(quietTrips, 50),
+      unit: 'µs',
+      count: quietTrips.length,
+      note,
+      seconds,
+    });
+    emitFigure({
+      suite: SUITE,
+      workload: 'tiny-all-at-once-interleaved',
+      label: 'wsfutures tiny tasks, interleaved',
+      value: median(ourRates),
+      unit: 'tasks/s',
+      count: rounds * burst,
+      note: `median of ${note}`,
+      seconds,
+    });
   } finally {
     child.kill('SIGKILL');
     await dispose(quiet);

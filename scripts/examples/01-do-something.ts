@@ -5,7 +5,7 @@
  *   npx tsx scripts/examples/01-do-something.ts        (WSF_DEMO_SCALE=0.2 for a quick run)
  */
 import { wait } from '../../coordinator/index.ts';
-import { finishedIn, isMain, perfCounter, runStandalone, section, type ExampleContext } from './kit.ts';
+import { type ExampleContext, finishedIn, isMain, perfCounter, runStandalone, section } from './kit.ts';
 import { doSomething } from './tasks.ts';
 
 export async function run({ pool, scale }: ExampleContext): Promise<void> {

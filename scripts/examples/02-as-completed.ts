@@ -5,7 +5,7 @@
  *   npx tsx scripts/examples/02-as-completed.ts
  */
 import { asCompleted, type Future } from '../../coordinator/index.ts';
-import { finishedIn, isMain, perfCounter, runStandalone, type ExampleContext } from './kit.ts';
+import { type ExampleContext, finishedIn, isMain, perfCounter, runStandalone } from './kit.ts';
 import { doSomething } from './tasks.ts';
 
 /**

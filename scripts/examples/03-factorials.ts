@@ -6,7 +6,7 @@
  *   npx tsx scripts/examples/03-factorials.ts
  */
 import { availableParallelism } from 'node:os';
-import { finishedIn, isMain, perfCounter, runStandalone, section, type ExampleContext } from './kit.ts';
+import { type ExampleContext, finishedIn, isMain, perfCounter, runStandalone, section } from './kit.ts';
 import { calculateFactorial, digitCount, factorial } from './tasks.ts';
 
 export async function run({ pool, scale }: ExampleContext): Promise<void> {

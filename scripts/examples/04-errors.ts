@@ -4,7 +4,7 @@
  *
  *   npx tsx scripts/examples/04-errors.ts
  */
-import { isMain, runStandalone, type ExampleContext } from './kit.ts';
+import { type ExampleContext, isMain, runStandalone } from './kit.ts';
 import { riskyFunction } from './tasks.ts';
 
 export async function run({ pool }: ExampleContext): Promise<void> {

@@ -9,7 +9,7 @@
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { AsyncPoolExecutor } from '../../coordinator/index.ts';
-import { demoScale, finishedIn, isMain, perfCounter, section, type ExampleContext } from './kit.ts';
+import { demoScale, type ExampleContext, finishedIn, isMain, perfCounter, section } from './kit.ts';
 
 const SITES = ['www.google.com', 'www.youtube.com', 'www.facebook.com', 'www.twitter.com', 'www.instagram.com'];
 

@@ -8,8 +8,8 @@
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { finishedIn, isMain, perfCounter, runStandalone, section, type ExampleContext } from './kit.ts';
-import { makeTestImage, processImage, type ImageFile } from './image-tasks.ts';
+import { type ExampleContext, finishedIn, isMain, perfCounter, runStandalone, section } from './kit.ts';
+import { type ImageFile, makeTestImage, processImage } from './image-tasks.ts';
 
 export async function run({ pool, scale }: ExampleContext): Promise<void> {
   const folder = mkdtempSync(join(tmpdir(), 'wsfutures-images-'));

@@ -8,8 +8,8 @@
  *   npx tsx scripts/examples/07-pitfalls.ts
  */
 import { availableParallelism, loadavg } from 'node:os';
-import { AsyncPoolExecutor, ProcessPoolExecutor, type Executor } from '../../coordinator/index.ts';
-import { TASK_MODULES, isMain, warmUp, perfCounter, runStandalone, section, type ExampleContext } from './kit.ts';
+import { AsyncPoolExecutor, type Executor, ProcessPoolExecutor } from '../../coordinator/index.ts';
+import { type ExampleContext, isMain, perfCounter, runStandalone, section, TASK_MODULES, warmUp } from './kit.ts';
 import { withProgress } from './progress.ts';
 import { burnCpu, checksum, checksumOfRecipe, makeBytes } from './tasks.ts';
 

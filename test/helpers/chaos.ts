@@ -1,5 +1,5 @@
 /** Shared by the chaos tests: the executions recorded by test/fixtures/chaos-tasks.ts. */
-import { spawn, type ChildProcess } from 'node:child_process';
+import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';

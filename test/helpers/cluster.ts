@@ -3,7 +3,7 @@
  * and worker-node processes started the way a user starts them on another machine. Nothing
  * here is mocked; every helper returns something a `finally` can clean up.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdtempSync, rmSync, symlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';

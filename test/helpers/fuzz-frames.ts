@@ -35,8 +35,69 @@ function pack(value: unknown, structured: boolean): Uint8Array {
 }
 
 /** Keys that have broken code before, and the protocol's own field names. */
-const KEYS = ['op', '__proto__', 'constructor', 'prototype', 'then', 'toString', 'valueOf', 'hasOwnProperty', 'id', 'items', 'tasks', 'ids', 'a', 'v', 'x', 'e', 'c', 'd', 'f', 'm', 'n', 't', 'name', 'message', 'stack', 'props', 'cause', 'errors', 'code', 'slots', 'lane', 'node', 'ticket', 'modules', 'hash', 'exit', 'how', 'task', 'crashed'];
-const OPS = ['register', 'fetch-module', 'ready', 'attach', 'lane-died', 'results', 'stolen', 'ping', 'pong', 'drain', 'error', 'welcome', 'module', 'attached', 'run', 'cancel', 'steal', 'kill', 'drained', 'shutdown'];
+const KEYS = [
+  'op',
+  '__proto__',
+  'constructor',
+  'prototype',
+  'then',
+  'toString',
+  'valueOf',
+  'hasOwnProperty',
+  'id',
+  'items',
+  'tasks',
+  'ids',
+  'a',
+  'v',
+  'x',
+  'e',
+  'c',
+  'd',
+  'f',
+  'm',
+  'n',
+  't',
+  'name',
+  'message',
+  'stack',
+  'props',
+  'cause',
+  'errors',
+  'code',
+  'slots',
+  'lane',
+  'node',
+  'ticket',
+  'modules',
+  'hash',
+  'exit',
+  'how',
+  'task',
+  'crashed',
+];
+const OPS = [
+  'register',
+  'fetch-module',
+  'ready',
+  'attach',
+  'lane-died',
+  'results',
+  'stolen',
+  'ping',
+  'pong',
+  'drain',
+  'error',
+  'welcome',
+  'module',
+  'attached',
+  'run',
+  'cancel',
+  'steal',
+  'kill',
+  'drained',
+  'shutdown',
+];
 
 const key = fc.oneof(fc.constantFrom(...KEYS), fc.string({ maxLength: 6 }));
 const smallInt = fc.oneof(fc.integer({ min: -3, max: 40 }), fc.constantFrom(0, -1, 2 ** 31, 2 ** 32, Number.MAX_SAFE_INTEGER, -Number.MAX_SAFE_INTEGER));
@@ -97,7 +158,16 @@ const wireError: fc.Arbitrary<Record<string, unknown>> = fc.record(
 /** A valid message of each op a worker node sends, with arbitrary field values of the right types. */
 const toCoordinator: Record<string, fc.Arbitrary<Record<string, unknown>>> = {
   register: fc.record(
-    { name: str, slots: fc.integer({ min: 1, max: 4 }), runtime: fc.constantFrom('node', 'deno'), runtimeVersion: str, hostname: str, pid: fc.integer({ min: 0, max: 99999 }), localModules: fc.dictionary(str, str, { maxKeys: 2 }), maxMessageBytes: fc.integer({ min: 1024, max: 2 ** 30 }) },
+    {
+      name: str,
+      slots: fc.integer({ min: 1, max: 4 }),
+      runtime: fc.constantFrom('node', 'deno'),
+      runtimeVersion: str,
+      hostname: str,
+      pid: fc.integer({ min: 0, max: 99999 }),
+      localModules: fc.dictionary(str, str, { maxKeys: 2 }),
+      maxMessageBytes: fc.integer({ min: 1024, max: 2 ** 30 }),
+    },
     { requiredKeys: ['name', 'slots', 'runtime', 'runtimeVersion', 'hostname', 'pid'] },
   ),
   'fetch-module': fc.record({ id: smallInt }),
@@ -105,7 +175,9 @@ const toCoordinator: Record<string, fc.Arbitrary<Record<string, unknown>>> = {
   attach: fc.record({ node: str, lane: smallInt, ticket: str }),
   'lane-died': fc.record({ lane: smallInt, how: str, task: taskId, crashed: fc.boolean() }, { requiredKeys: ['lane', 'how', 'crashed'] }),
   results: fc.record({
-    items: fc.array(fc.record({ id: taskId, v: bytes, x: fc.array(fc.uint8Array({ maxLength: 16 }), { maxLength: 2 }), e: wireError, d: nonNeg }, { requiredKeys: ['id'] }), { maxLength: 4 }),
+    items: fc.array(fc.record({ id: taskId, v: bytes, x: fc.array(fc.uint8Array({ maxLength: 16 }), { maxLength: 2 }), e: wireError, d: nonNeg }, { requiredKeys: ['id'] }), {
+      maxLength: 4,
+    }),
   }),
   stolen: fc.record({ ids: fc.array(taskId, { maxLength: 4 }) }),
   ping: fc.record({ t: fc.double({ noNaN: true, noDefaultInfinity: true }) }),
@@ -139,7 +211,15 @@ const toNode: Record<string, fc.Arbitrary<Record<string, unknown>>> = {
   attached: fc.constant({}),
   run: fc.record({
     tasks: fc.array(
-      fc.record({ id: taskId, m: fc.integer({ min: -1, max: 2 }), f: fc.constantFrom(...FUZZ_TASKS), a: bytes, x: fc.array(fc.uint8Array({ maxLength: 16 }), { maxLength: 2 }), c: fc.constant(1), n: smallInt }, { requiredKeys: ['id', 'm', 'f', 'a', 'n'] }),
+      fc.record({
+        id: taskId,
+        m: fc.integer({ min: -1, max: 2 }),
+        f: fc.constantFrom(...FUZZ_TASKS),
+        a: bytes,
+        x: fc.array(fc.uint8Array({ maxLength: 16 }), { maxLength: 2 }),
+        c: fc.constant(1),
+        n: smallInt,
+      }, { requiredKeys: ['id', 'm', 'f', 'a', 'n'] }),
       { maxLength: 3 },
     ),
   }),
@@ -215,18 +295,24 @@ const crafted: fc.Arbitrary<Frame> = fc.oneof(
     binary('deeply nested maps', concat(...Array.from({ length: 3000 }, () => concat([0x81], fixstr('op'))), [0xc0])),
   ),
   // Every extension type, with random data, as the op or as a field.
-  fc.tuple(fc.integer({ min: -128, max: 127 }), fc.uint8Array({ maxLength: 12 }), fc.constantFrom(...OPS), fc.constantFrom('op', 't', 'items', 'tasks', 'name', 'ids', 'id', 'code')).map(([type, data, op, field]) => {
+  fc.tuple(
+    fc.integer({ min: -128, max: 127 }),
+    fc.uint8Array({ maxLength: 12 }),
+    fc.constantFrom(...OPS),
+    fc.constantFrom('op', 't', 'items', 'tasks', 'name', 'ids', 'id', 'code'),
+  ).map(([type, data, op, field]) => {
     const ext = concat([0xc7, data.length, type & 0xff], data);
     return binary(`extension ${type} (${data.length} bytes) as "${field}"`, field === 'op' ? concat([0x81], fixstr('op'), ext) : mapWithRaw(op, field, ext));
   }),
   // Attachment form with lengths that may or may not add up.
-  fc.tuple(fc.constantFrom('run', 'results', 'ping', 'error'), fc.array(fc.integer({ min: -1, max: 70_000 }), { minLength: 1, maxLength: 3 }), fc.integer({ min: 0, max: 70_000 })).map(([op, lengths, extra]) => {
-    const listKey = op === 'run' ? 'tasks' : 'items';
-    const envelope = plainPackr.pack({ op, [listKey]: lengths.map((n, i) => (op === 'run' ? { id: i, m: 0, f: 'add', a: n, n: 1 } : { id: i, v: n, x: [n] })) });
-    const head = new Uint8Array(5);
-    new DataView(head.buffer).setUint32(1, envelope.byteLength);
-    return { parts: [concat(head, envelope), new Uint8Array(extra)], label: `attachment form of "${op}" declaring ${lengths.join(', ')} with ${extra} bytes after` };
-  }),
+  fc.tuple(fc.constantFrom('run', 'results', 'ping', 'error'), fc.array(fc.integer({ min: -1, max: 70_000 }), { minLength: 1, maxLength: 3 }), fc.integer({ min: 0, max: 70_000 }))
+    .map(([op, lengths, extra]) => {
+      const listKey = op === 'run' ? 'tasks' : 'items';
+      const envelope = plainPackr.pack({ op, [listKey]: lengths.map((n, i) => (op === 'run' ? { id: i, m: 0, f: 'add', a: n, n: 1 } : { id: i, v: n, x: [n] })) });
+      const head = new Uint8Array(5);
+      new DataView(head.buffer).setUint32(1, envelope.byteLength);
+      return { parts: [concat(head, envelope), new Uint8Array(extra)], label: `attachment form of "${op}" declaring ${lengths.join(', ')} with ${extra} bytes after` };
+    }),
 );
 
 /** Frames for a peer in `direction`: see the file comment. `maxMessageBytes`: the receiver's limit. */
@@ -236,10 +322,13 @@ export function frameArbitrary(direction: Direction, maxMessageBytes: number): f
     { weight: 3, arbitrary: valid.map((m) => encodedMessage('valid', m)) },
     { weight: 4, arbitrary: fc.tuple(valid, fc.array(mutation, { minLength: 1, maxLength: 3 })).map(([m, ms]) => encodedMessage('mutated', mutate(m, ms))) },
     { weight: 2, arbitrary: fc.tuple(anyValue, fc.boolean()).map(([v, structured]) => binary(`any value (${structured ? 'structured clone' : 'plain'})`, pack(v, structured))) },
-    { weight: 2, arbitrary: fc.tuple(valid, fc.nat()).map(([m, cut]) => {
-      const b = encodeMessage(m);
-      return binary(`"${String(m.op)}" truncated`, b.subarray(0, b.byteLength === 0 ? 0 : cut % b.byteLength));
-    }) },
+    {
+      weight: 2,
+      arbitrary: fc.tuple(valid, fc.nat()).map(([m, cut]) => {
+        const b = encodeMessage(m);
+        return binary(`"${String(m.op)}" truncated`, b.subarray(0, b.byteLength === 0 ? 0 : cut % b.byteLength));
+      }),
+    },
     { weight: 2, arbitrary: crafted },
     { weight: 1, arbitrary: fc.uint8Array({ maxLength: 64 }).map((b) => binary('random bytes', b)) },
     { weight: 1, arbitrary: fc.string({ maxLength: 20 }).map((s) => ({ parts: [enc.encode(s)], text: true, label: 'a text frame' })) },

@@ -16,7 +16,7 @@
  * test/protocol-fuzz.test.ts (a bounded number of cases) and scripts/fuzz.ts (long runs).
  */
 import fc from 'fast-check';
-import { WebSocketServer, type WebSocket } from 'ws';
+import { type WebSocket, WebSocketServer } from 'ws';
 import { ProcessPoolExecutor } from '../../coordinator/index.ts';
 import { checkAuth, deriveKey, makeHello } from '../../shared/auth.ts';
 import { bundleModule } from '../../shared/bundle.ts';
@@ -26,8 +26,8 @@ import { CLOSE } from '../../shared/protocol.ts';
 import { WorkerNode } from '../../worker-node/node.ts';
 import { add } from '../fixtures/tasks.ts';
 import { TASKS_URL } from './cluster.ts';
-import { frameArbitrary, type Frame } from './fuzz-frames.ts';
-import { connectRawPeer, registerAsNode, type RawPeer } from './raw-peer.ts';
+import { type Frame, frameArbitrary } from './fuzz-frames.ts';
+import { connectRawPeer, type RawPeer, registerAsNode } from './raw-peer.ts';
 
 export interface FuzzOptions {
   seed: number;
@@ -86,7 +86,9 @@ function describeCase(setup: string, frames: Frame[]): string {
 
 function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
   let timer: ReturnType<typeof setTimeout> | undefined;
-  return Promise.race([p, new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`${what}: nothing within ${ms} ms`)), ms)))]).finally(() => clearTimeout(timer));
+  return Promise.race([p, new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`${what}: nothing within ${ms} ms`)), ms)))]).finally(() =>
+    clearTimeout(timer)
+  );
 }
 
 /**
@@ -136,30 +138,34 @@ export async function fuzzCoordinator(options: FuzzOptions): Promise<FuzzFigures
       }
     })();
 
-    const property = fc.asyncProperty(fc.constantFrom('fresh', 'registered', 'lane'), fc.array(frameArbitrary('to-coordinator', MAX_MESSAGE_BYTES), { minLength: 1, maxLength: 4 }), async (setup, frames) => {
-      if (Date.now() > deadline) return;
-      ran++;
-      const logsBefore = logs.length;
-      const peer: RawPeer = await connectRawPeer(pool.url!, pool.token);
-      try {
-        if (setup === 'registered') await registerAsNode(peer);
-        if (setup === 'lane') {
-          peer.send({ op: 'attach', node: welcome.workerId, lane: nextLane++, ticket: welcome.laneTicket });
-          await peer.next('attached');
+    const property = fc.asyncProperty(
+      fc.constantFrom('fresh', 'registered', 'lane'),
+      fc.array(frameArbitrary('to-coordinator', MAX_MESSAGE_BYTES), { minLength: 1, maxLength: 4 }),
+      async (setup, frames) => {
+        if (Date.now() > deadline) return;
+        ran++;
+        const logsBefore = logs.length;
+        const peer: RawPeer = await connectRawPeer(pool.url!, pool.token);
+        try {
+          if (setup === 'registered') await registerAsNode(peer);
+          if (setup === 'lane') {
+            peer.send({ op: 'attach', node: welcome.workerId, lane: nextLane++, ticket: welcome.laneTicket });
+            await peer.next('attached');
+          }
+          for (const f of frames) sendFrame(peer.ws, f);
+          messages += frames.length;
+          const result = await checkAnswersOrClosed(peer, outcomes, describeCase(setup, frames));
+          if (process.env.WSF_FUZZ_DEBUG) console.log(`${Date.now() - started} ms: ${result === 'open' ? 'still open' : `closed ${result}`} after ${describeCase(setup, frames)}`);
+          const defect = logs.slice(logsBefore).find((m) => DEFECT.test(m));
+          if (defect) throw new Error(`a handler failed (${describeCase(setup, frames)}): ${defect}`);
+          if (watch.crashes.length > 0) throw new Error(`the coordinator threw past its handlers (${describeCase(setup, frames)}): ${watch.crashes[0]}`);
+          if (wrong.length > 0) throw new Error(`real work went wrong: ${wrong[0]}`);
+          if (!pool.workers().some((w) => w.id === realNode)) throw new Error(`the real worker node lost its connection (${describeCase(setup, frames)})`);
+        } finally {
+          peer.ws.terminate();
         }
-        for (const f of frames) sendFrame(peer.ws, f);
-        messages += frames.length;
-        const result = await checkAnswersOrClosed(peer, outcomes, describeCase(setup, frames));
-        if (process.env.WSF_FUZZ_DEBUG) console.log(`${Date.now() - started} ms: ${result === 'open' ? 'still open' : `closed ${result}`} after ${describeCase(setup, frames)}`);
-        const defect = logs.slice(logsBefore).find((m) => DEFECT.test(m));
-        if (defect) throw new Error(`a handler failed (${describeCase(setup, frames)}): ${defect}`);
-        if (watch.crashes.length > 0) throw new Error(`the coordinator threw past its handlers (${describeCase(setup, frames)}): ${watch.crashes[0]}`);
-        if (wrong.length > 0) throw new Error(`real work went wrong: ${wrong[0]}`);
-        if (!pool.workers().some((w) => w.id === realNode)) throw new Error(`the real worker node lost its connection (${describeCase(setup, frames)})`);
-      } finally {
-        peer.ws.terminate();
-      }
-    });
+      },
+    );
     const cases = await runProperty(property, options, () => ran);
     stopWork = true;
     await work;
@@ -240,7 +246,16 @@ class FakeCoordinator {
 
   welcome(conn: FakeConn): void {
     this.welcomed = conn;
-    this.send(conn, { op: 'welcome', workerId: 'w-fake', modules: [{ id: 0, url: TASKS_URL.href, hash: this.#module.hash }], heartbeatIntervalMs: 2500, heartbeatTimeoutMs: 10_000, maxMessageBytes: 64 * 1024 * 1024, laneTicket: 'ticket', busyPollMicros: 0 });
+    this.send(conn, {
+      op: 'welcome',
+      workerId: 'w-fake',
+      modules: [{ id: 0, url: TASKS_URL.href, hash: this.#module.hash }],
+      heartbeatIntervalMs: 2500,
+      heartbeatTimeoutMs: 10_000,
+      maxMessageBytes: 64 * 1024 * 1024,
+      laneTicket: 'ticket',
+      busyPollMicros: 0,
+    });
   }
 
   send(conn: FakeConn, msg: Record<string, unknown>): void {
@@ -272,7 +287,7 @@ class FakeCoordinator {
 
   /** Runs add(a, b) on a lane other than `avoid`, again on another if its lane goes away. */
   async runAdd(a: number, b: number, avoid: () => FakeConn | undefined): Promise<unknown> {
-    for (let attempt = 0; ; attempt++) {
+    for (let attempt = 0;; attempt++) {
       if (attempt > 50) throw new Error(`add(${a}, ${b}) lost its lane 50 times`);
       await this.until(() => [...this.lanes].some((l) => l !== avoid() && l.phase === 'open'), 30_000, 'a lane for real work');
       const lane = [...this.lanes].find((l) => l !== avoid() && l.phase === 'open')!;
@@ -407,58 +422,62 @@ export async function fuzzWorkerNode(options: FuzzOptions): Promise<FuzzFigures>
       }
     })();
 
-    const property = fc.asyncProperty(fc.constantFrom('control', 'lane', 'lane', 'lane', 'lane', 'lane', 'lane', 'lane', 'lane', 'register'), fc.array(frameArbitrary('to-node', MAX_MESSAGE_BYTES), { minLength: 1, maxLength: 4 }), async (setup, frames) => {
-      if (Date.now() > deadline) return;
-      ran++;
-      const logsBefore = logs.length;
-      const what = describeCase(setup, frames);
-      // A lane case needs one open lane (real work waits for another); the others a node that
-      // has been welcomed — not necessarily ready: its threads may still be starting, which
-      // is a phase to fuzz too.
-      await coordinator.until(setup === 'lane' ? hasLane : isWelcomed, 30_000, `the worker node ready again before: ${what}`);
-      let conn: FakeConn;
-      if (setup === 'register') {
-        // The node's next registration gets fuzz instead of a welcome.
-        const registered = new Promise<FakeConn>((resolve) => (coordinator.onRegister = resolve));
-        coordinator.control!.ws.close(CLOSE.NORMAL);
-        conn = await withTimeout(registered, 30_000, 'the node registering again');
-      } else if (setup === 'control') {
-        conn = coordinator.control!;
-      } else {
-        conn = [...coordinator.lanes].find((l) => l.phase === 'open')!;
-        fuzzedLane = conn;
-      }
-      const deathsBefore = coordinator.laneDeaths.length;
-      const receivedBefore = conn.received.length;
-      const otherLanes = setup === 'lane' ? [...coordinator.lanes].filter((l) => l !== conn && l.phase === 'open') : [];
-      for (const f of frames) sendFrame(conn.ws, f);
-      messages += frames.length;
-      // A ping: the connection must answer, or have been closed with a documented code.
-      coordinator.send(conn, { op: 'ping', t: PING_MARK });
-      const answered = new Promise<string>((resolve) => {
-        if (conn.received.slice(receivedBefore).some((m) => m.op === 'pong' && m.t === PING_MARK)) resolve('open');
-        conn.onMessage = (m) => m.op === 'pong' && m.t === PING_MARK && resolve('open');
-      });
-      const result = await withTimeout(Promise.race([answered, conn.closed.then(String)]), 15_000, what);
-      conn.onMessage = undefined;
-      outcomes[result] = (outcomes[result] ?? 0) + 1;
-      // A lane whose thread was ended on purpose (a fuzzed `kill`, a task that exits its
-      // thread) closes without a close frame: the node says so with `lane-died`.
-      const threadEnded = conn.kind === 'lane' && coordinator.laneDeaths.slice(deathsBefore).includes(conn.lane!);
-      if (result !== 'open' && !DOCUMENTED.has(Number(result)) && !threadEnded) throw new Error(`closed with ${result}, not a documented code (${what})`);
-      if (process.env.WSF_FUZZ_DEBUG) console.log(`${Date.now() - started} ms: ${result === 'open' ? 'still open' : `closed ${result}`} after ${what}`);
-      // Fuzz on one lane leaves the node's other lanes alone (fuzz on the control connection
-      // ends them all, by design: a node without its control connection stops its threads).
-      const hit = otherLanes.find((l) => l.phase === 'closed');
-      if (hit) throw new Error(`lane ${hit.lane} closed too (${what})`);
-      if (setup === 'register' && result === 'open') coordinator.welcome(conn);
-      if (setup === 'lane' && result === 'open') fuzzedLane = undefined;
-      const defect = logs.slice(logsBefore).find((m) => DEFECT.test(m));
-      if (defect) throw new Error(`a handler failed (${what}): ${defect}`);
-      if (watch.crashes.length > 0) throw new Error(`the worker node threw past its handlers (${what}): ${watch.crashes[0]}`);
-      if (node.state === 'stopped') throw new Error(`the worker node stopped (${what}): ${await stopped}`);
-      if (wrong.length > 0) throw new Error(`real work went wrong: ${wrong[0]}`);
-    });
+    const property = fc.asyncProperty(
+      fc.constantFrom('control', 'lane', 'lane', 'lane', 'lane', 'lane', 'lane', 'lane', 'lane', 'register'),
+      fc.array(frameArbitrary('to-node', MAX_MESSAGE_BYTES), { minLength: 1, maxLength: 4 }),
+      async (setup, frames) => {
+        if (Date.now() > deadline) return;
+        ran++;
+        const logsBefore = logs.length;
+        const what = describeCase(setup, frames);
+        // A lane case needs one open lane (real work waits for another); the others a node that
+        // has been welcomed — not necessarily ready: its threads may still be starting, which
+        // is a phase to fuzz too.
+        await coordinator.until(setup === 'lane' ? hasLane : isWelcomed, 30_000, `the worker node ready again before: ${what}`);
+        let conn: FakeConn;
+        if (setup === 'register') {
+          // The node's next registration gets fuzz instead of a welcome.
+          const registered = new Promise<FakeConn>((resolve) => (coordinator.onRegister = resolve));
+          coordinator.control!.ws.close(CLOSE.NORMAL);
+          conn = await withTimeout(registered, 30_000, 'the node registering again');
+        } else if (setup === 'control') {
+          conn = coordinator.control!;
+        } else {
+          conn = [...coordinator.lanes].find((l) => l.phase === 'open')!;
+          fuzzedLane = conn;
+        }
+        const deathsBefore = coordinator.laneDeaths.length;
+        const receivedBefore = conn.received.length;
+        const otherLanes = setup === 'lane' ? [...coordinator.lanes].filter((l) => l !== conn && l.phase === 'open') : [];
+        for (const f of frames) sendFrame(conn.ws, f);
+        messages += frames.length;
+        // A ping: the connection must answer, or have been closed with a documented code.
+        coordinator.send(conn, { op: 'ping', t: PING_MARK });
+        const answered = new Promise<string>((resolve) => {
+          if (conn.received.slice(receivedBefore).some((m) => m.op === 'pong' && m.t === PING_MARK)) resolve('open');
+          conn.onMessage = (m) => m.op === 'pong' && m.t === PING_MARK && resolve('open');
+        });
+        const result = await withTimeout(Promise.race([answered, conn.closed.then(String)]), 15_000, what);
+        conn.onMessage = undefined;
+        outcomes[result] = (outcomes[result] ?? 0) + 1;
+        // A lane whose thread was ended on purpose (a fuzzed `kill`, a task that exits its
+        // thread) closes without a close frame: the node says so with `lane-died`.
+        const threadEnded = conn.kind === 'lane' && coordinator.laneDeaths.slice(deathsBefore).includes(conn.lane!);
+        if (result !== 'open' && !DOCUMENTED.has(Number(result)) && !threadEnded) throw new Error(`closed with ${result}, not a documented code (${what})`);
+        if (process.env.WSF_FUZZ_DEBUG) console.log(`${Date.now() - started} ms: ${result === 'open' ? 'still open' : `closed ${result}`} after ${what}`);
+        // Fuzz on one lane leaves the node's other lanes alone (fuzz on the control connection
+        // ends them all, by design: a node without its control connection stops its threads).
+        const hit = otherLanes.find((l) => l.phase === 'closed');
+        if (hit) throw new Error(`lane ${hit.lane} closed too (${what})`);
+        if (setup === 'register' && result === 'open') coordinator.welcome(conn);
+        if (setup === 'lane' && result === 'open') fuzzedLane = undefined;
+        const defect = logs.slice(logsBefore).find((m) => DEFECT.test(m));
+        if (defect) throw new Error(`a handler failed (${what}): ${defect}`);
+        if (watch.crashes.length > 0) throw new Error(`the worker node threw past its handlers (${what}): ${watch.crashes[0]}`);
+        if (node.state === 'stopped') throw new Error(`the worker node stopped (${what}): ${await stopped}`);
+        if (wrong.length > 0) throw new Error(`real work went wrong: ${wrong[0]}`);
+      },
+    );
     const cases = await runProperty(property, options, () => ran);
     fuzzedLane = undefined;
     stopWork = true;
@@ -481,5 +500,7 @@ export function describeFigures(f: FuzzFigures, seed: number): string {
   const closes = Object.entries(f.outcomes)
     .map(([k, n]) => `${n} ${k === 'open' ? 'still open' : `closed ${k}`}`)
     .join(', ');
-  return `protocol fuzz (${f.target}, seed ${seed}): ${f.messages} messages tried in ${f.cases} connections (${closes}), ${f.crashes} processes crashed, ${f.realTasks} real tasks right, ${(f.ms / 1000).toFixed(1)} s`;
+  return `protocol fuzz (${f.target}, seed ${seed}): ${f.messages} messages tried in ${f.cases} connections (${closes}), ${f.crashes} processes crashed, ${f.realTasks} real tasks right, ${
+    (f.ms / 1000).toFixed(1)
+  } s`;
 }

@@ -73,7 +73,7 @@ export async function connectRawPeer(url: string, token: string, { timeoutMs = 1
       failed(new Error(`closed during the handshake (${code} ${reason.toString()})`));
       for (const w of waiters) w();
       resolve({ code, reason: reason.toString() });
-    }),
+    })
   );
   let timer: ReturnType<typeof setTimeout> | undefined;
   try {
