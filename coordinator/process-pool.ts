@@ -1064,14 +1064,7 @@ export class ProcessPoolExecutor extends BaseExecutor {
       this.#apply();
       return refused;
     }
-    // A lane speaks for its node in messages and remote stacks, and has its frame limit.
-    const node = this.#nodes.get(msg.node)!.peer;
-    peer.name = node.name;
-    peer.hostname = node.hostname;
-    peer.pid = node.pid;
-    peer.runtime = node.runtime;
-    peer.remoteAddress = node.remoteAddress;
-    peer.maxMessageBytes = node.maxMessageBytes;
+    peer.node = this.#nodes.get(msg.node)!.peer.node;
     peer.slots = 1;
     this.#lanePeers.set(peer.id, peer);
     this.#warnedNoSlots = false;

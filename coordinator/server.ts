@@ -81,22 +81,35 @@ type PeerHandlers<M extends { op: string }> = { [K in M['op']]: (peer: WorkerPee
  * One connection from a worker node, as the coordinator sees it: a node's control connection
  * (`register`) or one of its task threads' lanes (`attach`).
  */
+/** A worker node as it introduced itself; shared by its control connection and its lanes. */
+export interface NodeIdentity {
+  readonly name: string;
+  readonly hostname: string;
+  readonly pid: number;
+  /** `node 20.20.2`, `deno 2.5.6`. */
+  readonly runtime: string;
+  /** Where its control connection comes from. */
+  readonly remoteAddress: string;
+  /** The largest frame it accepts. */
+  readonly maxMessageBytes: number;
+}
+
 export class WorkerPeer {
   /**
    * Random rather than a counter: it appears in logs and errors of a coordinator that may be
    * restarted while worker nodes reconnect, and must not repeat across those restarts.
    */
   readonly id = `w-${nanoid(10)}`;
-  name = '?';
+  /**
+   * Who is at the other end: the node, as it said in `register`. A lane's peer shares its
+   * node's object (set when it attaches), so a lane speaks for its node in messages and
+   * remote stacks and has its frame limit, without copies to keep in step.
+   */
+  node: NodeIdentity;
+  /** Slots behind this connection: the node's for a control connection, 1 for a lane. */
   slots = 0;
-  runtime = '?';
-  hostname = '?';
-  pid = 0;
   /** The protocol version chosen at the handshake. */
   version = 0;
-  /** The largest frame the node accepts (it says so when it registers). */
-  maxMessageBytes = Number.MAX_SAFE_INTEGER;
-  remoteAddress: string;
   /** The remote IP address alone, which the handshake limiter counts by. */
   ip = '';
   phase: Phase = 'handshake';
@@ -113,7 +126,27 @@ export class WorkerPeer {
 
   constructor(ws: WebSocket, remoteAddress: string) {
     this.#ws = ws;
-    this.remoteAddress = remoteAddress;
+    this.node = { name: '?', hostname: '?', pid: 0, runtime: '?', remoteAddress, maxMessageBytes: Number.MAX_SAFE_INTEGER };
+  }
+
+  get name(): string {
+    return this.node.name;
+  }
+  get hostname(): string {
+    return this.node.hostname;
+  }
+  get pid(): number {
+    return this.node.pid;
+  }
+  get runtime(): string {
+    return this.node.runtime;
+  }
+  get remoteAddress(): string {
+    return this.node.remoteAddress;
+  }
+  /** The largest frame the node accepts (it says so when it registers). */
+  get maxMessageBytes(): number {
+    return this.node.maxMessageBytes;
   }
 
   /** "name (address)", for messages and remote stacks. */
@@ -438,12 +471,15 @@ export class CoordinatorServer {
   readonly #opening: PeerHandlers<OpeningMsg> = {
     register: (peer, m) => {
       peer.kind = 'control';
-      peer.name = m.name;
       peer.slots = m.slots;
-      peer.runtime = `${m.runtime} ${m.runtimeVersion}`;
-      peer.hostname = m.hostname;
-      peer.pid = m.pid;
-      if (m.maxMessageBytes !== undefined) peer.maxMessageBytes = m.maxMessageBytes;
+      peer.node = {
+        name: m.name,
+        hostname: m.hostname,
+        pid: m.pid,
+        runtime: `${m.runtime} ${m.runtimeVersion}`,
+        remoteAddress: peer.remoteAddress,
+        maxMessageBytes: m.maxMessageBytes ?? Number.MAX_SAFE_INTEGER,
+      };
       this.#events.register(peer, m);
     },
     attach: (peer, m) => {
