@@ -415,7 +415,11 @@ export class ClusterState<P extends TaskPayload> {
     if (idle === 0) return;
     const victims: LaneS[] = [];
     for (const lane of this.#lanes.values()) {
-      if (lane.canSteal && !lane.stealing && !lane.closing && this.scheduler.heldBy(lane.id) > 1) victims.push(lane);
+      // Its held work (the running task's included) bounds what is behind the running one: a
+      // lane under STEAL_MIN_MS has nothing worth stealing, found without looking at its tasks
+      // (with many lanes full of tiny tasks, looking at each lane's tasks on every pass cost
+      // more than the tasks themselves).
+      if (lane.canSteal && !lane.stealing && !lane.closing && this.scheduler.heldBy(lane.id) > 1 && this.scheduler.queuedMsOf(lane.id) >= STEAL_MIN_MS) victims.push(lane);
     }
     if (victims.length === 0) return;
     victims.sort((a, b) => this.scheduler.queuedMsOf(b.id) - this.scheduler.queuedMsOf(a.id));
