@@ -18,10 +18,9 @@
  * loop polls with a zero timeout, so sockets are still read as soon as data is there. A budget
  * of 0 turns it off.
  *
- * Not under Deno: its event loop does not poll sockets cheaply while callbacks keep it busy,
- * and a sequential round trip got slower, not faster (a Deno coordinator: ~78 → ~100 µs; Deno
- * task threads: ~68 → ~73 µs; a bare Deno echo: ~45 → ~80 µs polling with setImmediate, ~150 µs
- * with a MessageChannel), so there it is always off.
+ * Not under Deno: its event loop does not poll sockets cheaply while callbacks keep it busy
+ * (with setImmediate or a MessageChannel alike), so a sequential round trip there gets slower,
+ * not faster, with polling; there it is always off (figures in docs/performance.md).
  */
 import { readFileSync } from 'node:fs';
 import { availableParallelism, loadavg } from 'node:os';
