@@ -10,8 +10,9 @@
  *
  * How long: `PollRule` (shared/poll-rule.ts) decides from how past waits went, polled and
  * slept: it polls while that makes answers come sooner, for about twice the typical polled
- * wait and never more than the budget, and probes now and then to find out whether that changed;
- * not at all while other work waits for the cores (`coresContended` below).
+ * wait and never more than the budget, and probes at moments of the wall clock shared by every
+ * process (the other side of a round trip probes at the same moments) to find out whether that
+ * changed; not at all while other work waits for the cores (`coresContended` below).
  * The poll stops as soon as the answer is in (`answered()`).
  *
  * How: a chain of (ref'ed) setImmediate callbacks. While an immediate is pending, Node's event
@@ -92,7 +93,8 @@ export class BusyPoll {
     const now = performance.now();
     if (this.#waitingSince === undefined) {
       this.#waitingSince = now;
-      this.#pollMs = this.#rule.next(coresContended(now));
+      // The rule's probe windows are moments of the wall clock, shared with the other side.
+      this.#pollMs = this.#rule.next(coresContended(now), performance.timeOrigin + now);
     }
     if (this.#pollMs <= 0) return;
     this.#until = Math.max(this.#until, now + this.#pollMs);

@@ -23,13 +23,25 @@
  *   asks the OS whether tasks wait for a core). The waits one side measures do not show what its
  *   polling costs the other side: on busy cores a poller can shorten its own wait and still make
  *   the round trip slower, by holding a core the other side, or the work, needs.
- * - Probes keep the estimate of the mode not in use fresh: while sleeping, a wait now and then
- *   polls the whole budget (it costs at most the budget in CPU, which contended cores can least
- *   afford); while polling, every 64th sleeps (it costs one slower round trip). Polling probes
- *   that keep confirming sleep come less and less often (every 16th wait, then 32nd, … up to
- *   every 128th); a switch, or a probe that brings the polled estimate below the slept one,
- *   brings them back to every 16th. Whatever changed, the rule finds out within a few probes
- *   (a few hundred waits at most: milliseconds of sequential round trips), and switches.
+ * - Probes keep the estimate of the mode not in use fresh. While polling, every 64th wait sleeps
+ *   (it costs one slower round trip). While sleeping, the waits that begin in a probe window poll
+ *   the whole budget (each costs at most the budget in CPU, which contended cores can least
+ *   afford). The windows are moments of the wall clock, the first 4 ms of every 128 ms, the same
+ *   on every process of the machine: polling on one side of a round trip often pays only if the
+ *   other side polls too (when waking up takes longer than the budget, a poller whose peer sleeps
+ *   waits out its whole poll and sleeps anyway), so two sides that each probed alone would
+ *   each find sleeping better and stay in the slow mode for good; probing at the same moments
+ *   they find the fast mode together. Windows that keep confirming sleep come less and less often
+ *   (every 256 ms, then 512, … up to every 2,048 ms; each period a multiple of the shorter ones,
+ *   so a side that backed off further still probes when the other does); a switch, or a probe
+ *   that brings the polled estimate below the slept one, brings them back to every 128 ms. So
+ *   whatever changed, the rule finds out within a few windows, and switches.
+ * - Reach. When waking up takes longer than the budget, a late answer makes a chain: the side that
+ *   slept answers late, so the other side's next wait outlasts its poll and it sleeps too, and
+ *   so on, each wait carrying the other side's wake-up, even while both poll. A poll of the
+ *   budget cannot break it; one poll long enough to outlast a wake-up does. So probes, and the
+ *   wait after a polled wait that ran out, poll 4 budgets (the reach). They count as caught only
+ *   within the budget: polling that pays only at the reach does not switch the mode.
  *
  * So a round trip is not made slower than with polling off, bar the probes: a poll only delays
  * an answer when it takes a core the answer needs, and then polled waits come out longer, or
@@ -43,22 +55,34 @@ const WEIGHT = 0.25;
  * switch should not wait for many more probes).
  */
 const PROBE_WEIGHT = 0.5;
+/**
+ * Weight of the newest poll in the hit rate, outside probes (about the last 10–20 polls count):
+ * slower than the estimates, so that a few stalls in a row on the other side (each costing a
+ * miss here) do not flip the mode, while a change that makes every poll miss still stops
+ * polling within a dozen waits.
+ */
+const HIT_WEIGHT = 0.1;
 /** Polled waits must be under this fraction of slept waits for polling to count as a win. */
 const WIN = 0.9;
 /** At least this share of polls must see their answer arrive while polling. */
 const MIN_HIT_RATE = 0.5;
-/** While sleeping, every this many waits polls the whole budget, at first… */
-export const PROBE_POLL_EVERY = 16;
-/** …and, while probes keep saying sleep, at most this rarely. */
-export const PROBE_POLL_RARELY = 128;
+/** While sleeping, waits that begin in the first this many ms of a probe period poll the budget… */
+export const PROBE_WINDOW_MS = 4;
+/** …of every this many ms of the wall clock at first… */
+export const PROBE_PERIOD_MS = 128;
+/** …and, while probes keep saying sleep, at most this rarely (a power-of-two multiple of the first). */
+export const PROBE_PERIOD_RARELY_MS = 2048;
 /** While polling, every this many waits sleeps. */
 export const PROBE_SLEEP_EVERY = 64;
 /**
- * Samples are counted at most this multiple of the budget: a garbage collection or a long task
- * must not outweigh a dozen normal waits, and beyond the budget the exact length does not
- * change the decision.
+ * Probes, and the wait after a poll that ran out, poll this multiple of the budget: long enough
+ * to outlast the other side waking up (see "Reach" above).
  */
-const CAP_BUDGETS = 2;
+export const REACH_BUDGETS = 4;
+/**
+ * Samples are counted at most the reach: a garbage collection or a long task must not outweigh
+ * a dozen normal waits, and beyond it the exact length does not change the decision.
+ */
 /** Polls last twice the typical polled wait plus this (ms), so a 0 µs estimate still polls. */
 const SLACK_MS = 0.005;
 
@@ -76,19 +100,30 @@ export interface PollRuleState {
 
 export class PollRule {
   readonly #budgetMs: number;
-  readonly #capMs: number;
+  readonly #reachMs: number;
   #polledMs: number | undefined;
   #sleptMs: number | undefined;
   #hitRate = 1;
-  /** Waits since the last probe. */
+  /**
+   * The latest wait ended late (a poll that ran out, or a sleeping probe): the other side is
+   * likely waking up late in turn, so the next wait polls the reach.
+   */
+  #late = false;
+  /** The current wait is such a recovery poll. */
+  #recovering = false;
+  /** Waits since the last sleeping probe (while polling). */
   #sinceProbe = 0;
-  /** Waits between polling probes while sleeping. */
-  #pollProbeEvery = PROBE_POLL_EVERY;
+  /** The probe period while sleeping, ms. */
+  #probePeriodMs = PROBE_PERIOD_MS;
+  /** Start of the probe window the latest polling probe began in (ms of the wall clock). */
+  #probeWindow = NaN;
+  /** The window whose probes already made the period longer (once per window, not per probe). */
+  #backedOffWindow = NaN;
 
   /** `budgetMs`: the longest it polls for one answer (0: never). */
   constructor(budgetMs: number) {
     this.#budgetMs = budgetMs;
-    this.#capMs = budgetMs * CAP_BUDGETS;
+    this.#reachMs = budgetMs * REACH_BUDGETS;
   }
 
   get state(): PollRuleState {
@@ -97,19 +132,29 @@ export class PollRule {
 
   /**
    * How long to poll for the next answer, ms (0: sleep). Call once per wait; `contended`: other
-   * work is waiting for the cores.
+   * work is waiting for the cores; `now`: the wall clock, ms (performance.timeOrigin +
+   * performance.now(): probe windows are moments every process of the machine agrees on).
    */
-  next(contended = false): number {
+  next(contended = false, now = 0): number {
     if (this.#budgetMs <= 0) return 0;
     // Measure each mode once before choosing: polling first, as a first answer is often quick.
     if (this.#polledMs === undefined) return this.#budgetMs;
     if (this.#sleptMs === undefined || contended) return 0;
-    const polling = this.#wins();
-    if (++this.#sinceProbe >= (polling ? PROBE_SLEEP_EVERY : this.#pollProbeEvery)) {
+    if (this.#wins()) {
+      if (this.#late) {
+        this.#late = false;
+        this.#recovering = true;
+        return this.#reachMs;
+      }
+      if (++this.#sinceProbe < PROBE_SLEEP_EVERY) return Math.min(this.#budgetMs, 2 * this.#polledMs + SLACK_MS);
       this.#sinceProbe = 0;
-      return polling ? 0 : this.#budgetMs;
+      this.#late = true;
+      return 0;
     }
-    return polling ? Math.min(this.#budgetMs, 2 * this.#polledMs + SLACK_MS) : 0;
+    const intoPeriod = now % this.#probePeriodMs;
+    if (intoPeriod >= PROBE_WINDOW_MS) return 0;
+    this.#probeWindow = now - intoPeriod;
+    return this.#reachMs;
   }
 
   /**
@@ -118,24 +163,42 @@ export class PollRule {
    */
   record(waitedMs: number, polledMs: number): void {
     if (this.#budgetMs <= 0 || !(waitedMs >= 0)) return;
-    const sample = Math.min(waitedMs, this.#capMs);
+    if (this.#recovering) {
+      this.#recovering = false;
+      // A recovery poll that caught its answer says nothing new (the wait carried the other
+      // side's late wake-up, as expected); one that ran out is a miss like any other.
+      if (polledMs > 0 && waitedMs <= polledMs) return;
+    }
+    const sample = Math.min(waitedMs, this.#reachMs);
+    // An answer counts as caught by polling only within the budget: the reach of a probe or of
+    // a recovery poll is for breaking a chain of late wake-ups, not a length to poll for.
+    const hit = polledMs > 0 && waitedMs <= Math.min(polledMs, this.#budgetMs);
     const wasPolling = this.#wins();
     const probe = polledMs > 0 !== wasPolling;
     const weight = probe ? PROBE_WEIGHT : WEIGHT;
     const mix = (old: number | undefined): number => (old === undefined ? sample : old + (sample - old) * weight);
     if (polledMs > 0) {
-      this.#polledMs = mix(this.#polledMs);
-      this.#hitRate += ((waitedMs <= polledMs ? 1 : 0) - this.#hitRate) * weight;
+      // The polled estimate is the typical wait of the answers polling caught; the ones it did
+      // not catch count in the hit rate. (A mean of both would let one stall on the other side
+      // weigh like a dozen quick answers, and flip the mode.)
+      if (hit || this.#polledMs === undefined) this.#polledMs = mix(this.#polledMs);
+      this.#hitRate += ((hit ? 1 : 0) - this.#hitRate) * (probe ? PROBE_WEIGHT : HIT_WEIGHT);
+      if (waitedMs > polledMs) this.#late = true;
     } else {
       this.#sleptMs = mix(this.#sleptMs);
     }
     const polling = this.#wins();
     // A switch, or a polling probe that answered in time and brought the polled estimate below
-    // the slept one (something changed): probe often again. A probe that confirms the mode:
-    // less often. (One lucky probe alone does not count: on busy cores some always are.)
-    const promising = probe && polledMs > 0 && waitedMs <= polledMs && this.#polledMs! < (this.#sleptMs ?? 0);
-    if (polling !== wasPolling || promising) this.#pollProbeEvery = PROBE_POLL_EVERY;
-    else if (probe && !polling && this.#sleptMs !== undefined) this.#pollProbeEvery = Math.min(PROBE_POLL_RARELY, this.#pollProbeEvery * 2);
+    // the slept one (something changed): probe often again. A window of probes that confirm the
+    // mode: less often. (One lucky probe alone does not count: on busy cores some always are.)
+    const promising = probe && hit && this.#polledMs! < (this.#sleptMs ?? 0);
+    if (polling !== wasPolling || promising) {
+      this.#probePeriodMs = PROBE_PERIOD_MS;
+      this.#backedOffWindow = NaN;
+    } else if (probe && !polling && this.#sleptMs !== undefined && this.#probeWindow !== this.#backedOffWindow) {
+      this.#backedOffWindow = this.#probeWindow;
+      this.#probePeriodMs = Math.min(PROBE_PERIOD_RARELY_MS, this.#probePeriodMs * 2);
+    }
   }
 
   #wins(): boolean {
