@@ -38,6 +38,7 @@ const REFERENCES: Record<string, Reference[]> = {
   'hog-sequential-p99': [{ id: 'wsfutures/hog-sequential-p99-no-busy-poll' }],
   // map's own per-item cost: against the same items cut into arrays by hand, one submit each.
   'map-chunked': [{ id: 'baseline/ws-batched', target: { op: '>=', value: 0.8 } }, { id: 'wsfutures/map-manual-chunks', target: { op: '>=', value: 0.5 } }],
+  'map-chunked-chunks': [{ id: 'wsfutures/map-manual-chunks' }],
   'map-manual-chunks': [{ id: 'baseline/ws-batched' }],
   'payload-1mib': [{ id: 'baseline/ws-echo-1mib' }, { id: 'baseline/tcp-echo-1mib' }, { id: 'baseline/tcp-bandwidth', target: { op: '>=', value: 0.5 } }],
   'payload-16mib': [{ id: 'baseline/ws-echo-16mib' }, { id: 'baseline/tcp-echo-16mib' }, { id: 'baseline/tcp-bandwidth', target: { op: '>=', value: 0.5 } }],
