@@ -11,7 +11,7 @@
  * - recovery: the local worker node killed (SIGKILL) while a batch of 50 ms tasks runs; the pool
  *   restarts it and reruns what it held: the batch's time over the same batch undisturbed;
  * - 1,000,000 tasks queued at once: coordinator heap per queued task (after `gc()`), and the
- *   rate at which the queue drains;
+ *   rate at which the queue drains, against tiny-task bursts run just before and after it;
  * - interleaved with the bare echo (its own server process, as the baseline suite runs it):
  *   sequential round trips and tiny-task bursts, alternating in short rounds so both see the
  *   same machine. This VM's speed drifts by ±30% between suites run minutes apart; ratios of
@@ -304,6 +304,8 @@ async function queued(pool: PoolContract): Promise<void> {
   const gc = (globalThis as { gc?: () => void }).gc;
   if (!gc) throw new Error('run with node --expose-gc to measure the queue');
   const n = sizes.queued;
+  const aroundStarted = now();
+  const burstBefore = await awaitedBurst(pool);
   gc();
   const before = process.memoryUsage().heapUsed;
   const t0 = now();
@@ -318,6 +320,7 @@ async function queued(pool: PoolContract): Promise<void> {
   for (const f of futures) done += (await f) === done ? 1 : 0;
   const ms = now() - t0 - gcMs;
   if (done !== n) throw new Error(`the queued tasks returned wrong values (${done} of ${n} right)`);
+  const burstAfter = await awaitedBurst(pool);
   const count = n.toLocaleString('en-US');
   emitFigure({
     suite: SUITE,
@@ -341,6 +344,28 @@ async function queued(pool: PoolContract): Promise<void> {
       (gcMs / 1000).toFixed(2)
     } s) not counted (with it: ${Math.round(perSecond(n, ms + gcMs)).toLocaleString('en-US')}/s)`,
   });
+  emitFigure({
+    suite: SUITE,
+    workload: 'queue-burst-around',
+    label: `wsfutures ${sizes.tiny.toLocaleString('en-US')}-task bursts before and after the queue`,
+    value: (burstBefore + burstAfter) / 2,
+    unit: 'tasks/s',
+    count: 2 * sizes.tiny,
+    seconds: (now() - aroundStarted) / 1000,
+    note: `mean of ${Math.round(burstBefore).toLocaleString('en-US')} and ${
+      Math.round(burstAfter).toLocaleString('en-US')
+    }/s; submitted and awaited in order as the queue is, so that only the queue's size differs`,
+  });
+}
+
+/** A tiny-task burst read as the queue is (each future awaited in order); tasks/s. */
+async function awaitedBurst(pool: PoolContract): Promise<number> {
+  const t0 = now();
+  const futures = Array.from({ length: sizes.tiny }, (_, i) => pool.submit(noop, i));
+  let done = 0;
+  for (const f of futures) done += (await f) === done ? 1 : 0;
+  if (done !== sizes.tiny) throw new Error(`the burst returned wrong values (${done} of ${sizes.tiny} right)`);
+  return perSecond(sizes.tiny, now() - t0);
 }
 
 /**
