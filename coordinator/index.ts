@@ -15,7 +15,7 @@ export {
   type WaitOptions,
   type WaitResult,
 } from './wait.ts';
-export type { Executor, MapOptions, ShutdownOptions, SubmitOptions } from './executor.ts';
+export type { Executor, MapOptions, MapResults, ShutdownOptions, SubmitOptions } from './executor.ts';
 export { AsyncPoolExecutor, type AsyncPoolExecutorOptions } from './async-pool.ts';
 // currentTask, TaskContext and the error classes: the same as what task modules import.
 export * from '../shared/task.ts';

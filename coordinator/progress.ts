@@ -27,8 +27,16 @@ export function sizeOf(iterable: unknown): number | undefined {
   return undefined;
 }
 
-/** Passes `source`'s values through, reporting progress as they come. */
-export async function* withProgress<T>(source: AsyncGenerator<T, void, undefined>, total: number | undefined, option: ProgressOption): AsyncGenerator<T, void, undefined> {
+/**
+ * Passes `source`'s values through, reporting progress as they come; `count` says how many
+ * results a value stands for (an array of a chunk's results stands for its length).
+ */
+export async function* withProgress<T>(
+  source: AsyncGenerator<T, void, undefined>,
+  total: number | undefined,
+  option: ProgressOption,
+  count?: (value: T) => number,
+): AsyncGenerator<T, void, undefined> {
   if (option === false) return yield* source;
   const report = typeof option === 'function' ? option : terminalBar(total);
   let done = 0;
@@ -42,7 +50,7 @@ export async function* withProgress<T>(source: AsyncGenerator<T, void, undefined
   try {
     tell(true);
     for await (const value of source) {
-      done++;
+      done += count ? count(value) : 1;
       tell(false);
       yield value;
     }

@@ -269,6 +269,18 @@ test('chunksize does not widen buffersize on the local pool', async () => {
   await results.return();
 });
 
+test('chunks() on the local pool: one-element arrays in order, and the map timeout still applies', async () => {
+  await using pool = new AsyncPoolExecutor({ maxWorkers: 2 });
+  assert.equal(await collect(pool.map((n: number) => n * 2, [1, 2, 3], { chunksize: 2 }).chunks()), [[2], [4], [6]]);
+  const seen: number[][] = [];
+  const slow = (ms: number) => sleep(ms).then(() => ms);
+  const err = await rejects(async () => {
+    for await (const values of pool.map(slow, [0, 1, 1_500], { timeout: 500 }).chunks()) seen.push(values);
+  }, TimeoutError);
+  assert.equal(seen, [[0], [1]]);
+  assert.is((err as Error).message, 'AsyncPoolExecutor.map: results did not arrive within 500 ms');
+});
+
 test('map after shutdown throws ExecutorShutdownError at the call', async () => {
   const pool = new AsyncPoolExecutor({ maxWorkers: 1 });
   await pool.shutdown();

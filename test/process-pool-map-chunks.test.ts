@@ -9,6 +9,7 @@ import * as assert from 'uvu/assert';
 import type { ProcessPoolExecutor } from '../coordinator/index.ts';
 import { add, echo, failIfNegative } from './fixtures/tasks.ts';
 import { startPool } from './helpers/cluster.ts';
+import { until } from './helpers/deferred.ts';
 
 let pool: ProcessPoolExecutor;
 
@@ -103,6 +104,70 @@ test('starmap with chunksize: an item that is not an array throws TypeError nami
   assert.equal(values, [1, 2, 3, 4, 5, 6]);
   assert.instance(error, TypeError);
   assert.match((error as Error).message, /starmap: every item must be an array of arguments: got 5/);
+});
+
+test('chunks() hands out the values a chunk at a time, in input order, the last chunk shorter', async () => {
+  const items = Array.from({ length: 23 }, (_, i) => i);
+  const { values, error } = await collect(pool.map(echo, items, { chunksize: 5 }).chunks());
+  assert.is(error, undefined);
+  assert.equal(values, [[0, 1, 2, 3, 4], [5, 6, 7, 8, 9], [10, 11, 12, 13, 14], [15, 16, 17, 18, 19], [20, 21, 22]]);
+  const pairs = Array.from({ length: 7 }, (_, i) => [i, 10] as [number, number]);
+  assert.equal((await collect(pool.starmap(add, pairs, { chunksize: 3 }).chunks())).values, [[10, 11, 12], [13, 14, 15], [16]]);
+  assert.equal((await collect(pool.map(echo, [], { chunksize: 3 }).chunks())).values, []);
+});
+
+test('chunks(): an error comes after the values before it, at the next step, and never as an empty chunk', async () => {
+  for (const [bad, expected] of [[7, [[0, 1, 2, 3, 4], [5, 6]]], [10, [[0, 1, 2, 3, 4], [5, 6, 7, 8, 9]]], [0, []]] as const) {
+    const items = Array.from({ length: 20 }, (_, i) => (i === bad ? -1 : i));
+    const { values, error } = await collect(pool.map(failIfNegative, items, { chunksize: 5 }).chunks());
+    assert.equal(values, expected, `bad item at ${bad}`);
+    assert.instance(error, RangeError);
+    assert.is((error as Error).message, 'bad item -1');
+  }
+});
+
+test('chunks() goes on from the values already taken one by one, without repeating them', async () => {
+  const results = pool.map(echo, Array.from({ length: 12 }, (_, i) => i), { chunksize: 5 });
+  assert.equal(await results.next(), { value: 0, done: false });
+  assert.equal(await results.next(), { value: 1, done: false });
+  const chunks = results.chunks();
+  assert.equal(await chunks.next(), { value: [2, 3, 4], done: false });
+  // And back: one by one again from the next chunk.
+  assert.equal(await results.next(), { value: 5, done: false });
+  assert.equal((await collect(chunks)).values, [[6, 7, 8, 9], [10, 11]]);
+  assert.equal(await results.next(), { value: undefined, done: true });
+});
+
+test('chunks() reads the input lazily under buffersize, and leaving early closes it', async () => {
+  const stats = { pulled: 0, closed: false };
+  function* endless() {
+    try {
+      for (let i = 0;; i++) {
+        stats.pulled++;
+        yield i;
+      }
+    } finally {
+      stats.closed = true;
+    }
+  }
+  const seen: number[][] = [];
+  for await (const values of pool.map(echo, endless(), { chunksize: 4, buffersize: 2 }).chunks()) {
+    seen.push(values);
+    // Two chunks in flight at most, and a third read once one is in hand.
+    assert.ok(stats.pulled <= (seen.length + 2) * 4, `read ${stats.pulled} items after ${seen.length} chunk(s)`);
+    if (seen.length === 3) break;
+  }
+  assert.equal(seen, [[0, 1, 2, 3], [4, 5, 6, 7], [8, 9, 10, 11]]);
+  await until(() => stats.closed, 2_000, 'the input was closed');
+});
+
+test('chunks() with progress counts every value of a chunk', async () => {
+  const reports: { done: number; total?: number }[] = [];
+  const { values } = await collect(pool.map(echo, Array.from({ length: 10 }, (_, i) => i), { chunksize: 4, progress: (p) => reports.push({ ...p }) }).chunks());
+  assert.equal(values, [[0, 1, 2, 3], [4, 5, 6, 7], [8, 9]]);
+  assert.equal(reports[0], { done: 0, total: 10 });
+  assert.equal(reports.at(-1), { done: 10, total: 10 });
+  for (let i = 1; i < reports.length; i++) assert.ok(reports[i]!.done >= reports[i - 1]!.done, 'done never goes back');
 });
 
 test.run();
