@@ -215,13 +215,6 @@ export class ProcessPoolExecutor extends BaseExecutor {
   readonly #stats = new ClusterStats();
   #noSlotTimer: ReturnType<typeof setTimeout> | undefined;
   #warnedNoSlots = false;
-  /**
-   * Tasks asking for resources that no connected node declared when they were queued, with the
-   * timer of their `timeout`, if any (see #watchUnmet). Rare: a map lookup per such task only.
-   */
-  readonly #unmet = new Map<number, { entry: Entry; resources: Resources; timer: ReturnType<typeof setTimeout> | undefined }>();
-  #unmetTimer: ReturnType<typeof setTimeout> | undefined;
-  #warnedUnmet = false;
   readonly #metrics: PoolMetrics;
   readonly #feed: DashboardFeed;
   readonly #routes: HttpRoutes;
@@ -332,11 +325,13 @@ export class ProcessPoolExecutor extends BaseExecutor {
       maxTasksPerSlot: MAX_TASKS_PER_SLOT,
       abortGraceMs: ABORT_GRACE_MS,
       laneDeathWaitMs: LANE_DEATH_WAIT_MS,
+      unmetWarnMs: NO_SLOT_WARNING_MS,
       accept: (entry) => {
         if (this.markRunning(entry.future)) return true;
         this.#stats.cancelled++; // cancelled while it waited: dropped here, never sent
         return false;
       },
+      settled: (entry) => entry.future.done(),
     });
     this.#busyPollMicros = busyPollMicros;
     this.#busyPoll = new BusyPoll(busyPollMicros);
@@ -364,7 +359,7 @@ export class ProcessPoolExecutor extends BaseExecutor {
           this.#apply();
           this.#schedulePump();
         },
-        drain: (peer) => this.#event(this.#state.drain(peer.id)),
+        drain: (peer) => this.#event(this.#state.drain(peer.id, performance.now())),
         lost: (peer, reason) => this.#onLost(peer, reason),
         log: (level, m) => this.#log(level, m),
       },
@@ -656,84 +651,13 @@ export class ProcessPoolExecutor extends BaseExecutor {
     if (this.#noSlotTimer === undefined && this.#state.slotCount === 0) this.#watchNoSlots();
     const kind = this.#kindOf(ref.exportName, chunk);
     const entry: Entry = { future, m: ref.moduleId, f: ref.exportName, args, chunk, fn, kind, queuedAt: performance.now() };
-    this.#state.submit(id, entry, ref.moduleId, priority, resources);
-    if (resources !== undefined && !this.#state.scheduler.canSatisfy(resources)) this.#watchUnmet(id, entry, resources, timeout);
+    if (resources === undefined) this.#state.submit(id, entry, { module: ref.moduleId, priority });
+    else {
+      // It may wait for a node that declares its resources: the state may have a deadline now.
+      this.#state.submit(id, entry, { module: ref.moduleId, priority, resources, timeout, now: entry.queuedAt });
+      this.#apply();
+    }
     this.#schedulePump();
-  }
-
-  /**
-   * A task asks for resources no connected node declares: it waits for a node that does. If
-   * tasks still wait so after NO_SLOT_WARNING_MS, the pool says so once (until a node that has
-   * them joins); with a `timeout`, the task fails once it has waited that long. (A timeout
-   * otherwise counts from the start of a task: waiting behind other work is not the task's
-   * doing, but waiting for a kind of node that is not there will not end by itself.)
-   */
-  #watchUnmet(id: number, entry: Entry, resources: Resources, timeout: number | undefined): void {
-    const timer = timeout === undefined || timeout === Infinity ? undefined : setTimeout(() => this.#unmetTimedOut(id, timeout), timeout);
-    this.#unmet.set(id, { entry, resources, timer });
-    entry.future.addDoneCallback(() => this.#forgetUnmet(id));
-    if (this.#unmetTimer === undefined && !this.#warnedUnmet) {
-      this.#unmetTimer = setTimeout(() => {
-        this.#unmetTimer = undefined;
-        this.#pruneUnmet();
-        if (this.#unmet.size === 0 || this.isShutdown || this.#broken) return;
-        this.#warnedUnmet = true;
-        const asks = new Map<string, string>();
-        for (const { entry: e, resources: r } of this.#unmet.values()) asks.set(`${e.fn}\0${formatResources(r)}`, `${e.fn || 'a task'}() asks for ${formatResources(r)}`);
-        const shown = [...asks.values()];
-        const more = shown.length > 3 ? ` (and ${shown.length - 3} other request(s))` : '';
-        this.#log(
-          'warn',
-          `${this.#unmet.size} task(s) have waited ${NO_SLOT_WARNING_MS / 1000} s for resources that no connected worker node declares: ${
-            shown.slice(0, 3).join('; ')
-          }${more}. ${this.#declaredResources()}. Start a node that has them, e.g. npx wsfutures-worker --connect HOST:PORT --resources ${
-            formatResources(this.#unmet.values().next().value!.resources)
-          }`,
-        );
-      }, NO_SLOT_WARNING_MS);
-      this.#unmetTimer.unref?.();
-    }
-  }
-
-  /** What the connected nodes declare, for messages about requests none of them can meet. */
-  #declaredResources(): string {
-    const nodes = [...this.#nodes.values()];
-    if (nodes.length === 0) return 'No worker node is connected';
-    const shown = nodes.slice(0, 8).map((n) => `${n.peer.label}: ${formatResources(n.resources?.declared ?? {})}`);
-    return `Connected worker nodes declare ${shown.join('; ')}${nodes.length > 8 ? ` (and ${nodes.length - 8} more)` : ''}`;
-  }
-
-  #forgetUnmet(id: number): void {
-    const u = this.#unmet.get(id);
-    if (!u) return;
-    clearTimeout(u.timer);
-    this.#unmet.delete(id);
-  }
-
-  /** Forgets the waiting tasks a connected node now declares enough for (and finished ones). */
-  #pruneUnmet(): void {
-    for (const [id, u] of this.#unmet) {
-      if (u.entry.future.done() || this.#state.scheduler.canSatisfy(u.resources)) this.#forgetUnmet(id);
-    }
-    if (this.#unmet.size === 0) this.#warnedUnmet = false;
-  }
-
-  /** A task's timeout ran out while no connected node declared the resources it asks for. */
-  #unmetTimedOut(id: number, timeout: number): void {
-    const u = this.#unmet.get(id);
-    if (!u) return;
-    this.#unmet.delete(id);
-    const { entry, resources } = u;
-    // Assigned meanwhile, or a node that has them is here now: it waits as any task does.
-    if (entry.future.done() || this.#state.scheduler.workerOf(id) !== undefined || !this.#state.scheduler.hasTask(id) || this.#state.scheduler.canSatisfy(resources)) return;
-    this.#state.scheduler.cancel(id);
-    this.#stats.failedElsewhere(entry.kind.stat, Date.now());
-    entry.future.setException(
-      new TimeoutError(
-        `task ${id} (${entry.fn || 'the task'}) asked for resources ${formatResources(resources)} and waited ${timeout} ms, its timeout, for a worker node that declares them. ` +
-          `${this.#declaredResources()}. Start a node with them (wsfutures-worker --resources ${formatResources(resources)}), or ask for less`,
-      ),
-    );
   }
 
   /**
@@ -790,7 +714,6 @@ export class ProcessPoolExecutor extends BaseExecutor {
 
   protected async close(): Promise<void> {
     clearTimeout(this.#noSlotTimer);
-    clearTimeout(this.#unmetTimer);
     this.#closing = true;
     this.#holdHandles();
     await this.#started.catch(() => {});
@@ -928,9 +851,40 @@ export class ProcessPoolExecutor extends BaseExecutor {
         this.#log('warn', `lane ${ins.lane} of worker node ${label} lost: ${ins.reason}; ${ins.requeued} task(s) requeued, ${ins.failed} failed`);
         return;
       }
+      case 'unmet-warning':
+        return this.#unmetWarning(ins.tasks, ins.declared);
+      case 'unmet-timeout': {
+        const { payload: entry, resources } = ins;
+        if (entry.future.done()) return;
+        this.#stats.failedElsewhere(entry.kind.stat, Date.now());
+        entry.future.setException(
+          new TimeoutError(
+            `task ${ins.id} (${entry.fn || 'the task'}) asked for resources ${
+              formatResources(resources)
+            } and waited ${ins.waitedMs} ms, its timeout, for a worker node that declares them. ` +
+              `${ins.declared}. Start a node with them (wsfutures-worker --resources ${formatResources(resources)}), or ask for less`,
+          ),
+        );
+        return;
+      }
       case 'log':
         return this.#log(ins.level, ins.message);
     }
+  }
+
+  /** Tasks have waited NO_SLOT_WARNING_MS for resources no connected node declares. */
+  #unmetWarning(tasks: { payload: Entry; resources: Resources }[], declared: string): void {
+    if (this.isShutdown || this.#broken) return;
+    const asks = new Map<string, string>();
+    for (const { payload: e, resources: r } of tasks) asks.set(`${e.fn}\0${formatResources(r)}`, `${e.fn || 'a task'}() asks for ${formatResources(r)}`);
+    const shown = [...asks.values()];
+    const more = shown.length > 3 ? ` (and ${shown.length - 3} other request(s))` : '';
+    this.#log(
+      'warn',
+      `${tasks.length} task(s) have waited ${NO_SLOT_WARNING_MS / 1000} s for resources that no connected worker node declares: ${
+        shown.slice(0, 3).join('; ')
+      }${more}. ${declared}. Start a node that has them, e.g. npx wsfutures-worker --connect HOST:PORT --resources ${formatResources(tasks[0]!.resources)}`,
+    );
   }
 
   /** Encodes and sends the tasks the state handed to a lane. */
@@ -1059,7 +1013,15 @@ export class ProcessPoolExecutor extends BaseExecutor {
   readonly #moduleUrl = (id: number): string | undefined => this.#registry.modules[id]?.url;
 
   #onAttach(peer: WorkerPeer, msg: AttachMsg): string | undefined {
-    const refused = this.#state.attach(peer.id, msg.node, msg.lane, msg.ticket, msg.failedModules ?? [], this.#moduleUrl, peer.version >= STEAL_VERSION);
+    const refused = this.#state.attach({
+      lane: peer.id,
+      node: msg.node,
+      laneNumber: msg.lane,
+      ticket: msg.ticket,
+      failedModules: msg.failedModules ?? [],
+      moduleUrl: this.#moduleUrl,
+      canSteal: peer.version >= STEAL_VERSION,
+    });
     if (refused) {
       this.#apply();
       return refused;
@@ -1069,7 +1031,6 @@ export class ProcessPoolExecutor extends BaseExecutor {
     this.#lanePeers.set(peer.id, peer);
     this.#warnedNoSlots = false;
     this.#apply();
-    if (this.#nodes.get(msg.node)?.resources && this.#unmet.size > 0) this.#pruneUnmet();
     const have = this.#state.slotCount;
     this.#readyWaiters = this.#readyWaiters.filter((w) => {
       if (have < w.slots) return true;
@@ -1244,7 +1205,7 @@ export class ProcessPoolExecutor extends BaseExecutor {
   }
 
   #onLaneDied(peer: WorkerPeer, msg: LaneDiedMsg): void {
-    this.#state.laneDied(peer.id, msg.lane, msg.crashed, boundText(msg.how), msg.task);
+    this.#state.laneDied({ node: peer.id, laneNumber: msg.lane, crashed: msg.crashed, how: boundText(msg.how), task: msg.task, now: performance.now() });
     this.#apply();
     this.#schedulePump();
   }
