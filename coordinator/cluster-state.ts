@@ -114,8 +114,10 @@ export type Instruction<P> =
   /** The node is gone; `drained` if it had been told it could go. */
   | { op: 'node-lost'; node: string; reason: string; requeued: number; failed: number; drained: boolean }
   | { op: 'lane-lost'; node: string; lane: number; reason: string; requeued: number; failed: number }
+  /** Tasks have waited warnAfterMs with no slot connected (said once, until a lane attaches). */
+  | { op: 'no-slot-warning'; queued: number }
   /**
-   * Tasks have waited unmetWarnMs for resources no connected node declares (said once, until
+   * Tasks have waited warnAfterMs for resources no connected node declares (said once, until
    * none waits so); `declared`: what the connected nodes declare, in words.
    */
   | { op: 'unmet-warning'; tasks: { payload: P; resources: Resources }[]; declared: string }
@@ -151,8 +153,8 @@ export interface TaskRequest {
    * undefined or Infinity: as long as it takes). Only with `resources`.
    */
   timeout?: number;
-  /** When it is submitted (the clock of tick): only needed with `resources`. */
-  now?: number;
+  /** When it is submitted (the clock of tick). */
+  now: number;
 }
 
 /** A node says a lane's thread is gone (see laneDied). */
@@ -193,8 +195,11 @@ export interface ClusterStateOptions<P> {
   abortGraceMs: number;
   /** How long a closed lane waits for its node to say what happened, ms. */
   laneDeathWaitMs: number;
-  /** How long tasks wait for resources no connected node declares before the pool says so, ms. */
-  unmetWarnMs: number;
+  /**
+   * How long tasks wait with no slot connected, or for resources no connected node declares,
+   * before the pool is told (`no-slot-warning`, `unmet-warning`), ms.
+   */
+  warnAfterMs: number;
   /**
    * Asked before a queued task is handed out: false drops it (its future was cancelled while
    * it waited). A query of the futures, not an action on the cluster.
@@ -244,6 +249,10 @@ export class ClusterState<P extends TaskPayload> {
   #unmetWarnAt = Infinity;
   /** Said already, and not since none waits so. */
   #warnedUnmet = false;
+  /** When to say that tasks wait with no slot connected (Infinity: not armed). */
+  #noSlotWarnAt = Infinity;
+  /** Said already, and no lane attached since. */
+  #warnedNoSlots = false;
 
   constructor(options: ClusterStateOptions<P>) {
     this.#options = options;
@@ -301,7 +310,7 @@ export class ClusterState<P extends TaskPayload> {
   }
   /** The earliest deadline to wake the state at (tick), or Infinity. */
   get nextDeadline(): number {
-    let at = this.#unmetNext < this.#unmetWarnAt ? this.#unmetNext : this.#unmetWarnAt;
+    let at = Math.min(this.#unmetNext, this.#unmetWarnAt, this.#noSlotWarnAt);
     for (const d of this.#deadlines) if (d.at < at) at = d.at;
     return at;
   }
@@ -406,6 +415,7 @@ export class ClusterState<P extends TaskPayload> {
         message: `worker node ${node.info.label} could not import task module ${moduleUrl(id)}: ${error}. Its tasks go only to worker nodes that loaded it.`,
       });
     }
+    this.#warnedNoSlots = false;
     const l: LaneS = { id: lane, node, lane: laneNumber, closing: false, unreported: new Set(), slowness: 1, canSteal, stealing: false };
     node.lanes.set(laneNumber, l);
     this.#lanes.set(lane, l);
@@ -439,8 +449,9 @@ export class ClusterState<P extends TaskPayload> {
   }
 
   /**
-   * Queues a task (ids are the pool's, unique). One that asks for resources no connected node
-   * declares waits for a node that does: if tasks still wait so after unmetWarnMs, an
+   * Queues a task (ids are the pool's, unique). If tasks still wait after warnAfterMs with no
+   * slot connected, a `no-slot-warning` says so (once, until a lane attaches). One that asks for resources no connected node
+   * declares waits for a node that does: if tasks still wait so after warnAfterMs, an
    * `unmet-warning` says so (once, until none waits so); with a `timeout`, the task fails
    * (`unmet-timeout`) once it has waited that long. The same holds from the moment the last
    * node declaring them leaves or drains while such tasks are queued. (A timeout otherwise counts
@@ -449,7 +460,8 @@ export class ClusterState<P extends TaskPayload> {
    */
   submit(id: number, payload: P, task: TaskRequest): undefined {
     this.scheduler.submit(id, payload, task.module, task.priority, payload.kind.id, task.resources);
-    if (task.resources !== undefined) this.#requested(id, task.resources, task.timeout ?? Infinity, task.now ?? 0);
+    if (this.scheduler.slotCount === 0 && this.#noSlotWarnAt === Infinity && !this.#warnedNoSlots) this.#noSlotWarnAt = task.now + this.#options.warnAfterMs;
+    if (task.resources !== undefined) this.#requested(id, task.resources, task.timeout ?? Infinity, task.now);
     return undefined;
   }
 
@@ -670,6 +682,13 @@ export class ClusterState<P extends TaskPayload> {
   /** Time passed: deadlines at or before `now` fire. */
   tick(now: number): undefined {
     if (this.#unmetNext <= now || this.#unmetWarnAt <= now) this.#tickUnmet(now);
+    if (this.#noSlotWarnAt <= now) {
+      this.#noSlotWarnAt = Infinity;
+      if (this.scheduler.slotCount === 0 && this.scheduler.queuedCount > 0) {
+        this.#warnedNoSlots = true;
+        this.out.push({ op: 'no-slot-warning', queued: this.scheduler.queuedCount });
+      }
+    }
     if (this.#deadlines.length === 0) return undefined;
     const due = this.#deadlines.filter((d) => d.at <= now);
     if (due.length === 0) return undefined;
@@ -716,7 +735,7 @@ export class ClusterState<P extends TaskPayload> {
     const at = now + timeout;
     this.#unmet.set(id, { resources, at, timeout });
     if (at < this.#unmetNext) this.#unmetNext = at;
-    if (!this.#warnedUnmet && this.#unmetWarnAt === Infinity) this.#unmetWarnAt = now + this.#options.unmetWarnMs;
+    if (!this.#warnedUnmet && this.#unmetWarnAt === Infinity) this.#unmetWarnAt = now + this.#options.warnAfterMs;
   }
 
   /**

@@ -42,7 +42,7 @@ import { NodeResources } from './scheduler.ts';
 import { checkResources, formatResources, type Resources } from '../shared/resources.ts';
 import { CoordinatorServer, type WorkerPeer } from './server.ts';
 import { joinCommands } from './addresses.ts';
-import { ClusterStats, FunctionRecord, NodeRecord, type NodeStats, type PoolStats } from './cluster-stats.ts';
+import { ClusterStats, FunctionRecord, NodeRecord, type NodeStats, nodeStats, type PoolStats } from './cluster-stats.ts';
 import { type PoolEventListener, type PoolEventName, PoolEvents } from './pool-events.ts';
 import { PoolMetrics } from './metrics.ts';
 import { DashboardFeed } from './dashboard-feed.ts';
@@ -213,8 +213,6 @@ export class ProcessPoolExecutor extends BaseExecutor {
   readonly #log: (level: 'info' | 'warn', message: string) => void;
   readonly #logOption: ProcessPoolExecutorOptions['log'];
   readonly #stats = new ClusterStats();
-  #noSlotTimer: ReturnType<typeof setTimeout> | undefined;
-  #warnedNoSlots = false;
   readonly #metrics: PoolMetrics;
   readonly #feed: DashboardFeed;
   readonly #routes: HttpRoutes;
@@ -325,7 +323,7 @@ export class ProcessPoolExecutor extends BaseExecutor {
       maxTasksPerSlot: MAX_TASKS_PER_SLOT,
       abortGraceMs: ABORT_GRACE_MS,
       laneDeathWaitMs: LANE_DEATH_WAIT_MS,
-      unmetWarnMs: NO_SLOT_WARNING_MS,
+      warnAfterMs: NO_SLOT_WARNING_MS,
       accept: (entry) => {
         if (this.markRunning(entry.future)) return true;
         this.#stats.cancelled++; // cancelled while it waited: dropped here, never sent
@@ -511,26 +509,7 @@ export class ProcessPoolExecutor extends BaseExecutor {
   }
 
   #nodeStats(node: NodeWiring): NodeStats {
-    const { peer, stat } = node;
-    const running = this.#state.unreportedOn(peer.id);
-    const out: NodeStats = {
-      id: peer.id,
-      name: peer.name,
-      hostname: peer.hostname,
-      address: peer.remoteAddress,
-      runtime: peer.runtime,
-      local: stat.local,
-      state: stat.state,
-      slots: peer.slots,
-      running,
-      completed: stat.completed,
-      failed: stat.failed,
-      retried: stat.retried,
-      connectedAt: stat.connectedAt,
-    };
-    if (peer.rttMs !== undefined) out.heartbeatRttMs = peer.rttMs;
-    if (node.resources) out.resources = { declared: { ...node.resources.declared }, free: { ...node.resources.free } };
-    return out;
+    return nodeStats(node.peer, node.stat, this.#state.unreportedOn(node.peer.id), node.resources);
   }
 
   /** The connected worker nodes. */
@@ -648,37 +627,13 @@ export class ProcessPoolExecutor extends BaseExecutor {
     const unloadable = this.#moduleLoadError(ref.moduleId, fn);
     if (unloadable) return future.setException(unloadable);
     const id = ++this.#nextId;
-    if (this.#noSlotTimer === undefined && this.#state.slotCount === 0) this.#watchNoSlots();
     const kind = this.#kindOf(ref.exportName, chunk);
     const entry: Entry = { future, m: ref.moduleId, f: ref.exportName, args, chunk, fn, kind, queuedAt: performance.now() };
-    if (resources === undefined) this.#state.submit(id, entry, { module: ref.moduleId, priority });
-    else {
-      // It may wait for a node that declares its resources: the state may have a deadline now.
-      this.#state.submit(id, entry, { module: ref.moduleId, priority, resources, timeout, now: entry.queuedAt });
-      this.#apply();
-    }
+    if (resources === undefined) this.#state.submit(id, entry, { module: ref.moduleId, priority, now: entry.queuedAt });
+    else this.#state.submit(id, entry, { module: ref.moduleId, priority, resources, timeout, now: entry.queuedAt });
+    // It may wait for a node (or one that declares its resources): the state may have a deadline now.
+    if (resources !== undefined || this.#state.slotCount === 0) this.#armTimer();
     this.#schedulePump();
-  }
-
-  /**
-   * Tasks queued while no node is connected: if they still wait after NO_SLOT_WARNING_MS with
-   * no slot, say so once (until a slot comes), with how to start a node.
-   */
-  #watchNoSlots(): void {
-    if (this.#warnedNoSlots) return;
-    this.#noSlotTimer = setTimeout(() => {
-      this.#noSlotTimer = undefined;
-      if (this.#state.slotCount > 0 || this.#state.queuedCount === 0 || this.isShutdown || this.#broken) return;
-      this.#warnedNoSlots = true;
-      const join = this.joinCommands()[0];
-      this.#log(
-        'warn',
-        `${this.#state.queuedCount} task(s) have waited ${NO_SLOT_WARNING_MS / 1000} s with no worker node connected${
-          this.maxWorkers > 0 ? ' (the local node has not connected yet)' : ''
-        }; start one with: ${join ?? 'npx wsfutures-worker --connect HOST:PORT'} (token in WSFUTURES_TOKEN)`,
-      );
-    }, NO_SLOT_WARNING_MS);
-    this.#noSlotTimer.unref?.();
   }
 
   /**
@@ -713,7 +668,6 @@ export class ProcessPoolExecutor extends BaseExecutor {
   }
 
   protected async close(): Promise<void> {
-    clearTimeout(this.#noSlotTimer);
     this.#closing = true;
     this.#holdHandles();
     await this.#started.catch(() => {});
@@ -761,6 +715,11 @@ export class ProcessPoolExecutor extends BaseExecutor {
       out.length = 0;
       this.#applying = false;
     }
+    this.#armTimer();
+  }
+
+  /** The timer for the state's earliest deadline, if that is earlier than the one set. */
+  #armTimer(): void {
     const at = this.#state.nextDeadline;
     if (at < this.#timerAt) this.#wakeAt(at);
   }
@@ -850,6 +809,16 @@ export class ProcessPoolExecutor extends BaseExecutor {
         const label = this.#nodes.get(ins.node)?.peer.label ?? ins.node;
         this.#log('warn', `lane ${ins.lane} of worker node ${label} lost: ${ins.reason}; ${ins.requeued} task(s) requeued, ${ins.failed} failed`);
         return;
+      }
+      case 'no-slot-warning': {
+        if (this.isShutdown || this.#broken) return;
+        const join = this.joinCommands()[0];
+        return this.#log(
+          'warn',
+          `${ins.queued} task(s) have waited ${NO_SLOT_WARNING_MS / 1000} s with no worker node connected${
+            this.maxWorkers > 0 ? ' (the local node has not connected yet)' : ''
+          }; start one with: ${join ?? 'npx wsfutures-worker --connect HOST:PORT'} (token in WSFUTURES_TOKEN)`,
+        );
       }
       case 'unmet-warning':
         return this.#unmetWarning(ins.tasks, ins.declared);
@@ -1029,7 +998,6 @@ export class ProcessPoolExecutor extends BaseExecutor {
     peer.node = this.#nodes.get(msg.node)!.peer.node;
     peer.slots = 1;
     this.#lanePeers.set(peer.id, peer);
-    this.#warnedNoSlots = false;
     this.#apply();
     const have = this.#state.slotCount;
     this.#readyWaiters = this.#readyWaiters.filter((w) => {

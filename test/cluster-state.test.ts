@@ -27,7 +27,7 @@ function make(options: Partial<ClusterStateOptions<P>> = {}): ClusterState<P> {
     maxTasksPerSlot: 4,
     abortGraceMs: 1000,
     laneDeathWaitMs: 3000,
-    unmetWarnMs: 5000,
+    warnAfterMs: 5000,
     accept: (p) => !p.cancelled,
     settled: (p) => p.cancelled === true,
     ...options,
@@ -63,7 +63,7 @@ function submit(s: ClusterState<P>, count: number, kind = 0, module = 0): number
   const ids: number[] = [];
   for (let i = 0; i < count; i++) {
     const id = ++nextId;
-    s.submit(id, { name: `t${id}`, kind: { id: kind } }, { module, priority: 0 });
+    s.submit(id, { name: `t${id}`, kind: { id: kind } }, { module, priority: 0, now: 0 });
     ids.push(id);
   }
   return ids;
@@ -206,7 +206,7 @@ test('ready: a task cancelled while queued is never sent', () => {
   take(s);
   nextId++;
   const id = nextId;
-  s.submit(id, { name: 'x', kind: { id: 0 }, cancelled: true }, { module: 0, priority: 0 });
+  s.submit(id, { name: 'x', kind: { id: 0 }, cancelled: true }, { module: 0, priority: 0, now: 0 });
   s.assign();
   assert.equal(take(s), []);
   assert.is(s.queuedCount, 0);
@@ -577,13 +577,36 @@ test('handle(): the events as objects, as dask handle_stimulus', () => {
   s.handle({ type: 'register', node: { id: 'n', label: 'n', slots: 1, local: true, ticket: 'T' } });
   assert.is(s.handle({ type: 'attach', lane: 'l', node: 'n', laneNumber: 0, ticket: 'T', failedModules: [], moduleUrl: urls }), undefined);
   s.handle({ type: 'ready', node: 'n' });
-  s.handle({ type: 'submit', id: 1, payload: { name: 'a', kind: { id: 0 } }, module: 0, priority: 0 });
+  s.handle({ type: 'submit', id: 1, payload: { name: 'a', kind: { id: 0 } }, module: 0, priority: 0, now: 0 });
   s.handle({ type: 'assign' });
   s.handle({ type: 'results', lane: 'l', items: [ok(1)] });
   s.handle({ type: 'drain', node: 'n', now: 0 });
   s.handle({ type: 'connection-lost', peer: 'n', reason: 'bye', now: 0 });
   s.handle({ type: 'tick', now: 0 });
   assert.equal(ops(take(s)), ['node-ready', 'run', 'settle', 'node-draining', 'drained', 'close-lane', 'node-lost']);
+});
+
+test('no slot: tasks waiting warnAfterMs with no lane attached are said once; a lane that attaches ends it and re-arms it', () => {
+  const s = make({ warnAfterMs: 5000 });
+  submit(s, 2);
+  assert.is(s.nextDeadline, 5000);
+  s.tick(4999);
+  assert.equal(take(s), []);
+  s.tick(5000);
+  assert.equal(take(s), [{ op: 'no-slot-warning', queued: 2 }]);
+  submit(s, 1);
+  assert.is(s.nextDeadline, Infinity, 'said once');
+  ready(s);
+  s.assign();
+  take(s);
+  s.connectionLost('n1', 'gone', 6000);
+  take(s);
+  s.submit(++nextId, { name: 'later', kind: { id: 0 } }, { module: 0, priority: 0, now: 7000 });
+  assert.is(s.nextDeadline, 12_000, 'armed again once a lane had attached');
+  // A lane that attaches before the deadline: nothing is said.
+  ready(s, 'n2');
+  s.tick(12_000);
+  assert.equal(ops(take(s)).filter((op) => op === 'no-slot-warning'), []);
 });
 
 // ---- resources no node declares -------------------------------------------------------------------
@@ -603,8 +626,8 @@ function submitFor(s: ClusterState<P>, resources: Record<string, number>, timeou
   return id;
 }
 
-test('unmet: a request no node declares warns once after unmetWarnMs and fails at its timeout, naming what nodes declare', () => {
-  const s = make({ unmetWarnMs: 5000 });
+test('unmet: a request no node declares warns once after warnAfterMs and fails at its timeout, naming what nodes declare', () => {
+  const s = make({ warnAfterMs: 5000 });
   readyWith(s, 'cpu', { mem: 8 });
   take(s);
   const a = submitFor(s, GPU, 7000, 100);
@@ -629,12 +652,12 @@ test('unmet: a request no node declares warns once after unmetWarnMs and fails a
 });
 
 test('unmet: a node that declares the resources joins before the deadlines: nothing warns or fails, the tasks run there', () => {
-  const s = make({ unmetWarnMs: 5000 });
+  const s = make({ warnAfterMs: 5000 });
   const a = submitFor(s, GPU, 3000, 0);
   assert.is(s.nextDeadline, 3000);
   readyWith(s, 'g', { gpu: 1 });
   assert.is(s.unmetCount, 0);
-  assert.is(s.nextDeadline, Infinity);
+  assert.is(s.nextDeadline, 5000, 'only the check for slots (none when it was queued) is left');
   s.assign();
   assert.equal(runs(take(s)), { 'g/0': [a] });
   s.tick(10_000);
@@ -642,7 +665,7 @@ test('unmet: a node that declares the resources joins before the deadlines: noth
 });
 
 test('unmet: the last node declaring the resources leaves with requests queued: they wait, warn and time out from then on', () => {
-  const s = make({ unmetWarnMs: 5000 });
+  const s = make({ warnAfterMs: 5000 });
   readyWith(s, 'g', { gpu: 1 });
   readyWith(s, 'cpu', { mem: 8 });
   const running = submitFor(s, GPU, 2000, 0);
@@ -666,7 +689,7 @@ test('unmet: the last node declaring the resources leaves with requests queued: 
 });
 
 test('unmet: the only node declaring them drains: queued requests wait for another; one that joins ends the wait', () => {
-  const s = make({ unmetWarnMs: 5000 });
+  const s = make({ warnAfterMs: 5000 });
   readyWith(s, 'g', { gpu: 1 });
   const first = submitFor(s, GPU, 1000, 0);
   const second = submitFor(s, GPU, 1000, 0);
@@ -685,7 +708,7 @@ test('unmet: the only node declaring them drains: queued requests wait for anoth
 });
 
 test('unmet: the lane of the only node declaring them dies, its node stays: the requests queued wait as if it had left', () => {
-  const s = make({ unmetWarnMs: 5000 });
+  const s = make({ warnAfterMs: 5000 });
   readyWith(s, 'g', { gpu: 1 });
   const a = submitFor(s, GPU, 500, 0);
   const b = submitFor(s, GPU, 500, 0);
