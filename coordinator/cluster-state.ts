@@ -1,8 +1,9 @@
 /**
  * The cluster as one pure state machine: worker nodes, their lanes, the tasks sent on each lane
  * and not yet reported, the queue (the Scheduler, wrapped), retries, draining, duration
- * estimates and slowness, and the deadlines of kills and lost lanes. It never touches a socket,
- * a timer or the clock: the process pool feeds it events (a node registered, a lane attached,
+ * estimates and slowness, and the deadlines of kills, lost lanes and waits (for a slot, or for
+ * resources no connected node declares). It never touches a socket, a timer or the clock: the
+ * process pool feeds it events (a node registered, a lane attached,
  * results, a connection lost, an abort, `tick(now)` when a deadline it asked for is due, ...)
  * and carries out the instructions it leaves in `out` (send these tasks on that lane, cancel,
  * kill a lane's thread, tell a node it is drained, settle a task, log, ...), in the shape of
