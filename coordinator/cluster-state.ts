@@ -1,8 +1,9 @@
 /**
  * The cluster as one pure state machine: worker nodes, their lanes, the tasks sent on each lane
  * and not yet reported, the queue (the Scheduler, wrapped), retries, draining, duration
- * estimates and slowness, and the deadlines of kills and lost lanes. It never touches a socket,
- * a timer or the clock: the process pool feeds it events (a node registered, a lane attached,
+ * estimates and slowness, and the deadlines of kills, lost lanes and waits (for a slot, or for
+ * resources no connected node declares). It never touches a socket, a timer or the clock: the
+ * process pool feeds it events (a node registered, a lane attached,
  * results, a connection lost, an abort, `tick(now)` when a deadline it asked for is due, ...)
  * and carries out the instructions it leaves in `out` (send these tasks on that lane, cancel,
  * kill a lane's thread, tell a node it is drained, settle a task, log, ...), in the shape of
@@ -30,7 +31,7 @@
 import type { TaskOutcome } from '../shared/protocol.ts';
 import { describePeerValue } from '../shared/describe.ts';
 import { type Assignment, type LossKind, type NodeResources, Scheduler } from './scheduler.ts';
-import type { Resources } from '../shared/resources.ts';
+import { formatResources, type Resources } from '../shared/resources.ts';
 
 /** What the state needs of a task's payload: its kind, for estimates. */
 export interface TaskPayload {
@@ -114,31 +115,75 @@ export type Instruction<P> =
   /** The node is gone; `drained` if it had been told it could go. */
   | { op: 'node-lost'; node: string; reason: string; requeued: number; failed: number; drained: boolean }
   | { op: 'lane-lost'; node: string; lane: number; reason: string; requeued: number; failed: number }
+  /** Tasks have waited warnAfterMs with no slot connected (said once, until a lane attaches). */
+  | { op: 'no-slot-warning'; queued: number }
+  /**
+   * Tasks have waited warnAfterMs for resources no connected node declares (said once, until
+   * none waits so); `declared`: what the connected nodes declare, in words.
+   */
+  | { op: 'unmet-warning'; tasks: { payload: P; resources: Resources }[]; declared: string }
+  /** A task waited its timeout for a node that declares its resources: fail it (TimeoutError); it is no longer queued. */
+  | { op: 'unmet-timeout'; id: number; payload: P; resources: Resources; waitedMs: number; declared: string }
   | { op: 'log'; level: 'info' | 'warn'; message: string };
+
+/** A lane asks to join its node (see attach). */
+export interface AttachEvent {
+  /** The lane's peer id. */
+  lane: string;
+  node: string;
+  laneNumber: number;
+  ticket: string;
+  /** The modules its thread could not import, each with the node's explanation. */
+  failedModules: { id: number; error: string }[];
+  /** Names a module by id; undefined: no such module. */
+  moduleUrl: (id: number) => string | undefined;
+  /** Its thread speaks protocol 5 and can give back tasks it has not started. */
+  canSteal?: boolean;
+}
+
+/** How a task is queued (see submit). */
+export interface TaskRequest {
+  /** The task module it needs. */
+  module: number;
+  /** Higher first; in submission order within one priority. */
+  priority: number;
+  /** What it asks of a node's declared resources; undefined: nothing. */
+  resources?: Resources;
+  /**
+   * How long it may wait for a connected node that declares its resources, ms (its `timeout`;
+   * undefined or Infinity: as long as it takes). Only with `resources`.
+   */
+  timeout?: number;
+  /** When it is submitted (the clock of tick). */
+  now: number;
+}
+
+/** A node says a lane's thread is gone (see laneDied). */
+export interface LaneDiedEvent {
+  node: string;
+  laneNumber: number;
+  /** The task it ran ended it (that task fails, it is not re-run). */
+  crashed: boolean;
+  how: string;
+  /** The task it was running; undefined: none. */
+  task: number | undefined;
+  now: number;
+}
 
 /** Events, for handle(): the same as the methods of the same names. */
 export type ClusterEvent<P> =
   | { type: 'register'; node: NodeInfo }
-  | {
-    type: 'attach';
-    lane: string;
-    node: string;
-    laneNumber: number;
-    ticket: string;
-    failedModules: { id: number; error: string }[];
-    moduleUrl: (id: number) => string | undefined;
-    canSteal?: boolean;
-  }
+  | ({ type: 'attach' } & AttachEvent)
   | { type: 'ready'; node: string }
-  | { type: 'drain'; node: string }
-  | { type: 'submit'; id: number; payload: P; module: number; priority: number; resources?: Resources }
+  | { type: 'drain'; node: string; now: number }
+  | ({ type: 'submit'; id: number; payload: P } & TaskRequest)
   | { type: 'assign' }
   | { type: 'unsendable'; id: number }
   | { type: 'results'; lane: string; items: TaskOutcome[] }
   | { type: 'stolen'; lane: string; ids: number[] }
   | { type: 'abort'; id: number; now: number }
   | { type: 'connection-lost'; peer: string; reason: string; now: number }
-  | { type: 'lane-died'; node: string; laneNumber: number; crashed: boolean; how: string; task: number | undefined }
+  | ({ type: 'lane-died' } & LaneDiedEvent)
   | { type: 'tick'; now: number };
 
 export interface ClusterStateOptions<P> {
@@ -152,10 +197,20 @@ export interface ClusterStateOptions<P> {
   /** How long a closed lane waits for its node to say what happened, ms. */
   laneDeathWaitMs: number;
   /**
+   * How long tasks wait with no slot connected, or for resources no connected node declares,
+   * before the pool is told (`no-slot-warning`, `unmet-warning`), ms.
+   */
+  warnAfterMs: number;
+  /**
    * Asked before a queued task is handed out: false drops it (its future was cancelled while
    * it waited). A query of the futures, not an action on the cluster.
    */
   accept: (payload: P) => boolean;
+  /**
+   * Whether a task's future has settled (cancelled while it waited): a pure query, unlike
+   * `accept`. Such a task is not one to warn about or time out. Default: never.
+   */
+  settled?: (payload: P) => boolean;
 }
 
 /**
@@ -180,6 +235,25 @@ export class ClusterState<P extends TaskPayload> {
   readonly #accept: (id: number) => boolean;
   /** Lanes that were idle when a lane gave tasks back: the next assign() serves them first. */
   #thieves: Set<string> | undefined;
+  /**
+   * The finite timeouts of tasks that ask for resources (rare), ms: what bounds their wait if
+   * the nodes that declare their resources leave. Entries of tasks that are gone are pruned
+   * when the map has doubled (see #requested).
+   */
+  readonly #requestTimeouts = new Map<number, number>();
+  #requestTimeoutsPruned = 0;
+  /** Queued tasks whose resources no connected node declares: when their wait ends. */
+  readonly #unmet = new Map<number, { resources: Resources; at: number; timeout: number }>();
+  /** The earliest `at` in #unmet (Infinity: none). */
+  #unmetNext = Infinity;
+  /** When to say that tasks wait for resources (Infinity: not armed). */
+  #unmetWarnAt = Infinity;
+  /** Said already, and not since none waits so. */
+  #warnedUnmet = false;
+  /** When to say that tasks wait with no slot connected (Infinity: not armed). */
+  #noSlotWarnAt = Infinity;
+  /** Said already, and no lane attached since. */
+  #warnedNoSlots = false;
 
   constructor(options: ClusterStateOptions<P>) {
     this.#options = options;
@@ -237,13 +311,26 @@ export class ClusterState<P extends TaskPayload> {
   }
   /** The earliest deadline to wake the state at (tick), or Infinity. */
   get nextDeadline(): number {
-    let at = Infinity;
+    let at = Math.min(this.#unmetNext, this.#unmetWarnAt, this.#noSlotWarnAt);
     for (const d of this.#deadlines) if (d.at < at) at = d.at;
     return at;
   }
   /** The current estimate for a kind, ms (undefined: not measured yet). */
   estimateOf(kind: number): number | undefined {
     return this.#estimates[kind];
+  }
+
+  /** Tasks queued for resources no connected node declares. */
+  get unmetCount(): number {
+    return this.#unmet.size;
+  }
+
+  /** What the connected nodes declare, in words, for messages about requests none of them can meet. */
+  declaredResources(): string {
+    const nodes = [...this.#nodes.values()];
+    if (nodes.length === 0) return 'No worker node is connected';
+    const shown = nodes.slice(0, 8).map((n) => `${n.info.label}: ${formatResources(n.info.resources?.declared ?? {})}`);
+    return `Connected worker nodes declare ${shown.join('; ')}${nodes.length > 8 ? ` (and ${nodes.length - 8} more)` : ''}`;
   }
 
   /**
@@ -270,13 +357,13 @@ export class ClusterState<P extends TaskPayload> {
       case 'register':
         return this.register(event.node);
       case 'attach':
-        return this.attach(event.lane, event.node, event.laneNumber, event.ticket, event.failedModules, event.moduleUrl, event.canSteal);
+        return this.attach(event);
       case 'ready':
         return this.ready(event.node);
       case 'drain':
-        return this.drain(event.node);
+        return this.drain(event.node, event.now);
       case 'submit':
-        return this.submit(event.id, event.payload, event.module, event.priority, event.resources);
+        return this.submit(event.id, event.payload, event);
       case 'assign':
         return this.assign();
       case 'unsendable':
@@ -290,7 +377,7 @@ export class ClusterState<P extends TaskPayload> {
       case 'connection-lost':
         return this.connectionLost(event.peer, event.reason, event.now);
       case 'lane-died':
-        return this.laneDied(event.node, event.laneNumber, event.crashed, event.how, event.task);
+        return this.laneDied(event);
       case 'tick':
         return this.tick(event.now);
     }
@@ -305,19 +392,10 @@ export class ClusterState<P extends TaskPayload> {
 
   /**
    * A lane asks to join its node. Returns why it may not (the lane is refused and nothing
-   * changes), or undefined once attached. `failedModules`: the modules its thread could not
-   * import (`moduleUrl` names a module by id; undefined: no such module). `canSteal`: its thread
-   * speaks protocol 5 and can give back tasks it has not started.
+   * changes), or undefined once attached.
    */
-  attach(
-    lane: string,
-    nodeId: string,
-    laneNumber: number,
-    ticket: string,
-    failedModules: { id: number; error: string }[],
-    moduleUrl: (id: number) => string | undefined,
-    canSteal = false,
-  ): string | undefined {
+  attach(event: AttachEvent): string | undefined {
+    const { lane, node: nodeId, laneNumber, ticket, failedModules, moduleUrl, canSteal = false } = event;
     const node = this.#nodes.get(nodeId);
     if (!node || node.phase === 'lost') return `attach: no worker node ${describePeerValue(nodeId, 40)} is connected`;
     if (ticket !== node.info.ticket) return `attach: wrong lane ticket for worker node ${node.info.label}`;
@@ -338,12 +416,15 @@ export class ClusterState<P extends TaskPayload> {
         message: `worker node ${node.info.label} could not import task module ${moduleUrl(id)}: ${error}. Its tasks go only to worker nodes that loaded it.`,
       });
     }
+    this.#warnedNoSlots = false;
     const l: LaneS = { id: lane, node, lane: laneNumber, closing: false, unreported: new Set(), slowness: 1, canSteal, stealing: false };
     node.lanes.set(laneNumber, l);
     this.#lanes.set(lane, l);
     this.scheduler.addWorker(lane, 1, cannotRun, node.info.resources);
     if (node.phase === 'draining') this.scheduler.drainWorker(lane);
     if (cannotRun.size > 0) this.#failUnloadable();
+    // Tasks waiting for resources this node declares wait as any task does now.
+    if (node.info.resources && this.#unmet.size > 0) this.#pruneUnmet();
     return undefined;
   }
 
@@ -357,19 +438,31 @@ export class ClusterState<P extends TaskPayload> {
   }
 
   /** A node asks to leave once its work is done: nothing new goes to it. */
-  drain(nodeId: string): undefined {
+  drain(nodeId: string, now: number): undefined {
     const node = this.#nodes.get(nodeId);
     if (!node || node.phase === 'lost' || node.phase === 'draining') return undefined;
     node.phase = 'draining';
     this.out.push({ op: 'node-draining', node: nodeId });
     for (const lane of node.lanes.values()) this.scheduler.drainWorker(lane.id);
     this.#checkDrained(node);
+    if (node.info.resources) this.#rearmUnmet(now);
     return undefined;
   }
 
-  /** Queues a task (ids are the pool's, unique). */
-  submit(id: number, payload: P, module: number, priority: number, resources?: Resources): undefined {
-    this.scheduler.submit(id, payload, module, priority, payload.kind.id, resources);
+  /**
+   * Queues a task (ids are the pool's, unique). If tasks still wait after warnAfterMs with no
+   * slot connected, a `no-slot-warning` says so (once, until a lane attaches). One that asks for resources no connected node
+   * declares waits for a node that does: if tasks still wait so after warnAfterMs, an
+   * `unmet-warning` says so (once, until none waits so); with a `timeout`, the task fails
+   * (`unmet-timeout`) once it has waited that long. The same holds from the moment the last
+   * node declaring them leaves or drains while such tasks are queued. (A timeout otherwise counts
+   * from the start of a task: waiting behind other work is not the task's doing, but waiting for
+   * a kind of node that is not there will not end by itself.)
+   */
+  submit(id: number, payload: P, task: TaskRequest): undefined {
+    this.scheduler.submit(id, payload, task.module, task.priority, payload.kind.id, task.resources);
+    if (this.scheduler.slotCount === 0 && this.#noSlotWarnAt === Infinity && !this.#warnedNoSlots) this.#noSlotWarnAt = task.now + this.#options.warnAfterMs;
+    if (task.resources !== undefined) this.#requested(id, task.resources, task.timeout ?? Infinity, task.now);
     return undefined;
   }
 
@@ -551,8 +644,9 @@ export class ClusterState<P extends TaskPayload> {
         this.out.push({ op: 'close-lane', lane: lane.id, reason: 'its worker node is gone', terminate: false });
       }
       this.out.push({ op: 'node-lost', node: peer, reason, requeued, failed, drained });
-      // The nodes left may all be ones that cannot import some module.
+      // The nodes left may all be ones that cannot import some module, or declare too little.
       this.#failUnloadable();
+      if (node.info.resources) this.#rearmUnmet(now);
       return undefined;
     }
     const lane = this.#lanes.get(peer);
@@ -568,7 +662,8 @@ export class ClusterState<P extends TaskPayload> {
    * A node says a lane's thread is gone: `crashed` if the task it ran ended it (that task
    * fails, it is not re-run), and which task it was running (undefined: none).
    */
-  laneDied(nodeId: string, laneNumber: number, crashed: boolean, how: string, task: number | undefined): undefined {
+  laneDied(event: LaneDiedEvent): undefined {
+    const { node: nodeId, laneNumber, crashed, how, task, now } = event;
     const lane = this.#nodes.get(nodeId)?.lanes.get(laneNumber);
     if (!lane) return undefined;
     if (crashed) {
@@ -581,11 +676,20 @@ export class ClusterState<P extends TaskPayload> {
     this.#removeLane(lane, crashed ? 'crashed' : 'lost', how, task ?? null);
     // Its socket may outlive it for a while (under Deno): done with it now.
     this.out.push({ op: 'close-lane', lane: lane.id, reason: 'its thread is gone', terminate: true });
+    if (lane.node.info.resources) this.#rearmUnmet(now);
     return undefined;
   }
 
   /** Time passed: deadlines at or before `now` fire. */
   tick(now: number): undefined {
+    if (this.#unmetNext <= now || this.#unmetWarnAt <= now) this.#tickUnmet(now);
+    if (this.#noSlotWarnAt <= now) {
+      this.#noSlotWarnAt = Infinity;
+      if (this.scheduler.slotCount === 0 && this.scheduler.queuedCount > 0) {
+        this.#warnedNoSlots = true;
+        this.out.push({ op: 'no-slot-warning', queued: this.scheduler.queuedCount });
+      }
+    }
     if (this.#deadlines.length === 0) return undefined;
     const due = this.#deadlines.filter((d) => d.at <= now);
     if (due.length === 0) return undefined;
@@ -597,6 +701,7 @@ export class ClusterState<P extends TaskPayload> {
         const r = this.#removeLane(lane, 'lost', d.reason, undefined);
         if (r.requeued || r.failed) this.out.push({ op: 'lane-lost', node: lane.node.info.id, lane: lane.lane, reason: d.reason, ...r });
         this.out.push({ op: 'close-lane', lane: lane.id, reason: 'its thread did not answer', terminate: true });
+        if (lane.node.info.resources) this.#rearmUnmet(now);
         continue;
       }
       if (!lane.unreported.has(d.task)) continue;
@@ -612,6 +717,78 @@ export class ClusterState<P extends TaskPayload> {
   }
 
   // ---- internals --------------------------------------------------------------------------------
+
+  /** A task asking for resources was queued at `now`. */
+  #requested(id: number, resources: Resources, timeout: number, now: number): void {
+    if (timeout !== Infinity) {
+      const timeouts = this.#requestTimeouts;
+      timeouts.set(id, timeout);
+      if (timeouts.size > 2 * this.#requestTimeoutsPruned + 1024) {
+        for (const t of timeouts.keys()) if (!this.scheduler.hasTask(t)) timeouts.delete(t);
+        this.#requestTimeoutsPruned = timeouts.size;
+      }
+    }
+    if (!this.scheduler.canSatisfy(resources)) this.#watchUnmet(id, resources, timeout, now);
+  }
+
+  #watchUnmet(id: number, resources: Resources, timeout: number, now: number): void {
+    if (this.#unmet.has(id)) return;
+    const at = now + timeout;
+    this.#unmet.set(id, { resources, at, timeout });
+    if (at < this.#unmetNext) this.#unmetNext = at;
+    if (!this.#warnedUnmet && this.#unmetWarnAt === Infinity) this.#unmetWarnAt = now + this.#options.warnAfterMs;
+  }
+
+  /**
+   * Nodes that declared resources left or drain: queued tasks whose resources no node left
+   * declares wait as tasks submitted for them do (warned, timed out), from `now`.
+   */
+  #rearmUnmet(now: number): void {
+    for (const { id, payload, resources } of this.scheduler.queuedRequests()) {
+      if (this.#unmet.has(id) || this.scheduler.canSatisfy(resources) || this.#options.settled?.(payload)) continue;
+      this.#watchUnmet(id, resources, this.#requestTimeouts.get(id) ?? Infinity, now);
+    }
+  }
+
+  /** Forgets the waiting tasks a connected node now declares enough for, and those no longer queued. */
+  #pruneUnmet(): void {
+    let next = Infinity;
+    for (const [id, u] of this.#unmet) {
+      const payload = this.scheduler.payloadOf(id);
+      if (payload === undefined || this.scheduler.workerOf(id) !== undefined || this.#options.settled?.(payload) || this.scheduler.canSatisfy(u.resources)) {
+        this.#unmet.delete(id);
+      } else if (u.at < next) next = u.at;
+    }
+    this.#unmetNext = next;
+    if (this.#unmet.size === 0) {
+      this.#warnedUnmet = false;
+      this.#unmetWarnAt = Infinity;
+    }
+  }
+
+  /** An unmet wait's deadline or the warning is due. */
+  #tickUnmet(now: number): void {
+    this.#pruneUnmet();
+    if (this.#unmetNext <= now) {
+      for (const [id, u] of this.#unmet) {
+        if (u.at > now) continue;
+        this.#unmet.delete(id);
+        this.#requestTimeouts.delete(id);
+        const payload = this.scheduler.payloadOf(id)!;
+        this.scheduler.cancel(id);
+        this.out.push({ op: 'unmet-timeout', id, payload, resources: u.resources, waitedMs: u.timeout, declared: this.declaredResources() });
+      }
+      this.#pruneUnmet();
+    }
+    if (this.#unmetWarnAt <= now) {
+      this.#unmetWarnAt = Infinity;
+      if (this.#unmet.size === 0) return;
+      this.#warnedUnmet = true;
+      const tasks: { payload: P; resources: Resources }[] = [];
+      for (const [id, u] of this.#unmet) tasks.push({ payload: this.scheduler.payloadOf(id)!, resources: u.resources });
+      this.out.push({ op: 'unmet-warning', tasks, declared: this.declaredResources() });
+    }
+  }
 
   #forgetUnreported(lane: LaneS, id: number): void {
     lane.unreported.delete(id);

@@ -131,6 +131,40 @@ export class NodeRecord {
   }
 }
 
+/** What nodeStats reads of a node's control connection. */
+export interface NodePeerFacts {
+  id: string;
+  name: string;
+  hostname: string;
+  remoteAddress: string;
+  runtime: string;
+  slots: number;
+  /** Round trip of its last heartbeat, ms. */
+  rttMs?: number;
+}
+
+/** A connected node as `stats().nodes` shows it: `running` is what it was sent and has not reported. */
+export function nodeStats(peer: NodePeerFacts, stat: NodeRecord, running: number, resources?: { declared: Record<string, number>; free: Record<string, number> }): NodeStats {
+  const out: NodeStats = {
+    id: peer.id,
+    name: peer.name,
+    hostname: peer.hostname,
+    address: peer.remoteAddress,
+    runtime: peer.runtime,
+    local: stat.local,
+    state: stat.state,
+    slots: peer.slots,
+    running,
+    completed: stat.completed,
+    failed: stat.failed,
+    retried: stat.retried,
+    connectedAt: stat.connectedAt,
+  };
+  if (peer.rttMs !== undefined) out.heartbeatRttMs = peer.rttMs;
+  if (resources) out.resources = { declared: { ...resources.declared }, free: { ...resources.free } };
+  return out;
+}
+
 /**
  * Upper bounds of the duration buckets, in seconds (Prometheus' `le`): 50 µs to an hour, about
  * three per decade. Fixed and few, so that recording a task costs a handful of comparisons —

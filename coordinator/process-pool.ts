@@ -18,89 +18,25 @@ import { BrokenExecutorError, errorFromWire, ModuleLoadError, ProtocolError, Ser
 import { BusyPoll } from '../shared/busy-poll.ts';
 import { FRAME_OVERHEAD_BYTES, itemOverheadBytes } from '../shared/frames.ts';
 import { boundText, describePeerValue } from '../shared/describe.ts';
-import {
-  type AttachMsg,
-  type C2W,
-  CLOSE,
-  DEFAULTS,
-  FLAT_CHUNK_VERSION,
-  type LaneDiedMsg,
-  MAX_BUSY_POLL_MICROS,
-  MAX_TIMER_MS,
-  MIN_MAX_MESSAGE_BYTES,
-  type RegisterMsg,
-  STEAL_VERSION,
-  type TaskOutcome,
-  type TaskSpec,
-} from '../shared/protocol.ts';
-import { toModuleUrl } from '../shared/bundle.ts';
-import { type AnyFunction, BaseExecutor, checkPositiveInt, type ChunkOutcome, describeValue } from './executor.ts';
+import { type AttachMsg, type C2W, CLOSE, FLAT_CHUNK_VERSION, type LaneDiedMsg, type RegisterMsg, STEAL_VERSION, type TaskOutcome, type TaskSpec } from '../shared/protocol.ts';
+import { type AnyFunction, BaseExecutor, checkPositiveInt, type ChunkOutcome } from './executor.ts';
 import { checkTimeout, type Future } from './future.ts';
-import { isDenoRuntime, LocalWorkers, type Signal, type WorkerRuntime } from './local-workers.ts';
+import { isDenoRuntime, LocalWorkers, type Signal } from './local-workers.ts';
 import { ClusterState, type Instruction } from './cluster-state.ts';
+import { checkPoolOptions, LOOPBACK, type ProcessPoolExecutorOptions } from './pool-options.ts';
 import { NodeResources } from './scheduler.ts';
-import { checkResources, formatResources, type Resources } from '../shared/resources.ts';
+import { formatResources, type Resources } from '../shared/resources.ts';
 import { CoordinatorServer, type WorkerPeer } from './server.ts';
 import { joinCommands } from './addresses.ts';
-import { ClusterStats, FunctionRecord, NodeRecord, type NodeStats, type PoolStats } from './cluster-stats.ts';
+import { ClusterStats, FunctionRecord, NodeRecord, type NodeStats, nodeStats, type PoolStats } from './cluster-stats.ts';
 import { type PoolEventListener, type PoolEventName, PoolEvents } from './pool-events.ts';
 import { PoolMetrics } from './metrics.ts';
 import { DashboardFeed } from './dashboard-feed.ts';
 import { digestToken, HttpRoutes } from './http-routes.ts';
-import { isMainModule, type TaskRef, TaskRegistry } from './task-registry.ts';
-import { mapWireStacks } from './remote-stack.ts';
+import { type TaskRef, TaskRegistry } from './task-registry.ts';
 
-export interface ProcessPoolExecutorOptions {
-  /** The task module(s): URLs or paths of ES modules whose exported functions can be submitted. */
-  tasks: URL | string | (URL | string)[];
-  /** Task slots on worker nodes the pool starts on this machine. Default: available cores; 0: none. */
-  maxWorkers?: number;
-  /** Where to listen. Default 127.0.0.1 on a free port; a non-loopback host requires `token`. */
-  listen?: { host?: string; port?: number };
-  /** Shared secret worker nodes must prove they know. Default: a random one (see `pool.token`). */
-  token?: string;
-  /** Re-runs of a task whose worker node was lost (default 2). */
-  maxRetries?: number;
-  /** Serve wss:// with this certificate and key (PEM). */
-  tls?: { cert: string | Uint8Array; key: string | Uint8Array };
-  /**
-   * What the worker node the pool starts on this machine declares, as `--resources` does for
-   * other nodes: e.g. `{ gpu: 1, mem: '16GB' }`. Default: none.
-   */
-  localResources?: Record<string, number | string>;
-  /** Runtime of the local worker nodes: 'node' or 'deno'. Default: the coordinator's own. */
-  workerRuntime?: WorkerRuntime;
-  /**
-   * Largest frame, in bytes, that the coordinator and the local worker nodes it starts accept
-   * (default 64 MiB). Remote nodes state theirs (`--max-message-bytes`); a task too large for
-   * the node it would go to fails with `SerializationError` instead of breaking the connection.
-   */
-  maxMessageBytes?: number;
-  /** How often pings are sent, ms (default 2500). */
-  heartbeatIntervalMs?: number;
-  /** A worker node silent this long is lost, ms (default 10000). */
-  heartbeatTimeoutMs?: number;
-  /**
-   * Busy polling, in microseconds (default 100, at most 10000; 0 turns it off): the longest the
-   * coordinator, and the task threads of its worker nodes, keep polling their sockets for a
-   * quick answer instead of sleeping — a caller awaiting results one at a time skips two
-   * wake-ups per round trip (~58 → ~42 µs on our 2-core VM). Each polls only while its measured
-   * waits show that polling brings answers sooner, and not while other work waits for the cores;
-   * it stops when the answer is in. The cost is CPU while waiting (see shared/busy-poll.ts).
-   */
-  busyPollMicros?: number;
-  /**
-   * The dashboard (`/wsfutures/`) and `/metrics` on the pool's port are open to requests from
-   * this machine; from elsewhere they need the token (a login form, or `Authorization: Bearer`)
-   * unless `requireToken` is false.
-   */
-  monitoring?: { requireToken?: boolean };
-  /**
-   * Where pool events are reported. Default: warnings, remote nodes joining and leaving, and
-   * how to join, to stderr. `false` silences them.
-   */
-  log?: ((level: 'info' | 'warn', message: string) => void) | false;
-}
+export type { ProcessPoolExecutorOptions };
+import { mapWireStacks } from './remote-stack.ts';
 
 export interface WorkerInfo {
   id: string;
@@ -177,8 +113,6 @@ const SLOW_IMPORT_MS = 5000;
 /** A `module` frame beyond its code: op, id, the 64-character hash and msgpack headers. */
 const MODULE_FRAME_OVERHEAD_BYTES = 128;
 
-const LOOPBACK = new Set(['127.0.0.1', 'localhost', '::1', '[::1]']);
-
 /**
  * A pool of worker nodes connected over WebSockets.
  *
@@ -213,15 +147,6 @@ export class ProcessPoolExecutor extends BaseExecutor {
   readonly #log: (level: 'info' | 'warn', message: string) => void;
   readonly #logOption: ProcessPoolExecutorOptions['log'];
   readonly #stats = new ClusterStats();
-  #noSlotTimer: ReturnType<typeof setTimeout> | undefined;
-  #warnedNoSlots = false;
-  /**
-   * Tasks asking for resources that no connected node declared when they were queued, with the
-   * timer of their `timeout`, if any (see #watchUnmet). Rare: a map lookup per such task only.
-   */
-  readonly #unmet = new Map<number, { entry: Entry; resources: Resources; timer: ReturnType<typeof setTimeout> | undefined }>();
-  #unmetTimer: ReturnType<typeof setTimeout> | undefined;
-  #warnedUnmet = false;
   readonly #metrics: PoolMetrics;
   readonly #feed: DashboardFeed;
   readonly #routes: HttpRoutes;
@@ -251,64 +176,10 @@ export class ProcessPoolExecutor extends BaseExecutor {
 
   constructor(options: ProcessPoolExecutorOptions) {
     super();
-    if (options === null || typeof options !== 'object') {
-      throw new TypeError(`ProcessPoolExecutor(options): options must be an object with at least { tasks }: got ${describeValue(options)}`);
-    }
-    const { tasks, maxWorkers, listen = {}, token, maxRetries = DEFAULTS.maxRetries, tls, workerRuntime, maxMessageBytes = DEFAULTS.maxMessageBytes } = options;
-    const { heartbeatIntervalMs = DEFAULTS.heartbeatIntervalMs, heartbeatTimeoutMs = DEFAULTS.heartbeatTimeoutMs, busyPollMicros = DEFAULTS.busyPollMicros } = options;
-    if (tasks === undefined) throw new TypeError("tasks is required: the task module(s) whose exported functions workers run, e.g. new URL('./tasks.ts', import.meta.url)");
-    const list = Array.isArray(tasks) ? tasks : [tasks];
-    if (list.length === 0) throw new TypeError('tasks must name at least one task module');
-    const urls = list.map((t, i) => toModuleUrl(t, Array.isArray(tasks) ? i : -1));
-    const main = urls.findIndex(isMainModule);
-    if (main >= 0) {
-      throw new TypeError(
-        `tasks${Array.isArray(tasks) ? `[${main}]` : ''} is the program's main module (${urls[main]!.href}): the pool would import it again and wait for it, ` +
-          `while it waits for the pool; and every worker node would run the program. Move the task functions into a module of their own ` +
-          `(e.g. tasks.ts), export them, import them from there, and pass that module as tasks.`,
-      );
-    }
-    checkPositiveInt('maxWorkers', maxWorkers, true);
-    checkPositiveInt('maxRetries', maxRetries, true);
-    checkPositiveInt('maxMessageBytes', maxMessageBytes);
-    if (maxMessageBytes < MIN_MAX_MESSAGE_BYTES) {
-      throw new RangeError(`maxMessageBytes must be at least ${MIN_MAX_MESSAGE_BYTES} (protocol messages need that much): got ${maxMessageBytes}`);
-    }
-    checkPositiveInt('heartbeatIntervalMs', heartbeatIntervalMs);
-    checkPositiveInt('heartbeatTimeoutMs', heartbeatTimeoutMs);
-    // Node and Deno fire a timer set beyond 2^31-1 ms after 1 ms: a ping storm, not a long wait.
-    for (const [name, ms] of [['heartbeatIntervalMs', heartbeatIntervalMs], ['heartbeatTimeoutMs', heartbeatTimeoutMs]] as const) {
-      if (ms > MAX_TIMER_MS) throw new RangeError(`${name} must be at most ${MAX_TIMER_MS} (about 24.8 days): got ${ms}`);
-    }
-    checkPositiveInt('busyPollMicros', busyPollMicros, true);
-    if (busyPollMicros > MAX_BUSY_POLL_MICROS) {
-      throw new RangeError(`busyPollMicros must be at most ${MAX_BUSY_POLL_MICROS} (10 ms): got ${busyPollMicros}; 0 turns busy polling off`);
-    }
-    if (listen === null || typeof listen !== 'object') throw new TypeError(`listen must be an object like { host: '0.0.0.0', port: 8765 }: got ${describeValue(listen)}`);
-    const host = listen.host ?? '127.0.0.1';
-    if (typeof host !== 'string' || host.length === 0) throw new TypeError(`listen.host must be a host name or address: got ${describeValue(listen.host)}`);
-    checkPositiveInt('listen.port', listen.port, true);
-    if (listen.port !== undefined && listen.port > 65535) throw new RangeError(`listen.port must be at most 65535: got ${listen.port}`);
-    if (token !== undefined && (typeof token !== 'string' || token.length < 8)) {
-      throw new TypeError(
-        `token must be a string of at least 8 characters (prefer 32 random ones): got ${typeof token === 'string' ? `${token.length} characters` : describeValue(token)}`,
-      );
-    }
-    if (!LOOPBACK.has(host) && token === undefined) {
-      throw new TypeError(
-        `listen.host is ${
-          JSON.stringify(host)
-        }, which is reachable beyond this machine: pass a token (e.g. token: process.env.WSFUTURES_TOKEN) so only your worker nodes can connect`,
-      );
-    }
-    if (workerRuntime !== undefined && workerRuntime !== 'node' && workerRuntime !== 'deno') {
-      throw new RangeError(`workerRuntime must be 'node' or 'deno': got ${describeValue(workerRuntime)}`);
-    }
-    const localResources = checkResources('localResources', options.localResources, false);
-    if (tls !== undefined && (tls === null || typeof tls !== 'object' || !tls.cert || !tls.key)) throw new TypeError('tls must be { cert, key } with PEM strings or Buffers');
-
+    const { urls, maxWorkers, host, port, token, maxRetries, tls, workerRuntime, maxMessageBytes, heartbeatIntervalMs, heartbeatTimeoutMs, busyPollMicros, localResources } =
+      checkPoolOptions(options);
     this.token = token ?? generateToken();
-    this.maxWorkers = maxWorkers ?? availableParallelism();
+    this.maxWorkers = maxWorkers;
     this.maxRetries = maxRetries;
     this.#listenHost = host;
     this.#logOption = options.log;
@@ -332,18 +203,20 @@ export class ProcessPoolExecutor extends BaseExecutor {
       maxTasksPerSlot: MAX_TASKS_PER_SLOT,
       abortGraceMs: ABORT_GRACE_MS,
       laneDeathWaitMs: LANE_DEATH_WAIT_MS,
+      warnAfterMs: NO_SLOT_WARNING_MS,
       accept: (entry) => {
         if (this.markRunning(entry.future)) return true;
         this.#stats.cancelled++; // cancelled while it waited: dropped here, never sent
         return false;
       },
+      settled: (entry) => entry.future.done(),
     });
     this.#busyPollMicros = busyPollMicros;
     this.#busyPoll = new BusyPoll(busyPollMicros);
     this.#server = new CoordinatorServer(
       {
         host,
-        port: listen.port ?? 0,
+        port,
         key: deriveKey(this.token),
         maxMessageBytes,
         heartbeatIntervalMs,
@@ -364,7 +237,7 @@ export class ProcessPoolExecutor extends BaseExecutor {
           this.#apply();
           this.#schedulePump();
         },
-        drain: (peer) => this.#event(this.#state.drain(peer.id)),
+        drain: (peer) => this.#event(this.#state.drain(peer.id, performance.now())),
         lost: (peer, reason) => this.#onLost(peer, reason),
         log: (level, m) => this.#log(level, m),
       },
@@ -516,26 +389,7 @@ export class ProcessPoolExecutor extends BaseExecutor {
   }
 
   #nodeStats(node: NodeWiring): NodeStats {
-    const { peer, stat } = node;
-    const running = this.#state.unreportedOn(peer.id);
-    const out: NodeStats = {
-      id: peer.id,
-      name: peer.name,
-      hostname: peer.hostname,
-      address: peer.remoteAddress,
-      runtime: peer.runtime,
-      local: stat.local,
-      state: stat.state,
-      slots: peer.slots,
-      running,
-      completed: stat.completed,
-      failed: stat.failed,
-      retried: stat.retried,
-      connectedAt: stat.connectedAt,
-    };
-    if (peer.rttMs !== undefined) out.heartbeatRttMs = peer.rttMs;
-    if (node.resources) out.resources = { declared: { ...node.resources.declared }, free: { ...node.resources.free } };
-    return out;
+    return nodeStats(node.peer, node.stat, this.#state.unreportedOn(node.peer.id), node.resources);
   }
 
   /** The connected worker nodes. */
@@ -653,108 +507,13 @@ export class ProcessPoolExecutor extends BaseExecutor {
     const unloadable = this.#moduleLoadError(ref.moduleId, fn);
     if (unloadable) return future.setException(unloadable);
     const id = ++this.#nextId;
-    if (this.#noSlotTimer === undefined && this.#state.slotCount === 0) this.#watchNoSlots();
     const kind = this.#kindOf(ref.exportName, chunk);
     const entry: Entry = { future, m: ref.moduleId, f: ref.exportName, args, chunk, fn, kind, queuedAt: performance.now() };
-    this.#state.submit(id, entry, ref.moduleId, priority, resources);
-    if (resources !== undefined && !this.#state.scheduler.canSatisfy(resources)) this.#watchUnmet(id, entry, resources, timeout);
+    if (resources === undefined) this.#state.submit(id, entry, { module: ref.moduleId, priority, now: entry.queuedAt });
+    else this.#state.submit(id, entry, { module: ref.moduleId, priority, resources, timeout, now: entry.queuedAt });
+    // It may wait for a node (or one that declares its resources): the state may have a deadline now.
+    if (resources !== undefined || this.#state.slotCount === 0) this.#armTimer();
     this.#schedulePump();
-  }
-
-  /**
-   * A task asks for resources no connected node declares: it waits for a node that does. If
-   * tasks still wait so after NO_SLOT_WARNING_MS, the pool says so once (until a node that has
-   * them joins); with a `timeout`, the task fails once it has waited that long. (A timeout
-   * otherwise counts from the start of a task: waiting behind other work is not the task's
-   * doing, but waiting for a kind of node that is not there will not end by itself.)
-   */
-  #watchUnmet(id: number, entry: Entry, resources: Resources, timeout: number | undefined): void {
-    const timer = timeout === undefined || timeout === Infinity ? undefined : setTimeout(() => this.#unmetTimedOut(id, timeout), timeout);
-    this.#unmet.set(id, { entry, resources, timer });
-    entry.future.addDoneCallback(() => this.#forgetUnmet(id));
-    if (this.#unmetTimer === undefined && !this.#warnedUnmet) {
-      this.#unmetTimer = setTimeout(() => {
-        this.#unmetTimer = undefined;
-        this.#pruneUnmet();
-        if (this.#unmet.size === 0 || this.isShutdown || this.#broken) return;
-        this.#warnedUnmet = true;
-        const asks = new Map<string, string>();
-        for (const { entry: e, resources: r } of this.#unmet.values()) asks.set(`${e.fn}\0${formatResources(r)}`, `${e.fn || 'a task'}() asks for ${formatResources(r)}`);
-        const shown = [...asks.values()];
-        const more = shown.length > 3 ? ` (and ${shown.length - 3} other request(s))` : '';
-        this.#log(
-          'warn',
-          `${this.#unmet.size} task(s) have waited ${NO_SLOT_WARNING_MS / 1000} s for resources that no connected worker node declares: ${
-            shown.slice(0, 3).join('; ')
-          }${more}. ${this.#declaredResources()}. Start a node that has them, e.g. npx wsfutures-worker --connect HOST:PORT --resources ${
-            formatResources(this.#unmet.values().next().value!.resources)
-          }`,
-        );
-      }, NO_SLOT_WARNING_MS);
-      this.#unmetTimer.unref?.();
-    }
-  }
-
-  /** What the connected nodes declare, for messages about requests none of them can meet. */
-  #declaredResources(): string {
-    const nodes = [...this.#nodes.values()];
-    if (nodes.length === 0) return 'No worker node is connected';
-    const shown = nodes.slice(0, 8).map((n) => `${n.peer.label}: ${formatResources(n.resources?.declared ?? {})}`);
-    return `Connected worker nodes declare ${shown.join('; ')}${nodes.length > 8 ? ` (and ${nodes.length - 8} more)` : ''}`;
-  }
-
-  #forgetUnmet(id: number): void {
-    const u = this.#unmet.get(id);
-    if (!u) return;
-    clearTimeout(u.timer);
-    this.#unmet.delete(id);
-  }
-
-  /** Forgets the waiting tasks a connected node now declares enough for (and finished ones). */
-  #pruneUnmet(): void {
-    for (const [id, u] of this.#unmet) {
-      if (u.entry.future.done() || this.#state.scheduler.canSatisfy(u.resources)) this.#forgetUnmet(id);
-    }
-    if (this.#unmet.size === 0) this.#warnedUnmet = false;
-  }
-
-  /** A task's timeout ran out while no connected node declared the resources it asks for. */
-  #unmetTimedOut(id: number, timeout: number): void {
-    const u = this.#unmet.get(id);
-    if (!u) return;
-    this.#unmet.delete(id);
-    const { entry, resources } = u;
-    // Assigned meanwhile, or a node that has them is here now: it waits as any task does.
-    if (entry.future.done() || this.#state.scheduler.workerOf(id) !== undefined || !this.#state.scheduler.hasTask(id) || this.#state.scheduler.canSatisfy(resources)) return;
-    this.#state.scheduler.cancel(id);
-    this.#stats.failedElsewhere(entry.kind.stat, Date.now());
-    entry.future.setException(
-      new TimeoutError(
-        `task ${id} (${entry.fn || 'the task'}) asked for resources ${formatResources(resources)} and waited ${timeout} ms, its timeout, for a worker node that declares them. ` +
-          `${this.#declaredResources()}. Start a node with them (wsfutures-worker --resources ${formatResources(resources)}), or ask for less`,
-      ),
-    );
-  }
-
-  /**
-   * Tasks queued while no node is connected: if they still wait after NO_SLOT_WARNING_MS with
-   * no slot, say so once (until a slot comes), with how to start a node.
-   */
-  #watchNoSlots(): void {
-    if (this.#warnedNoSlots) return;
-    this.#noSlotTimer = setTimeout(() => {
-      this.#noSlotTimer = undefined;
-      if (this.#state.slotCount > 0 || this.#state.queuedCount === 0 || this.isShutdown || this.#broken) return;
-      this.#warnedNoSlots = true;
-      const join = this.joinCommands()[0];
-      this.#log(
-        'warn',
-        `${this.#state.queuedCount} task(s) have waited ${NO_SLOT_WARNING_MS / 1000} s with no worker node connected${
-          this.maxWorkers > 0 ? ' (the local node has not connected yet)' : ''
-        }; start one with: ${join ?? 'npx wsfutures-worker --connect HOST:PORT'} (token in WSFUTURES_TOKEN)`,
-      );
-    }, NO_SLOT_WARNING_MS);
-    this.#noSlotTimer.unref?.();
   }
 
   /**
@@ -789,8 +548,6 @@ export class ProcessPoolExecutor extends BaseExecutor {
   }
 
   protected async close(): Promise<void> {
-    clearTimeout(this.#noSlotTimer);
-    clearTimeout(this.#unmetTimer);
     this.#closing = true;
     this.#holdHandles();
     await this.#started.catch(() => {});
@@ -838,6 +595,11 @@ export class ProcessPoolExecutor extends BaseExecutor {
       out.length = 0;
       this.#applying = false;
     }
+    this.#armTimer();
+  }
+
+  /** The timer for the state's earliest deadline, if that is earlier than the one set. */
+  #armTimer(): void {
     const at = this.#state.nextDeadline;
     if (at < this.#timerAt) this.#wakeAt(at);
   }
@@ -928,9 +690,50 @@ export class ProcessPoolExecutor extends BaseExecutor {
         this.#log('warn', `lane ${ins.lane} of worker node ${label} lost: ${ins.reason}; ${ins.requeued} task(s) requeued, ${ins.failed} failed`);
         return;
       }
+      case 'no-slot-warning': {
+        if (this.isShutdown || this.#broken) return;
+        const join = this.joinCommands()[0];
+        return this.#log(
+          'warn',
+          `${ins.queued} task(s) have waited ${NO_SLOT_WARNING_MS / 1000} s with no worker node connected${
+            this.maxWorkers > 0 ? ' (the local node has not connected yet)' : ''
+          }; start one with: ${join ?? 'npx wsfutures-worker --connect HOST:PORT'} (token in WSFUTURES_TOKEN)`,
+        );
+      }
+      case 'unmet-warning':
+        return this.#unmetWarning(ins.tasks, ins.declared);
+      case 'unmet-timeout': {
+        const { payload: entry, resources } = ins;
+        if (entry.future.done()) return;
+        this.#stats.failedElsewhere(entry.kind.stat, Date.now());
+        entry.future.setException(
+          new TimeoutError(
+            `task ${ins.id} (${entry.fn || 'the task'}) asked for resources ${
+              formatResources(resources)
+            } and waited ${ins.waitedMs} ms, its timeout, for a worker node that declares them. ` +
+              `${ins.declared}. Start a node with them (wsfutures-worker --resources ${formatResources(resources)}), or ask for less`,
+          ),
+        );
+        return;
+      }
       case 'log':
         return this.#log(ins.level, ins.message);
     }
+  }
+
+  /** Tasks have waited NO_SLOT_WARNING_MS for resources no connected node declares. */
+  #unmetWarning(tasks: { payload: Entry; resources: Resources }[], declared: string): void {
+    if (this.isShutdown || this.#broken) return;
+    const asks = new Map<string, string>();
+    for (const { payload: e, resources: r } of tasks) asks.set(`${e.fn}\0${formatResources(r)}`, `${e.fn || 'a task'}() asks for ${formatResources(r)}`);
+    const shown = [...asks.values()];
+    const more = shown.length > 3 ? ` (and ${shown.length - 3} other request(s))` : '';
+    this.#log(
+      'warn',
+      `${tasks.length} task(s) have waited ${NO_SLOT_WARNING_MS / 1000} s for resources that no connected worker node declares: ${
+        shown.slice(0, 3).join('; ')
+      }${more}. ${declared}. Start a node that has them, e.g. npx wsfutures-worker --connect HOST:PORT --resources ${formatResources(tasks[0]!.resources)}`,
+    );
   }
 
   /** Encodes and sends the tasks the state handed to a lane. */
@@ -1059,7 +862,15 @@ export class ProcessPoolExecutor extends BaseExecutor {
   readonly #moduleUrl = (id: number): string | undefined => this.#registry.modules[id]?.url;
 
   #onAttach(peer: WorkerPeer, msg: AttachMsg): string | undefined {
-    const refused = this.#state.attach(peer.id, msg.node, msg.lane, msg.ticket, msg.failedModules ?? [], this.#moduleUrl, peer.version >= STEAL_VERSION);
+    const refused = this.#state.attach({
+      lane: peer.id,
+      node: msg.node,
+      laneNumber: msg.lane,
+      ticket: msg.ticket,
+      failedModules: msg.failedModules ?? [],
+      moduleUrl: this.#moduleUrl,
+      canSteal: peer.version >= STEAL_VERSION,
+    });
     if (refused) {
       this.#apply();
       return refused;
@@ -1067,9 +878,7 @@ export class ProcessPoolExecutor extends BaseExecutor {
     peer.node = this.#nodes.get(msg.node)!.peer.node;
     peer.slots = 1;
     this.#lanePeers.set(peer.id, peer);
-    this.#warnedNoSlots = false;
     this.#apply();
-    if (this.#nodes.get(msg.node)?.resources && this.#unmet.size > 0) this.#pruneUnmet();
     const have = this.#state.slotCount;
     this.#readyWaiters = this.#readyWaiters.filter((w) => {
       if (have < w.slots) return true;
@@ -1244,7 +1053,7 @@ export class ProcessPoolExecutor extends BaseExecutor {
   }
 
   #onLaneDied(peer: WorkerPeer, msg: LaneDiedMsg): void {
-    this.#state.laneDied(peer.id, msg.lane, msg.crashed, boundText(msg.how), msg.task);
+    this.#state.laneDied({ node: peer.id, laneNumber: msg.lane, crashed: msg.crashed, how: boundText(msg.how), task: msg.task, now: performance.now() });
     this.#apply();
     this.#schedulePump();
   }

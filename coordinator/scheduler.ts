@@ -485,6 +485,18 @@ export class Scheduler<P> {
   #membership = 0;
 
   /**
+   * The queued tasks (not assigned) that ask for resources, with what they ask for. Looks at
+   * every task, so it is for rare events (a node that declared resources leaves or drains);
+   * nothing at all while no task asks for resources.
+   */
+  queuedRequests(): { id: number; payload: P; resources: Resources }[] {
+    const out: { id: number; payload: P; resources: Resources }[] = [];
+    if (this.#waiting.size === 0) return out;
+    for (const t of this.#tasks.values()) if (t.request && t.workerId === undefined) out.push({ id: t.id, payload: t.payload, resources: t.request.resources });
+    return out;
+  }
+
+  /**
    * Whether some worker (draining or not) can run tasks of `module`; false when there is no
    * worker at all.
    */

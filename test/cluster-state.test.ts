@@ -8,6 +8,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { ClusterState, type ClusterStateOptions, type Instruction } from '../coordinator/cluster-state.ts';
+import { NodeResources } from '../coordinator/scheduler.ts';
 import type { TaskOutcome } from '../shared/protocol.ts';
 
 interface P {
@@ -26,7 +27,9 @@ function make(options: Partial<ClusterStateOptions<P>> = {}): ClusterState<P> {
     maxTasksPerSlot: 4,
     abortGraceMs: 1000,
     laneDeathWaitMs: 3000,
+    warnAfterMs: 5000,
     accept: (p) => !p.cancelled,
+    settled: (p) => p.cancelled === true,
     ...options,
   });
 }
@@ -47,7 +50,7 @@ const urls = (id: number) => (id === 0 || id === 1 ? `file:///tasks${id}.ts` : u
 /** A node `n` with `lanes` lanes named `${n}/0`, `${n}/1`, ... attached (still joining). */
 function joining(s: ClusterState<P>, n = 'n1', lanes = 1, failed: { id: number; error: string }[] = []): void {
   s.register({ id: n, label: `${n} (host, 127.0.0.1)`, slots: lanes, local: false, ticket: `t-${n}` });
-  for (let i = 0; i < lanes; i++) assert.is(s.attach(`${n}/${i}`, n, i, `t-${n}`, failed, urls), undefined);
+  for (let i = 0; i < lanes; i++) assert.is(s.attach({ lane: `${n}/${i}`, node: n, laneNumber: i, ticket: `t-${n}`, failedModules: failed, moduleUrl: urls }), undefined);
 }
 
 function ready(s: ClusterState<P>, n = 'n1', lanes = 1): void {
@@ -60,7 +63,7 @@ function submit(s: ClusterState<P>, count: number, kind = 0, module = 0): number
   const ids: number[] = [];
   for (let i = 0; i < count; i++) {
     const id = ++nextId;
-    s.submit(id, { name: `t${id}`, kind: { id: kind } }, module, 0);
+    s.submit(id, { name: `t${id}`, kind: { id: kind } }, { module, priority: 0, now: 0 });
     ids.push(id);
   }
   return ids;
@@ -80,13 +83,13 @@ test('joining: lanes attach with the ticket; tasks go out at once; ready reports
   const s = make();
   s.register({ id: 'n1', label: 'n1', slots: 2, local: false, ticket: 'T' });
   assert.is(s.nodePhase('n1'), 'joining');
-  assert.match(s.attach('x', 'nope', 0, 'T', [], urls)!, /no worker node "nope" is connected/);
-  assert.match(s.attach('x', 'n1', 0, 'wrong', [], urls)!, /wrong lane ticket/);
-  assert.match(s.attach('x', 'n1', 0, 'T', [{ id: 9, error: 'x' }], urls)!, /no task module with id 9/);
-  assert.is(s.attach('n1/0', 'n1', 0, 'T', [], urls), undefined);
-  assert.match(s.attach('y', 'n1', 0, 'T', [], urls)!, /lane 0 .* already attached/);
-  assert.is(s.attach('n1/1', 'n1', 1, 'T', [{ id: 1, error: 'SyntaxError' }], urls), undefined);
-  assert.match(s.attach('z', 'n1', 2, 'T', [], urls)!, /has 2 slot\(s\) and as many lanes already/);
+  assert.match(s.attach({ lane: 'x', node: 'nope', laneNumber: 0, ticket: 'T', failedModules: [], moduleUrl: urls })!, /no worker node "nope" is connected/);
+  assert.match(s.attach({ lane: 'x', node: 'n1', laneNumber: 0, ticket: 'wrong', failedModules: [], moduleUrl: urls })!, /wrong lane ticket/);
+  assert.match(s.attach({ lane: 'x', node: 'n1', laneNumber: 0, ticket: 'T', failedModules: [{ id: 9, error: 'x' }], moduleUrl: urls })!, /no task module with id 9/);
+  assert.is(s.attach({ lane: 'n1/0', node: 'n1', laneNumber: 0, ticket: 'T', failedModules: [], moduleUrl: urls }), undefined);
+  assert.match(s.attach({ lane: 'y', node: 'n1', laneNumber: 0, ticket: 'T', failedModules: [], moduleUrl: urls })!, /lane 0 .* already attached/);
+  assert.is(s.attach({ lane: 'n1/1', node: 'n1', laneNumber: 1, ticket: 'T', failedModules: [{ id: 1, error: 'SyntaxError' }], moduleUrl: urls }), undefined);
+  assert.match(s.attach({ lane: 'z', node: 'n1', laneNumber: 2, ticket: 'T', failedModules: [], moduleUrl: urls })!, /has 2 slot\(s\) and as many lanes already/);
   const warn = take(s);
   assert.equal(ops(warn), ['log']);
   assert.match((warn[0] as { message: string }).message, /could not import task module file:\/\/\/tasks1\.ts: SyntaxError/);
@@ -203,7 +206,7 @@ test('ready: a task cancelled while queued is never sent', () => {
   take(s);
   nextId++;
   const id = nextId;
-  s.submit(id, { name: 'x', kind: { id: 0 }, cancelled: true }, 0, 0);
+  s.submit(id, { name: 'x', kind: { id: 0 }, cancelled: true }, { module: 0, priority: 0, now: 0 });
   s.assign();
   assert.equal(take(s), []);
   assert.is(s.queuedCount, 0);
@@ -236,7 +239,7 @@ test('ready: a lane whose connection closes is drained, its node asked; lane-die
   assert.is(s.openLanes('n1'), 1);
   s.connectionLost('n1/0', 'again', 200);
   assert.equal(take(s), [], 'a second close of the same lane changes nothing');
-  s.laneDied('n1', 0, true, 'exited with code 7', t0);
+  s.laneDied({ node: 'n1', laneNumber: 0, crashed: true, how: 'exited with code 7', task: t0, now: 0 });
   const out = take(s);
   assert.equal(ops(out), ['log', 'settle', 'close-lane']);
   const settle = out[1] as Extract<I, { op: 'settle' }>;
@@ -244,7 +247,7 @@ test('ready: a lane whose connection closes is drained, its node asked; lane-die
   s.tick(10_000);
   assert.equal(take(s), [], 'the death wait was cancelled with the lane');
   // A new lane may take its place.
-  assert.is(s.attach('n1/0b', 'n1', 0, 't-n1', [], urls), undefined);
+  assert.is(s.attach({ lane: 'n1/0b', node: 'n1', laneNumber: 0, ticket: 't-n1', failedModules: [], moduleUrl: urls }), undefined);
   s.results('n1/1', [ok(t1!)]);
   assert.equal(ops(take(s)), ['settle']);
   void ids;
@@ -276,11 +279,11 @@ test('ready: lane died with the node connected, then the node lost: each task ha
   submit(s, 4);
   s.assign();
   const sent = runs(take(s));
-  s.laneDied('n1', 0, false, 'was ended', undefined);
+  s.laneDied({ node: 'n1', laneNumber: 0, crashed: false, how: 'was ended', task: undefined, now: 0 });
   const first = take(s);
   // The lane ran nothing: both its tasks go back without using a retry.
   assert.equal(first.filter((i) => i.op === 'requeued').map((i) => (i as { id: number }).id), sent['n1/0']);
-  s.laneDied('n1', 0, false, 'again', undefined);
+  s.laneDied({ node: 'n1', laneNumber: 0, crashed: false, how: 'again', task: undefined, now: 0 });
   assert.equal(take(s), [], 'a second lane-died for the same lane changes nothing');
   s.connectionLost('n1', 'gone', 0);
   const second = take(s);
@@ -366,11 +369,11 @@ test('draining: nothing new is sent; drained goes out once every lane has report
   const ids = submit(s, 2);
   s.assign();
   take(s);
-  s.drain('n1');
+  s.drain('n1', 0);
   assert.equal(take(s), [{ op: 'node-draining', node: 'n1' }]);
   assert.is(s.nodePhase('n1'), 'draining');
   assert.is(s.slotCount, 0);
-  s.drain('n1');
+  s.drain('n1', 0);
   assert.equal(take(s), [], 'draining twice says nothing twice');
   submit(s, 1);
   s.assign();
@@ -380,9 +383,9 @@ test('draining: nothing new is sent; drained goes out once every lane has report
   s.results('n1/1', [ok(ids[1]!)]);
   assert.equal(ops(take(s)), ['settle', 'drained']);
   // A lane that attaches while the node drains gets nothing either.
-  s.laneDied('n1', 0, false, 'replaced', undefined);
+  s.laneDied({ node: 'n1', laneNumber: 0, crashed: false, how: 'replaced', task: undefined, now: 0 });
   take(s);
-  assert.is(s.attach('n1/0b', 'n1', 0, 't-n1', [], urls), undefined);
+  assert.is(s.attach({ lane: 'n1/0b', node: 'n1', laneNumber: 0, ticket: 't-n1', failedModules: [], moduleUrl: urls }), undefined);
   s.assign();
   assert.equal(take(s), []);
   s.connectionLost('n1', 'exit', 0);
@@ -392,7 +395,7 @@ test('draining: nothing new is sent; drained goes out once every lane has report
 test('draining: an idle node is drained at once; ready after drain keeps it draining', () => {
   const s = make();
   joining(s);
-  s.drain('n1');
+  s.drain('n1', 0);
   assert.equal(ops(take(s)), ['node-draining', 'drained']);
   s.ready('n1');
   take(s);
@@ -406,7 +409,7 @@ test('draining: lost while draining requeues what was unreported, and says it wa
   const [a] = submit(s, 1);
   s.assign();
   take(s);
-  s.drain('n1');
+  s.drain('n1', 0);
   take(s);
   s.connectionLost('n1', 'killed', 0);
   const out = take(s);
@@ -422,7 +425,7 @@ test('draining: an abort while draining still cancels; its report lets drained g
   const [a] = submit(s, 1);
   s.assign();
   take(s);
-  s.drain('n1');
+  s.drain('n1', 0);
   take(s);
   s.abort(a!, 0);
   assert.equal(ops(take(s)), ['cancel']);
@@ -437,11 +440,11 @@ test('draining: unsendable and lane death both count towards drained', () => {
   const ids = submit(s, 2);
   s.assign();
   const sent = runs(take(s));
-  s.drain('n1');
+  s.drain('n1', 0);
   take(s);
   s.unsendable(sent['n1/0']![0]!);
   assert.equal(take(s), []);
-  s.laneDied('n1', 1, false, 'ended', undefined);
+  s.laneDied({ node: 'n1', laneNumber: 1, crashed: false, how: 'ended', task: undefined, now: 0 });
   const out = take(s);
   assert.ok(ops(out).includes('drained'), ops(out).join());
   void ids;
@@ -460,15 +463,15 @@ test('lost: every event about a lost node or its lanes is dropped', () => {
   take(s);
   assert.is(s.nodePhase('n1'), undefined);
   s.ready('n1');
-  s.drain('n1');
+  s.drain('n1', 0);
   s.results('n1/0', [ok(a!)]);
-  s.laneDied('n1', 0, true, 'crashed', a);
+  s.laneDied({ node: 'n1', laneNumber: 0, crashed: true, how: 'crashed', task: a, now: 0 });
   s.connectionLost('n1/0', 'closed', 0);
   s.connectionLost('n1', 'again', 0);
   s.tick(1e9);
   assert.equal(take(s), []);
   assert.is(s.reportable('n1/0', a!), undefined);
-  assert.match(s.attach('n1/0', 'n1', 0, 't-n1', [], urls)!, /no worker node "n1" is connected/);
+  assert.match(s.attach({ lane: 'n1/0', node: 'n1', laneNumber: 0, ticket: 't-n1', failedModules: [], moduleUrl: urls })!, /no worker node "n1" is connected/);
   assert.is(s.queuedCount, 1, 'the task waits for another node');
 });
 
@@ -478,13 +481,13 @@ test('lost: every event about a lost node or its lanes is dropped', () => {
 function stealSetup(behind: number, canSteal = true): { s: ClusterState<P> } {
   const s = make({ prefetchMs: Infinity, maxTasksPerSlot: 64 });
   s.register({ id: 'n1', label: 'n1', slots: 2, local: false, ticket: 'T' });
-  s.attach('n1/0', 'n1', 0, 'T', [], urls, canSteal);
+  s.attach({ lane: 'n1/0', node: 'n1', laneNumber: 0, ticket: 'T', failedModules: [], moduleUrl: urls, canSteal });
   s.ready('n1');
   s.scheduler.setEstimate(0, 5);
   submit(s, 1 + behind);
   s.assign();
   take(s);
-  s.attach('n1/1', 'n1', 1, 'T', [], urls, canSteal);
+  s.attach({ lane: 'n1/1', node: 'n1', laneNumber: 1, ticket: 'T', failedModules: [], moduleUrl: urls, canSteal });
   take(s);
   return { s };
 }
@@ -530,11 +533,11 @@ test('stealing: not asked of lanes that cannot answer (older nodes), nor for les
   assert.equal(take(old), []);
   const tiny = make({ prefetchMs: Infinity, maxTasksPerSlot: 64 });
   tiny.register({ id: 'n', label: 'n', slots: 2, local: false, ticket: 'T' });
-  tiny.attach('a', 'n', 0, 'T', [], urls, true);
+  tiny.attach({ lane: 'a', node: 'n', laneNumber: 0, ticket: 'T', failedModules: [], moduleUrl: urls, canSteal: true });
   tiny.scheduler.setEstimate(0, 0.01);
   submit(tiny, 5);
   tiny.assign();
-  tiny.attach('b', 'n', 1, 'T', [], urls, true);
+  tiny.attach({ lane: 'b', node: 'n', laneNumber: 1, ticket: 'T', failedModules: [], moduleUrl: urls, canSteal: true });
   take(tiny);
   tiny.assign();
   assert.equal(take(tiny), [], '0.04 ms behind the running task: not worth a steal');
@@ -551,7 +554,7 @@ test('stealing: a task aborted while its steal is out is neither run elsewhere n
   assert.equal(take(s), []);
   s.tick(1000);
   assert.equal(take(s), [], 'given back: no kill for it');
-  s.drain('n1');
+  s.drain('n1', 0);
   s.results('n1/0', [ok(first), ok(first + 1)]);
   assert.ok(ops(take(s)).includes('drained'), 'nothing unreported is left');
 });
@@ -561,7 +564,7 @@ test('stealing: the lane lost before it answers: its tasks are handled once, its
   const first = nextId - 2;
   s.assign();
   take(s);
-  s.laneDied('n1', 0, false, 'ended', first);
+  s.laneDied({ node: 'n1', laneNumber: 0, crashed: false, how: 'ended', task: first, now: 0 });
   const out = take(s);
   assert.equal(out.filter((i) => i.op === 'requeued').map((i) => (i as { id: number }).id).sort(), [first, first + 1, first + 2].sort());
   s.stolen('n1/0', [first + 2]);
@@ -574,13 +577,148 @@ test('handle(): the events as objects, as dask handle_stimulus', () => {
   s.handle({ type: 'register', node: { id: 'n', label: 'n', slots: 1, local: true, ticket: 'T' } });
   assert.is(s.handle({ type: 'attach', lane: 'l', node: 'n', laneNumber: 0, ticket: 'T', failedModules: [], moduleUrl: urls }), undefined);
   s.handle({ type: 'ready', node: 'n' });
-  s.handle({ type: 'submit', id: 1, payload: { name: 'a', kind: { id: 0 } }, module: 0, priority: 0 });
+  s.handle({ type: 'submit', id: 1, payload: { name: 'a', kind: { id: 0 } }, module: 0, priority: 0, now: 0 });
   s.handle({ type: 'assign' });
   s.handle({ type: 'results', lane: 'l', items: [ok(1)] });
-  s.handle({ type: 'drain', node: 'n' });
+  s.handle({ type: 'drain', node: 'n', now: 0 });
   s.handle({ type: 'connection-lost', peer: 'n', reason: 'bye', now: 0 });
   s.handle({ type: 'tick', now: 0 });
   assert.equal(ops(take(s)), ['node-ready', 'run', 'settle', 'node-draining', 'drained', 'close-lane', 'node-lost']);
+});
+
+test('no slot: tasks waiting warnAfterMs with no lane attached are said once; a lane that attaches ends it and re-arms it', () => {
+  const s = make({ warnAfterMs: 5000 });
+  submit(s, 2);
+  assert.is(s.nextDeadline, 5000);
+  s.tick(4999);
+  assert.equal(take(s), []);
+  s.tick(5000);
+  assert.equal(take(s), [{ op: 'no-slot-warning', queued: 2 }]);
+  submit(s, 1);
+  assert.is(s.nextDeadline, Infinity, 'said once');
+  ready(s);
+  s.assign();
+  take(s);
+  s.connectionLost('n1', 'gone', 6000);
+  take(s);
+  s.submit(++nextId, { name: 'later', kind: { id: 0 } }, { module: 0, priority: 0, now: 7000 });
+  assert.is(s.nextDeadline, 12_000, 'armed again once a lane had attached');
+  // A lane that attaches before the deadline: nothing is said.
+  ready(s, 'n2');
+  s.tick(12_000);
+  assert.equal(ops(take(s)).filter((op) => op === 'no-slot-warning'), []);
+});
+
+// ---- resources no node declares -------------------------------------------------------------------
+
+const GPU = { gpu: 1 };
+
+/** A node `n` declaring `declared`, with one lane `${n}/0`, ready. */
+function readyWith(s: ClusterState<P>, n: string, declared: Record<string, number>): void {
+  s.register({ id: n, label: `${n} (host)`, slots: 1, local: false, ticket: `t-${n}`, resources: new NodeResources(declared) });
+  s.attach({ lane: `${n}/0`, node: n, laneNumber: 0, ticket: `t-${n}`, failedModules: [], moduleUrl: urls });
+  s.ready(n);
+}
+
+function submitFor(s: ClusterState<P>, resources: Record<string, number>, timeout: number | undefined, now: number, cancelled = false): number {
+  const id = ++nextId;
+  s.submit(id, { name: `t${id}`, kind: { id: 0 }, cancelled }, { module: 0, priority: 0, resources, timeout, now });
+  return id;
+}
+
+test('unmet: a request no node declares warns once after warnAfterMs and fails at its timeout, naming what nodes declare', () => {
+  const s = make({ warnAfterMs: 5000 });
+  readyWith(s, 'cpu', { mem: 8 });
+  take(s);
+  const a = submitFor(s, GPU, 7000, 100);
+  const b = submitFor(s, GPU, undefined, 200);
+  assert.is(s.unmetCount, 2);
+  assert.is(s.nextDeadline, 5100, 'the warning first');
+  s.tick(5099);
+  assert.equal(take(s), []);
+  s.tick(5100);
+  const [warning] = take(s) as Extract<I, { op: 'unmet-warning' }>[];
+  assert.is(warning!.op, 'unmet-warning');
+  assert.equal(warning!.tasks.map((t) => t.payload.name), [`t${a}`, `t${b}`]);
+  assert.match(warning!.declared, 'Connected worker nodes declare cpu (host): mem=8');
+  assert.is(s.nextDeadline, 7100, 'said once; the timeout next');
+  s.tick(7100);
+  const [timeout] = take(s) as Extract<I, { op: 'unmet-timeout' }>[];
+  assert.equal([timeout!.op, timeout!.id, timeout!.waitedMs, timeout!.resources], ['unmet-timeout', a, 7000, GPU]);
+  assert.is(s.queuedCount, 1, 'the timed-out task is no longer queued');
+  assert.is(s.nextDeadline, Infinity, 'the one without a timeout waits as long as it takes');
+  s.tick(1e9);
+  assert.equal(take(s), []);
+});
+
+test('unmet: a node that declares the resources joins before the deadlines: nothing warns or fails, the tasks run there', () => {
+  const s = make({ warnAfterMs: 5000 });
+  const a = submitFor(s, GPU, 3000, 0);
+  assert.is(s.nextDeadline, 3000);
+  readyWith(s, 'g', { gpu: 1 });
+  assert.is(s.unmetCount, 0);
+  assert.is(s.nextDeadline, 5000, 'only the check for slots (none when it was queued) is left');
+  s.assign();
+  assert.equal(runs(take(s)), { 'g/0': [a] });
+  s.tick(10_000);
+  assert.equal(take(s), []);
+});
+
+test('unmet: the last node declaring the resources leaves with requests queued: they wait, warn and time out from then on', () => {
+  const s = make({ warnAfterMs: 5000 });
+  readyWith(s, 'g', { gpu: 1 });
+  readyWith(s, 'cpu', { mem: 8 });
+  const running = submitFor(s, GPU, 2000, 0);
+  const queued = submitFor(s, GPU, 2000, 0);
+  const patient = submitFor(s, GPU, undefined, 0);
+  submitFor(s, GPU, 2000, 0, true); // cancelled while it waits
+  s.assign();
+  assert.equal(runs(take(s)), { 'g/0': [running] }, 'one gpu: one task at a time');
+  assert.is(s.nextDeadline, Infinity, 'a node declares them: they wait as any task does');
+  s.connectionLost('g', 'gone', 10_000);
+  take(s);
+  assert.is(s.unmetCount, 3, 'the requeued task and the two queued ones (not the cancelled one)');
+  assert.is(s.nextDeadline, 12_000, 'their timeouts count from the moment no node declares them');
+  s.tick(12_000);
+  const out = take(s) as Extract<I, { op: 'unmet-timeout' }>[];
+  assert.equal(out.map((i) => [i.op, i.id]), [['unmet-timeout', running], ['unmet-timeout', queued]]);
+  assert.match(out[0]!.declared, 'cpu (host): mem=8');
+  s.tick(15_000);
+  const warned = take(s) as Extract<I, { op: 'unmet-warning' }>[];
+  assert.equal(warned.map((i) => i.tasks.map((t) => t.payload.name)), [[`t${patient}`]]);
+});
+
+test('unmet: the only node declaring them drains: queued requests wait for another; one that joins ends the wait', () => {
+  const s = make({ warnAfterMs: 5000 });
+  readyWith(s, 'g', { gpu: 1 });
+  const first = submitFor(s, GPU, 1000, 0);
+  const second = submitFor(s, GPU, 1000, 0);
+  s.assign();
+  assert.equal(runs(take(s)), { 'g/0': [first] });
+  s.drain('g', 50);
+  take(s);
+  assert.is(s.unmetCount, 1);
+  assert.is(s.nextDeadline, 1050);
+  readyWith(s, 'g2', { gpu: 2 });
+  assert.is(s.unmetCount, 0);
+  s.assign();
+  assert.equal(runs(take(s)), { 'g2/0': [second] });
+  s.tick(2000);
+  assert.equal(ops(take(s)), []);
+});
+
+test('unmet: the lane of the only node declaring them dies, its node stays: the requests queued wait as if it had left', () => {
+  const s = make({ warnAfterMs: 5000 });
+  readyWith(s, 'g', { gpu: 1 });
+  const a = submitFor(s, GPU, 500, 0);
+  const b = submitFor(s, GPU, 500, 0);
+  s.assign();
+  take(s);
+  s.laneDied({ node: 'g', laneNumber: 0, crashed: false, how: 'ended', task: a, now: 100 });
+  take(s);
+  assert.is(s.unmetCount, 2);
+  s.tick(600);
+  assert.equal((take(s) as Extract<I, { op: 'unmet-timeout' }>[]).map((i) => i.id), [a, b]);
 });
 
 test.run();

@@ -78,6 +78,41 @@ test('a request no node can meet waits and warns once; a node that joins with it
   }
 });
 
+test('the only node declaring a resource leaves with requests for it queued: they warn, one with a timeout fails then, and a node that joins with it runs the rest', async () => {
+  const logs: string[] = [];
+  const pool = await remotePool(logs);
+  const workers = [node(pool, 'plain', 1), node(pool, 'gpu', 1, 'gpu=1')];
+  try {
+    await pool.ready(2, { timeout: 30_000 });
+    const running = pool.submitWith({ resources: { gpu: 1 } }, sleepSpan, 2_000);
+    await waitFor(() => pool.stats().nodes.find((n) => n.name === 'gpu')?.running === 1, 10_000, 'the gpu task running');
+    // Queued behind it while a node declares gpu: neither warns nor times out yet.
+    const bounded = pool.submitWith({ resources: { gpu: 1 }, timeout: 1_500 }, whereAmI);
+    const patient = pool.submitWith({ resources: { gpu: 1 } }, whereAmI);
+    await workers[1]!.kill();
+    const lostAt = Date.now();
+    const err = await within(bounded.exception(), 10_000, 'the timeout of the task queued for gpu');
+    assert.ok(Date.now() - lostAt >= 1_400, 'its timeout counts from the moment no node declared gpu');
+    assert.instance(err, TimeoutError);
+    assert.match(String((err as Error).message), /asked for resources gpu=1 and waited 1500 ms/);
+    assert.match(String((err as Error).message), /Connected worker nodes declare plain.*: \(none\)/);
+    assert.match(String((err as Error).message), /--resources gpu=1/);
+    await waitFor(() => logs.some((l) => l.includes('no connected worker node declares')), 10_000, 'the warning');
+    const warning = logs.filter((l) => l.includes('no connected worker node declares'));
+    assert.is(warning.length, 1);
+    assert.match(warning[0]!, /2 task\(s\)/);
+    assert.match(warning[0]!, /sleepSpan\(\) asks for gpu=1; whereAmI\(\) asks for gpu=1/);
+    assert.is(patient.state, 'PENDING');
+    workers.push(node(pool, 'gpu2', 1, 'gpu=1'));
+    const pid = await within(patient, 20_000, 'the patient task once a gpu node joined');
+    assert.is(pid, workers[2]!.child.pid);
+    assert.is((await within(running, 20_000, 'the task that was running on the lost node')).pid, workers[2]!.child.pid);
+  } finally {
+    await pool.shutdown({ cancelFutures: true });
+    await Promise.all(workers.map((w) => w.kill()));
+  }
+});
+
 test('bad resources are refused with the option, the value and the form expected', async () => {
   const pool = new ProcessPoolExecutor({ tasks: TASKS, maxWorkers: 0, log: false });
   const local = new AsyncPoolExecutor({ maxWorkers: 1 });
