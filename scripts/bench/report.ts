@@ -45,6 +45,7 @@ const REFERENCES: Record<string, Reference[]> = {
   // Scheduling: makespans against the ideal computed from the task durations.
   'sched-after-burst': [{ id: 'wsfutures/sched-after-burst-ideal', target: { op: '<=', value: 1.1 } }],
   'sched-mixed': [{ id: 'wsfutures/sched-mixed-ideal', target: { op: '<=', value: 1.1 } }],
+  'sched-mixed-one-kind': [{ id: 'wsfutures/sched-mixed-one-kind-ideal' }],
   'sched-steal': [{ id: 'wsfutures/sched-steal-ideal', target: { op: '<=', value: 1.1 } }],
   'sched-uneven': [{ id: 'wsfutures/sched-uneven-ideal', target: { op: '<=', value: 1.15 } }],
   // What watching costs: the dashboard open and /metrics scraped, against nobody watching.
