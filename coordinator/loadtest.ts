@@ -128,7 +128,7 @@ export interface LoadTestResult {
 
 const DRIVER = fileURLToPath(new URL(import.meta.url.endsWith('.ts') ? '../shared/loadtest-driver.ts' : '../shared/loadtest-driver.js', import.meta.url));
 /** The histogram library, the HTTP client and their dependencies travel inside the scenario's bundle. */
-const INLINE_PACKAGES = new Set(['hdr-histogram-js', 'pako', 'base64-js', '@assemblyscript/loader', 'undici']);
+const INLINE_PACKAGES = new Set(['hdr-histogram-js', 'pako', 'base64-js', '@assemblyscript/loader']);
 
 /**
  * Bundles the scenario with the driver into one task module, written beside the scenario (so
@@ -152,7 +152,7 @@ async function bundleScenario(scenario: URL): Promise<string> {
     platform: 'node',
     target: 'es2022',
     packages: 'external',
-    // The inlined CommonJS packages (undici) require Node's built-in modules, which an ES module
+    // The inlined CommonJS packages (hdr-histogram-js and its own) may require Node's built-in modules, which an ES module
     // can only do through a require of its own.
     banner: { js: "import { createRequire as __wsfCreateRequire } from 'node:module';\nconst require = __wsfCreateRequire(import.meta.url);" },
     keepNames: true,
