@@ -376,6 +376,8 @@ export async function loadTest(options: LoadTestOptions): Promise<LoadTestResult
           if (!(err instanceof Error && (err as { code?: string }).code === 'WSF_WORKER_LOST')) throw err;
         }
       }
+      // Stopped early (options.signal): the iterations still in flight are measured too.
+      if (stopped && !drained && !pool.isShutdown) await drain();
     };
     const drain = async () => {
       const config: SegmentConfig = { testId, model, durationMs: 0, loadFrom: 0, loadTo: 0, maxInFlight, final: true, params: options.params ?? {}, drainMs: 10_000 };

@@ -249,6 +249,9 @@ export async function runSegment(iteration: Iteration, config: SegmentConfig): P
   const { loadFrom, loadTo } = config;
   const loadAt = (t: number) => (to <= from ? loadTo : loadFrom + ((loadTo - loadFrom) * Math.min(1, Math.max(0, t - from))) / (to - from));
   const limitReached = () => config.maxIterations !== undefined && thread.iterations >= config.maxIterations;
+  // A draining node gets no next segment: this one ends now as the slot's last, so what is in
+  // flight is waited for and measured into its result instead of lost with the node.
+  const leaving = () => task?.draining === true;
   if (thread.stop.signal.aborted) thread.stop = stopController();
   let nextReport = Date.now() + 1000;
   const reportIfDue = async () => {
@@ -260,10 +263,16 @@ export async function runSegment(iteration: Iteration, config: SegmentConfig): P
   if (config.model === 'open') {
     // Arrivals at the planned rate, each meant to start at `intended`, whatever the target does.
     let intended = from;
-    while (!signal?.aborted && intended < to && !limitReached()) {
+    while (!signal?.aborted && intended < to && !limitReached() && !leaving()) {
       const rate = loadAt(intended);
-      // A time with no load is waited through too: the segment lasts its whole window.
+      // A time with no load is waited through too: the segment lasts its whole window. (Waits
+      // are cut into tenths of a second, to see a drain soon.)
       const wait = intended - Date.now();
+      if (wait > 100) {
+        await sleep(100, signal);
+        await reportIfDue();
+        continue;
+      }
       if (wait > 1) await sleep(wait, signal);
       if (signal?.aborted) break;
       if (rate <= 0) {
@@ -294,7 +303,7 @@ export async function runSegment(iteration: Iteration, config: SegmentConfig): P
         thread.vus--;
       }
     };
-    while (!signal?.aborted && Date.now() < to && !limitReached()) {
+    while (!signal?.aborted && Date.now() < to && !limitReached() && !leaving()) {
       thread.targetVus = Math.round(loadAt(Date.now()));
       for (let vu = thread.vus; vu < thread.targetVus; vu++) void vuLoop(vu);
       await sleep(Math.min(100, to - Date.now()), signal);
@@ -302,7 +311,7 @@ export async function runSegment(iteration: Iteration, config: SegmentConfig): P
     }
   }
 
-  if (config.final || signal?.aborted || limitReached()) {
+  if (config.final || signal?.aborted || limitReached() || leaving()) {
     thread.targetVus = 0;
     if (thread.inFlight > 0) {
       const drained = new Promise<void>((resolve) => thread.idle.push(resolve));

@@ -290,6 +290,9 @@ class ThreadTaskContext implements TaskContext {
   get signal(): AbortSignal {
     return this.#controller.signal;
   }
+  get draining(): boolean {
+    return nodeBusy !== undefined && Atomics.load(nodeBusy, 1) === 1;
+  }
 }
 
 function taskContext(job: TaskSpec, controller: LazyAbort): TaskContext {
