@@ -263,6 +263,15 @@ export class ScenarioHttp implements HttpClient {
   #sweep: ReturnType<typeof setInterval> | undefined;
 
   request(url: string | URL, options?: HttpRequestOptions): Promise<HttpResponse> {
+    // Bad input rejects, as from an async function (a caller's .catch() sees it).
+    try {
+      return this.#request(url, options);
+    } catch (err) {
+      return Promise.reject(err);
+    }
+  }
+
+  #request(url: string | URL, options: HttpRequestOptions | undefined): Promise<HttpResponse> {
     const href = typeof url === 'string' ? url : url instanceof URL ? url.href : String(url);
     const target = this.#targets.get(href) ?? this.#parse(href);
     const method = options?.method ?? 'GET';

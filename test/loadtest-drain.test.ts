@@ -79,7 +79,9 @@ test('a node drained mid-test: every request the target saw is in the result, an
     const fromDrained = arrivals.filter((a) => a.pid === drainedPid);
     assert.ok(fromDrained.length > 20, `the drained node sent ${fromDrained.length} requests`);
     // Every request measured: started, and ended with a latency.
-    console.log(`${arrivals.length} requests at the target (${fromDrained.length} from the drained node), ${result.iterations} iterations, ${result.steps.iteration?.count} measured, ${result.errors} errors`);
+    console.log(
+      `${arrivals.length} requests at the target (${fromDrained.length} from the drained node), ${result.iterations} iterations, ${result.steps.iteration?.count} measured, ${result.errors} errors`,
+    );
     assert.is(result.iterations, arrivals.length);
     assert.is(result.steps.iteration?.count, arrivals.length);
     assert.is(result.errors, 0, JSON.stringify(result.steps.iteration?.errorKinds));

@@ -73,7 +73,12 @@ const cases: { name: string; raw: string; noBody?: boolean; end?: boolean; expec
     raw: 'HTTP/1.1 200 OK\r\nContent-Length: 100\r\nTransfer-Encoding: gzip, chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n',
     expect: { body: 'abc', keepAlive: false },
   },
-  { name: 'no length: the body lasts until the close', raw: 'HTTP/1.1 200 OK\r\nX-A: b\r\n\r\nall of this', end: true, expect: { body: 'all of this', keepAlive: false, untilClose: true } },
+  {
+    name: 'no length: the body lasts until the close',
+    raw: 'HTTP/1.1 200 OK\r\nX-A: b\r\n\r\nall of this',
+    end: true,
+    expect: { body: 'all of this', keepAlive: false, untilClose: true },
+  },
   { name: 'HEAD: no body whatever Content-Length says', raw: 'HTTP/1.1 200 OK\r\nContent-Length: 1234\r\n\r\n', noBody: true, expect: { body: '', keepAlive: true } },
   { name: '204: no body', raw: 'HTTP/1.1 204 No Content\r\nDate: x\r\n\r\n', expect: { status: 204, body: '', keepAlive: true } },
   { name: '304: no body', raw: 'HTTP/1.1 304 Not Modified\r\nContent-Length: 10\r\n\r\n', expect: { status: 304, body: '' } },

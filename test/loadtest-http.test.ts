@@ -19,6 +19,13 @@ import { ScenarioHttp } from '../shared/loadtest-http.ts';
 import { errorKind } from '../shared/loadtest-driver.ts';
 import { IS_DENO } from '../shared/runtime.ts';
 
+/** Resolves once `p` rejects with a message matching `message`; fails if it resolves. */
+async function rejects(p: Promise<unknown>, message: RegExp): Promise<void> {
+  const err = await p.then(() => undefined, (e: unknown) => e);
+  assert.instance(err, Error, 'it rejected');
+  assert.match((err as Error).message, message);
+}
+
 let server: Server;
 let base = '';
 const serverSockets = new Set<Socket>();
@@ -126,7 +133,7 @@ test('POST and PUT with a body and headers; json(); the server sees method, head
     assert.is(seen.headers['content-length'], String(Buffer.byteLength(JSON.stringify({ user: 'ü1' }))));
     assert.ok(seen.headers.host?.startsWith('127.0.0.1:'));
     const put = await http.request(`${base}/echo`, { method: 'PUT', body: new Uint8Array([104, 105]) });
-    assert.equal((put.json() as { method: string; body: string }), { ...(put.json() as object), method: 'PUT', body: 'hi' });
+    assert.equal(put.json() as { method: string; body: string }, { ...(put.json() as object), method: 'PUT', body: 'hi' });
   } finally {
     http.close();
   }
@@ -194,6 +201,30 @@ test('a server that closes idle connections: the next request still succeeds', a
   }
 });
 
+test('a kept-alive connection closed as the request goes out: a GET is sent again on a new connection, a POST fails', async () => {
+  // Each connection answers its first request and closes, without a word, on its second (the
+  // server's idle timeout firing just as the request arrived).
+  const raw: NetServer = createNetServer((s) => {
+    let requests = 0;
+    s.on('data', () => {
+      if (++requests === 1) s.write('HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok');
+      else s.destroy();
+    });
+  });
+  await new Promise<void>((r) => raw.listen(0, '127.0.0.1', r));
+  const url = `http://127.0.0.1:${(raw.address() as { port: number }).port}/`;
+  const http = new ScenarioHttp();
+  try {
+    assert.is((await http.get(url)).text(), 'ok');
+    assert.is((await http.get(url)).text(), 'ok', 'sent again on a new connection');
+    const err = await http.post(url, 'x').then(() => undefined, (e: unknown) => e);
+    assert.is(errorKind(err), 'ECONNRESET', 'a POST is not sent twice');
+  } finally {
+    http.close();
+    await new Promise<void>((r) => raw.close(() => r()));
+  }
+});
+
 test('a port nobody listens on: ECONNREFUSED', async () => {
   const probe = createServer();
   await new Promise<void>((r) => probe.listen(0, '127.0.0.1', r));
@@ -229,7 +260,7 @@ test('no answer within the timeout option: ETIMEDOUT naming the option', async (
     assert.is(errorKind(err), 'ETIMEDOUT');
     assert.match((err as Error).message, /within 300 ms \(the timeout option\)/);
     assert.ok(took >= 290, `timed out after ${took} ms`);
-    assert.throws(() => http.get(`${base}/`, { timeout: -1 }), /timeout must be a positive number of ms, got -1/);
+    await rejects(http.get(`${base}/`, { timeout: -1 }), /timeout must be a positive number of ms, got -1/);
   } finally {
     http.close();
   }
@@ -258,12 +289,12 @@ test('a server that answers garbage: HPE_INVALID_RESPONSE', async () => {
   }
 });
 
-test('bad input: a URL, a method, a header, each named', () => {
+test('bad input rejects: a URL, a method, a header, each named', async () => {
   const http = new ScenarioHttp();
-  assert.throws(() => http.get('not a url'), /not a URL: "not a url"/);
-  assert.throws(() => http.get('ftp://x/'), /must be http: or https:, got ftp:\/\/x\//);
-  assert.throws(() => http.request(`${base}/`, { method: 'GE T' }), /not an HTTP method: "GE T"/);
-  assert.throws(() => http.get(`${base}/`, { headers: { 'x-a': 'b\r\nx-injected: 1' } }), /header x-a holds a line break/);
+  await rejects(http.get('not a url'), /not a URL: "not a url"/);
+  await rejects(http.get('ftp://x/'), /must be http: or https:, got ftp:\/\/x\//);
+  await rejects(http.request(`${base}/`, { method: 'GE T' }), /not an HTTP method: "GE T"/);
+  await rejects(http.get(`${base}/`, { headers: { 'x-a': 'b\r\nx-injected: 1' } }), /header x-a holds a line break/);
   http.close();
 });
 
@@ -272,8 +303,21 @@ test('https with a certificate the process trusts (Node)', () => {
   const dir = mkdtempSync(join(tmpdir(), 'wsf-https-'));
   try {
     const made = spawnSync('openssl', [
-      'req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days', '1', '-subj', '/CN=localhost',
-      '-addext', 'subjectAltName=DNS:localhost,IP:127.0.0.1', '-keyout', join(dir, 'key.pem'), '-out', join(dir, 'cert.pem'),
+      'req',
+      '-x509',
+      '-newkey',
+      'rsa:2048',
+      '-nodes',
+      '-days',
+      '1',
+      '-subj',
+      '/CN=localhost',
+      '-addext',
+      'subjectAltName=DNS:localhost,IP:127.0.0.1',
+      '-keyout',
+      join(dir, 'key.pem'),
+      '-out',
+      join(dir, 'cert.pem'),
     ], { encoding: 'utf8' });
     assert.is(made.status, 0, `openssl: ${made.stderr}`);
     readFileSync(join(dir, 'cert.pem'));
@@ -282,7 +326,9 @@ test('https with a certificate the process trusts (Node)', () => {
       import { createServer } from 'node:https';
       import { readFileSync } from 'node:fs';
       import { ScenarioHttp } from ${JSON.stringify(client)};
-      const s = createServer({ key: readFileSync(${JSON.stringify(join(dir, 'key.pem'))}), cert: readFileSync(${JSON.stringify(join(dir, 'cert.pem'))}) }, (q, r) => r.end('secure ' + q.url));
+      const s = createServer({ key: readFileSync(${JSON.stringify(join(dir, 'key.pem'))}), cert: readFileSync(${
+      JSON.stringify(join(dir, 'cert.pem'))
+    }) }, (q, r) => r.end('secure ' + q.url));
       await new Promise((r) => s.listen(0, '127.0.0.1', r));
       const http = new ScenarioHttp();
       const url = 'https://localhost:' + s.address().port + '/a';
