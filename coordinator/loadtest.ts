@@ -127,7 +127,7 @@ export interface LoadTestResult {
 }
 
 const DRIVER = fileURLToPath(new URL(import.meta.url.endsWith('.ts') ? '../shared/loadtest-driver.ts' : '../shared/loadtest-driver.js', import.meta.url));
-/** The histogram library, the HTTP client and their dependencies travel inside the scenario's bundle. */
+/** The histogram library and its dependencies travel inside the scenario's bundle (ctx.http, our own source, does anyway). */
 const INLINE_PACKAGES = new Set(['hdr-histogram-js', 'pako', 'base64-js', '@assemblyscript/loader']);
 
 /**
