@@ -94,7 +94,7 @@ export class AsyncPoolExecutor extends BaseExecutor {
     this.#running++;
     const controller = new AbortController();
     future.setAbortHook((reason) => controller.abort(reason));
-    const context: TaskContext = { signal: controller.signal, taskId: String(++nextTaskId), attempt: 1, report: reporter(future) };
+    const context: TaskContext = { signal: controller.signal, taskId: String(++nextTaskId), attempt: 1, report: reporter(future), draining: false };
     const settle = (ok: boolean, value: unknown) => {
       // The slot is held until the function really returns, even if the future was aborted
       // earlier: maxWorkers bounds work actually in progress, as a thread pool's threads do.

@@ -127,8 +127,8 @@ export interface LoadTestResult {
 }
 
 const DRIVER = fileURLToPath(new URL(import.meta.url.endsWith('.ts') ? '../shared/loadtest-driver.ts' : '../shared/loadtest-driver.js', import.meta.url));
-/** The histogram library, the HTTP client and their dependencies travel inside the scenario's bundle. */
-const INLINE_PACKAGES = new Set(['hdr-histogram-js', 'pako', 'base64-js', '@assemblyscript/loader', 'undici']);
+/** The histogram library and its dependencies travel inside the scenario's bundle (ctx.http, our own source, does anyway). */
+const INLINE_PACKAGES = new Set(['hdr-histogram-js', 'pako', 'base64-js', '@assemblyscript/loader']);
 
 /**
  * Bundles the scenario with the driver into one task module, written beside the scenario (so
@@ -152,7 +152,7 @@ async function bundleScenario(scenario: URL): Promise<string> {
     platform: 'node',
     target: 'es2022',
     packages: 'external',
-    // The inlined CommonJS packages (undici) require Node's built-in modules, which an ES module
+    // The inlined CommonJS packages (hdr-histogram-js and its own) may require Node's built-in modules, which an ES module
     // can only do through a require of its own.
     banner: { js: "import { createRequire as __wsfCreateRequire } from 'node:module';\nconst require = __wsfCreateRequire(import.meta.url);" },
     keepNames: true,
@@ -376,6 +376,8 @@ export async function loadTest(options: LoadTestOptions): Promise<LoadTestResult
           if (!(err instanceof Error && (err as { code?: string }).code === 'WSF_WORKER_LOST')) throw err;
         }
       }
+      // Stopped early (options.signal): the iterations still in flight are measured too.
+      if (stopped && !drained && !pool.isShutdown) await drain();
     };
     const drain = async () => {
       const config: SegmentConfig = { testId, model, durationMs: 0, loadFrom: 0, loadTo: 0, maxInFlight, final: true, params: options.params ?? {}, drainMs: 10_000 };

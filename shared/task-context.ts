@@ -19,6 +19,12 @@ export interface TaskContext {
    * which is the back-pressure. Reports made after the task ended are dropped.
    */
   report(value: unknown): Promise<void>;
+  /**
+   * Whether the worker node running the task is draining: it takes no new task and leaves once
+   * its running ones have ended. A task that would go on in rounds (a load-test segment) can end
+   * early with what it has instead of holding the node back. Always false in-process.
+   */
+  readonly draining: boolean;
 }
 
 /** The most reports a task sends per second; `report()` waits for its turn beyond that. */

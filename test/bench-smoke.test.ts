@@ -117,6 +117,7 @@ test('the same figures are written as JSON to bench-results/smoke.json', () => {
       'tiny-monitored',
       'tiny-unmonitored',
       'http-load-1core',
+      'http-bare-client',
       'http-bare-undici',
       'http-bare-fetch',
       'http-load-2-slots',

@@ -48,8 +48,8 @@ export class LaneThreads {
   #failures = 0;
   #onAllAttached: (() => void) | undefined;
   readonly #timers = new Set<ReturnType<typeof setTimeout>>();
-  /** How many threads run a task now (LaneConfig.busy). */
-  readonly #busy = new Int32Array(new SharedArrayBuffer(4));
+  /** How many threads run a task now, and whether the node drains (LaneConfig.busy). */
+  readonly #busy = new Int32Array(new SharedArrayBuffer(8));
 
   constructor(options: LaneThreadsOptions) {
     this.#options = options;
@@ -72,6 +72,11 @@ export class LaneThreads {
   /** Threads whose lane is attached. */
   get attachedCount(): number {
     return this.#threads.filter((t) => t.attached).length;
+  }
+
+  /** The node is draining: its running tasks may see it (`currentTask().draining`). */
+  markDraining(): void {
+    Atomics.store(this.#busy, 1, 1);
   }
 
   /** Ends every thread (the control connection is gone, or the node stops). */
@@ -189,6 +194,7 @@ export class LaneThreads {
     const threads = this.#threads;
     this.#threads = [];
     Atomics.store(this.#busy, 0, 0);
+    Atomics.store(this.#busy, 1, 0);
     this.#onAllAttached?.();
     this.#onAllAttached = undefined;
     await Promise.all(threads.map((t) => t.worker.terminate()));

@@ -394,6 +394,7 @@ export class WorkerNode {
     // Welcomed is enough: lanes take tasks as soon as they attach, before the node says ready.
     if (drain && (this.#state === 'ready' || (this.#state === 'registering' && this.#welcomed)) && this.#conn) {
       this.#state = 'draining';
+      this.#lanes.markDraining();
       this.#send({ op: 'drain' });
       this.#log('draining: finishing running tasks before exit', 'info');
     } else if (this.#state !== 'draining') {

@@ -32,6 +32,8 @@ export interface TaskRunnerOptions {
   /** Where this node resolves the packages task modules import (named in import failures). */
   installDir: string;
   reports?: ReportSink;
+  /** Whether this task's node is draining (`currentTask().draining`); absent: never. */
+  draining?: () => boolean;
 }
 
 /** An AbortController made only when someone asks for its signal. */
@@ -61,6 +63,7 @@ export class TaskRunner {
   readonly #moduleUrls: Map<number, string>;
   readonly #installDir: string;
   readonly #reports: ReportSink | undefined;
+  readonly #draining: () => boolean;
   /** Error classes the task modules export, by constructor: see classOf. */
   readonly #exportedClasses = new Map<unknown, WireClassRef | null>();
   /** One reused list: most values have no attachments, and tiny tasks need no array each. */
@@ -72,6 +75,12 @@ export class TaskRunner {
     this.#moduleUrls = new Map(options.modules.map(({ id, url }) => [id, url]));
     this.#installDir = options.installDir;
     this.#reports = options.reports;
+    this.#draining = options.draining ?? (() => false);
+  }
+
+  /** Whether the node is draining: tasks that run on (a load test's slot) hand in what they have. */
+  get draining(): boolean {
+    return this.#draining();
   }
 
   /** Whether task `id` is running now (reports of a task that ended are dropped). */
@@ -294,6 +303,9 @@ class ThreadTaskContext implements TaskContext {
   /** Made on first use: most tiny tasks never look at their signal. */
   get signal(): AbortSignal {
     return this.#controller.signal;
+  }
+  get draining(): boolean {
+    return this.#runner.draining;
   }
 }
 

@@ -41,9 +41,10 @@ export interface LaneConfig {
    */
   state: SharedArrayBuffer;
   /**
-   * Shared by all the node's threads (an Int32Array of 1): how many of them are running a task.
-   * A thread busy-polls for its next task only while none is: on a machine with few cores, a
-   * polling thread would take CPU from a sibling's task.
+   * Shared by all the node's threads (an Int32Array of 2): [0] how many of them are running a
+   * task — a thread busy-polls for its next task only while none is: on a machine with few cores,
+   * a polling thread would take CPU from a sibling's task; [1] 1 once the node is draining
+   * (`currentTask().draining`).
    */
   busy: SharedArrayBuffer;
 }

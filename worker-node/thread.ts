@@ -171,6 +171,8 @@ async function start(c: LaneConfig): Promise<void> {
       },
       send: (id, v) => new Promise<void>((resolve) => lane!.send({ op: 'report', id, v }, resolve)),
     },
+    // The node sets the busy counters' second cell when it starts to drain.
+    draining: () => nodeBusy !== undefined && Atomics.load(nodeBusy, 1) === 1,
   });
   // Imported before the lane attaches: the node is ready only when every thread can run its
   // first task at full speed (loading a module can take a second). A module that cannot be

@@ -16,6 +16,9 @@
  *
  * Figures are reported as the `wsfutures` suite (and `autocannon` for the peer), so the table
  * lines them up with their targets.
+ *
+ * Run alone, `npx tsx scripts/bench/features.ts --step http-load` runs only the named step(s)
+ * and prints its figure lines.
  */
 import { createServer } from 'node:http';
 import { spawn } from 'node:child_process';
@@ -24,6 +27,7 @@ import { emitError, emitFigure, emitInfo, progress, suiteOptions } from './measu
 import { ProcessPoolExecutor } from '../../coordinator/index.ts';
 import { loadTest } from '../../coordinator/loadtest-api.ts';
 import { busy, busyLong, noop, sleep } from './tasks.ts';
+import { ScenarioHttp } from '../../shared/loadtest-http.ts';
 import { Scheduler } from '../../coordinator/scheduler.ts';
 import { startLightNodes } from '../../test/helpers/light-nodes.ts';
 
@@ -32,7 +36,10 @@ const TASKS = new URL('./tasks.ts', import.meta.url);
 const { smoke } = suiteOptions();
 const now = () => performance.now();
 
+const onlySteps = process.argv.flatMap((a, i) => (process.argv[i - 1] === '--step' ? a.split(',') : []));
+
 async function step(name: string, run: () => Promise<void>): Promise<void> {
+  if (onlySteps.length > 0 && !onlySteps.includes(name)) return;
   progress('features', name);
   try {
     await run();
@@ -459,7 +466,7 @@ async function httpLoad(): Promise<void> {
     }));
     return n / seconds;
   };
-  const rates = { autocannon: [] as number[], undici: [] as number[], fetch: [] as number[], slot: [] as number[], slotFetch: [] as number[] };
+  const rates = { autocannon: [] as number[], client: [] as number[], undici: [] as number[], fetch: [] as number[], slot: [] as number[], slotFetch: [] as number[] };
   const averages = { autocannon: [] as number[], slot: [] as number[], slotFetch: [] as number[] };
   let note = '';
   try {
@@ -467,7 +474,10 @@ async function httpLoad(): Promise<void> {
       const ac = await autocannon({ url: target.url, connections: concurrency, duration: seconds });
       rates.autocannon.push(ac.requests.p50);
       averages.autocannon.push(ac.requests.total / seconds);
-      // The scenario's clients without wsfutures around them.
+      // The scenario's clients without wsfutures around them: ctx.http's own, undici's Pool, fetch.
+      const client = new ScenarioHttp();
+      rates.client.push(await bare(async () => void (await client.get(target.url)).body));
+      client.close();
       const pool = new Pool(target.url);
       rates.undici.push(await bare(async () => void (await (await pool.request({ path: '/', method: 'GET' })).body.arrayBuffer())));
       await pool.close();
@@ -497,6 +507,7 @@ async function httpLoad(): Promise<void> {
     };
     const whole = (values: number[]) => `; whole runs: ${medianOf(values).all} req/s`;
     figure('autocannon', 'http-load-1core', `autocannon, ${concurrency} connections, one process`, rates.autocannon, whole(averages.autocannon));
+    figure('baseline', 'http-bare-client', `ctx.http's client in a plain loop, ${concurrency} at a time`, rates.client);
     figure('baseline', 'http-bare-undici', `undici Pool.request in a plain loop, ${concurrency} at a time`, rates.undici);
     figure('baseline', 'http-bare-fetch', `fetch in a plain loop, ${concurrency} at a time`, rates.fetch);
     figure(SUITE, 'http-load-1core', `wsfutures loadtest, 1 node × 1 slot, ${concurrency} VUs, ctx.http`, rates.slot, `${whole(averages.slot)}; last: ${note}`);
