@@ -23,39 +23,30 @@
  * (with setImmediate or a MessageChannel alike), so a sequential round trip there gets slower,
  * not faster, with polling; there it is always off (figures in docs/performance.md).
  */
-import { readFileSync } from 'node:fs';
 import { availableParallelism, loadavg } from 'node:os';
 import { PollRule, type PollRuleState } from './poll-rule.ts';
 import { IS_DENO } from './runtime.ts';
 
 /** How often whether the cores are contended is asked again, ms. */
 const CONTENTION_EVERY_MS = 1_000;
-/**
- * Cores count as contended when, over the last 10 s, some task waited for one at least this
- * share of the time (Linux's pressure stall information, /proc/pressure/cpu, "some avg10", %).
- * It counts waiting rather than running, so this poller spinning on a free core is not
- * contention; another process spinning beside it is (~100 there).
- */
-const PRESSURE_LIMIT = 25;
 
 let contended = false;
 let contentionAskedAt = -Infinity;
 
 /**
- * Whether other work is waiting for the cores (asked at most once per CONTENTION_EVERY_MS). Where
- * there is no pressure information (not Linux, or an old kernel): a load average of at least one
- * more than the cores, as busy pollers on a free core add less than one each.
+ * Whether other work is waiting for the cores (asked at most once per CONTENTION_EVERY_MS): a
+ * load average of at least two more than the cores. Two, because both sides of a round trip on
+ * one machine poll: together they add up to two to the load, and other work must add about as
+ * much again before polling takes cores it needs. Not Linux's CPU pressure information: on a VM it counts a halted vCPU's slow wake-up
+ * as a task waiting for a core, so sequential round trips without polling read as contended
+ * (28% "some" with nothing else running on our 2-core VM), which kept polling off exactly where
+ * it pays. Within that bound, the rule's own figures decide: a poller that takes a core the
+ * answer needs sees its polled waits grow, and stops.
  */
 function coresContended(now: number): boolean {
   if (now - contentionAskedAt < CONTENTION_EVERY_MS) return contended;
   contentionAskedAt = now;
-  try {
-    const some = /some avg10=([\d.]+)/.exec(readFileSync('/proc/pressure/cpu', 'latin1'));
-    if (some) return (contended = Number(some[1]) >= PRESSURE_LIMIT);
-  } catch {
-    // No pressure information here: the load average below.
-  }
-  return (contended = loadavg()[0]! >= availableParallelism() + 1);
+  return (contended = loadavg()[0]! >= availableParallelism() + 2);
 }
 
 export class BusyPoll {

@@ -31,11 +31,12 @@
  *   other side polls too (when waking up takes longer than the budget, a poller whose peer sleeps
  *   waits out its whole poll and sleeps anyway), so two sides that each probed alone would
  *   each find sleeping better and stay in the slow mode for good; probing at the same moments
- *   they find the fast mode together. Windows that keep confirming sleep come less and less often
- *   (every 256 ms, then 512, … up to every 2,048 ms; each period a multiple of the shorter ones,
- *   so a side that backed off further still probes when the other does); a switch, or a probe
- *   that brings the polled estimate below the slept one, brings them back to every 128 ms. So
- *   whatever changed, the rule finds out within a few windows, and switches.
+ *   they find the fast mode together. Windows that keep confirming sleep come half as often
+ *   (every 256 ms, a multiple of 128, so a side that backed off still probes when the other
+ *   does); a switch, or a probe that brings the polled estimate below the slept one, brings
+ *   them back to every 128 ms. The first probe of a window starts the polled figures afresh.
+ *   So whatever changed, the rule finds out within a window or two (a quarter of a second),
+ *   and switches; probing costs at most 4 ms of polling per 128–256 ms.
  * - Reach. When waking up takes longer than the budget, a late answer makes a chain: the side that
  *   slept answers late, so the other side's next wait outlasts its poll and it sleeps too, and
  *   so on, each wait carrying the other side's wake-up, even while both poll. A poll of the
@@ -71,7 +72,7 @@ export const PROBE_WINDOW_MS = 4;
 /** …of every this many ms of the wall clock at first… */
 export const PROBE_PERIOD_MS = 128;
 /** …and, while probes keep saying sleep, at most this rarely (a power-of-two multiple of the first). */
-export const PROBE_PERIOD_RARELY_MS = 2048;
+export const PROBE_PERIOD_RARELY_MS = 256;
 /** While polling, every this many waits sleeps. */
 export const PROBE_SLEEP_EVERY = 64;
 /**
@@ -117,6 +118,8 @@ export class PollRule {
   #probePeriodMs = PROBE_PERIOD_MS;
   /** Start of the probe window the latest polling probe began in (ms of the wall clock). */
   #probeWindow = NaN;
+  /** The window whose first probe started the polled figures afresh. */
+  #freshWindow = NaN;
   /** The window whose probes already made the period longer (once per window, not per probe). */
   #backedOffWindow = NaN;
 
@@ -177,7 +180,13 @@ export class PollRule {
     const probe = polledMs > 0 !== wasPolling;
     const weight = probe ? PROBE_WEIGHT : WEIGHT;
     const mix = (old: number | undefined): number => (old === undefined ? sample : old + (sample - old) * weight);
-    if (polledMs > 0) {
+    if (probe && polledMs > 0 && this.#polledMs !== undefined && this.#probeWindow !== this.#freshWindow) {
+      // The first probe of a window starts the polled figures afresh: what polling did before
+      // the last window (a burst, a long task, the other side asleep) is no guide to now.
+      this.#freshWindow = this.#probeWindow;
+      if (hit) this.#polledMs = sample;
+      this.#hitRate = hit ? 1 : 0;
+    } else if (polledMs > 0) {
       // The polled estimate is the typical wait of the answers polling caught; the ones it did
       // not catch count in the hit rate. (A mean of both would let one stall on the other side
       // weigh like a dozen quick answers, and flip the mode.)

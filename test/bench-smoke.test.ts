@@ -113,6 +113,7 @@ test('the same figures are written as JSON to bench-results/smoke.json', () => {
       'sched-after-burst',
       'sched-after-burst-ideal',
       'sched-mixed',
+      'sched-mixed-one-kind',
       'sched-uneven',
       'tiny-monitored',
       'tiny-unmonitored',

@@ -72,9 +72,9 @@ test('polling that does not bring answers sooner stops: long tasks, and cores ta
   const long = new PollRule(BUDGET);
   const a = drive(long, { quick: 5, slow: 5 }, 1_600);
   assert.is(long.state.polling, false);
-  // Probe windows that keep saying sleep come less and less often: 128 ms apart, 256, … up to
-  // 2 s (8 s of 5 ms waits here); a wait of 5 ms outlasts a window, so one probe per window.
-  assert.ok(a.polled <= 12, `${a.polled} of 1600 waits polled`);
+  // Probe windows that keep saying sleep come every 256 ms (8 s of 5 ms waits here); a wait of
+  // 5 ms outlasts a window, so one probe per window.
+  assert.ok(a.polled <= 4 + (1_600 * 5.01) / PROBE_PERIOD_RARELY_MS, `${a.polled} of 1600 waits polled`);
 
   // Contended cores: the poller takes the core the answer needs, so polled waits are longer
   // even when the answer comes within the budget.
