@@ -38,9 +38,8 @@ let contentionAskedAt = -Infinity;
  * load average of at least two more than the cores. Two, because both sides of a round trip on
  * one machine poll: together they add up to two to the load, and other work must add about as
  * much again before polling takes cores it needs. Not Linux's CPU pressure information: on a VM it counts a halted vCPU's slow wake-up
- * as a task waiting for a core, so sequential round trips without polling read as contended
- * (28% "some" with nothing else running on our 2-core VM), which kept polling off exactly where
- * it pays. Within that bound, the rule's own figures decide: a poller that takes a core the
+ * as a task waiting for a core, so sequential round trips without polling read as contended,
+ * which kept polling off exactly where it pays. Within that bound, the rule's own figures decide: a poller that takes a core the
  * answer needs sees its polled waits grow, and stops.
  */
 function coresContended(now: number): boolean {
