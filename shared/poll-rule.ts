@@ -12,7 +12,9 @@
  *
  * - Polling wins when the answer usually came while it polled (at least half of the polled
  *   waits; a poll that runs out only burned CPU before sleeping anyway) and polled waits are
- *   clearly shorter than slept ones (under 0.9×). Then it polls for about twice the typical
+ *   clearly shorter than slept ones (under two thirds: a poll costs about the polled wait in
+ *   CPU, so it must save at least half of that; polling through a 3 ms gap to save a wake-up of
+ *   a millisecond does not pay). Then it polls for about twice the typical
  *   polled wait (most answers come in time, and long gaps do not burn the whole budget), never
  *   more than the budget.
  * - Otherwise it sleeps. That covers answers that take longer than the budget (long tasks) and
@@ -64,7 +66,7 @@ const PROBE_WEIGHT = 0.5;
  */
 const HIT_WEIGHT = 0.1;
 /** Polled waits must be under this fraction of slept waits for polling to count as a win. */
-const WIN = 0.9;
+const WIN = 2 / 3;
 /** At least this share of polls must see their answer arrive while polling. */
 const MIN_HIT_RATE = 0.5;
 /** While sleeping, waits that begin in the first this many ms of a probe period poll the budget… */
@@ -194,7 +196,12 @@ export class PollRule {
       this.#hitRate += ((hit ? 1 : 0) - this.#hitRate) * (probe ? PROBE_WEIGHT : HIT_WEIGHT);
       if (waitedMs > polledMs) this.#late = true;
     } else {
-      this.#sleptMs = mix(this.#sleptMs);
+      // A sleeping probe (one wait in 64 while polling) is what polling is measured against;
+      // a quick one is believed at once, a slow one only as one more sample, so that one slow
+      // wait (a collection, a descheduled thread) cannot keep a node polling through gaps
+      // polling does not shorten until the next probe.
+      const mixed = mix(this.#sleptMs);
+      this.#sleptMs = probe ? Math.min(sample, mixed) : mixed;
     }
     const polling = this.#wins();
     // A switch, or a polling probe that answered in time and brought the polled estimate below
