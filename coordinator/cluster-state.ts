@@ -420,8 +420,8 @@ export class ClusterState<P extends TaskPayload> {
     const l: LaneS = { id: lane, node, lane: laneNumber, closing: false, unreported: new Set(), slowness: 1, canSteal, stealing: false };
     node.lanes.set(laneNumber, l);
     this.#lanes.set(lane, l);
-    this.scheduler.addWorker(lane, 1, cannotRun, node.info.resources);
-    if (node.phase === 'draining') this.scheduler.drainWorker(lane);
+    this.scheduler.addLane(lane, 1, cannotRun, node.info.resources);
+    if (node.phase === 'draining') this.scheduler.drainLane(lane);
     if (cannotRun.size > 0) this.#failUnloadable();
     // Tasks waiting for resources this node declares wait as any task does now.
     if (node.info.resources && this.#unmet.size > 0) this.#pruneUnmet();
@@ -443,7 +443,7 @@ export class ClusterState<P extends TaskPayload> {
     if (!node || node.phase === 'lost' || node.phase === 'draining') return undefined;
     node.phase = 'draining';
     this.out.push({ op: 'node-draining', node: nodeId });
-    for (const lane of node.lanes.values()) this.scheduler.drainWorker(lane.id);
+    for (const lane of node.lanes.values()) this.scheduler.drainLane(lane.id);
     this.#checkDrained(node);
     if (node.info.resources) this.#rearmUnmet(now);
     return undefined;
@@ -486,12 +486,12 @@ export class ClusterState<P extends TaskPayload> {
 
   #emitRuns(assignments: Assignment<P>[]): void {
     for (const a of assignments) {
-      const lane = this.#lanes.get(a.workerId)!;
+      const lane = this.#lanes.get(a.laneId)!;
       for (const t of a.tasks) {
         lane.unreported.add(t.id);
         this.#sent.set(t.id, t.payload);
       }
-      this.out.push({ op: 'run', lane: a.workerId, tasks: a.tasks });
+      this.out.push({ op: 'run', lane: a.laneId, tasks: a.tasks });
     }
   }
 
@@ -652,7 +652,7 @@ export class ClusterState<P extends TaskPayload> {
     const lane = this.#lanes.get(peer);
     if (!lane || lane.closing) return undefined;
     lane.closing = true;
-    this.scheduler.drainWorker(lane.id);
+    this.scheduler.drainLane(lane.id);
     this.out.push({ op: 'kill', node: lane.node.info.id, lane: lane.lane, reason: `its lane closed: ${reason}` });
     this.#deadlines.push({ at: now + this.#options.laneDeathWaitMs, lane, task: undefined, reason });
     return undefined;
@@ -755,7 +755,7 @@ export class ClusterState<P extends TaskPayload> {
     let next = Infinity;
     for (const [id, u] of this.#unmet) {
       const payload = this.scheduler.payloadOf(id);
-      if (payload === undefined || this.scheduler.workerOf(id) !== undefined || this.#options.settled?.(payload) || this.scheduler.canSatisfy(u.resources)) {
+      if (payload === undefined || this.scheduler.laneOf(id) !== undefined || this.#options.settled?.(payload) || this.scheduler.canSatisfy(u.resources)) {
         this.#unmet.delete(id);
       } else if (u.at < next) next = u.at;
     }
@@ -827,7 +827,7 @@ export class ClusterState<P extends TaskPayload> {
     this.#lanes.delete(lane.id);
     lane.node.lanes.delete(lane.lane);
     if (this.#deadlines.length > 0) this.#deadlines = this.#deadlines.filter((d) => d.lane !== lane);
-    const { requeued, failed, crashed } = this.scheduler.removeWorker(lane.id, how, running);
+    const { requeued, failed, crashed } = this.scheduler.removeLane(lane.id, how, running);
     const node = lane.node.info.id;
     for (const id of requeued) {
       const s = this.#sent.get(id);

@@ -1,17 +1,17 @@
 /**
- * The coordinator's scheduling state: which tasks wait, which worker node runs what, and what
- * happens to a node's tasks when it is lost. It never touches a socket or a timer: the process
- * pool feeds it events (submit, worker joined/left, outcome, cancel) and carries out what it
- * returns (assignments, retries, failures), so it is unit-tested without a network.
+ * The coordinator's scheduling state: which tasks wait, which lane runs what, and what happens
+ * to a lane's tasks when it is lost. It never touches a socket or a timer: the cluster state
+ * (cluster-state.ts) feeds it events (submit, lane joined/left, outcome, cancel) and carries out
+ * what it returns (assignments, retries, failures), so it is unit-tested without a network.
  *
- * Here a "worker" is one scheduling target with its slots: the process pool adds each lane (a
- * task thread of a node, one slot) as one. Resources belong to the node: its lanes share one
+ * Its scheduling targets are lanes (a task thread of a node: one slot each; the class still
+ * takes any number of slots per target). Resources belong to the node: its lanes share one
  * NodeResources.
  */
 import { fitsIn, type Resources } from '../shared/resources.ts';
 
 export interface SchedulerOptions {
-  /** Re-runs allowed for a task whose worker node was lost. */
+  /** Re-runs allowed for a task whose lane was lost. */
   maxRetries: number;
 }
 
@@ -23,25 +23,25 @@ interface TaskEntry<P> {
    */
   seq: number;
   payload: P;
-  /** The task module it needs: it goes only to workers that loaded that module. */
+  /** The task module it needs: it goes only to lanes that loaded that module. */
   module: number;
   /** Higher first (submitWith's `priority`). */
   priority: number;
   /** What kind of task it is (the pool: its function), for its estimated duration. */
   kind: number;
-  /** The work it adds to its worker's queue while assigned there, ms (see prefetchMs). */
+  /** The work it adds to its lane's queue while assigned there, ms (see prefetchMs). */
   estimateMs: number;
-  /** Times it has been handed to a worker node, less those that cannot have been its fault. */
+  /** Times it has been handed to a lane, less those that cannot have been its fault. */
   attempts: number;
   /**
-   * Times it went back to the queue from a lost worker without using a retry although it may
+   * Times it went back to the queue from a lost lane without using a retry although it may
    * have run there: results leave a task thread in batches, so a task behind the one that was
    * running may have finished without its result having left the node. Counted in the attempt
    * number the task sees, so that `attempt > 1` always means "this may have run before".
    */
   mayHaveRun: number;
-  /** The worker node it is assigned to, or undefined while queued. */
-  workerId: string | undefined;
+  /** The lane it is assigned to, or undefined while queued. */
+  laneId: string | undefined;
   /** The resources it asks for, and the queue it waits in (undefined: it asks for none). */
   request: RequestQueue<P> | undefined;
 }
@@ -114,11 +114,11 @@ function requestKey(r: Resources): string {
     .join(',');
 }
 
-interface WorkerEntry {
+interface LaneEntry {
   id: string;
   slots: number;
   /**
-   * Its tasks, in the order they were handed to it. A worker runs them in that order, one per
+   * Its tasks, in the order they were handed to it. A lane runs them in that order, one per
    * slot at a time: with one slot (a lane, as the process pool uses it), the first is the one
    * running and the others wait behind it.
    */
@@ -136,11 +136,11 @@ interface WorkerEntry {
 }
 
 export interface Assignment<P> {
-  workerId: string;
+  laneId: string;
   tasks: { id: number; payload: P; attempt: number }[];
 }
 
-export interface LostWorkerOutcome {
+export interface LostLaneOutcome {
   /** Tasks put back in the queue for another attempt. */
   requeued: number[];
   /** Tasks that ran out of retries: their futures must fail with WorkerLostError. */
@@ -150,11 +150,11 @@ export interface LostWorkerOutcome {
 }
 
 /**
- * How a worker went away, which decides whether the task it was running is to blame.
- * - `lost`: the connection or the node went away, or the worker was ended on purpose. The task
+ * How a lane went away, which decides whether the task it was running is to blame.
+ * - `lost`: the connection or the node went away, or the lane was ended on purpose. The task
  *   it was running is re-run, counting an attempt (it fails once it has run `1 + maxRetries`
  *   times).
- * - `crashed`: the task itself ended the worker's thread (process.exit, out of memory): it is
+ * - `crashed`: the task itself ended the lane's thread (process.exit, out of memory): it is
  *   not re-run, and the caller fails it with what happened.
  * Every other task it held had not started: they go back to the queue without counting an
  * attempt.
@@ -270,7 +270,7 @@ class PriorityQueue<T extends { priority: number }> {
 const NONE: ReadonlySet<number> = new Set();
 
 /**
- * Tasks an assignment pass may look past in one go because no worker with room can run them
+ * Tasks an assignment pass may look past in one go because no lane with room can run them
  * (their module failed to load there) while others can, later. Bounds a pass over a long queue
  * of such tasks; the tasks behind them wait for the next pass.
  */
@@ -291,19 +291,19 @@ export class Scheduler<P> {
    */
   #queued = 0;
   #seq = 0;
-  readonly #workers = new Map<string, WorkerEntry>();
-  /** Slots of the workers that are not draining, kept as they come and go (asked per submit). */
+  readonly #lanes = new Map<string, LaneEntry>();
+  /** Slots of the lanes that are not draining, kept as they come and go (asked per submit). */
   #slots = 0;
   /**
-   * Workers that are not draining and may have room: joined, or given back a task since they were
+   * Lanes that are not draining and may have room: joined, or given back a task since they were
    * last found full. An assignment pass looks only at these, so that its cost follows the
-   * workers that freed up, not every connected one: with 200 nodes and a long queue, nearly all
+   * lanes that freed up, not every connected one: with 200 nodes and a long queue, nearly all
    * are full at every pass. Whether they really have room is checked at the pass.
    */
-  readonly #mayHaveRoom = new Set<WorkerEntry>();
+  readonly #mayHaveRoom = new Set<LaneEntry>();
   /** Queues of the tasks that ask for resources, one per distinct request (see RequestQueue). */
   readonly #waiting = new Map<string, RequestQueue<P>>();
-  /** Workers that cannot run some module: while there are none, canRun needs no loop. */
+  /** Lanes that cannot run some module: while there are none, canRun needs no loop. */
   #restricted = 0;
   /**
    * How many tasks a node may hold per slot: 1 means only what it can start now; more lets a
@@ -320,7 +320,7 @@ export class Scheduler<P> {
   #depthPerSlot = 1;
 
   /**
-   * Estimated work a worker may hold per slot before it is handed more, ms (Infinity: only
+   * Estimated work a lane may hold per slot before it is handed more, ms (Infinity: only
    * depthPerSlot counts). With it, a slot takes tiny tasks many at a time, so that it never
    * waits a round trip for the next, but a long task only when its queue is nearly empty, so
    * that a task never waits behind a long one while another slot idles. A task's estimate is
@@ -335,9 +335,9 @@ export class Scheduler<P> {
   }
   #prefetchMs = Infinity;
 
-  /** A limit changed: any worker may have room now. */
+  /** A limit changed: any lane may have room now. */
   #roomChanged(): void {
-    for (const w of this.#workers.values()) if (!w.draining) this.#mayHaveRoom.add(w);
+    for (const w of this.#lanes.values()) if (!w.draining) this.#mayHaveRoom.add(w);
   }
   unknownEstimateMs = 1000;
   readonly #estimates: (number | undefined)[] = [];
@@ -348,16 +348,16 @@ export class Scheduler<P> {
   }
 
   /**
-   * How much longer than their estimates tasks take on worker `id` (its tasks' measured time
+   * How much longer than their estimates tasks take on lane `id` (its tasks' measured time
    * over the estimate): a slower node's queue fills with fewer tasks, so that at the end no
    * task waits on it while a faster one idles.
    */
   setSlowness(id: string, slowness: number): void {
-    const w = this.#workers.get(id);
+    const w = this.#lanes.get(id);
     if (w) w.slowness = slowness;
   }
 
-  #hasRoom(w: WorkerEntry): boolean {
+  #hasRoom(w: LaneEntry): boolean {
     return w.assigned.size < w.slots * this.#depthPerSlot && w.queuedMs < w.slots * this.#prefetchMs;
   }
 
@@ -373,7 +373,7 @@ export class Scheduler<P> {
     return this.#tasks.size;
   }
 
-  /** Total slots of the connected, non-draining worker nodes. */
+  /** Total slots of the connected, non-draining lanes. */
   get slotCount(): number {
     return this.#slots;
   }
@@ -388,7 +388,7 @@ export class Scheduler<P> {
    */
   removeQueued(): { id: number; payload: P }[] {
     const out: { id: number; payload: P }[] = [];
-    for (const t of this.#tasks.values()) if (t.workerId === undefined) out.push({ id: t.id, payload: t.payload });
+    for (const t of this.#tasks.values()) if (t.laneId === undefined) out.push({ id: t.id, payload: t.payload });
     for (const { id } of out) this.cancel(id);
     // Every task left in the FIFO is now dead (cancelled or settled): they were skipped only
     // when reached, and no assign() may ever reach them (a pool shutting down, or broken).
@@ -408,19 +408,19 @@ export class Scheduler<P> {
     return this.#tasks.get(id)?.attempts ?? 0;
   }
 
-  workerOf(id: number): string | undefined {
-    return this.#tasks.get(id)?.workerId;
+  laneOf(id: number): string | undefined {
+    return this.#tasks.get(id)?.laneId;
   }
 
   /**
-   * Queues a task; `module` is the task module it needs (see addWorker's `cannotRun`). Tasks of
+   * Queues a task; `module` is the task module it needs (see addLane's `cannotRun`). Tasks of
    * a higher `priority` go first; equal ones in the order they came. With `resources`, it goes
-   * only to a worker whose node's resources fit, and holds them until its outcome.
+   * only to a lane whose node's resources fit, and holds them until its outcome.
    */
   submit(id: number, payload: P, module = 0, priority = 0, kind = 0, resources?: Resources): void {
     if (this.#tasks.has(id)) throw new Error(`scheduler: task ${id} submitted twice`);
     const request = resources === undefined ? undefined : this.#requestQueue(resources);
-    const t: TaskEntry<P> = { id, seq: this.#seq++, payload, module, priority, kind, estimateMs: 0, attempts: 0, mayHaveRun: 0, workerId: undefined, request };
+    const t: TaskEntry<P> = { id, seq: this.#seq++, payload, module, priority, kind, estimateMs: 0, attempts: 0, mayHaveRun: 0, laneId: undefined, request };
     this.#tasks.set(id, t);
     if (request) {
       request.queue.push(t);
@@ -448,13 +448,13 @@ export class Scheduler<P> {
   }
 
   /**
-   * A worker joins; it is never handed tasks of the modules in `cannotRun`, and tasks asking for
-   * resources only while `resources` (its node's, shared by the node's workers) fit them.
+   * A lane joins; it is never handed tasks of the modules in `cannotRun`, and tasks asking for
+   * resources only while `resources` (its node's, shared by the node's lanes) fit them.
    */
-  addWorker(id: string, slots: number, cannotRun: ReadonlySet<number> = NONE, resources?: NodeResources): void {
-    if (this.#workers.has(id)) throw new Error(`scheduler: worker ${id} added twice`);
-    const w: WorkerEntry = { id, slots, assigned: new Set(), draining: false, cannotRun, queuedMs: 0, slowness: 1, resources };
-    this.#workers.set(id, w);
+  addLane(id: string, slots: number, cannotRun: ReadonlySet<number> = NONE, resources?: NodeResources): void {
+    if (this.#lanes.has(id)) throw new Error(`scheduler: lane ${id} added twice`);
+    const w: LaneEntry = { id, slots, assigned: new Set(), draining: false, cannotRun, queuedMs: 0, slowness: 1, resources };
+    this.#lanes.set(id, w);
     this.#mayHaveRoom.add(w);
     this.#membership++;
     this.#slots += slots;
@@ -462,7 +462,7 @@ export class Scheduler<P> {
   }
 
   /**
-   * Whether a connected, non-draining worker's node declares at least `resources` (whether or
+   * Whether a connected, non-draining lane's node declares at least `resources` (whether or
    * not they are held now): false means a task asking for them waits for such a node to join.
    */
   canSatisfy(resources: Resources): boolean {
@@ -470,7 +470,7 @@ export class Scheduler<P> {
     const last = this.#lastSatisfy;
     if (last && last.resources === resources && last.membership === this.#membership) return last.answer;
     let answer = false;
-    for (const w of this.#workers.values()) {
+    for (const w of this.#lanes.values()) {
       if (!w.draining && w.resources && fitsIn(resources, w.resources.declared)) {
         answer = true;
         break;
@@ -481,7 +481,7 @@ export class Scheduler<P> {
   }
 
   #lastSatisfy: { resources: Resources; membership: number; answer: boolean } | undefined;
-  /** Bumped when a worker joins, drains or leaves: what canSatisfy's answer depends on. */
+  /** Bumped when a lane joins, drains or leaves: what canSatisfy's answer depends on. */
   #membership = 0;
 
   /**
@@ -492,34 +492,34 @@ export class Scheduler<P> {
   queuedRequests(): { id: number; payload: P; resources: Resources }[] {
     const out: { id: number; payload: P; resources: Resources }[] = [];
     if (this.#waiting.size === 0) return out;
-    for (const t of this.#tasks.values()) if (t.request && t.workerId === undefined) out.push({ id: t.id, payload: t.payload, resources: t.request.resources });
+    for (const t of this.#tasks.values()) if (t.request && t.laneId === undefined) out.push({ id: t.id, payload: t.payload, resources: t.request.resources });
     return out;
   }
 
   /**
-   * Whether some worker (draining or not) can run tasks of `module`; false when there is no
-   * worker at all.
+   * Whether some lane (draining or not) can run tasks of `module`; false when there is no
+   * lane at all.
    */
   canRun(module: number): boolean {
-    // Asked for every task submitted: the common case (every worker loaded every module) is O(1).
-    if (this.#restricted === 0) return this.#workers.size > 0;
-    for (const w of this.#workers.values()) if (!w.cannotRun.has(module)) return true;
+    // Asked for every task submitted: the common case (every lane loaded every module) is O(1).
+    if (this.#restricted === 0) return this.#lanes.size > 0;
+    for (const w of this.#lanes.values()) if (!w.cannotRun.has(module)) return true;
     return false;
   }
 
   /**
    * Removes the queued tasks of `module` and returns them in submission order: what the pool
-   * fails when no connected worker can run that module.
+   * fails when no connected lane can run that module.
    */
   removeQueuedOf(module: number): { id: number; payload: P }[] {
     const out: { id: number; payload: P }[] = [];
-    for (const t of this.#tasks.values()) if (t.workerId === undefined && t.module === module) out.push({ id: t.id, payload: t.payload });
+    for (const t of this.#tasks.values()) if (t.laneId === undefined && t.module === module) out.push({ id: t.id, payload: t.payload });
     for (const { id } of out) this.cancel(id);
     return out;
   }
 
-  drainWorker(id: string): void {
-    const w = this.#workers.get(id);
+  drainLane(id: string): void {
+    const w = this.#lanes.get(id);
     if (!w || w.draining) return;
     w.draining = true;
     this.#membership++;
@@ -528,20 +528,20 @@ export class Scheduler<P> {
   }
 
   /**
-   * Forgets a worker; its tasks go back to the front of the queue, in submission order, except
+   * Forgets a lane; its tasks go back to the front of the queue, in submission order, except
    * the one it was running, which `how` decides about (see LossKind). `running` says which task
    * that was: an id (which may no longer be the scheduler's: an aborted task), `null` for none,
-   * or undefined when unknown — then the worker's first `slots` tasks in assignment order are
+   * or undefined when unknown — then the lane's first `slots` tasks in assignment order are
    * taken to be the running ones.
    *
    * A requeued task uses no retry, but unless the loss shows it never started (it came after
    * the known running task) its attempt number goes up: it may have run (see mayHaveRun).
    */
-  removeWorker(id: string, how: LossKind = 'lost', running?: number | null): LostWorkerOutcome {
-    const w = this.#workers.get(id);
-    const out: LostWorkerOutcome = { requeued: [], failed: [] };
+  removeLane(id: string, how: LossKind = 'lost', running?: number | null): LostLaneOutcome {
+    const w = this.#lanes.get(id);
+    const out: LostLaneOutcome = { requeued: [], failed: [] };
     if (!w) return out;
-    this.#workers.delete(id);
+    this.#lanes.delete(id);
     this.#membership++;
     this.#mayHaveRoom.delete(w);
     if (!w.draining) this.#slots -= w.slots;
@@ -553,7 +553,7 @@ export class Scheduler<P> {
     for (const taskId of w.assigned) {
       const t = this.#tasks.get(taskId);
       if (!t) continue;
-      t.workerId = undefined;
+      t.laneId = undefined;
       if (t.request && w.resources) w.resources.give(t.request.resources);
       const wasRunning = running === undefined ? position++ < w.slots : taskId === running;
       if (!wasRunning) {
@@ -584,29 +584,29 @@ export class Scheduler<P> {
     return out;
   }
 
-  /** Whether some worker cannot run some module (see addWorker's `cannotRun`). */
+  /** Whether some lane cannot run some module (see addLane's `cannotRun`). */
   get restricted(): boolean {
     return this.#restricted > 0;
   }
 
-  /** How many tasks worker `id` holds (0 for an unknown worker). */
+  /** How many tasks lane `id` holds (0 for an unknown lane). */
   heldBy(id: string): number {
-    return this.#workers.get(id)?.assigned.size ?? 0;
+    return this.#lanes.get(id)?.assigned.size ?? 0;
   }
 
-  /** The estimated work worker `id` holds, ms. */
+  /** The estimated work lane `id` holds, ms. */
   queuedMsOf(id: string): number {
-    return this.#workers.get(id)?.queuedMs ?? 0;
+    return this.#lanes.get(id)?.queuedMs ?? 0;
   }
 
   /**
-   * Tasks worst off on worker `id` for work stealing: from the end of its queue, about half the
+   * Tasks worst off on lane `id` for work stealing: from the end of its queue, about half the
    * estimated work of the tasks behind its first (the first is taken to be running), and none
    * if those add up to less than `minMs` (moving them would cost more than it saves). In the
    * order they were handed out.
    */
   stealable(id: string, minMs: number): number[] {
-    const w = this.#workers.get(id);
+    const w = this.#lanes.get(id);
     if (!w || w.assigned.size < 2) return [];
     const ids = [...w.assigned];
     let behind = 0;
@@ -622,7 +622,7 @@ export class Scheduler<P> {
   }
 
   /**
-   * Takes back tasks worker `id` confirmed it had not started (it gave them up for stealing):
+   * Takes back tasks lane `id` confirmed it had not started (it gave them up for stealing):
    * they go to the front of the queue, in submission order, without counting an attempt.
    * Returns those it still held (others were settled or cancelled meanwhile).
    */
@@ -630,9 +630,9 @@ export class Scheduler<P> {
     const back: TaskEntry<P>[] = [];
     for (const taskId of ids) {
       const t = this.#tasks.get(taskId);
-      if (!t || t.workerId !== id) continue;
+      if (!t || t.laneId !== id) continue;
       this.#unassign(t);
-      t.workerId = undefined;
+      t.laneId = undefined;
       t.attempts--;
       back.push(t);
     }
@@ -652,28 +652,28 @@ export class Scheduler<P> {
     } else this.#queue.unshift(t);
   }
 
-  /** Whether `workerId` holds task `id` now: an outcome from anyone else is stale. */
-  holds(id: number, workerId: string): boolean {
-    return this.#tasks.get(id)?.workerId === workerId;
+  /** Whether `laneId` holds task `id` now: an outcome from anyone else is stale. */
+  holds(id: number, laneId: string): boolean {
+    return this.#tasks.get(id)?.laneId === laneId;
   }
 
   /**
-   * A task ended (result, error, or it was stopped). Returns the worker node that held it, or
+   * A task ended (result, error, or it was stopped). Returns the lane that held it, or
    * undefined if the task is unknown here: already finished, or cancelled — an outcome for it
    * must be dropped (exactly-once settlement).
    */
-  complete(id: number, fromWorker?: string): string | undefined {
+  complete(id: number, fromLane?: string): string | undefined {
     const t = this.#tasks.get(id);
     if (!t) return undefined;
-    if (fromWorker !== undefined && t.workerId !== fromWorker) return undefined; // stale, from a lost node
+    if (fromLane !== undefined && t.laneId !== fromLane) return undefined; // stale, from a lost node
     this.#tasks.delete(id);
-    if (t.workerId !== undefined) this.#unassign(t);
+    if (t.laneId !== undefined) this.#unassign(t);
     else this.#dequeued(t);
-    return t.workerId;
+    return t.laneId;
   }
 
   /**
-   * Removes a task wherever it is. Returns the worker node to tell to stop it, if it was
+   * Removes a task wherever it is. Returns the lane to tell to stop it, if it was
    * assigned; undefined if it was only queued (or unknown).
    */
   cancel(id: number): string | undefined {
@@ -682,9 +682,9 @@ export class Scheduler<P> {
     this.#tasks.delete(id);
     // A queued id stays in the FIFO and is skipped when reached: removing from the middle of
     // a million-entry queue would be O(n) per cancel.
-    if (t.workerId !== undefined) {
+    if (t.laneId !== undefined) {
       this.#unassign(t);
-      return t.workerId;
+      return t.laneId;
     }
     this.#dequeued(t);
     return undefined;
@@ -697,7 +697,7 @@ export class Scheduler<P> {
   }
 
   #unassign(t: TaskEntry<P>): void {
-    const w = this.#workers.get(t.workerId!);
+    const w = this.#lanes.get(t.laneId!);
     if (!w) return;
     w.assigned.delete(t.id);
     if (t.request && w.resources) w.resources.give(t.request.resources);
@@ -706,13 +706,13 @@ export class Scheduler<P> {
   }
 
   /**
-   * Hands queued tasks to worker nodes with room, least-loaded first, and returns the batches
+   * Hands queued tasks to lanes with room, least-loaded first, and returns the batches
    * to send. `accept(id)` is asked before a task is handed out and may refuse it (its future
-   * was cancelled meanwhile): the task is then dropped. `only`: to these workers alone.
+   * was cancelled meanwhile): the task is then dropped. `only`: to these lanes alone.
    */
   assign(accept: (id: number) => boolean = () => true, only?: ReadonlySet<string>): Assignment<P>[] {
     if (this.#queue.size === 0 && this.#waiting.size === 0) return [];
-    const open: WorkerEntry[] = [];
+    const open: LaneEntry[] = [];
     for (const w of this.#mayHaveRoom) {
       if (!this.#hasRoom(w)) this.#mayHaveRoom.delete(w);
       else if (only === undefined || only.has(w.id)) open.push(w);
@@ -725,9 +725,9 @@ export class Scheduler<P> {
     // (With estimates, by queued work first: a long task goes where the least work waits.)
     open.sort((a, b) => a.queuedMs / a.slots - b.queuedMs / b.slots || a.assigned.size / a.slots - b.assigned.size / b.slots);
     const batches = new Map<string, Assignment<P>>();
-    /** Tasks no worker with room can run: they keep their place at the front of the queue. */
+    /** Tasks no lane with room can run: they keep their place at the front of the queue. */
     const skipped: TaskEntry<P>[] = [];
-    // Requests that fit no open worker in this pass (resources only get scarcer during a pass).
+    // Requests that fit no open lane in this pass (resources only get scarcer during a pass).
     const requests = this.#waiting.size === 0 ? [] : [...this.#waiting.values()];
     const blocked = new Set<RequestQueue<P>>();
     // Round-robin over nodes with room, one task at a time, so a burst spreads evenly.
@@ -756,7 +756,7 @@ export class Scheduler<P> {
       if (this.#tasks.get(t.id) !== t) continue; // cancelled (or settled) while queued
       let k: number;
       if (rq) {
-        // The least-loaded open worker whose node has the resources free now; none: the request
+        // The least-loaded open lane whose node has the resources free now; none: the request
         // waits, in its place, for resources to be given back or a node to join.
         const want = rq.resources;
         k = open.findIndex((w) => w.resources !== undefined && w.resources.fits(want) && !w.cannotRun.has(t.module));
@@ -769,7 +769,7 @@ export class Scheduler<P> {
         i %= open.length;
         k = i;
         if (open[k]!.cannotRun.has(t.module)) {
-          // The next worker in turn that can run it; none with room: it waits.
+          // The next lane in turn that can run it; none with room: it waits.
           k = open.findIndex((x) => !x.cannotRun.has(t.module));
           if (k < 0) {
             skipped.push(t);
@@ -784,21 +784,21 @@ export class Scheduler<P> {
         this.#tasks.delete(id);
         continue;
       }
-      t.workerId = w.id;
+      t.laneId = w.id;
       t.attempts++;
       t.estimateMs = (this.#estimates[t.kind] ?? this.unknownEstimateMs) * w.slowness;
       if (rq) w.resources!.take(rq.resources);
       w.assigned.add(id);
       w.queuedMs += t.estimateMs;
       let batch = batches.get(w.id);
-      if (!batch) batches.set(w.id, batch = { workerId: w.id, tasks: [] });
+      if (!batch) batches.set(w.id, batch = { laneId: w.id, tasks: [] });
       batch.tasks.push({ id, payload: t.payload, attempt: t.attempts + t.mayHaveRun });
       const full = !this.#hasRoom(w);
       if (full) {
         open.splice(k, 1);
         this.#mayHaveRoom.delete(w);
       }
-      // The round-robin moves on past the worker a plain task went to; a task with resources
+      // The round-robin moves on past the lane a plain task went to; a task with resources
       // goes where they are and leaves the turn where it was.
       if (!rq) i = full ? k : k + 1;
       else if (full && k < i) i--;

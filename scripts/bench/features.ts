@@ -374,7 +374,7 @@ function schedulerScale(): void {
     s.depthPerSlot = 256;
     s.prefetchMs = 10;
     s.setEstimate(0, 0.01);
-    for (let w = 0; w < workers; w++) s.addWorker(`w${w}`, 1);
+    for (let w = 0; w < workers; w++) s.addLane(`w${w}`, 1);
     const held: number[][] = Array.from({ length: workers }, () => []);
     const t0 = now();
     for (let id = 0; id < tasks; id++) {
@@ -384,7 +384,7 @@ function schedulerScale(): void {
     let done = 0;
     let w = 0;
     while (done < tasks) {
-      for (const a of s.assign()) held[Number(a.workerId.slice(1))]!.push(...a.tasks.map((t) => t.id));
+      for (const a of s.assign()) held[Number(a.laneId.slice(1))]!.push(...a.tasks.map((t) => t.id));
       while (held[w]!.length === 0) w = (w + 1) % workers;
       for (const id of held[w]!.splice(0, 4)) {
         s.complete(id, `w${w}`);
