@@ -39,11 +39,6 @@
  *   them back to every 128 ms. The first probe of a window starts the polled figures afresh.
  *   So whatever changed, the rule finds out within a window or two (a quarter of a second),
  *   and switches; probing costs at most 4 ms of polling per 128–256 ms.
- * - Phases. A wait that begins after a pause (20 ms since the last one ended, or right after
- *   one wait that long among shorter ones) starts a new phase: a burst ended, the caller came back, the other side was
- *   busy elsewhere. What the rule measured before is no guide to it, and the other side of the
- *   round trip sees the same pause, so the first 8 waits of a phase probe while sleeping (for at
- *   most half a millisecond each: they look for a fast mode), as in a window: both sides find the fast mode in the first trips instead of waiting for one.
  * - Reach. When waking up takes longer than the budget, a late answer makes a chain: the side that
  *   slept answers late, so the other side's next wait outlasts its poll and it sleeps too, and
  *   so on, each wait carrying the other side's wake-up, even while both poll. A poll of the
@@ -80,16 +75,6 @@ export const PROBE_WINDOW_MS = 4;
 export const PROBE_PERIOD_MS = 128;
 /** …and, while probes keep saying sleep, at most this rarely (a power-of-two multiple of the first). */
 export const PROBE_PERIOD_RARELY_MS = 256;
-/**
- * A wait that begins this long (ms) after the previous one ended, or right after one wait this
- * long among shorter ones, begins a new phase (after a burst, a pause, the other side busy
- * elsewhere)…
- */
-export const PHASE_GAP_MS = 20;
-/** …whose first this many waits probe while sleeping, on both sides at once… */
-export const PHASE_PROBES = 8;
-/** …each for at most this long (ms): they look for a fast mode, so a few cost little. */
-export const PHASE_PROBE_MS = 0.5;
 /** While polling, every this many waits sleeps. */
 export const PROBE_SLEEP_EVERY = 64;
 /**
@@ -139,15 +124,6 @@ export class PollRule {
   #freshWindow = NaN;
   /** The window whose probes already made the period longer (once per window, not per probe). */
   #backedOffWindow = NaN;
-  /** When the latest wait began (the `now` of next()), and how long it lasted (record()). */
-  #lastStart = NaN;
-  #lastWaited = 0;
-  /** How long the wait before it lasted. */
-  #earlierWaited = 0;
-  /** Probes left at the start of the current phase. */
-  #phaseProbes = 0;
-  /** When the current phase began: its probes count as one window. */
-  #phaseAt = NaN;
 
   /** `budgetMs`: the longest it polls for one answer (0: never). */
   constructor(budgetMs: number) {
@@ -166,16 +142,6 @@ export class PollRule {
    */
   next(contended = false, now = 0): number {
     if (this.#budgetMs <= 0) return 0;
-    // A pause between waits, or one long wait after short ones (the side that waited through the
-    // pause); not waits that are all long (long tasks: that is no new phase, just their pace).
-    const paused = now - (this.#lastStart + this.#lastWaited) > PHASE_GAP_MS;
-    const waitedThrough = this.#lastWaited > PHASE_GAP_MS && this.#earlierWaited <= PHASE_GAP_MS;
-    if (paused || waitedThrough) {
-      this.#phaseProbes = PHASE_PROBES;
-      this.#phaseAt = now;
-    }
-    this.#lastStart = now;
-    this.#lastWaited = 0;
     // Measure each mode once before choosing: polling first, as a first answer is often quick.
     if (this.#polledMs === undefined) return this.#budgetMs;
     if (this.#sleptMs === undefined || contended) return 0;
@@ -190,11 +156,6 @@ export class PollRule {
       this.#late = true;
       return 0;
     }
-    if (this.#phaseProbes > 0) {
-      this.#phaseProbes--;
-      this.#probeWindow = this.#phaseAt;
-      return Math.min(this.#reachMs, Math.max(this.#budgetMs, PHASE_PROBE_MS));
-    }
     const intoPeriod = now % this.#probePeriodMs;
     if (intoPeriod >= PROBE_WINDOW_MS) return 0;
     this.#probeWindow = now - intoPeriod;
@@ -207,8 +168,6 @@ export class PollRule {
    */
   record(waitedMs: number, polledMs: number): void {
     if (this.#budgetMs <= 0 || !(waitedMs >= 0)) return;
-    this.#earlierWaited = this.#lastWaited;
-    this.#lastWaited = waitedMs;
     if (this.#recovering) {
       this.#recovering = false;
       // A recovery poll that caught its answer says nothing new (the wait carried the other
@@ -241,12 +200,8 @@ export class PollRule {
       // a quick one is believed at once, a slow one only as one more sample, so that one slow
       // wait (a collection, a descheduled thread) cannot keep a node polling through gaps
       // polling does not shorten until the next probe.
-      // A slept wait counts at most twice the estimate: a stall (a collection, a descheduled
-      // thread) must not make sleeping look slow and start polling through gaps it cannot
-      // shorten; a real change takes a few waits to follow.
-      const slept = this.#sleptMs === undefined ? sample : Math.min(sample, 2 * this.#sleptMs);
-      const mixed = this.#sleptMs === undefined ? slept : this.#sleptMs + (slept - this.#sleptMs) * weight;
-      this.#sleptMs = probe ? Math.min(slept, mixed) : mixed;
+      const mixed = mix(this.#sleptMs);
+      this.#sleptMs = probe ? Math.min(sample, mixed) : mixed;
     }
     const polling = this.#wins();
     // A switch, or a polling probe that answered in time and brought the polled estimate below

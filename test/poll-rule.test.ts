@@ -235,39 +235,4 @@ test('both sides: when the other side never polls, polling alone stops if it can
   assert.ok(quick.mean < quickOff.mean * 0.8, `mean ${quick.mean} ms (off: ${quickOff.mean})`);
 });
 
-test('both sides: after a pause, the first trips of the new phase probe on both sides and find the fast mode at once', () => {
-  const a = new PollRule(BUDGET);
-  const b = new PollRule(BUDGET);
-  // One sequential trip, both sides with the given wake-up (fixed), from `start`; returns its end.
-  let bSince = 0;
-  let bPoll = 0;
-  const trip = (start: number, wakeMs: number, workMs: number): number => {
-    const aPoll = a.next(false, start);
-    const atB = start + 0.005;
-    const bRead = atB + (atB - bSince <= bPoll ? 0 : wakeMs);
-    b.record(bRead - bSince, bPoll);
-    const bSent = bRead + workMs;
-    bSince = bSent;
-    bPoll = b.next(false, bSent);
-    const atA = bSent + 0.005;
-    const aRead = atA + (atA - start <= aPoll ? 0 : wakeMs);
-    a.record(aRead - start, aPoll);
-    return aRead + 0.01;
-  };
-  // Long tasks first (5 ms each): both sleep, their probe windows back off.
-  let t = 0;
-  for (let i = 0; i < 400; i++) t = trip(t, 0.15, 5);
-  assert.is(a.state.polling || b.state.polling, false);
-  // A pause, then tiny tasks with slow wake-ups, starting well away from any probe window.
-  t = Math.ceil((t + 50) / PROBE_PERIOD_RARELY_MS) * PROBE_PERIOD_RARELY_MS + 100;
-  const trips: number[] = [];
-  for (let i = 0; i < 12; i++) {
-    const end = trip(t, 0.15, 0.01);
-    trips.push(end - t);
-    t = end;
-  }
-  assert.ok(a.state.polling && b.state.polling, `after 12 trips: ${JSON.stringify([a.state, b.state])}`);
-  assert.ok(trips.slice(-4).every((ms) => ms < 0.05), `the last trips took ${trips.map((ms) => (ms * 1000).toFixed(0)).join(', ')} µs`);
-});
-
 test.run();
