@@ -777,8 +777,9 @@ export class ProcessPoolExecutor extends BaseExecutor {
       const id = t.id;
       entry.future.setAbortHook(() => this.#stopTask(id));
     }
-    if (specs.length > 0) peer?.run(specs);
-    this.#awaitQuickAnswer();
+    // Decided before sending: the lane hears with these tasks whether to poll for its next one.
+    const poll = this.#awaitQuickAnswer();
+    if (specs.length > 0) peer?.run(specs, specs.length === 1 ? poll : 0);
     if (refused) this.#schedulePump();
   }
 
@@ -1001,11 +1002,13 @@ export class ProcessPoolExecutor extends BaseExecutor {
    * awaiting results one at a time, where waking up is most of the round trip. Not during bursts
    * (many tasks out: the coordinator is busy anyway, and polling would take CPU from the task
    * threads); BusyPoll itself decides whether polling pays (long tasks, busy cores: it does not).
+   * Returns how long the lane that answers should poll for its next task, µs (0: not at all):
+   * the coordinator decides for both sides (see BusyPoll).
    */
-  #awaitQuickAnswer(): void {
+  #awaitQuickAnswer(): number {
     const running = this.#state.sentCount;
-    if (running === 0 || running > this.#busyPollMaxRunning) return;
-    this.#busyPoll.expectAnswer();
+    if (running === 0 || running > this.#busyPollMaxRunning) return 0;
+    return this.#busyPoll.expectAnswer();
   }
 
   /**

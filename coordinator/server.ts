@@ -172,11 +172,11 @@ export class WorkerPeer {
    * Sends tasks now. The pool calls this once per assignment pass with everything the pass
    * gave this node, so batching already happened; waiting a tick here would only add latency.
    */
-  run(tasks: TaskSpec[]): void {
+  run(tasks: TaskSpec[], poll = 0): void {
     // Within the node's frame limit too, when that is below batchBytes.
     const limit = Math.min(DEFAULTS.batchBytes, this.maxMessageBytes - FRAME_OVERHEAD_BYTES);
     const size = (t: TaskSpec) => t.a.byteLength + attachedBytes(t.x) + itemOverheadBytes(t.x?.length ?? 0, t.f);
-    for (const batch of batchBySize(tasks, size, limit)) this.send({ op: 'run', tasks: batch });
+    for (const batch of batchBySize(tasks, size, limit)) this.send(poll > 0 && batch.length === tasks.length ? { op: 'run', tasks: batch, poll } : { op: 'run', tasks: batch });
   }
 
   cancel(id: number): void {

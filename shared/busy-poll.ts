@@ -8,12 +8,13 @@
  * ~42 µs to ~27 µs per round trip when both sides polled after each message. Low-latency systems
  * do the same (Linux's SO_BUSY_POLL, Aeron's idle strategies, piscina's `atomics` waits).
  *
- * How long: `PollRule` (shared/poll-rule.ts) decides from how past waits went, polled and
- * slept: it polls while that makes answers come sooner, for about twice the typical polled
- * wait and never more than the budget, and probes at moments of the wall clock shared by every
- * process (the other side of a round trip probes at the same moments) to find out whether that
- * changed; not at all while other work waits for the cores (`coresContended` below).
- * The poll stops as soon as the answer is in (`answered()`).
+ * How long: the coordinator decides for both sides of a round trip. Its `PollRule`
+ * (shared/poll-rule.ts) measures round trips with both sides polling and with both asleep, polls
+ * while that makes answers come sooner (for about twice the typical polled wait, never more than
+ * the budget), probes now and then to find out whether that changed, and does not poll at all
+ * while other work waits for the cores (`coresContended` below). With each message it tells the
+ * task thread how long to poll for the next one after answering (`run`'s `poll`), which the
+ * thread does (`pollFor`), within its own budget. A poll stops as soon as the answer is in.
  *
  * How: a chain of (ref'ed) setImmediate callbacks. While an immediate is pending, Node's event
  * loop polls with a zero timeout, so sockets are still read as soon as data is there. A budget
@@ -24,7 +25,7 @@
  * not faster, with polling; there it is always off (figures in docs/performance.md).
  */
 import { availableParallelism, loadavg } from 'node:os';
-import { PollRule, type PollRuleState } from './poll-rule.ts';
+import { PollRule, type PollRuleState, REACH_BUDGETS } from './poll-rule.ts';
 import { IS_DENO } from './runtime.ts';
 
 /** How often whether the cores are contended is asked again, ms. */
@@ -48,20 +49,39 @@ function coresContended(now: number): boolean {
   return (contended = loadavg()[0]! >= availableParallelism() + 2);
 }
 
+/** Weight of the newest sample in the typical time from an answer to the next message. */
+const THINK_WEIGHT = 0.25;
+
+/**
+ * Polls its thread's event loop while an answer is due. The leading side (a coordinator) decides
+ * with its rule and tells the other side (a task thread) how long to poll for its next message
+ * (`expectAnswer()`'s return value, sent with the message); the follower does as told
+ * (`pollFor()`). See PollRule.followerPollMs for why one side decides for both.
+ */
 export class BusyPoll {
   readonly #rule: PollRule;
   readonly #enabled: boolean;
+  readonly #budgetMs: number;
   #until = 0;
   #spinning = false;
   /** When the current wait began (undefined: not waiting). */
   #waitingSince: number | undefined;
   /** How long the current wait polls for, ms (0: it sleeps). */
   #pollMs = 0;
+  /** The follower's poll after it answers the current wait, ms (sent with the message). */
+  #followerMs = 0;
+  /** Whether the follower was told to poll for the current wait (with the previous message). */
+  #followerPolls = false;
+  /** When the latest answer came (undefined: none since the latest wait began). */
+  #answeredAt: number | undefined;
+  /** Typical time from an answer to the next wait, ms: this side's own work between messages. */
+  #thinkMs: number | undefined;
 
   /** `budgetMicros`: the longest it polls for one answer (0: never). */
   constructor(budgetMicros: number) {
     const budgetMs = IS_DENO ? 0 : budgetMicros / 1000;
     this.#enabled = budgetMs > 0;
+    this.#budgetMs = budgetMs;
     this.#rule = new PollRule(budgetMs);
   }
 
@@ -76,21 +96,28 @@ export class BusyPoll {
 
   /**
    * An answer is expected: poll for it if the rule says polling wins (a wait already under way
-   * polls on for as long again from now).
+   * polls on for as long again from now). Returns how long the other side should poll for the
+   * next message after it answers, µs (0: it sleeps), to send along with the message.
    */
-  expectAnswer(): void {
-    if (!this.#enabled) return;
+  expectAnswer(): number {
+    if (!this.#enabled) return 0;
     const now = performance.now();
     if (this.#waitingSince === undefined) {
       this.#waitingSince = now;
-      // The rule's probe windows are moments of the wall clock, shared with the other side.
+      if (this.#answeredAt !== undefined) {
+        // Counted at most the reach: a pause between bursts must not stand for the usual gap.
+        const think = Math.min(now - this.#answeredAt, this.#budgetMs * REACH_BUDGETS);
+        this.#thinkMs = this.#thinkMs === undefined ? think : this.#thinkMs + (think - this.#thinkMs) * THINK_WEIGHT;
+        this.#answeredAt = undefined;
+      }
+      // The rule's probe windows are moments of the wall clock.
       this.#pollMs = this.#rule.next(coresContended(now), performance.timeOrigin + now);
+      // The follower's poll for this wait came with the previous message.
+      this.#followerPolls = this.#followerMs > 0;
+      this.#followerMs = this.#rule.followerPollMs(this.#pollMs, this.#thinkMs ?? 0);
     }
-    if (this.#pollMs <= 0) return;
-    this.#until = Math.max(this.#until, now + this.#pollMs);
-    if (this.#spinning) return;
-    this.#spinning = true;
-    setImmediate(this.#spin);
+    this.#poll(now, this.#pollMs);
+    return Math.round(this.#followerMs * 1000);
   }
 
   /** The answer came (or nothing is awaited any more): tell the rule how the wait went, stop polling. */
@@ -98,9 +125,33 @@ export class BusyPoll {
     const since = this.#waitingSince;
     if (since === undefined) return;
     this.#waitingSince = undefined;
+    const now = performance.now();
     const polled = this.#pollMs > 0 ? this.#until - since : 0;
-    this.#rule.record(performance.now() - since, polled);
+    this.#rule.record(now - since, polled, this.#followerPolls);
+    this.#answeredAt = now;
     this.#until = 0;
+  }
+
+  /**
+   * The follower's side: the leader said to poll for `micros` (capped by this side's budget)
+   * for its next message. `stop()` ends it when the message comes.
+   */
+  pollFor(micros: number): void {
+    if (!this.#enabled || !(micros > 0)) return;
+    this.#poll(performance.now(), Math.min(micros / 1000, this.#budgetMs));
+  }
+
+  /** The follower's message came: stop polling. */
+  stop(): void {
+    this.#until = 0;
+  }
+
+  #poll(now: number, ms: number): void {
+    if (ms <= 0) return;
+    this.#until = Math.max(this.#until, now + ms);
+    if (this.#spinning) return;
+    this.#spinning = true;
+    setImmediate(this.#spin);
   }
 
   readonly #spin = (): void => {

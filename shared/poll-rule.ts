@@ -1,44 +1,52 @@
 /**
  * When to busy-poll, as pure logic: told how each wait went, it says how long to poll for the
- * next one. `BusyPoll` (shared/busy-poll.ts) carries its decisions out with timers.
+ * next one, on this side and on the other. `BusyPoll` (shared/busy-poll.ts) carries its
+ * decisions out with timers.
  *
  * The question it answers is empirical: does polling make answers come sooner here, now? That
- * depends on things it cannot see (how slowly this machine wakes a sleeping thread, whether the
- * other side polls too, whether other processes want the cores), so it measures both ways and
- * keeps two estimates: the typical wait when it polled, and when it slept. Each wait is one
- * sample of one of them. A single mean of all waits cannot decide this: polling lowers the waits
- * it is measured on, so a rule that stops when that mean exceeds the budget, and then only sees
- * slow waits, never finds out that polling would bring them down again.
+ * depends on things it cannot see (how slowly this machine wakes a sleeping thread, whether other
+ * processes want the cores), so it measures both ways and keeps two estimates: the typical wait
+ * when it polled, and when it slept. Each wait is one sample of one of them. A single mean of all
+ * waits cannot decide this: polling lowers the waits it is measured on, so a rule that stops when
+ * that mean exceeds the budget, and then only sees slow waits, never finds out that polling
+ * would bring them down again.
+ *
+ * One side leads (a coordinator), the other follows (a task thread): the leader's rule decides
+ * for both, and tells the follower with each message whether, and how long, to poll for the
+ * next one (`followerPollMs`). Polling on one side of a round trip often pays only if the other
+ * side polls too (when waking up takes longer than the budget, a poller whose peer sleeps waits
+ * out its whole poll and sleeps anyway); two sides with a rule each, each measuring waits the
+ * other's choice shapes, can settle in the slow mode together, and which mode a process ends in
+ * becomes luck. So a polled wait here is a round trip with both sides polling, a slept one with
+ * both asleep, and the rule compares exactly the two modes it chooses between.
  *
  * - Polling wins when the answer usually came while it polled (at least half of the polled
  *   waits; a poll that runs out only burned CPU before sleeping anyway) and polled waits are
- *   clearly shorter than slept ones (under two thirds: a poll costs about the polled wait in
- *   CPU, so it must save at least half of that; polling through a 3 ms gap to save a wake-up of
- *   a millisecond does not pay). Then it polls for about twice the typical
- *   polled wait (most answers come in time, and long gaps do not burn the whole budget), never
- *   more than the budget.
+ *   clearly shorter than slept ones (under four fifths: noise on a shared machine is smaller
+ *   than that, and a poll that saves a fifth of a round trip has saved a wake-up; polling
+ *   through a 3 ms gap to save a wake-up of a tenth of a millisecond does not pay). Then it
+ *   polls for about twice the typical polled wait (most answers come in time, and long gaps do
+ *   not burn the whole budget), never more than the budget. Polling is asked for only while a
+ *   caller awaits answers one at a time, where waking up is most of the round trip.
  * - Otherwise it sleeps. That covers answers that take longer than the budget (long tasks) and
  *   cores that other work contends for: then the answer's sender waits for a core, polls run out
  *   without the answer, and polled waits are no shorter (or longer: the poller takes the core)
  *   than slept ones.
  * - It also sleeps, without probing, while the caller says the cores are contended (BusyPoll
  *   asks the OS whether tasks wait for a core). The waits one side measures do not show what its
- *   polling costs the other side: on busy cores a poller can shorten its own wait and still make
- *   the round trip slower, by holding a core the other side, or the work, needs.
+ *   polling costs the other processes: on busy cores a poller can shorten its own wait and still
+ *   slow down the work beside it.
  * - Probes keep the estimate of the mode not in use fresh. While polling, every 64th wait sleeps
- *   (it costs one slower round trip). While sleeping, the waits that begin in a probe window poll
- *   the whole budget (each costs at most the budget in CPU, which contended cores can least
- *   afford). The windows are moments of the wall clock, the first 4 ms of every 128 ms, the same
- *   on every process of the machine: polling on one side of a round trip often pays only if the
- *   other side polls too (when waking up takes longer than the budget, a poller whose peer sleeps
- *   waits out its whole poll and sleeps anyway), so two sides that each probed alone would
- *   each find sleeping better and stay in the slow mode for good; probing at the same moments
- *   they find the fast mode together. Windows that keep confirming sleep come half as often
- *   (every 256 ms, a multiple of 128, so a side that backed off still probes when the other
- *   does); a switch, or a probe that brings the polled estimate below the slept one, brings
- *   them back to every 128 ms. The first probe of a window starts the polled figures afresh.
- *   So whatever changed, the rule finds out within a window or two (a quarter of a second),
- *   and switches; probing costs at most 4 ms of polling per 128–256 ms.
+ *   on both sides (it costs one slower round trip). While sleeping, the waits that begin in a
+ *   probe window poll the reach, and the follower the budget (each costs at most that in CPU,
+ *   which contended cores can least afford). A window is the first 4 ms of every 128 ms of the
+ *   wall clock: a run of waits in a row, as the first probe of a window is not measured (the
+ *   follower was told to sleep with the message before it). Windows that keep confirming sleep
+ *   come half as often (every 256 ms); a switch, or a probe that brings the polled estimate
+ *   below the slept one, brings them back to every 128 ms. The first probe measured in a window
+ *   starts the polled figures afresh. So whatever changed, the rule finds out within a window
+ *   or two (a quarter of a second), and switches; probing costs at most 4 ms of polling per
+ *   128–256 ms.
  * - Reach. When waking up takes longer than the budget, a late answer makes a chain: the side that
  *   slept answers late, so the other side's next wait outlasts its poll and it sleeps too, and
  *   so on, each wait carrying the other side's wake-up, even while both poll. A poll of the
@@ -66,7 +74,7 @@ const PROBE_WEIGHT = 0.5;
  */
 const HIT_WEIGHT = 0.1;
 /** Polled waits must be under this fraction of slept waits for polling to count as a win. */
-const WIN = 2 / 3;
+const WIN = 0.8;
 /** At least this share of polls must see their answer arrive while polling. */
 const MIN_HIT_RATE = 0.5;
 /** While sleeping, waits that begin in the first this many ms of a probe period poll the budget… */
@@ -164,10 +172,14 @@ export class PollRule {
 
   /**
    * A wait ended: the answer came `waitedMs` after the wait began, which polled for `polledMs`
-   * of it (0: it slept throughout; the answer came while polling if it came within that).
+   * of it (0: it slept throughout; the answer came while polling if it came within that);
+   * `followerPolled`: the other side was told to poll for this wait's message (followerPollMs).
    */
-  record(waitedMs: number, polledMs: number): void {
+  record(waitedMs: number, polledMs: number, followerPolled = true): void {
     if (this.#budgetMs <= 0 || !(waitedMs >= 0)) return;
+    // A polling probe (or the first wait) whose follower was told to sleep with the previous
+    // message measures the follower waking up, not both sides polling: the next probe will.
+    if (polledMs > 0 && !followerPolled && !this.#wins()) return;
     if (this.#recovering) {
       this.#recovering = false;
       // A recovery poll that caught its answer says nothing new (the wait carried the other
@@ -215,6 +227,34 @@ export class PollRule {
       this.#backedOffWindow = this.#probeWindow;
       this.#probePeriodMs = Math.min(PROBE_PERIOD_RARELY_MS, this.#probePeriodMs * 2);
     }
+  }
+
+  /**
+   * How long the other side should poll for this side's next message after it answers, ms (0:
+   * it sleeps). This side leads: the follower has no rule of its own, because two rules, each
+   * measuring waits the other's choice shapes, can settle in the slow mode together (polling
+   * alone does not pay when the other side sleeps through the answer), and whether they
+   * find the fast mode becomes luck. One rule that decides for both finds out for both.
+   *
+   * `thinkMs` is the typical time from an answer here to this side's next message (its own
+   * work, which it knows exactly): the follower's wait, bar the wire. Where that is as long as
+   * a round trip without polling, polling would save a wake-up out of a long gap, and the
+   * follower sleeps. Otherwise: while polling wins, the follower polls for twice its wait (the
+   * typical polled round trip bounds the wire both ways from above), at most the budget, and
+   * sleeps only through this side's sleeping probes (told with the message before: the probe
+   * then measures both sides asleep, what polling is weighed against); while sleeping, it
+   * polls the budget during this side's polling probes (`pollMs` > 0, what `next()` returned
+   * for the wait under way), so that they measure both sides polling.
+   */
+  followerPollMs(pollMs: number, thinkMs: number): number {
+    if (this.#budgetMs <= 0 || !(thinkMs >= 0) || thinkMs >= (this.#sleptMs ?? this.#budgetMs)) return 0;
+    if (this.#wins()) {
+      // The next wait is a sleeping probe: both sides sleep through it, so that it measures
+      // what polling is weighed against.
+      if (this.#sinceProbe === PROBE_SLEEP_EVERY - 1) return 0;
+      return Math.min(this.#budgetMs, 2 * (thinkMs + this.#polledMs!) + SLACK_MS);
+    }
+    return pollMs > 0 ? this.#budgetMs : 0;
   }
 
   #wins(): boolean {

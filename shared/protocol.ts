@@ -345,6 +345,12 @@ export interface ReadyMsg {
 export interface RunMsg {
   op: 'run';
   tasks: TaskSpec[];
+  /**
+   * How long the lane should busy-poll for its next message after answering these tasks, µs
+   * (absent or 0: it sleeps). The coordinator decides for both sides of a round trip
+   * (shared/busy-poll.ts); the lane polls at most its own budget.
+   */
+  poll?: number;
 }
 
 export interface ResultsMsg {
@@ -537,7 +543,7 @@ const C2W_SHAPES: Record<C2W['op'], Shape> = {
   kill: shape({ lane: isInt, reason: isStr, task: opt(isInt) }),
   drained: shape({}),
   module: shape({ id: isInt, hash: isHash, code: isStr }),
-  run: shape({ tasks: arrayOf(isTaskSpec) }),
+  run: shape({ tasks: arrayOf(isTaskSpec), poll: opt((v) => isInt(v) && (v as number) >= 0 && (v as number) <= MAX_BUSY_POLL_MICROS) }),
   cancel: shape({ ids: arrayOf(isInt) }),
   steal: shape({ ids: arrayOf(isInt) }),
   ping: shape({ t: isNum }),

@@ -40,7 +40,11 @@ test('expectAnswer() polls until answered(), serving sockets and timers; not whi
     await sleep(60);
     const idleCpu = cpuMs() - idle0;
 
-    // The first wait: the typical wait is unknown, so it polls up to the whole budget.
+    // The first wait is not measured: the other side had not been told to poll for it.
+    poll.expectAnswer();
+    poll.answered();
+    assert.is(poll.state.polledMs, undefined);
+    // The next: the typical wait is unknown, so it polls up to the whole budget.
     const t0 = performance.now();
     const c0 = cpuMs();
     poll.expectAnswer();

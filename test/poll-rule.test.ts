@@ -166,73 +166,111 @@ test('a budget of 0 never polls; a wait it cannot make sense of is ignored', () 
 });
 
 /**
- * Both sides of sequential round trips, each with its own rule (a coordinator and a task
- * thread): a side that is not polling when the other's message arrives takes `wakeMs` (drawn
- * between `wakeMs` and twice that) to read it; each side works `workMs` per message, the wire
- * takes `netMs` each way; `stall` is the chance that a side stalls 300 µs after reading (a
- * collection, a descheduled thread). Returns the median and mean trip and the CPU each side
- * spent polling per trip, over the last half of the trips, ms.
+ * Both sides of sequential round trips: a leader with the rule (a coordinator), and a follower
+ * (a task thread) that polls after answering for as long as the leader said with its message.
+ * A side that is not polling when the other's message arrives takes `wakeMs` (drawn between
+ * `wakeMs` and twice that) to read it; the follower works `workMs` per message, the leader
+ * `thinkMs` between an answer and its next message; the wire takes `netMs` each way; `stall` is
+ * the chance that a side stalls 300 µs after reading (a collection, a descheduled thread).
+ * Returns the median and mean trip and the CPU each side spent polling per trip, over the last
+ * half of the trips, ms.
  */
-function roundTrips(o: { wakeMs: number; budgetA?: number; budgetB?: number; stall?: number; trips?: number }) {
+function roundTrips(o: { wakeMs: number; budget?: number; stall?: number; thinkMs?: number; trips?: number }) {
   const { wakeMs, stall = 0, trips = 30_000 } = o;
   const workMs = 0.01;
+  const thinkMs = o.thinkMs ?? 0.01;
   const netMs = 0.005;
   let seed = 7;
   const random = (): number => (seed = (seed * 16_807) % 2_147_483_647) / 2_147_483_647;
   const wake = (): number => wakeMs * (1 + random());
   const stalled = (): number => (random() < stall ? 0.3 : 0);
-  const a = new PollRule(o.budgetA ?? BUDGET);
-  const b = new PollRule(o.budgetB ?? BUDGET);
+  const leader = new PollRule(o.budget ?? BUDGET);
   let t = 0;
-  let bSince = 0;
-  let bPoll = b.next(false, 0);
+  /** When the follower sent its latest answer, and how long it polls after it. */
+  let fSince = 0;
+  let fPoll = 0;
   const kept: number[] = [];
-  const spent = { a: 0, b: 0 };
+  const spent = { leader: 0, follower: 0 };
   for (let i = 0; i < trips; i++) {
     const start = t;
-    const aPoll = a.next(false, start);
-    const atB = start + netMs;
-    const bRead = atB + (atB - bSince <= bPoll ? 0 : wake());
-    b.record(bRead - bSince, bPoll);
-    const bSent = bRead + workMs + stalled();
-    if (i >= trips / 2) spent.b += Math.min(bPoll, bRead - bSince);
-    bSince = bSent;
-    bPoll = b.next(false, bSent);
-    const atA = bSent + netMs;
-    const aRead = atA + (atA - start <= aPoll ? 0 : wake());
-    a.record(aRead - start, aPoll);
-    if (i >= trips / 2) spent.a += Math.min(aPoll, aRead - start);
-    t = aRead + workMs + stalled();
+    const lPoll = leader.next(false, start);
+    const followerPolled = fPoll > 0;
+    const hint = leader.followerPollMs(lPoll, thinkMs);
+    const atF = start + netMs;
+    const fRead = atF + (atF - fSince <= fPoll ? 0 : wake());
+    if (i >= trips / 2) spent.follower += Math.min(fPoll, fRead - fSince);
+    const fSent = fRead + workMs + stalled();
+    fSince = fSent;
+    fPoll = hint;
+    const atL = fSent + netMs;
+    const lRead = atL + (atL - start <= lPoll ? 0 : wake());
+    leader.record(lRead - start, lPoll, followerPolled);
+    if (i >= trips / 2) spent.leader += Math.min(lPoll, lRead - start);
+    t = lRead + thinkMs + stalled();
     if (i >= trips / 2) kept.push(t - start);
   }
   kept.sort((x, y) => x - y);
   const n = kept.length;
-  return { p50: kept[n >> 1]!, mean: kept.reduce((sum, x) => sum + x, 0) / n, cpuA: spent.a / n, cpuB: spent.b / n };
+  return { p50: kept[n >> 1]!, mean: kept.reduce((sum, x) => sum + x, 0) / n, cpuLeader: spent.leader / n, cpuFollower: spent.follower / n };
 }
 
-test('both sides: when waking up takes longer than the budget, the two rules find the fast mode together', () => {
+test('both sides: when waking up takes longer than the budget, the leader finds the fast mode for both', () => {
   // A trip with both sides polling takes 30 µs; waking up takes 150–300 µs per side. Polling on
-  // one side alone only pays if the other side polls too.
-  const off = roundTrips({ wakeMs: 0.15, budgetA: 0, budgetB: 0 });
+  // one side alone would not pay: the leader's polls would run out while the follower wakes.
+  const off = roundTrips({ wakeMs: 0.15, budget: 0 });
   const both = roundTrips({ wakeMs: 0.15 });
   assert.ok(off.p50 > 0.4, `polling off: p50 ${off.p50} ms`);
   assert.ok(both.p50 < 0.035, `p50 ${both.p50} ms (off: ${off.p50})`);
   assert.ok(both.mean < off.mean / 3, `mean ${both.mean} ms (off: ${off.mean})`);
-  // And they keep it through stalls on either side (5% of the messages).
+  // And it keeps it through stalls on either side (5% of the messages).
   const stalls = roundTrips({ wakeMs: 0.15, stall: 0.05 });
   assert.ok(stalls.p50 < 0.035, `with stalls: p50 ${stalls.p50} ms`);
+  // Where waking up is quick but still most of a trip, too.
+  const quick = roundTrips({ wakeMs: 0.03 });
+  const quickOff = roundTrips({ wakeMs: 0.03, budget: 0 });
+  assert.ok(quick.p50 < quickOff.p50 * 0.6, `quick wake-ups: p50 ${quick.p50} ms (off: ${quickOff.p50})`);
 });
 
-test('both sides: when the other side never polls, polling alone stops if it cannot catch answers within its budget', () => {
-  const off = roundTrips({ wakeMs: 0.15, budgetA: 0, budgetB: 0 });
-  const alone = roundTrips({ wakeMs: 0.15, budgetB: 0 });
-  assert.ok(alone.mean <= off.mean * 1.02, `mean ${alone.mean} ms (off: ${off.mean})`);
-  // Only the probe windows poll: a few µs of CPU per trip, not the budget.
-  assert.ok(alone.cpuA < 0.01, `${alone.cpuA * 1000} µs polled per trip`);
-  // Where the other side answers within the budget even asleep, polling alone pays.
-  const quick = roundTrips({ wakeMs: 0.03, budgetB: 0 });
-  const quickOff = roundTrips({ wakeMs: 0.03, budgetA: 0, budgetB: 0 });
-  assert.ok(quick.mean < quickOff.mean * 0.8, `mean ${quick.mean} ms (off: ${quickOff.mean})`);
+test('both sides: the follower does not poll through gaps polling cannot shorten, and waits are no longer than with polling off', () => {
+  // The leader sends its next message 3 ms after each answer; a 10 ms budget would cover that,
+  // but polling would save a wake-up of 30–60 µs out of 3 ms.
+  const gaps = roundTrips({ wakeMs: 0.03, budget: 10, thinkMs: 3 });
+  const gapsOff = roundTrips({ wakeMs: 0.03, budget: 0, thinkMs: 3 });
+  assert.ok(gaps.cpuFollower < 0.05, `the follower polled ${gaps.cpuFollower * 1000} µs per trip`);
+  assert.ok(gaps.mean <= gapsOff.mean * 1.02, `mean ${gaps.mean} ms (off: ${gapsOff.mean})`);
+  // Waking up costs nothing: neither side polls, bar the probes.
+  const free = roundTrips({ wakeMs: 0.001 });
+  const freeOff = roundTrips({ wakeMs: 0.001, budget: 0 });
+  assert.ok(free.cpuLeader + free.cpuFollower < 0.005, `${(free.cpuLeader + free.cpuFollower) * 1000} µs polled per trip`);
+  assert.ok(free.mean <= freeOff.mean * 1.02, `mean ${free.mean} ms (off: ${freeOff.mean})`);
+});
+
+test('the follower polls only while the leader does, never more than the budget, and sleeps through its sleeping probes', () => {
+  const rule = new PollRule(BUDGET);
+  // The first wait polls, and so does the follower (a probe of both sides).
+  const first = rule.next();
+  assert.is(rule.followerPollMs(first, 0.01), BUDGET);
+  rule.record(0.03, first, false); // the follower had not been told: ignored
+  assert.is(rule.state.polledMs, undefined);
+  assert.is(rule.next(), BUDGET);
+  rule.record(0.03, BUDGET, true);
+  assert.is(rule.followerPollMs(0, 0.01), 0, 'a sleeping leader tells the follower to sleep');
+  rule.next();
+  rule.record(0.2, 0);
+  let sleptAhead = 0;
+  for (let i = 0; i < 2 * PROBE_SLEEP_EVERY; i++) {
+    const poll = rule.next();
+    const follower = rule.followerPollMs(poll, 0.01);
+    assert.ok(follower <= BUDGET, `follower told ${follower} ms`);
+    if (follower === 0) sleptAhead++;
+    rule.record(poll > 0 ? 0.03 : 0.2, poll, true);
+  }
+  assert.is(rule.state.polling, true);
+  // One wait in 64 sleeps on both sides: the follower is told to sleep with the message before it.
+  assert.is(sleptAhead, 2);
+  // A leader whose own work between messages is longer than a round trip without polling
+  // does not make the follower poll through it.
+  assert.is(rule.followerPollMs(rule.next(), 0.5), 0);
 });
 
 test.run();

@@ -44,8 +44,11 @@ let shared: BigInt64Array | undefined;
 let busyPoll = new BusyPoll(0);
 /** LaneConfig.busy: how many of the node's threads run a task now. */
 let nodeBusy: Int32Array | undefined;
-/** Tasks in the last `run` frame: 1 when the coordinator awaits them one at a time. */
-let lastRunSize = 0;
+/**
+ * How long to poll for the next task after answering the last `run`, µs: the coordinator, which
+ * sees both sides of a round trip, decides (shared/busy-poll.ts); 0: sleep.
+ */
+let pollAfter = 0;
 
 /**
  * Results whose large typed arrays are being sent from the task's own memory (shared/codec.ts):
@@ -106,11 +109,10 @@ async function drain(): Promise<void> {
   } finally {
     draining = false;
     flush();
-    // Tasks that come one at a time are usually awaited one at a time: the next is probably on
-    // its way, and polling for it skips a wake-up (shared/busy-poll.ts). Tasks that come in
-    // batches are a burst: polling would only take CPU from the coordinator.
-    // (Only while no other thread of this node runs a task: polling would take its CPU.)
-    if (lastRunSize === 1 && queue.length === 0 && (!nodeBusy || Atomics.load(nodeBusy, 0) === 0)) busyPoll.expectAnswer();
+    // A task awaited on its own, and the coordinator expects the next soon: polling for it skips
+    // a wake-up (shared/busy-poll.ts). Only while no other thread of this node runs a task:
+    // polling would take its CPU.
+    if (pollAfter > 0 && queue.length === 0 && (!nodeBusy || Atomics.load(nodeBusy, 0) === 0)) busyPoll.pollFor(pollAfter);
   }
 }
 
@@ -131,8 +133,8 @@ function cancel(id: number): void {
 const handlers: Handlers<ToLaneMsg> = {
   attached: () => port.post({ t: 'attached' }),
   run: (m) => {
-    busyPoll.answered();
-    lastRunSize = m.tasks.length;
+    busyPoll.stop();
+    pollAfter = m.poll ?? 0;
     for (const task of m.tasks) queue.push(task);
     void drain();
   },
