@@ -135,13 +135,22 @@ class Window {
   }
 }
 
+/**
+ * The slot's timeline, ms since the epoch to the microsecond: arrivals are planned on it and an
+ * iteration's time is measured on it (Date.now() counts whole milliseconds, so iterations under
+ * one read as 0, and their percentiles as the histogram's floor). Monotonic from this thread's
+ * start: it can part from the wall clock after the system clock is set, which does not matter,
+ * as the timeline never leaves the thread; reports carry Date.now().
+ */
+const clock = (): number => performance.timeOrigin + performance.now();
+
 /** A virtual user gives the event loop a turn after this many iterations. */
 const VU_TURN_EVERY = 256;
 
 /** Per-thread state, kept across segments. */
 const thread = {
   testId: '',
-  /** Where the next segment starts on this slot's timeline (Date.now() terms). */
+  /** Where the next segment starts on this slot's timeline (`clock()` terms). */
   clock: 0,
   window: new Window(),
   inFlight: 0,
@@ -186,7 +195,7 @@ class Context implements IterationContext {
   }
 }
 
-/** Runs one iteration; `intended` is when it was meant to start (coordinator's clock). */
+/** Runs one iteration; `intended` is when it was meant to start (`clock()` terms). */
 async function iterate(iteration: Iteration, vu: number, params: Record<string, string>, intended: number): Promise<void> {
   thread.inFlight++;
   thread.iterations++;
@@ -197,7 +206,7 @@ async function iterate(iteration: Iteration, vu: number, params: Record<string, 
   } catch (err) {
     error = err ?? new Error('iteration failed');
   }
-  thread.window.record('iteration', (Date.now() - intended) * 1000, error);
+  thread.window.record('iteration', (clock() - intended) * 1000, error);
   thread.window.ended++;
   thread.inFlight--;
   if (thread.inFlight === 0) { for (const resolve of thread.idle.splice(0)) resolve(); }
@@ -243,7 +252,7 @@ export async function runSegment(iteration: Iteration, config: SegmentConfig): P
   }
   // The timeline goes on from the last segment, unless it has fallen behind by more than a
   // second (the first segment, or a slot that was busy): then it starts now.
-  const from = Date.now() - thread.clock > 1000 ? Date.now() : thread.clock;
+  const from = clock() - thread.clock > 1000 ? clock() : thread.clock;
   const to = from + config.durationMs;
   thread.clock = to;
   const { loadFrom, loadTo } = config;
@@ -253,9 +262,9 @@ export async function runSegment(iteration: Iteration, config: SegmentConfig): P
   // flight is waited for and measured into its result instead of lost with the node.
   const leaving = () => task?.draining === true;
   if (thread.stop.signal.aborted) thread.stop = stopController();
-  let nextReport = Date.now() + 1000;
+  let nextReport = clock() + 1000;
   const reportIfDue = async () => {
-    if (Date.now() < nextReport || !task) return;
+    if (clock() < nextReport || !task) return;
     nextReport += 1000;
     await task.report(thread.window.take(Date.now(), thread.inFlight, thread.vus));
   };
@@ -267,7 +276,7 @@ export async function runSegment(iteration: Iteration, config: SegmentConfig): P
       const rate = loadAt(intended);
       // A time with no load is waited through too: the segment lasts its whole window. (Waits
       // are cut into tenths of a second, to see a drain soon.)
-      const wait = intended - Date.now();
+      const wait = intended - clock();
       if (wait > 100) {
         await sleep(100, signal);
         await reportIfDue();
@@ -283,7 +292,7 @@ export async function runSegment(iteration: Iteration, config: SegmentConfig): P
         intended += 1000 / rate;
       }
       // Reports between arrivals (a task's report waits its turn, at most 20 a second).
-      if (Date.now() >= nextReport) await reportIfDue();
+      if (clock() >= nextReport) await reportIfDue();
     }
   } else {
     // Virtual users loop across segments; the segment moves their number along its ramp.
@@ -294,7 +303,7 @@ export async function runSegment(iteration: Iteration, config: SegmentConfig): P
       thread.vus++;
       try {
         for (let n = 1; thread.testId === testId && vu < thread.targetVus && !thread.stop.signal.aborted && !limitReached(); n++) {
-          await iterate(iteration, vu, config.params, Date.now());
+          await iterate(iteration, vu, config.params, clock());
           // An iteration that ends without waiting for anything (one that fails at once) leaves
           // the event loop no turn: timers, the segment's end among them, would never run.
           if (n % VU_TURN_EVERY === 0) await new Promise((resolve) => setTimeout(resolve, 0));
@@ -303,10 +312,10 @@ export async function runSegment(iteration: Iteration, config: SegmentConfig): P
         thread.vus--;
       }
     };
-    while (!signal?.aborted && Date.now() < to && !limitReached() && !leaving()) {
-      thread.targetVus = Math.round(loadAt(Date.now()));
+    while (!signal?.aborted && clock() < to && !limitReached() && !leaving()) {
+      thread.targetVus = Math.round(loadAt(clock()));
       for (let vu = thread.vus; vu < thread.targetVus; vu++) void vuLoop(vu);
-      await sleep(Math.min(100, to - Date.now()), signal);
+      await sleep(Math.min(100, to - clock()), signal);
       await reportIfDue();
     }
   }

@@ -7,6 +7,7 @@
  */
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
+import * as hdr from 'hdr-histogram-js';
 import { runSegment, type SegmentConfig } from '../shared/loadtest-driver.ts';
 
 const config = (testId: string): SegmentConfig => ({ testId, model: 'closed', durationMs: 300, loadFrom: 5, loadTo: 5, maxInFlight: 1000, final: true, params: {}, drainMs: 1000 });
@@ -30,6 +31,20 @@ test('iterations that reject at once (async): the same', async () => {
   assert.ok(Date.now() - t0 < 5000, `the 300 ms segment took ${Date.now() - t0} ms`);
   assert.ok(report.ended > 0);
   assert.equal(report.errors.iteration, { TypeError: report.ended });
+});
+
+test('an iteration under a millisecond is measured to the microsecond', async () => {
+  // Each iteration spins 300 µs. Measured in whole milliseconds, its p50 would read 0 (the
+  // histogram's floor, 1 µs) or 1,000 µs.
+  const report = await runSegment(() => {
+    const until = performance.now() + 0.3;
+    while (performance.now() < until);
+  }, { ...config('sub-ms'), loadFrom: 1, loadTo: 1 });
+  assert.ok(report.ended > 50, `${report.ended} iterations ended`);
+  const h = hdr.decodeFromCompressedBase64(report.histograms.iteration!);
+  const p50 = h.getValueAtPercentile(50);
+  h.destroy();
+  assert.ok(p50 >= 250 && p50 < 900, `p50 ${p50} µs for iterations of 300 µs`);
 });
 
 test.run();
