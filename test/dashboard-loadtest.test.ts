@@ -12,38 +12,21 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { existsSync, mkdirSync } from 'node:fs';
-import { createServer } from 'node:http';
-import { createServer as createNetServer } from 'node:net';
 import { join } from 'node:path';
 import { loadTest } from '../coordinator/loadtest-api.ts';
 import { ROOT, spawnWorker, type WorkerProcess } from './helpers/cluster.ts';
+import { freePort, startTarget } from './helpers/targets.ts';
 
 const IS_DENO = 'Deno' in globalThis;
 const CHROMIUM = ['/usr/bin/chromium', '/usr/bin/chromium-browser'].find((p) => existsSync(p));
 const SCENARIO = join(ROOT, 'test', 'fixtures', 'http-scenario.ts');
 
-async function freePort(): Promise<number> {
-  const s = createNetServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
-  const port = (s.address() as { port: number }).port;
-  await new Promise((r) => s.close(r));
-  return port;
-}
-
 test('while a load test runs, the dashboard shows its rate against the asked one, percentiles per step, errors by kind', async () => {
   if (IS_DENO) return console.log('dashboard load-test test: runs under Node (playwright-core); skipped under Deno');
   if (!CHROMIUM) return console.log('dashboard load-test test: no Chromium here (apt-get install chromium): skipped');
   const { chromium } = await import('playwright-core');
-  let requests = 0;
-  const server = createServer((_req, res) => {
-    const n = ++requests;
-    setTimeout(() => {
-      res.writeHead(n % 10 === 0 ? 503 : 200);
-      res.end('ok');
-    }, 20);
-  });
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  const targetUrl = `http://127.0.0.1:${(server.address() as { port: number }).port}/`;
+  const server = await startTarget({ delayMs: 20, failEvery: 10 });
+  const targetUrl = server.url;
   const port = await freePort();
   const token = 'dashboard-loadtest-token';
   const workers: WorkerProcess[] = [spawnWorker({ url: `ws://127.0.0.1:${port}`, token, name: 'gen', concurrency: 1 })];
@@ -126,7 +109,7 @@ test('while a load test runs, the dashboard shows its rate against the asked one
   } finally {
     await browser.close();
     for (const w of workers) await w.kill();
-    server.close();
+    server.server.close();
   }
 });
 

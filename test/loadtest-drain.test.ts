@@ -8,40 +8,18 @@
  */
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { createServer } from 'node:http';
-import { createServer as createNetServer } from 'node:net';
 import { join } from 'node:path';
 import { loadTest } from '../coordinator/loadtest-api.ts';
 import { ROOT, spawnWorker, type WorkerProcess } from './helpers/cluster.ts';
+import { freePort, startTarget } from './helpers/targets.ts';
 
 const SCENARIO = join(ROOT, 'test', 'fixtures', 'http-node-scenario.ts');
 
-async function freePort(): Promise<number> {
-  const s = createNetServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
-  const port = (s.address() as { port: number }).port;
-  await new Promise((r) => s.close(r));
-  return port;
-}
-
 test('a node drained mid-test: every request the target saw is in the result, and the node exits 0', async () => {
-  const arrivals: { at: number; pid: number }[] = [];
   // 50 ms per answer: with 8 virtual users on a node, some are always in flight.
-  const server = createServer((req, res) => {
-    let body = '';
-    req.setEncoding('utf8');
-    req.on('data', (c: string) => (body += c));
-    req.on('end', () => {
-      const pid = Number((JSON.parse(body) as { pid: number }).pid);
-      arrivals.push({ at: Date.now(), pid });
-      setTimeout(() => {
-        res.writeHead(200, { 'content-type': 'application/json', 'x-echo': 'yes' });
-        res.end(JSON.stringify({ pid }));
-      }, 50);
-    });
-  });
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  const target = `http://127.0.0.1:${(server.address() as { port: number }).port}/`;
+  const server = await startTarget({ delayMs: 50, echoPid: true });
+  const { arrivals } = server;
+  const target = server.url;
   const port = await freePort();
   const token = 'drain-token-1234567';
   const workers: WorkerProcess[] = [];
@@ -90,7 +68,7 @@ test('a node drained mid-test: every request the target saw is in the result, an
     assert.ok(lastFromDrained - drainedAt < 800, `its last request came ${lastFromDrained - drainedAt} ms after the drain`);
   } finally {
     for (const w of workers) await w.kill();
-    server.close();
+    server.server.close();
   }
 });
 

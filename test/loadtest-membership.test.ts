@@ -7,44 +7,16 @@
  */
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { createServer } from 'node:http';
-import { createServer as createNetServer } from 'node:net';
 import { join } from 'node:path';
 import { loadTest } from '../coordinator/loadtest-api.ts';
 import { ROOT, spawnWorker, type WorkerProcess } from './helpers/cluster.ts';
+import { freePort, startTarget } from './helpers/targets.ts';
 
 const SCENARIO = join(ROOT, 'test', 'fixtures', 'http-node-scenario.ts');
 
-async function freePort(): Promise<number> {
-  const s = createNetServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
-  const port = (s.address() as { port: number }).port;
-  await new Promise((r) => s.close(r));
-  return port;
-}
-
-/** A server that echoes the sender's pid after 10 ms, and notes when each request arrived from whom. */
-async function startTarget() {
-  const arrivals: { at: number; pid: number }[] = [];
-  const server = createServer((req, res) => {
-    let body = '';
-    req.setEncoding('utf8');
-    req.on('data', (c: string) => (body += c));
-    req.on('end', () => {
-      const pid = Number((JSON.parse(body) as { pid: number }).pid);
-      arrivals.push({ at: Date.now(), pid });
-      setTimeout(() => {
-        res.writeHead(200, { 'content-type': 'application/json', 'x-echo': 'yes' });
-        res.end(JSON.stringify({ pid }));
-      }, 10);
-    });
-  });
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  return { url: `http://127.0.0.1:${(server.address() as { port: number }).port}/`, server, arrivals };
-}
-
 test('a node joins and another is killed mid-test: the open-model rate holds and results merge from both', async () => {
-  const target = await startTarget();
+  // Echoes the sender's pid after 10 ms, and notes when each request arrived from whom.
+  const target = await startTarget({ delayMs: 10, echoPid: true });
   const port = await freePort();
   const token = 'membership-token-123';
   const workers: WorkerProcess[] = [];

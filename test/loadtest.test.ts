@@ -10,53 +10,20 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { execFile } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { createServer, type Server } from 'node:http';
-import { createServer as createNetServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { loadTest, writeLoadTestReports } from '../coordinator/loadtest-api.ts';
 import { ROOT, spawnWorker, type WorkerProcess } from './helpers/cluster.ts';
+import { freePort, startTarget } from './helpers/targets.ts';
 
 const run = promisify(execFile);
 const IS_DENO = 'Deno' in globalThis;
 const SCENARIO = join(ROOT, 'test', 'fixtures', 'http-scenario.ts');
 const LATENCY_MS = 30;
 
-interface Target {
-  url: string;
-  server: Server;
-  requests: number;
-  /** Holds every response until this time (ms since the epoch). */
-  stallUntil: number;
-}
-
-/** A server answering after LATENCY_MS; every 10th request (by arrival) gets a 503. */
-async function startTarget(): Promise<Target> {
-  const target = { url: '', requests: 0, stallUntil: 0 } as Target;
-  target.server = createServer((_req, res) => {
-    const n = ++target.requests;
-    const delay = Math.max(LATENCY_MS, target.stallUntil - Date.now());
-    setTimeout(() => {
-      res.writeHead(n % 10 === 0 ? 503 : 200, { 'content-type': 'text/plain' });
-      res.end('ok');
-    }, delay);
-  });
-  await new Promise<void>((r) => target.server.listen(0, '127.0.0.1', r));
-  target.url = `http://127.0.0.1:${(target.server.address() as { port: number }).port}/`;
-  return target;
-}
-
-async function freePort(): Promise<number> {
-  const s = createNetServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
-  const port = (s.address() as { port: number }).port;
-  await new Promise((r) => s.close(r));
-  return port;
-}
-
 test('open model over two worker nodes: rate, latency, a stall, errors by kind, thresholds, reports', async () => {
-  const target = await startTarget();
+  const target = await startTarget({ delayMs: LATENCY_MS, failEvery: 10 });
   const port = await freePort();
   const token = 'loadtest-token-123';
   const workers: WorkerProcess[] = [];
@@ -138,7 +105,7 @@ test('open model over two worker nodes: rate, latency, a stall, errors by kind, 
 
 test('the CLI: a broken threshold exits 1, and reports are written', async () => {
   if (IS_DENO) return console.log('CLI test: runs once, under Node');
-  const target = await startTarget();
+  const target = await startTarget({ delayMs: LATENCY_MS, failEvery: 10 });
   const dir = mkdtempSync(join(tmpdir(), 'wsf-loadtest-cli-'));
   try {
     const args = [

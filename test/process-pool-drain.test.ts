@@ -3,20 +3,13 @@
  * and reports, then it exits 0), and a node started before its coordinator keeps retrying
  * with backoff until the coordinator listens.
  */
-import { createServer } from 'node:net';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { add, sleepThenWhere } from './fixtures/tasks.ts';
 import { spawnWorker, startPool, waitFor, within } from './helpers/cluster.ts';
+import { freePort } from './helpers/targets.ts';
 
 /** A port that was free a moment ago (the coordinator is started on it later). */
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
-  const { port } = server.address() as { port: number };
-  await new Promise<void>((r) => server.close(() => r()));
-  return port;
-}
 
 test('SIGTERM mid-task: the running task finishes, its result arrives, then the node exits 0', async () => {
   const pool = await startPool({ maxWorkers: 0 });
