@@ -95,6 +95,11 @@ class Response implements HttpResponse {
   json(): unknown {
     return JSON.parse(decoder.decode(this.body));
   }
+
+  /** For JSON.stringify and logs: the headers too (they are parsed only when read), the body as text. */
+  toJSON(): { status: number; ok: boolean; headers: Record<string, string | string[]>; body: string } {
+    return { status: this.status, ok: this.ok, headers: this.headers, body: this.text() };
+  }
 }
 
 /** A request on its way: what to send, and where its answer goes. */

@@ -90,7 +90,7 @@ test.after(async () => {
   await new Promise<void>((r) => server.close(() => r()));
 });
 
-test('GET: status, body, text(), headers in lower case (a repeated header an array)', async () => {
+test('GET: status, body, text(), headers in lower case (a repeated header an array), JSON.stringify', async () => {
   const http = new ScenarioHttp();
   try {
     const res = await http.get(`${base}/length`);
@@ -100,6 +100,11 @@ test('GET: status, body, text(), headers in lower case (a repeated header an arr
     assert.instance(res.body, Uint8Array);
     assert.is(res.headers['content-type'], 'text/plain');
     assert.equal(res.headers['x-twice'], ['a', 'b']);
+    // Logged as JSON, it shows what was read: headers too, the body as text.
+    const logged = JSON.parse(JSON.stringify(res)) as { status: number; headers: Record<string, unknown>; body: string };
+    assert.is(logged.status, 200);
+    assert.is(logged.headers['content-type'], 'text/plain');
+    assert.is(logged.body, 'hello');
     const missing = await http.get(new URL(`${base}/nowhere?q=1`));
     assert.is(missing.status, 404);
     assert.not.ok(missing.ok);
