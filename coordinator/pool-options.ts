@@ -45,12 +45,13 @@ export interface ProcessPoolExecutorOptions {
   /** A worker node silent this long is lost, ms (default 10000). */
   heartbeatTimeoutMs?: number;
   /**
-   * Busy polling, in microseconds (default 100, at most 10000; 0 turns it off): the longest the
+   * Busy polling, in microseconds (default 250, at most 10000; 0 turns it off): the longest the
    * coordinator, and the task threads of its worker nodes, keep polling their sockets for a
    * quick answer instead of sleeping — a caller awaiting results one at a time skips two
-   * wake-ups per round trip (~58 → ~42 µs on our 2-core VM). Each polls only while its measured
-   * waits show that polling brings answers sooner, and not while other work waits for the cores;
-   * it stops when the answer is in. The cost is CPU while waiting (see shared/busy-poll.ts).
+   * wake-ups per round trip. The coordinator polls, and tells the task thread to, only while its
+   * measured round trips show that polling brings answers sooner, and not while other work
+   * waits for the cores; a poll stops when the answer is in. The cost is CPU while waiting (see
+   * shared/busy-poll.ts).
    */
   busyPollMicros?: number;
   /**

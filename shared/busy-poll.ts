@@ -24,29 +24,52 @@
  * (with setImmediate or a MessageChannel alike), so a sequential round trip there gets slower,
  * not faster, with polling; there it is always off (figures in docs/performance.md).
  */
+import { readFileSync } from 'node:fs';
 import { availableParallelism, loadavg } from 'node:os';
 import { PollRule, type PollRuleState, REACH_BUDGETS } from './poll-rule.ts';
 import { IS_DENO } from './runtime.ts';
 
-/** How often whether the cores are contended is asked again, ms. */
-const CONTENTION_EVERY_MS = 1_000;
+/** How often the threads wanting a core are counted, ms. */
+const CONTENTION_EVERY_MS = 100;
+/** Weight of the newest count (about the last half second counts). */
+const CONTENTION_WEIGHT = 0.25;
 
 let contended = false;
 let contentionAskedAt = -Infinity;
+/** Other threads running or ready to run, on average (undefined: not counted yet). */
+let others: number | undefined;
+/** Whether /proc/loadavg can be read here (Linux). */
+let procLoadavg = true;
 
 /**
- * Whether other work is waiting for the cores (asked at most once per CONTENTION_EVERY_MS): a
- * load average of at least two more than the cores. Two, because both sides of a round trip on
- * one machine poll: together they add up to two to the load, and other work must add about as
- * much again before polling takes cores it needs. Not Linux's CPU pressure information: on a VM it counts a halted vCPU's slow wake-up
- * as a task waiting for a core, so sequential round trips without polling read as contended,
- * which kept polling off exactly where it pays. Within that bound, the rule's own figures decide: a poller that takes a core the
- * answer needs sees its polled waits grow, and stops.
+ * Whether other work wants the cores polling would take: on average over the last half second,
+ * at least as many other threads running or ready to run as there are cores (Linux counts them
+ * at each moment, the fourth field of /proc/loadavg; this thread is one of them). Then a poller
+ * takes a core something else needs, so it sleeps, without probing. Fast to follow: a load
+ * average (a minute's mean) went on saying "contended" for tens of seconds after a CPU-bound
+ * process had stopped, and kept polling off where it paid. Not Linux's CPU pressure figures
+ * either: on a VM they count a halted vCPU's slow wake-up as a task waiting for a core. Within
+ * that bound the rule's own figures decide: a poller that takes a core the answer needs sees
+ * its polled waits grow, and stops. Elsewhere: a load average of at least two more than the
+ * cores (both sides of a round trip polling on one machine add two).
  */
-function coresContended(now: number): boolean {
+export function coresContended(now: number = performance.now()): boolean {
   if (now - contentionAskedAt < CONTENTION_EVERY_MS) return contended;
   contentionAskedAt = now;
-  return (contended = loadavg()[0]! >= availableParallelism() + 2);
+  const cores = availableParallelism();
+  if (procLoadavg) {
+    try {
+      const running = Number(readFileSync('/proc/loadavg', 'latin1').split(' ')[3]?.split('/')[0]) - 1;
+      if (running >= 0) {
+        others = others === undefined ? running : others + (running - others) * CONTENTION_WEIGHT;
+        return (contended = others >= cores);
+      }
+    } catch {
+      // not Linux: the load average below
+    }
+    procLoadavg = false;
+  }
+  return (contended = loadavg()[0]! >= cores + 2);
 }
 
 /** Weight of the newest sample in the typical time from an answer to the next message. */
@@ -83,6 +106,8 @@ export class BusyPoll {
     this.#enabled = budgetMs > 0;
     this.#budgetMs = budgetMs;
     this.#rule = new PollRule(budgetMs);
+    if (process.env.WSF_DEBUG_POLL && budgetMs > 0) {
+    }
   }
 
   get enabled(): boolean {

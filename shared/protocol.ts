@@ -136,7 +136,7 @@ export const DEFAULTS = {
    * The longest a coordinator or task thread keeps polling its sockets for a quick answer, µs
    * (see shared/busy-poll.ts); 0 turns busy polling off.
    */
-  busyPollMicros: 100,
+  busyPollMicros: 250,
 } as const;
 
 /** The longest explanation a lane may give for a task module it could not import. */

@@ -7,11 +7,12 @@
  * poll-rule.test.ts).
  */
 import { readFileSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
 import { type AddressInfo, connect, createServer } from 'node:net';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { ProcessPoolExecutor } from '../coordinator/index.ts';
-import { BusyPoll } from '../shared/busy-poll.ts';
+import { BusyPoll, coresContended } from '../shared/busy-poll.ts';
 import { add } from './fixtures/tasks.ts';
 import { spawnWorker, startPool, TASKS_URL } from './helpers/cluster.ts';
 
@@ -97,6 +98,26 @@ test('expectAnswer() polls until answered(), serving sockets and timers; not whi
   off.expectAnswer();
   await sleep(40);
   assert.ok(cpuMs() - c2 < 15, 'a budget of 0 polls nothing');
+});
+
+test('cores are seen as contended within a second of other work taking them all, and free again within a second after', async () => {
+  if (IS_DENO || process.platform !== 'linux') return; // off under Deno; elsewhere the load average
+  const { Worker } = await import('node:worker_threads');
+  const free = async (): Promise<boolean> => {
+    for (let i = 0; i < 15; i++, await sleep(100)) if (!coresContended()) return true;
+    return false;
+  };
+  // Another process may be busy already on a shared machine: then only the first half is asked.
+  const wasFree = await free();
+  const spinners = Array.from({ length: availableParallelism() }, () => new Worker('for (;;);', { eval: true }));
+  try {
+    let seen = false;
+    for (let i = 0; i < 15 && !seen; i++, await sleep(100)) seen = coresContended();
+    assert.ok(seen, `${availableParallelism()} threads spinning for 1.5 s, and the cores were not seen as contended`);
+  } finally {
+    await Promise.all(spinners.map((w) => w.terminate()));
+  }
+  if (wasFree) assert.ok(await free(), 'the cores were still seen as contended 1.5 s after the spinning stopped');
 });
 
 test('busyPollMicros is checked: a non-negative integer of at most 10000', () => {
