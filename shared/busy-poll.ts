@@ -106,8 +106,6 @@ export class BusyPoll {
     this.#enabled = budgetMs > 0;
     this.#budgetMs = budgetMs;
     this.#rule = new PollRule(budgetMs);
-    if (process.env.WSF_DEBUG_POLL && budgetMs > 0) {
-    }
   }
 
   get enabled(): boolean {
