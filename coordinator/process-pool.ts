@@ -7,18 +7,18 @@
  *   deadlines), a pure state machine: this class turns what the server reports into its events
  *   and carries out the instructions it returns (send, cancel, kill, settle futures, log, emit
  *   pool events, count stats), with one timer for its earliest deadline;
- * - the server (sockets and protocol) and the local worker nodes.
+ * - the server (sockets and protocol) and the local worker nodes;
+ * - task-wire.ts for what a task looks like on the wire (encoding one, settling its outcome).
  * Words (node, slot, lane, peer, task, kind) are as cluster-state.ts defines them.
  */
 import { availableParallelism, hostname } from 'node:os';
 import { nanoid } from 'nanoid';
 import { deriveKey, generateToken } from '../shared/auth.ts';
-import { attachedBytes, decodeValue, encodeValue } from '../shared/codec.ts';
-import { BrokenExecutorError, errorFromWire, ModuleLoadError, ProtocolError, SerializationError, TimeoutError, type WireClassRef, WorkerLostError } from '../shared/errors.ts';
+import { decodeValue } from '../shared/codec.ts';
+import { BrokenExecutorError, ModuleLoadError, TimeoutError, type WireClassRef, WorkerLostError } from '../shared/errors.ts';
 import { BusyPoll } from '../shared/busy-poll.ts';
-import { FRAME_OVERHEAD_BYTES, itemOverheadBytes } from '../shared/frames.ts';
-import { boundText, describePeerValue } from '../shared/describe.ts';
-import { type AttachMsg, type C2W, CLOSE, FLAT_CHUNK_VERSION, type LaneDiedMsg, type RegisterMsg, STEAL_VERSION, type TaskOutcome, type TaskSpec } from '../shared/protocol.ts';
+import { boundText } from '../shared/describe.ts';
+import { type AttachMsg, type C2W, CLOSE, type LaneDiedMsg, type RegisterMsg, STEAL_VERSION, type TaskOutcome, type TaskSpec } from '../shared/protocol.ts';
 import { type AnyFunction, BaseExecutor, checkPositiveInt, type ChunkOutcome } from './executor.ts';
 import { checkTimeout, type Future } from './future.ts';
 import { isDenoRuntime, LocalWorkers, type Signal } from './local-workers.ts';
@@ -28,12 +28,13 @@ import { NodeResources } from './scheduler.ts';
 import { formatResources, type Resources } from '../shared/resources.ts';
 import { CoordinatorServer, type WorkerPeer } from './server.ts';
 import { joinCommands } from './addresses.ts';
-import { ClusterStats, FunctionRecord, NodeRecord, type NodeStats, nodeStats, type PoolStats } from './cluster-stats.ts';
+import { ClusterStats, NodeRecord, type NodeStats, nodeStats, type PoolStats } from './cluster-stats.ts';
 import { type PoolEventListener, type PoolEventName, PoolEvents } from './pool-events.ts';
 import { PoolMetrics } from './metrics.ts';
 import { DashboardFeed } from './dashboard-feed.ts';
 import { digestToken, HttpRoutes } from './http-routes.ts';
 import { type TaskRef, TaskRegistry } from './task-registry.ts';
+import { encodeTask, type PoolTask, settleTask, type TaskKind } from './task-wire.ts';
 
 export type { ProcessPoolExecutorOptions };
 import { mapWireStacks } from './remote-stack.ts';
@@ -47,29 +48,8 @@ export interface WorkerInfo {
   slots: number;
 }
 
-/** A task as the pool keeps it until it settles. */
-interface Entry {
-  future: Future<unknown>;
-  /** Module id and export name: the function, by reference. */
-  m: number;
-  f: string;
-  /** The arguments (for a chunk: the list of calls, as `chunk` says), encoded when sent. */
-  args: unknown;
-  /** 0: one call; a chunk of calls given as argument arrays (1) or as single arguments (2). */
-  chunk: 0 | 1 | 2;
-  /** The function's name, for messages. */
-  fn: string;
-  /** Its kind: the scheduler's duration estimates, and its function's counters (see #kindOf). */
-  kind: TaskKind;
-  /** When it was queued (performance.now()), for the queue-wait figures. */
-  queuedAt: number;
-}
-
-/** What kind of task an entry is: see #kindOf. */
-interface TaskKind {
-  id: number;
-  stat: FunctionRecord;
-}
+/** A task as the pool keeps it until it settles (see task-wire.ts). */
+type Entry = PoolTask;
 
 /** What the pool keeps of a node beside the cluster state: its control connection, its counters. */
 interface NodeWiring {
@@ -102,11 +82,6 @@ const PREFETCH_MS = 10;
 const MAX_TASKS_PER_SLOT = 256;
 /** Tasks that wait this long with no slot anywhere make the pool say how to start a node. */
 const NO_SLOT_WARNING_MS = 5000;
-
-/** The line added to a remote stack: which function, on which node, as which task. */
-function remoteFrame(entry: Entry, id: number, peer: WorkerPeer): string {
-  return `\n    at ${entry.fn || 'task'} (wsfutures worker node "${peer.name}" on ${peer.hostname}, ${peer.remoteAddress}, task ${id})`;
-}
 
 /** How long importing the task modules may take before the pool says it looks stuck. */
 const SLOW_IMPORT_MS = 5000;
@@ -744,22 +719,8 @@ export class ProcessPoolExecutor extends BaseExecutor {
     let refused = false;
     for (const t of tasks) {
       const entry = t.payload;
-      let a: Uint8Array;
-      // A chunk of single arguments travels as one flat array; a node too old to know that
-      // form gets an argument array per call.
-      let chunk = entry.chunk;
-      let args = entry.args;
-      if (chunk === 2 && peer && peer.version < FLAT_CHUNK_VERSION) {
-        args = (args as unknown[]).map((item) => [item]);
-        chunk = 1;
-      }
-      // Large typed arrays among the arguments are sent from their own memory, not copied;
-      // collected in one reused list (most tasks have none: no array per task).
-      const x = this.#attachments;
-      x.length = 0;
       try {
-        a = encodeValue(args, () => `the arguments of ${entry.fn || 'the task'}()`, x);
-        this.#checkTaskFits(entry, a.length + attachedBytes(x), itemOverheadBytes(x.length, entry.f), peer);
+        specs.push(encodeTask(entry, t.id, t.attempt, peer, this.#server.maxMessageBytes, this.#attachments));
       } catch (err) {
         // Its slot is free again: the pass that handed it out may have stopped because that
         // lane was full, so another pass must follow, or the tasks behind it wait for an
@@ -772,7 +733,6 @@ export class ProcessPoolExecutor extends BaseExecutor {
         refused = true;
         continue;
       }
-      specs.push({ id: t.id, m: entry.m, f: entry.f, a, x: x.length > 0 ? x.slice() : undefined, c: chunk || undefined, n: t.attempt });
       if (t.attempt === 1) this.#stats.sent(entry.kind.stat, now - entry.queuedAt);
       const id = t.id;
       entry.future.setAbortHook(() => this.#stopTask(id));
@@ -781,22 +741,6 @@ export class ProcessPoolExecutor extends BaseExecutor {
     const poll = this.#awaitQuickAnswer();
     if (specs.length > 0) peer?.run(specs, specs.length === 1 ? poll : 0);
     if (refused) this.#schedulePump();
-  }
-
-  #checkTaskFits(entry: Entry, size: number, overhead: number, peer: WorkerPeer | undefined): void {
-    const what = `the arguments of ${entry.fn || 'the task'}()`;
-    const total = FRAME_OVERHEAD_BYTES + overhead + size;
-    const own = this.#server.maxMessageBytes;
-    if (total > own) {
-      throw new SerializationError(`${what} encode to ${size} bytes (${total} with the task's frame), more than maxMessageBytes (${own}): raise maxMessageBytes or send less`);
-    }
-    // The node's own limit may be lower (a remote node started without a matching
-    // --max-message-bytes): sending would only make it close the connection.
-    if (peer && total > peer.maxMessageBytes) {
-      throw new SerializationError(
-        `${what} encode to ${size} bytes (${total} with the task's frame), more than worker node ${peer.label} accepts (--max-message-bytes ${peer.maxMessageBytes}): start it with --max-message-bytes ${own}`,
-      );
-    }
   }
 
   /**
@@ -965,36 +909,7 @@ export class ProcessPoolExecutor extends BaseExecutor {
         stack: typeof item.e.stack === 'string' ? item.e.stack.slice(0, 8000) : undefined,
       });
     }
-    let value: unknown;
-    try {
-      value = item.v === undefined ? undefined : decodeValue(item.v, () => `the result of ${entry.fn}()`, item.x);
-    } catch (err) {
-      future.setException(err);
-      return;
-    }
-    if (entry.chunk) {
-      // One value per call, up to the call that threw: anything else would make map() yield
-      // the wrong results (a string's characters, or nothing) without a word.
-      const calls = (entry.args as unknown[]).length;
-      const values = value === undefined ? [] : value;
-      if (!Array.isArray(values) || values.length > calls || (item.e === undefined && values.length !== calls)) {
-        const got = Array.isArray(values) ? `${values.length} value(s)` : describePeerValue(values);
-        future.setException(
-          new ProtocolError(
-            'WSF_PROTOCOL',
-            `worker node ${peer.label} answered a chunk of ${calls} call(s) of ${entry.fn}() with ${got}${item.e === undefined ? '' : ' and an error'}`,
-          ),
-        );
-        return;
-      }
-      const outcome: ChunkOutcome<unknown> = { values };
-      if (item.e) outcome.error = { thrown: errorFromWire(item.e, remoteFrame(entry, item.id, peer), this.#errorClass) };
-      future.setResult(outcome);
-    } else if (item.e) {
-      future.setException(errorFromWire(item.e, remoteFrame(entry, item.id, peer), this.#errorClass));
-    } else {
-      future.setResult(value);
-    }
+    settleTask(entry, item, peer, this.#errorClass);
   }
 
   /**
