@@ -26,25 +26,26 @@
  */
 import { readFileSync } from 'node:fs';
 import { availableParallelism, loadavg } from 'node:os';
-import { PollRule, type PollRuleState, REACH_BUDGETS } from './poll-rule.ts';
+import { PollRule, type PollRuleState } from './poll-rule.ts';
 import { IS_DENO } from './runtime.ts';
 
-/** How often the threads wanting a core are counted, ms. */
+/** How often the threads wanting a core are counted, ms… */
 const CONTENTION_EVERY_MS = 100;
-/** Weight of the newest count (about the last half second counts). */
-const CONTENTION_WEIGHT = 0.25;
+/** …and how many of the latest counts are averaged (about the last second). */
+const CONTENTION_COUNTS = 10;
 
 let contended = false;
 let contentionAskedAt = -Infinity;
-/** Other threads running or ready to run, on average (undefined: not counted yet). */
-let others: number | undefined;
+/** The latest counts of other threads running or ready to run, a ring. */
+const counts: number[] = [];
+let countsAt = 0;
 /** Whether /proc/loadavg can be read here (Linux). */
 let procLoadavg = true;
 
 /**
- * Whether other work wants the cores polling would take: on average over the last half second,
- * at least as many other threads running or ready to run as there are cores (Linux counts them
- * at each moment, the fourth field of /proc/loadavg; this thread is one of them). Then a poller
+ * Whether other work wants the cores polling would take: on average over the last second, at
+ * least as many other threads running or ready to run as there are cores (Linux counts them at
+ * each moment, the fourth field of /proc/loadavg; this thread is one of them). Then a poller
  * takes a core something else needs, so it sleeps, without probing. Fast to follow: a load
  * average (a minute's mean) went on saying "contended" for tens of seconds after a CPU-bound
  * process had stopped, and kept polling off where it paid. Not Linux's CPU pressure figures
@@ -61,8 +62,11 @@ export function coresContended(now: number = performance.now()): boolean {
     try {
       const running = Number(readFileSync('/proc/loadavg', 'latin1').split(' ')[3]?.split('/')[0]) - 1;
       if (running >= 0) {
-        others = others === undefined ? running : others + (running - others) * CONTENTION_WEIGHT;
-        return (contended = others >= cores);
+        counts[countsAt] = running;
+        countsAt = (countsAt + 1) % CONTENTION_COUNTS;
+        let sum = 0;
+        for (const c of counts) sum += c;
+        return (contended = sum >= cores * counts.length);
       }
     } catch {
       // not Linux: the load average below
@@ -71,9 +75,6 @@ export function coresContended(now: number = performance.now()): boolean {
   }
   return (contended = loadavg()[0]! >= cores + 2);
 }
-
-/** Weight of the newest sample in the typical time from an answer to the next message. */
-const THINK_WEIGHT = 0.25;
 
 /**
  * Polls its thread's event loop while an answer is due. The leading side (a coordinator) decides
@@ -91,14 +92,8 @@ export class BusyPoll {
   #waitingSince: number | undefined;
   /** How long the current wait polls for, ms (0: it sleeps). */
   #pollMs = 0;
-  /** The follower's poll after it answers the current wait, ms (sent with the message). */
-  #followerMs = 0;
-  /** Whether the follower was told to poll for the current wait (with the previous message). */
-  #followerPolls = false;
   /** When the latest answer came (undefined: none since the latest wait began). */
   #answeredAt: number | undefined;
-  /** Typical time from an answer to the next wait, ms: this side's own work between messages. */
-  #thinkMs: number | undefined;
 
   /** `budgetMicros`: the longest it polls for one answer (0: never). */
   constructor(budgetMicros: number) {
@@ -127,20 +122,12 @@ export class BusyPoll {
     const now = performance.now();
     if (this.#waitingSince === undefined) {
       this.#waitingSince = now;
-      if (this.#answeredAt !== undefined) {
-        // Counted at most the reach: a pause between bursts must not stand for the usual gap.
-        const think = Math.min(now - this.#answeredAt, this.#budgetMs * REACH_BUDGETS);
-        this.#thinkMs = this.#thinkMs === undefined ? think : this.#thinkMs + (think - this.#thinkMs) * THINK_WEIGHT;
-        this.#answeredAt = undefined;
-      }
       // The rule's probe windows are moments of the wall clock.
-      this.#pollMs = this.#rule.next(coresContended(now), performance.timeOrigin + now);
-      // The follower's poll for this wait came with the previous message.
-      this.#followerPolls = this.#followerMs > 0;
-      this.#followerMs = this.#rule.followerPollMs(this.#pollMs, this.#thinkMs ?? 0);
+      this.#pollMs = this.#rule.lead(coresContended(now), performance.timeOrigin + now, this.#answeredAt === undefined ? Infinity : now - this.#answeredAt);
+      this.#answeredAt = undefined;
     }
     this.#poll(now, this.#pollMs);
-    return Math.round(this.#followerMs * 1000);
+    return Math.round(this.#rule.followerMs * 1000);
   }
 
   /** The answer came (or nothing is awaited any more): tell the rule how the wait went, stop polling. */
@@ -150,7 +137,7 @@ export class BusyPoll {
     this.#waitingSince = undefined;
     const now = performance.now();
     const polled = this.#pollMs > 0 ? this.#until - since : 0;
-    this.#rule.record(now - since, polled, this.#followerPolls);
+    this.#rule.record(now - since, polled);
     this.#answeredAt = now;
     this.#until = 0;
   }

@@ -132,6 +132,11 @@ export class PollRule {
   #freshWindow = NaN;
   /** The window whose probes already made the period longer (once per window, not per probe). */
   #backedOffWindow = NaN;
+  /** What the follower was told with the latest message, ms (see lead()). */
+  #followerMs = 0;
+  /** Typical and latest time from an answer to the next message, ms (see lead()). */
+  #thinkMs: number | undefined;
+  #lastThinkMs: number | undefined;
 
   /** `budgetMs`: the longest it polls for one answer (0: never). */
   constructor(budgetMs: number) {
@@ -172,14 +177,11 @@ export class PollRule {
 
   /**
    * A wait ended: the answer came `waitedMs` after the wait began, which polled for `polledMs`
-   * of it (0: it slept throughout; the answer came while polling if it came within that);
-   * `followerPolled`: the other side was told to poll for this wait's message (followerPollMs).
+   * of it (0: it slept throughout; the answer came while polling if it came within that). A
+   * polled wait is one where the follower polled too (BusyPoll does not poll while it sleeps).
    */
-  record(waitedMs: number, polledMs: number, followerPolled = true): void {
+  record(waitedMs: number, polledMs: number): void {
     if (this.#budgetMs <= 0 || !(waitedMs >= 0)) return;
-    // A polling probe (or the first wait) whose follower was told to sleep with the previous
-    // message measures the follower waking up, not both sides polling: the next probe will.
-    if (polledMs > 0 && !followerPolled && !this.#wins()) return;
     if (this.#recovering) {
       this.#recovering = false;
       // A recovery poll that caught its answer says nothing new (the wait carried the other
@@ -227,6 +229,37 @@ export class PollRule {
       this.#backedOffWindow = this.#probeWindow;
       this.#probePeriodMs = Math.min(PROBE_PERIOD_RARELY_MS, this.#probePeriodMs * 2);
     }
+  }
+
+  /**
+   * The leader's call, once per wait (instead of `next()`): how long to poll for this wait's
+   * answer, ms (0: sleep). `sinceAnswerMs`: how long ago the previous answer came (Infinity:
+   * none yet); the time this side took to send its next message, its own work. Sets
+   * `followerMs`, what to tell the follower with this message.
+   *
+   * Both sides poll, or neither: the follower polls for this message only if it was told to with
+   * the previous one and that poll has not run out (after a pause, or for the first message, it
+   * sleeps). Polling here while it sleeps would only wait out its wake-up, and measure that as
+   * polling; a wait where both slept is what polling is weighed against.
+   */
+  lead(contended = false, now = 0, sinceAnswerMs = Infinity): number {
+    if (sinceAnswerMs >= 0 && sinceAnswerMs !== Infinity) {
+      // Counted at most the reach: a pause between bursts must not stand for the usual gap.
+      const think = Math.min(sinceAnswerMs, this.#reachMs);
+      this.#lastThinkMs = think;
+      this.#thinkMs = this.#thinkMs === undefined ? think : this.#thinkMs + (think - this.#thinkMs) * WEIGHT;
+    }
+    const awake = sinceAnswerMs <= this.#followerMs;
+    const wanted = this.next(contended, now);
+    // The latest gap as well as the typical one: after a pause, the follower polls again as
+    // soon as the gaps are short again.
+    this.#followerMs = this.followerPollMs(wanted, Math.min(this.#thinkMs ?? 0, this.#lastThinkMs ?? 0));
+    return awake ? wanted : 0;
+  }
+
+  /** How long the follower should poll after answering the latest wait `lead()` began, ms. */
+  get followerMs(): number {
+    return this.#followerMs;
   }
 
   /**

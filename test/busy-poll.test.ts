@@ -100,11 +100,11 @@ test('expectAnswer() polls until answered(), serving sockets and timers; not whi
   assert.ok(cpuMs() - c2 < 15, 'a budget of 0 polls nothing');
 });
 
-test('cores are seen as contended within a second of other work taking them all, and free again within a second after', async () => {
+test('cores are seen as contended within seconds of other work taking them all, and free again within seconds after', async () => {
   if (IS_DENO || process.platform !== 'linux') return; // off under Deno; elsewhere the load average
   const { Worker } = await import('node:worker_threads');
   const free = async (): Promise<boolean> => {
-    for (let i = 0; i < 15; i++, await sleep(100)) if (!coresContended()) return true;
+    for (let i = 0; i < 30; i++, await sleep(100)) if (!coresContended()) return true;
     return false;
   };
   // Another process may be busy already on a shared machine: then only the first half is asked.
@@ -112,12 +112,12 @@ test('cores are seen as contended within a second of other work taking them all,
   const spinners = Array.from({ length: availableParallelism() }, () => new Worker('for (;;);', { eval: true }));
   try {
     let seen = false;
-    for (let i = 0; i < 15 && !seen; i++, await sleep(100)) seen = coresContended();
-    assert.ok(seen, `${availableParallelism()} threads spinning for 1.5 s, and the cores were not seen as contended`);
+    for (let i = 0; i < 30 && !seen; i++, await sleep(100)) seen = coresContended();
+    assert.ok(seen, `${availableParallelism()} threads spinning for 3 s, and the cores were not seen as contended`);
   } finally {
     await Promise.all(spinners.map((w) => w.terminate()));
   }
-  if (wasFree) assert.ok(await free(), 'the cores were still seen as contended 1.5 s after the spinning stopped');
+  if (wasFree) assert.ok(await free(), 'the cores were still seen as contended 3 s after the spinning stopped');
 });
 
 test('busyPollMicros is checked: a non-negative integer of at most 10000', () => {

@@ -189,13 +189,14 @@ function roundTrips(o: { wakeMs: number; budget?: number; stall?: number; thinkM
   /** When the follower sent its latest answer, and how long it polls after it. */
   let fSince = 0;
   let fPoll = 0;
+  /** When the leader read the latest answer. */
+  let answered = NaN;
   const kept: number[] = [];
   const spent = { leader: 0, follower: 0 };
   for (let i = 0; i < trips; i++) {
     const start = t;
-    const lPoll = leader.next(false, start);
-    const followerPolled = fPoll > 0;
-    const hint = leader.followerPollMs(lPoll, thinkMs);
+    const lPoll = leader.lead(false, start, i === 0 ? Infinity : start - answered);
+    const hint = leader.followerMs;
     const atF = start + netMs;
     const fRead = atF + (atF - fSince <= fPoll ? 0 : wake());
     if (i >= trips / 2) spent.follower += Math.min(fPoll, fRead - fSince);
@@ -204,7 +205,8 @@ function roundTrips(o: { wakeMs: number; budget?: number; stall?: number; thinkM
     fPoll = hint;
     const atL = fSent + netMs;
     const lRead = atL + (atL - start <= lPoll ? 0 : wake());
-    leader.record(lRead - start, lPoll, followerPolled);
+    leader.record(lRead - start, lPoll);
+    answered = lRead;
     if (i >= trips / 2) spent.leader += Math.min(lPoll, lRead - start);
     t = lRead + thinkMs + stalled();
     if (i >= trips / 2) kept.push(t - start);
@@ -247,30 +249,50 @@ test('both sides: the follower does not poll through gaps polling cannot shorten
 
 test('the follower polls only while the leader does, never more than the budget, and sleeps through its sleeping probes', () => {
   const rule = new PollRule(BUDGET);
-  // The first wait polls, and so does the follower (a probe of both sides).
-  const first = rule.next();
-  assert.is(rule.followerPollMs(first, 0.01), BUDGET);
-  rule.record(0.03, first, false); // the follower had not been told: ignored
-  assert.is(rule.state.polledMs, undefined);
-  assert.is(rule.next(), BUDGET);
-  rule.record(0.03, BUDGET, true);
-  assert.is(rule.followerPollMs(0, 0.01), 0, 'a sleeping leader tells the follower to sleep');
-  rule.next();
+  const think = 0.01;
+  // The first wait: the follower had not been told to poll, so neither side does; the follower
+  // is told to poll after it (a probe of both sides).
+  assert.is(rule.lead(false, 0, Infinity), 0);
+  assert.is(rule.followerMs, BUDGET);
   rule.record(0.2, 0);
+  assert.is(rule.lead(false, 0, think), BUDGET);
+  rule.record(0.03, BUDGET);
   let sleptAhead = 0;
-  for (let i = 0; i < 2 * PROBE_SLEEP_EVERY; i++) {
-    const poll = rule.next();
-    const follower = rule.followerPollMs(poll, 0.01);
-    assert.ok(follower <= BUDGET, `follower told ${follower} ms`);
-    if (follower === 0) sleptAhead++;
-    rule.record(poll > 0 ? 0.03 : 0.2, poll, true);
+  let bothSlept = 0;
+  for (let i = 0; i < 4 * PROBE_SLEEP_EVERY; i++) {
+    const told = rule.followerMs;
+    const poll = rule.lead(false, 0, think);
+    assert.ok(rule.followerMs <= BUDGET, `follower told ${rule.followerMs} ms`);
+    if (rule.followerMs === 0) sleptAhead++;
+    if (poll === 0 && told === 0) bothSlept++;
+    assert.ok(poll === 0 || told > 0, 'it polled while the follower slept');
+    rule.record(poll > 0 ? 0.03 : 0.2, poll);
   }
   assert.is(rule.state.polling, true);
   // One wait in 64 sleeps on both sides: the follower is told to sleep with the message before it.
-  assert.is(sleptAhead, 2);
+  assert.ok(sleptAhead >= 3 && sleptAhead <= 4, `told to sleep ${sleptAhead} times in ${4 * PROBE_SLEEP_EVERY} waits`);
+  assert.is(bothSlept, sleptAhead);
+  // After a pause longer than its poll the follower sleeps, so this side does not poll either,
+  // and the follower is told to poll again as soon as the gaps are short again.
+  assert.is(rule.lead(false, 0, 50), 0);
+  rule.record(0.2, 0);
+  let toldAfter = 0;
+  for (let i = 0; i < 3; i++) {
+    const told = rule.followerMs;
+    const poll = rule.lead(false, 0, think);
+    assert.ok(poll === 0 || told > 0, 'it polled while the follower slept');
+    if (rule.followerMs > 0) toldAfter++;
+    rule.record(poll > 0 ? 0.03 : 0.2, poll);
+  }
+  assert.ok(toldAfter >= 2, `the follower was told to poll ${toldAfter} times in the 3 waits after the pause`);
   // A leader whose own work between messages is longer than a round trip without polling
   // does not make the follower poll through it.
-  assert.is(rule.followerPollMs(rule.next(), 0.5), 0);
+  rule.record(0.03, BUDGET);
+  for (let i = 0; i < 10; i++) {
+    rule.lead(false, 0, 0.5);
+    rule.record(0.2, 0);
+  }
+  assert.is(rule.followerMs, 0);
 });
 
 test.run();
