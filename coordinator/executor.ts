@@ -124,6 +124,13 @@ function checkFunction(fn: unknown, where: string): void {
 
 const arrayValues = Array.prototype[Symbol.iterator];
 
+/**
+ * How long map's reader may hand out results already in hand before it lets the event loop turn
+ * once, ms. Without it, reading a million values that had all arrived held the loop for 20-150
+ * ms at a time; a worker node's slots hold about 10 ms of queued tiny tasks (PREFETCH_MS).
+ */
+const TURN_EVERY_MS = 1;
+
 /** A map entry in flight: either one call's future, or a chunk's. */
 type InFlight<R> = { one: Future<R> } | { chunk: Future<ChunkOutcome<R>> };
 
@@ -569,6 +576,13 @@ export abstract class BaseExecutor implements Executor {
       }
     };
 
+    /** Whether an immediate is out to see the event loop turn, and since when (performance.now()). */
+    let watchingTurn = false;
+    let turnedAt = 0;
+    const sawTurn = () => {
+      watchingTurn = false;
+    };
+
     // Yields the results of one entry at a time (a chunk's values together); `flatten` below
     // hands them out one by one.
     const results = async function* (): AsyncGenerator<R[], void, undefined> {
@@ -589,6 +603,17 @@ export abstract class BaseExecutor implements Executor {
           // (Python's map cancels the future it was waiting on).
           const entry = inFlight[0]!;
           const future = 'one' in entry ? entry.one : entry.chunk;
+          // Results already in hand are handed out in microtasks, which never let the event loop
+          // turn: a long read would hold back the sockets (results, the next tasks for idle
+          // slots, heartbeats) for as long as it lasts. A watch (one immediate) tells whether
+          // the loop turned since; if it has not for a millisecond, the reader waits for a turn.
+          if (!watchingTurn) {
+            watchingTurn = true;
+            turnedAt = performance.now();
+            setImmediate(sawTurn);
+          } else if (performance.now() - turnedAt > TURN_EVERY_MS) {
+            await new Promise<void>((resolve) => setImmediate(resolve));
+          }
           const remaining = deadline - Date.now();
           const timedOut = () => new TimeoutError(`${where}: results did not arrive within ${timeout} ms`);
           if (remaining <= 0 && !future.done()) throw timedOut();

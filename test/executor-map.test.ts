@@ -281,6 +281,32 @@ test('chunks() on the local pool: one-element arrays in order, and the map timeo
   assert.is((err as Error).message, 'AsyncPoolExecutor.map: results did not arrive within 500 ms');
 });
 
+test('reading many results already in hand lets the event loop turn along the way', async () => {
+  await using pool = new AsyncPoolExecutor({ maxWorkers: 4 });
+  const count = 50_000;
+  let ran = 0;
+  const results = pool.map((n: number) => {
+    ran++;
+    return n;
+  }, Array.from({ length: count }, (_, i) => i));
+  await until(() => ran === count, 10_000, 'every call ran');
+  await sleep(10);
+  // Every value is in hand: handing them out takes only microtasks, unless the reader lets the
+  // loop turn (immediates run only when it does).
+  let turns = 0;
+  let ticking = true;
+  const tick = () => {
+    turns++;
+    if (ticking) setImmediate(tick);
+  };
+  setImmediate(tick);
+  let n = 0;
+  for await (const v of results) if (v === n) n++;
+  ticking = false;
+  assert.is(n, count, 'every value, in order');
+  assert.ok(turns > 0, 'the event loop turned while the values were handed out');
+});
+
 test('map after shutdown throws ExecutorShutdownError at the call', async () => {
   const pool = new AsyncPoolExecutor({ maxWorkers: 1 });
   await pool.shutdown();

@@ -7,7 +7,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import type { ProcessPoolExecutor } from '../coordinator/index.ts';
-import { add, echo, failIfNegative } from './fixtures/tasks.ts';
+import { add, echo, failFastOrSleep, failIfNegative } from './fixtures/tasks.ts';
 import { startPool } from './helpers/cluster.ts';
 import { until } from './helpers/deferred.ts';
 
@@ -63,6 +63,22 @@ test('an error at the first or the last call of a chunk surfaces at exactly its 
     assert.equal(values, items.slice(0, bad), `bad item at ${bad}`);
     assert.instance(error, RangeError);
     assert.is((error as Error).message, 'bad item -1');
+  }
+});
+
+test('a chunk that fails before the chunks ahead of it finish: their values come first, then the error', async () => {
+  // Two slots: the first chunk sleeps 5 x 40 ms on one while the second fails at its second
+  // call on the other, long before the first is done.
+  const items = [40, 40, 40, 40, 40, 0, -1, 0, 0, 0, 0, 0];
+  for (const read of ['values', 'chunks'] as const) {
+    const started = performance.now();
+    const results = pool.map(failFastOrSleep, items, { chunksize: 5 });
+    const { values, error } = await collect<unknown>(read === 'values' ? results : results.chunks());
+    assert.equal(values, read === 'values' ? [40, 40, 40, 40, 40, 0] : [[40, 40, 40, 40, 40], [0]], read);
+    assert.instance(error, RangeError, read);
+    assert.is((error as Error).message, 'bad item -1');
+    // The error waited for the first chunk: it was not thrown as soon as it was known.
+    assert.ok(performance.now() - started >= 150, `${read}: the error came after ${Math.round(performance.now() - started)} ms`);
   }
 });
 

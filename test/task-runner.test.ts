@@ -89,6 +89,17 @@ test('a chunk runs its calls in order and stops at the first error, keeping the 
   assert.equal(value(async), ['a', 'b']);
 });
 
+test('abort: a chunk of async calls stops after the call that was running, and runs none of the rest', async () => {
+  const r = runner();
+  await r.loadAll();
+  const job = task('sleepThenEcho', [[20, 'a'], [20, 'b'], [20, 'c']], { c: 1 });
+  const pending = r.run(job);
+  assert.ok(r.abort(job.id, new Error('cancelled')), 'aborted while its first call sleeps');
+  const outcome = await pending;
+  assert.equal(value(outcome), ['a']);
+  assert.not.ok(r.isRunning(job.id));
+});
+
 test('abort: a running task sees its signal; a task not running is not aborted', async () => {
   const r = runner();
   await r.loadAll();
