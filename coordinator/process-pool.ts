@@ -80,6 +80,12 @@ const LANE_DEATH_WAIT_MS = 3000;
  */
 const PREFETCH_MS = 10;
 const MAX_TASKS_PER_SLOT = 256;
+/**
+ * Submits in one synchronous job after which an assignment pass runs at once rather than when
+ * the job ends (see #queue): enough to tell a burst from a few submits, whose futures stay
+ * pending until the job ends, as they always did.
+ */
+const EARLY_PASS_AFTER = 256;
 /** Tasks that wait this long with no slot anywhere make the pool say how to start a node. */
 const NO_SLOT_WARNING_MS = 5000;
 
@@ -129,6 +135,8 @@ export class ProcessPoolExecutor extends BaseExecutor {
   readonly #listenHost: string;
   #nextId = 0;
   #pumpScheduled = false;
+  /** Submits since the pending pass was scheduled: the current synchronous job's (see #queue). */
+  #submitsThisJob = 0;
   /** Where #pump collects a task's typed-array attachments (see encodeValue). */
   readonly #attachments: Uint8Array[] = [];
   #broken: BrokenExecutorError | undefined;
@@ -489,6 +497,14 @@ export class ProcessPoolExecutor extends BaseExecutor {
     // It may wait for a node (or one that declares its resources): the state may have a deadline now.
     if (resources !== undefined || this.#state.slotCount === 0) this.#armTimer();
     this.#schedulePump();
+    // A long synchronous loop of submits would otherwise send nothing until it returns (20,000
+    // submits take 50-150 ms, while every slot idles): once it is clearly a burst, one pass
+    // hands the idle slots their first tasks at once. One pass per job, so a burst still leaves
+    // in a few large frames.
+    if (++this.#submitsThisJob === EARLY_PASS_AFTER) {
+      this.#state.assign();
+      this.#apply();
+    }
   }
 
   /**
@@ -545,6 +561,7 @@ export class ProcessPoolExecutor extends BaseExecutor {
     // burst is over once the synchronous code returns, and a lone submit leaves a tick sooner.
     queueMicrotask(() => {
       this.#pumpScheduled = false;
+      this.#submitsThisJob = 0;
       this.#state.assign();
       this.#apply();
     });

@@ -189,5 +189,24 @@ export const FRAME_OVERHEAD_BYTES = 32;
  * task that passes the size check always fits the frame.
  */
 export function itemOverheadBytes(attachments: number, name = ''): number {
-  return 80 + 9 * attachments + (name.length === 0 ? 0 : utf8.encode(name).byteLength);
+  return 80 + 9 * attachments + utf8Length(name);
+}
+
+/**
+ * The bytes of `s` in UTF-8, as TextEncoder would write them (a lone surrogate as the 3 bytes of
+ * U+FFFD), counted without encoding: asked for every task sent, where encoding the name cost an
+ * allocation per task.
+ */
+export function utf8Length(s: string): number {
+  let n = s.length;
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if (c < 0x80) continue;
+    if (c < 0x800) n += 1;
+    else if (c >= 0xd800 && c <= 0xdbff && i + 1 < s.length && (s.charCodeAt(i + 1) & 0xfc00) === 0xdc00) {
+      n += 2; // the pair's 2 code units make 4 bytes
+      i++;
+    } else n += 2;
+  }
+  return n;
 }

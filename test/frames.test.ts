@@ -4,7 +4,7 @@
  */
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { ATTACH_MIN_BYTES, decodeFrame, encodeFrame } from '../shared/frames.ts';
+import { ATTACH_MIN_BYTES, decodeFrame, encodeFrame, utf8Length } from '../shared/frames.ts';
 import { encodeMessage } from '../shared/codec.ts';
 import { invalidC2W } from '../shared/protocol.ts';
 
@@ -88,6 +88,19 @@ test('as the fragments ws delivers: attachments are the fragments themselves, ho
   assert.throws(() => decodeFrame([whole, Buffer.of(1)]), /1 bytes after the last attachment/);
   assert.throws(() => decodeFrame([Buffer.of(0, 0), Buffer.of(0)]), /truncated attachment header/);
   assert.throws(() => decodeFrame([]), undefined, 'an empty message');
+});
+
+test('utf8Length counts the bytes TextEncoder writes, surrogate pairs and lone surrogates included', () => {
+  const encoder = new TextEncoder();
+  const cases = ['', 'noop', 'été', '€', '😀', 'a😀b', '\ud800', '\udc00', 'x\ud800y', '\ud800\ud800\udc00', '\udc00\ud800'];
+  // Strings of random code units: every range, and pairs or lone halves as they fall.
+  let seed = 7;
+  for (let k = 0; k < 500; k++) {
+    let s = '';
+    for (let j = 0; j < 6; j++) s += String.fromCharCode((seed = (seed * 48271) % 2147483647) % 0x10000);
+    cases.push(s);
+  }
+  for (const s of cases) assert.is(utf8Length(s), encoder.encode(s).byteLength, JSON.stringify(s));
 });
 
 test.run();

@@ -116,6 +116,22 @@ async function drain(): Promise<void> {
   }
 }
 
+let drainScheduled = false;
+/**
+ * Starts the queue after the current job rather than at once: the thread reads its socket only
+ * between runs of its queue (synchronous tasks run back to back), so several `run` messages
+ * are often waiting together; parsed in one go, they run as one batch instead of each running
+ * the queue dry and flushing its few results on its own.
+ */
+function scheduleDrain(): void {
+  if (drainScheduled) return;
+  drainScheduled = true;
+  queueMicrotask(() => {
+    drainScheduled = false;
+    void drain();
+  });
+}
+
 function cancel(id: number): void {
   if (runner.abort(id, new Error('cancelled by the coordinator'))) return;
   // Not started yet: drop it, and say so: the coordinator counts it as held by this lane until
@@ -136,7 +152,7 @@ const handlers: Handlers<ToLaneMsg> = {
     busyPoll.stop();
     pollAfter = m.poll ?? 0;
     for (const task of m.tasks) queue.push(task);
-    void drain();
+    scheduleDrain();
   },
   cancel: (m) => {
     for (const id of m.ids) cancel(id);
