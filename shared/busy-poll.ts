@@ -122,7 +122,7 @@ export class BusyPoll {
     const now = performance.now();
     if (this.#waitingSince === undefined) {
       this.#waitingSince = now;
-      // The rule's probe windows are moments of the wall clock.
+      // Probe windows are cut from the wall clock (any clock would do: one side decides).
       this.#pollMs = this.#rule.lead(coresContended(now), performance.timeOrigin + now, this.#answeredAt === undefined ? Infinity : now - this.#answeredAt);
       this.#answeredAt = undefined;
     }

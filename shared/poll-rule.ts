@@ -40,10 +40,10 @@
  *   on both sides (it costs one slower round trip). While sleeping, the waits that begin in a
  *   probe window poll the reach, and the follower the budget (each costs at most that in CPU,
  *   which contended cores can least afford). A window is the first 4 ms of every 128 ms of the
- *   wall clock: a run of waits in a row, as the first probe of a window is not measured (the
- *   follower was told to sleep with the message before it). Windows that keep confirming sleep
+ *   wall clock: a run of waits in a row, as the first wait of a window sleeps on both sides
+ *   (the follower was told to sleep with the message before it). Windows that keep confirming sleep
  *   come half as often (every 256 ms); a switch, or a probe that brings the polled estimate
- *   below the slept one, brings them back to every 128 ms. The first probe measured in a window
+ *   below the slept one, brings them back to every 128 ms. The first polled probe in a window
  *   starts the polled figures afresh. So whatever changed, the rule finds out within a window
  *   or two (a quarter of a second), and switches; probing costs at most 4 ms of polling per
  *   128–256 ms.
@@ -149,9 +149,9 @@ export class PollRule {
   }
 
   /**
-   * How long to poll for the next answer, ms (0: sleep). Call once per wait; `contended`: other
-   * work is waiting for the cores; `now`: the wall clock, ms (performance.timeOrigin +
-   * performance.now(): probe windows are moments every process of the machine agrees on).
+   * How long to poll for the next answer, ms (0: sleep), by this side's measurements alone (the
+   * leader calls it through lead()). Call once per wait; `contended`: other work is waiting for
+   * the cores; `now`: the clock the probe windows are cut from, ms.
    */
   next(contended = false, now = 0): number {
     if (this.#budgetMs <= 0) return 0;

@@ -4,8 +4,8 @@
  *
  * One side alone: a machine is modelled by two numbers, how long an answer takes while this side
  * polls (`quick`) and while it sleeps (`slow`, which includes waking up). A poll shorter than
- * `quick` runs out and the answer comes as if it had slept. Both sides of a round trip, each with
- * its own rule: `roundTrips` below.
+ * `quick` runs out and the answer comes as if it had slept. Both sides of a round trip, the
+ * leader with the rule and the follower doing as told: `roundTrips` below.
  */
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
