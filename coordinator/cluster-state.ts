@@ -503,6 +503,8 @@ export class ClusterState<P extends TaskPayload> {
    * task never runs twice because of a steal. One request per lane at a time.
    */
   #steal(): void {
+    // Most passes of a busy pool find every lane holding work: known without looking at each.
+    if (this.scheduler.emptyLaneCount === 0) return;
     let idle = 0;
     for (const lane of this.#lanes.values()) if (this.#isIdle(lane)) idle++;
     if (idle === 0) return;

@@ -455,6 +455,7 @@ export class Scheduler<P> {
     if (this.#lanes.has(id)) throw new Error(`scheduler: lane ${id} added twice`);
     const w: LaneEntry = { id, slots, assigned: new Set(), draining: false, cannotRun, queuedMs: 0, slowness: 1, resources };
     this.#lanes.set(id, w);
+    this.#emptyLanes++;
     this.#mayHaveRoom.add(w);
     this.#membership++;
     this.#slots += slots;
@@ -542,6 +543,7 @@ export class Scheduler<P> {
     const out: LostLaneOutcome = { requeued: [], failed: [] };
     if (!w) return out;
     this.#lanes.delete(id);
+    if (w.assigned.size === 0) this.#emptyLanes--;
     this.#membership++;
     this.#mayHaveRoom.delete(w);
     if (!w.draining) this.#slots -= w.slots;
@@ -588,6 +590,16 @@ export class Scheduler<P> {
   get restricted(): boolean {
     return this.#restricted > 0;
   }
+
+  /**
+   * How many lanes hold no task (draining ones included): kept as tasks come and go, so that
+   * the pool can tell in O(1) that no lane is idle (see ClusterState's work stealing).
+   */
+  get emptyLaneCount(): number {
+    return this.#emptyLanes;
+  }
+
+  #emptyLanes = 0;
 
   /** How many tasks lane `id` holds (0 for an unknown lane). */
   heldBy(id: string): number {
@@ -699,7 +711,7 @@ export class Scheduler<P> {
   #unassign(t: TaskEntry<P>): void {
     const w = this.#lanes.get(t.laneId!);
     if (!w) return;
-    w.assigned.delete(t.id);
+    if (w.assigned.delete(t.id) && w.assigned.size === 0) this.#emptyLanes++;
     if (t.request && w.resources) w.resources.give(t.request.resources);
     w.queuedMs = w.assigned.size === 0 ? 0 : w.queuedMs - t.estimateMs;
     if (!w.draining) this.#mayHaveRoom.add(w);
@@ -788,6 +800,7 @@ export class Scheduler<P> {
       t.attempts++;
       t.estimateMs = (this.#estimates[t.kind] ?? this.unknownEstimateMs) * w.slowness;
       if (rq) w.resources!.take(rq.resources);
+      if (w.assigned.size === 0) this.#emptyLanes--;
       w.assigned.add(id);
       w.queuedMs += t.estimateMs;
       let batch = batches.get(w.id);

@@ -5,6 +5,7 @@
  */
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
+import fc from 'fast-check';
 import { type Assignment, NodeResources, Scheduler } from '../coordinator/scheduler.ts';
 
 /** Task ids per lane, in the order they were handed out. */
@@ -581,6 +582,47 @@ test('resources: tasks a lane gives back (stolen) give back what they held and w
   s.addLane('b', 1, undefined, node);
   assert.equal(byLane(s.assign()), { b: [2] }, 'it goes first (front of its queue), to the idle lane; task 3 still waits');
   assert.is(s.queuedCount, 1);
+});
+
+
+test('the count of lanes holding nothing stays exact through any order of joins, assignments, outcomes, steals, drains and losses', () => {
+  const op = fc.oneof(
+    fc.record({ k: fc.constant('add' as const), slots: fc.integer({ min: 1, max: 3 }) }),
+    fc.record({ k: fc.constant('submit' as const), n: fc.integer({ min: 1, max: 6 }) }),
+    fc.record({ k: fc.constant('assign' as const) }),
+    fc.record({ k: fc.constantFrom('complete' as const, 'cancel' as const, 'steal' as const, 'drain' as const, 'remove' as const), pick: fc.nat() }),
+  );
+  fc.assert(
+    fc.property(fc.array(op, { maxLength: 60 }), (ops) => {
+      const s = new Scheduler<null>({ maxRetries: 5 });
+      s.depthPerSlot = 2;
+      const lanes: string[] = [];
+      let nextLane = 0;
+      let nextTask = 0;
+      for (const o of ops) {
+        const lane = lanes.length > 0 && 'pick' in o ? lanes[o.pick % lanes.length]! : undefined;
+        if (o.k === 'add') {
+          lanes.push(`w${nextLane}`);
+          s.addLane(`w${nextLane++}`, o.slots);
+        } else if (o.k === 'submit') for (let i = 0; i < o.n; i++) s.submit(nextTask++, null);
+        else if (o.k === 'assign') s.assign();
+        else if (lane !== undefined) {
+          const held = [...Array(nextTask).keys()].filter((id) => s.holds(id, lane));
+          if (o.k === 'complete' && held.length > 0) s.complete(held[o.pick % held.length]!, lane);
+          else if (o.k === 'cancel' && held.length > 0) s.cancel(held[o.pick % held.length]!);
+          else if (o.k === 'steal') s.takeBack(lane, held.slice(1));
+          else if (o.k === 'drain') s.drainLane(lane);
+          else if (o.k === 'remove') {
+            s.removeLane(lane);
+            lanes.splice(lanes.indexOf(lane), 1);
+          }
+        }
+        const empty = lanes.filter((l) => s.heldBy(l) === 0).length;
+        assert.is(s.emptyLaneCount, empty, `after ${JSON.stringify(o)}`);
+      }
+    }),
+    { numRuns: 300 },
+  );
 });
 
 test.run();
