@@ -584,7 +584,6 @@ test('resources: tasks a lane gives back (stolen) give back what they held and w
   assert.is(s.queuedCount, 1);
 });
 
-
 test('the count of lanes holding nothing stays exact through any order of joins, assignments, outcomes, steals, drains and losses', () => {
   const op = fc.oneof(
     fc.record({ k: fc.constant('add' as const), slots: fc.integer({ min: 1, max: 3 }) }),
@@ -604,7 +603,7 @@ test('the count of lanes holding nothing stays exact through any order of joins,
         if (o.k === 'add') {
           lanes.push(`w${nextLane}`);
           s.addLane(`w${nextLane++}`, o.slots);
-        } else if (o.k === 'submit') for (let i = 0; i < o.n; i++) s.submit(nextTask++, null);
+        } else if (o.k === 'submit') { for (let i = 0; i < o.n; i++) s.submit(nextTask++, null); }
         else if (o.k === 'assign') s.assign();
         else if (lane !== undefined) {
           const held = [...Array(nextTask).keys()].filter((id) => s.holds(id, lane));
