@@ -20,14 +20,22 @@
  * becomes luck. So a polled wait here is a round trip with both sides polling, a slept one with
  * both asleep, and the rule compares exactly the two modes it chooses between.
  *
- * - Polling wins when the answer usually came while it polled (at least half of the polled
- *   waits; a poll that runs out only burned CPU before sleeping anyway) and polled waits are
- *   clearly shorter than slept ones (under four fifths: noise on a shared machine is smaller
- *   than that, and a poll that saves a fifth of a round trip has saved a wake-up; polling
+ * - Polling starts when the answer usually comes while it polls (a poll that runs out only
+ *   burned CPU before sleeping anyway) and polled waits are clearly shorter than slept ones
+ *   (under four fifths: a poll that saves a fifth of a round trip has saved a wake-up; polling
  *   through a 3 ms gap to save a wake-up of a tenth of a millisecond does not pay). Then it
- *   polls for about twice the typical polled wait (most answers come in time, and long gaps do
- *   not burn the whole budget), never more than the budget. Polling is asked for only while a
- *   caller awaits answers one at a time, where waking up is most of the round trip.
+ *   polls the budget for each answer. Polling is asked for only while a caller awaits answers
+ *   one at a time, where waking up is most of the round trip.
+ * - Once polling, it goes on until polled waits are clearly longer than slept ones (over
+ *   1.1 times), or until most polls run out (fewer than a quarter caught their answer, over
+ *   about the last 64 polls). Two lines, not one, and slow averages, because the estimates are
+ *   noisy where it matters: on a 2-core VM both sit within a few tens of µs of each other,
+ *   answers stall in runs of dozens of waits (a collection, a vCPU taken away) whether it polls
+ *   or not, and a rule that stopped at the first such run, or whenever the estimates crossed
+ *   one line, polled in only a fifth to a third of the waits where polling every wait was
+ *   0.62 times as long per round trip. Polling the whole budget rather than a guess at the
+ *   wait has the same reason: a poll cut to twice the typical wait ran out on the slower half
+ *   of the usual answers, and those misses ended polling.
  * - Otherwise it sleeps. That covers answers that take longer than the budget (long tasks) and
  *   cores that other work contends for: then the answer's sender waits for a core, polls run out
  *   without the answer, and polled waits are no shorter (or longer: the poller takes the core)
@@ -59,7 +67,7 @@
  * the OS reports tasks waiting for cores, and polling stops.
  */
 
-/** Weight of the newest sample in each estimate (about the last 4–8 samples count). */
+/** Weight of the newest sample in each estimate (about the last 4–8 samples count), bar the two below. */
 const WEIGHT = 0.25;
 /**
  * Weight of a probe's sample: probes are rare, so the samples before it are old news (and a
@@ -67,16 +75,23 @@ const WEIGHT = 0.25;
  */
 const PROBE_WEIGHT = 0.5;
 /**
- * Weight of the newest poll in the hit rate, outside probes (about the last 10–20 polls count):
- * slower than the estimates, so that a few stalls in a row on the other side (each costing a
- * miss here) do not flip the mode, while a change that makes every poll miss still stops
- * polling within a dozen waits.
+ * Weight of the newest polled wait while polling (about the last 16–32 count): a few slow
+ * answers in a row (a collection, a descheduled thread) must not end polling that pays.
  */
-const HIT_WEIGHT = 0.1;
-/** Polled waits must be under this fraction of slept waits for polling to count as a win. */
-const WIN = 0.8;
+const POLLED_WEIGHT = 1 / 16;
+/**
+ * Weight of the newest poll in the hit rate, outside probes (about the last 64 polls count):
+ * slow, so that a run of stalls on the other side (each costing a miss here) does not end
+ * polling, while a change that makes every poll miss (long tasks) still stops it within about
+ * 90 waits, at most a budget of CPU each.
+ */
+const HIT_WEIGHT = 1 / 64;
+/** Polled waits must be under this fraction of slept waits for polling to start… */
+const ENTER = 0.8;
+/** …and polling goes on until they are over this fraction. */
+const LEAVE = 1.1;
 /** At least this share of polls must see their answer arrive while polling. */
-const MIN_HIT_RATE = 0.5;
+const MIN_HIT_RATE = 0.25;
 /** While sleeping, waits that begin in the first this many ms of a probe period poll the budget… */
 export const PROBE_WINDOW_MS = 4;
 /** …of every this many ms of the wall clock at first… */
@@ -94,8 +109,6 @@ export const REACH_BUDGETS = 4;
  * Samples are counted at most the reach: a garbage collection or a long task must not outweigh
  * a dozen normal waits, and beyond it the exact length does not change the decision.
  */
-/** Polls last twice the typical polled wait plus this (ms), so a 0 µs estimate still polls. */
-const SLACK_MS = 0.005;
 
 /** What the rule knows, for tests and diagnostics. */
 export interface PollRuleState {
@@ -115,6 +128,8 @@ export class PollRule {
   #polledMs: number | undefined;
   #sleptMs: number | undefined;
   #hitRate = 1;
+  /** Whether polling currently wins (see #decide()). */
+  #polling = false;
   /**
    * The latest wait ended late (a poll that ran out, or a sleeping probe): the other side is
    * likely waking up late in turn, so the next wait polls the reach.
@@ -145,7 +160,7 @@ export class PollRule {
   }
 
   get state(): PollRuleState {
-    return { polling: this.#wins(), polledMs: this.#polledMs, sleptMs: this.#sleptMs, hitRate: this.#hitRate };
+    return { polling: this.#polling, polledMs: this.#polledMs, sleptMs: this.#sleptMs, hitRate: this.#hitRate };
   }
 
   /**
@@ -158,13 +173,13 @@ export class PollRule {
     // Measure each mode once before choosing: polling first, as a first answer is often quick.
     if (this.#polledMs === undefined) return this.#budgetMs;
     if (this.#sleptMs === undefined || contended) return 0;
-    if (this.#wins()) {
+    if (this.#polling) {
       if (this.#late) {
         this.#late = false;
         this.#recovering = true;
         return this.#reachMs;
       }
-      if (++this.#sinceProbe < PROBE_SLEEP_EVERY) return Math.min(this.#budgetMs, 2 * this.#polledMs + SLACK_MS);
+      if (++this.#sinceProbe < PROBE_SLEEP_EVERY) return this.#budgetMs;
       this.#sinceProbe = 0;
       this.#late = true;
       return 0;
@@ -192,9 +207,9 @@ export class PollRule {
     // An answer counts as caught by polling only within the budget: the reach of a probe or of
     // a recovery poll is for breaking a chain of late wake-ups, not a length to poll for.
     const hit = polledMs > 0 && waitedMs <= Math.min(polledMs, this.#budgetMs);
-    const wasPolling = this.#wins();
+    const wasPolling = this.#polling;
     const probe = polledMs > 0 !== wasPolling;
-    const weight = probe ? PROBE_WEIGHT : WEIGHT;
+    const weight = probe ? PROBE_WEIGHT : polledMs > 0 ? POLLED_WEIGHT : WEIGHT;
     const mix = (old: number | undefined): number => (old === undefined ? sample : old + (sample - old) * weight);
     if (probe && polledMs > 0 && this.#polledMs !== undefined && this.#probeWindow !== this.#freshWindow) {
       // The first probe of a window starts the polled figures afresh: what polling did before
@@ -217,7 +232,7 @@ export class PollRule {
       const mixed = mix(this.#sleptMs);
       this.#sleptMs = probe ? Math.min(sample, mixed) : mixed;
     }
-    const polling = this.#wins();
+    const polling = this.#decide();
     // A switch, or a polling probe that answered in time and brought the polled estimate below
     // the slept one (something changed): probe often again. A window of probes that confirm the
     // mode: less often. (One lucky probe alone does not count: on busy cores some always are.)
@@ -272,27 +287,28 @@ export class PollRule {
    * `thinkMs` is the typical time from an answer here to this side's next message (its own
    * work, which it knows exactly): the follower's wait, bar the wire. Where that is as long as
    * a round trip without polling, polling would save a wake-up out of a long gap, and the
-   * follower sleeps. Otherwise: while polling wins, the follower polls for twice its wait (the
-   * typical polled round trip bounds the wire both ways from above), at most the budget, and
-   * sleeps only through this side's sleeping probes (told with the message before: the probe
+   * follower sleeps. Otherwise: while polling wins, the follower polls the budget, and sleeps
+   * only through this side's sleeping probes (told with the message before: the probe
    * then measures both sides asleep, what polling is weighed against); while sleeping, it
    * polls the budget during this side's polling probes (`pollMs` > 0, what `next()` returned
    * for the wait under way), so that they measure both sides polling.
    */
   followerPollMs(pollMs: number, thinkMs: number): number {
     if (this.#budgetMs <= 0 || !(thinkMs >= 0) || thinkMs >= (this.#sleptMs ?? this.#budgetMs)) return 0;
-    if (this.#wins()) {
+    if (this.#polling) {
       // The next wait is a sleeping probe: both sides sleep through it, so that it measures
       // what polling is weighed against.
       if (this.#sinceProbe === PROBE_SLEEP_EVERY - 1) return 0;
-      return Math.min(this.#budgetMs, 2 * (thinkMs + this.#polledMs!) + SLACK_MS);
+      return this.#budgetMs;
     }
     return pollMs > 0 ? this.#budgetMs : 0;
   }
 
-  #wins(): boolean {
+  /** Whether polling wins now, given what it was doing: the line to start is lower than the line to stop. */
+  #decide(): boolean {
     const polled = this.#polledMs;
     const slept = this.#sleptMs;
-    return polled !== undefined && slept !== undefined && this.#hitRate >= MIN_HIT_RATE && polled < WIN * slept;
+    this.#polling = polled !== undefined && slept !== undefined && this.#hitRate >= MIN_HIT_RATE && polled < (this.#polling ? LEAVE : ENTER) * slept;
+    return this.#polling;
   }
 }

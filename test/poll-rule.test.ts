@@ -90,7 +90,7 @@ test('polling that does not bring answers sooner stops: long tasks, and cores ta
   assert.is(free.state.polling, false);
 });
 
-test('it backs off within a dozen waits when contention starts, and comes back after it ends', () => {
+test('it backs off when polls start to run out (contention the OS figures miss), and comes back after it ends', () => {
   const rule = new PollRule(BUDGET);
   const quiet = { quick: 0.025, slow: 0.06 };
   drive(rule, quiet, 200);
@@ -100,11 +100,31 @@ test('it backs off within a dozen waits when contention starts, and comes back a
   let waits = 0;
   while (rule.state.polling && waits < 100) waits += drive(rule, hog, 1).polled >= 0 ? 1 : 0;
   assert.is(rule.state.polling, false);
-  assert.ok(waits <= 12, `it polled ${waits} waits into the contention`);
+  // Not at the first few misses: on a VM, stalls come in runs of dozens of waits (a collection,
+  // a vCPU taken away) while polling still pays. A hundred waits of 1 ms polled at most 0.1 ms
+  // each: 10 ms of CPU, once.
+  assert.ok(waits <= 100, `it polled ${waits} waits into the contention`);
   drive(rule, hog, 5_000);
   const took = untilPolling(rule, quiet, 10_000);
   assert.ok(rule.state.polling, 'it never came back to polling');
   assert.ok(took <= PROBE_PERIOD_RARELY_MS + 1, `it took ${took} ms to come back`);
+});
+
+test('runs of stalls (dozens of waits of 1 ms now and then) do not end polling that pays', () => {
+  const rule = new PollRule(BUDGET);
+  const quiet = { quick: 0.025, slow: 0.06 };
+  drive(rule, quiet, 200);
+  assert.is(rule.state.polling, true);
+  let polled = 0;
+  let waits = 0;
+  for (let episode = 0; episode < 10; episode++) {
+    // 30 waits of 1 ms whether polled or not, then 500 usual ones.
+    polled += drive(rule, { quick: 1, slow: 1 }, 30).polled;
+    polled += drive(rule, quiet, 500).polled;
+    waits += 530;
+  }
+  assert.is(rule.state.polling, true);
+  assert.ok(polled >= waits * 0.95, `${polled} of ${waits} waits polled`);
 });
 
 test('while the cores are contended it sleeps, without probing, and polls again after', () => {
@@ -136,21 +156,52 @@ test('in the long run, waits are never longer than with polling off', () => {
   }
 });
 
-test('how long it polls: about twice the typical polled wait, at most the budget; the first wait polls the budget', () => {
+test('how long it polls: the budget (the reach after a poll that ran out); the first wait polls the budget', () => {
   const rule = new PollRule(BUDGET);
   assert.is(rule.next(), BUDGET);
   rule.record(0.02, BUDGET);
   assert.is(rule.next(), 0, 'the second wait sleeps, to measure that too');
   rule.record(0.1, 0);
-  const poll = rule.next();
-  assert.ok(poll > 0.04 && poll < 0.05, `polls ${poll} ms after a 20 µs polled wait`);
+  // The whole budget, not a guess at the wait: a poll shorter than the slowest usual answers
+  // runs out on them, and a rule that counts those misses stops polling where it pays.
+  assert.is(rule.next(), BUDGET);
   // A poll that runs out: the next one polls the reach (4 budgets), to outlast the other side
   // waking up late in turn; then polls are as before.
-  rule.record(0.09, poll);
+  rule.record(0.15, BUDGET);
   assert.is(rule.next(), BUDGET * REACH_BUDGETS);
   rule.record(0.03, BUDGET * REACH_BUDGETS);
-  const after = rule.next();
-  assert.ok(after > 0.04 && after < 0.05, `polls ${after} ms after the recovery`);
+  assert.is(rule.next(), BUDGET);
+});
+
+test('once polling, it goes on while polled waits are about as long as slept ones, and stops once they are clearly longer', () => {
+  // Polling starts where it clearly pays (polled waits under 0.8 of slept ones)…
+  const rule = new PollRule(BUDGET);
+  drive(rule, { quick: 0.02, slow: 0.05 }, 200);
+  assert.is(rule.state.polling, true);
+  // …and the estimates drifting near each other (noise, a slower phase) does not flip it:
+  // polled 45 µs against slept 50 µs.
+  let polled = 0;
+  for (let i = 0; i < 20 * PROBE_SLEEP_EVERY; i++) {
+    const pollMs = rule.next(false, clock);
+    if (pollMs > 0) polled++;
+    const waited = pollMs > 0 ? 0.045 : 0.05;
+    clock += waited + 0.01;
+    rule.record(waited, pollMs);
+  }
+  assert.is(rule.state.polling, true);
+  assert.ok(polled >= 19 * PROBE_SLEEP_EVERY, `${polled} of ${20 * PROBE_SLEEP_EVERY} waits polled`);
+  // Polled waits clearly longer than slept ones (the poller takes a core the answer needs):
+  // it stops within a few sleeping probes.
+  let waits = 0;
+  while (rule.state.polling && waits < 10 * PROBE_SLEEP_EVERY) {
+    const pollMs = rule.next(false, clock);
+    const waited = pollMs > 0 ? 0.07 : 0.05;
+    clock += waited + 0.01;
+    rule.record(waited, pollMs);
+    waits++;
+  }
+  assert.is(rule.state.polling, false);
+  assert.ok(waits <= 3 * PROBE_SLEEP_EVERY, `it polled ${waits} waits after polling became slower`);
 });
 
 test('a budget of 0 never polls; a wait it cannot make sense of is ignored', () => {
