@@ -30,19 +30,21 @@ import { IS_DENO } from './runtime.ts';
 
 /** How often the threads wanting a core are counted, ms… */
 const CONTENTION_EVERY_MS = 100;
-/** …and how many of the latest counts are averaged (about the last second). */
-const CONTENTION_COUNTS = 10;
+/** …and how many of the latest counts are averaged (about the last half second: long enough to
+ * smooth single counts, short enough that a burst of work just ended does not keep polling off). */
+const CONTENTION_COUNTS = 5;
 
 let contended = false;
 let contentionAskedAt = -Infinity;
-/** The latest counts of other threads running or ready to run, a ring. */
+/** The latest counts of other threads running or ready to run, a ring, and when each was taken. */
 const counts: number[] = [];
+const countedAt: number[] = [];
 let countsAt = 0;
 /** Whether /proc/loadavg can be read here (Linux). */
 let procLoadavg = true;
 
 /**
- * Whether other work wants the cores polling would take: on average over the last second, at
+ * Whether other work wants the cores polling would take: on average over the last half second, at
  * least as many other threads running or ready to run as there are cores (Linux counts them at
  * each moment, the fourth field of /proc/loadavg; this thread is one of them). Then a poller
  * takes a core something else needs, so it sleeps, without probing. Fast to follow: a load
@@ -62,10 +64,19 @@ export function coresContended(now: number = performance.now()): boolean {
       const running = Number(readFileSync('/proc/loadavg', 'latin1').split(' ')[3]?.split('/')[0]) - 1;
       if (running >= 0) {
         counts[countsAt] = running;
+        countedAt[countsAt] = now;
         countsAt = (countsAt + 1) % CONTENTION_COUNTS;
+        // Counts are taken only while someone asks (while answers are awaited one at a time):
+        // after a pause, the ring's older counts describe a machine of long ago (a burst that
+        // has ended), so only those of the last half second count.
         let sum = 0;
-        for (const c of counts) sum += c;
-        return (contended = sum >= cores * counts.length);
+        let n = 0;
+        for (let i = 0; i < counts.length; i++) {
+          if (now - countedAt[i]! >= CONTENTION_EVERY_MS * CONTENTION_COUNTS) continue;
+          sum += counts[i]!;
+          n++;
+        }
+        return (contended = sum >= cores * n);
       }
     } catch {
       // not Linux: the load average below

@@ -47,10 +47,13 @@
  * - Probes keep the estimate of the mode not in use fresh. While polling, every 64th wait sleeps
  *   on both sides (it costs one slower round trip). While sleeping, the waits that begin in a
  *   probe window poll the reach, and the follower the budget (each costs at most that in CPU,
- *   which contended cores can least afford). A window is the first 4 ms of every 128 ms of the
- *   wall clock: a run of waits in a row, as the first wait of a window sleeps on both sides
- *   (the follower was told to sleep with the message before it). Windows that keep confirming sleep
- *   come half as often (every 256 ms); a switch, or a probe that brings the polled estimate
+ *   which contended cores can least afford). A window is 4 ms from the first wait at least
+ *   128 ms after the previous window began: a run of waits in a row, as the first wait of a
+ *   window sleeps on both sides (the follower was told to sleep with the message before it).
+ *   Not fixed slices of the wall clock: a caller whose round trips come in short runs (tens of
+ *   ms, with pauses between) would miss such slices again and again, and keep a stale verdict
+ *   (a first answer that took a millisecond while the code was cold). Windows that keep
+ *   confirming sleep come half as often (every 256 ms); a switch, or a probe that brings the polled estimate
  *   below the slept one, brings them back to every 128 ms. The first polled probe in a window
  *   starts the polled figures afresh. So whatever changed, the rule finds out within a window
  *   or two (a quarter of a second), and switches; probing costs at most 4 ms of polling per
@@ -92,9 +95,9 @@ const ENTER = 0.8;
 const LEAVE = 1.1;
 /** At least this share of polls must see their answer arrive while polling. */
 const MIN_HIT_RATE = 0.25;
-/** While sleeping, waits that begin in the first this many ms of a probe period poll the budget… */
+/** While sleeping, waits that begin in a probe window of this many ms poll the reach… */
 export const PROBE_WINDOW_MS = 4;
-/** …of every this many ms of the wall clock at first… */
+/** …which begins at the first wait at least this many ms after the previous one began, at first… */
 export const PROBE_PERIOD_MS = 128;
 /** …and, while probes keep saying sleep, at most this rarely (a power-of-two multiple of the first). */
 export const PROBE_PERIOD_RARELY_MS = 256;
@@ -141,7 +144,7 @@ export class PollRule {
   #sinceProbe = 0;
   /** The probe period while sleeping, ms. */
   #probePeriodMs = PROBE_PERIOD_MS;
-  /** Start of the probe window the latest polling probe began in (ms of the wall clock). */
+  /** When the latest probe window began (ms of the clock `next()` is given; NaN: never). */
   #probeWindow = NaN;
   /** The window whose first probe started the polled figures afresh. */
   #freshWindow = NaN;
@@ -184,9 +187,11 @@ export class PollRule {
       this.#late = true;
       return 0;
     }
-    const intoPeriod = now % this.#probePeriodMs;
-    if (intoPeriod >= PROBE_WINDOW_MS) return 0;
-    this.#probeWindow = now - intoPeriod;
+    // Within the latest window, or the first wait a period after it began (or ever): probe.
+    if (!(now - this.#probeWindow < PROBE_WINDOW_MS)) {
+      if (now - this.#probeWindow < this.#probePeriodMs) return 0;
+      this.#probeWindow = now;
+    }
     return this.#reachMs;
   }
 

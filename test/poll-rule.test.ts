@@ -110,6 +110,27 @@ test('it backs off when polls start to run out (contention the OS figures miss),
   assert.ok(took <= PROBE_PERIOD_RARELY_MS + 1, `it took ${took} ms to come back`);
 });
 
+test('round trips in short runs with pauses between: probes still come, and a cold first answer does not keep it asleep', () => {
+  const rule = new PollRule(BUDGET);
+  // The first answer takes 1 ms (cold code), then one slept wait.
+  rule.record(1, rule.next(false, clock));
+  clock += 1;
+  rule.record(0.06, rule.next(false, clock));
+  assert.is(rule.state.polling, false);
+  // Runs of 20 ms of round trips, one every 128 ms, each beginning 10 ms into the period (the
+  // caller does other things in between): fixed slices of the wall clock would never be probed.
+  const machine = { quick: 0.025, slow: 0.06 };
+  let runs = 0;
+  while (!rule.state.polling && runs < 20) {
+    clock = (Math.floor(clock / PROBE_PERIOD_MS) + 1) * PROBE_PERIOD_MS + 10;
+    const until = clock + 20;
+    while (clock < until) drive(rule, machine, 1);
+    runs++;
+  }
+  assert.ok(rule.state.polling, 'it never started polling');
+  assert.ok(runs <= 3, `it took ${runs} runs`);
+});
+
 test('runs of stalls (dozens of waits of 1 ms now and then) do not end polling that pays', () => {
   const rule = new PollRule(BUDGET);
   const quiet = { quick: 0.025, slow: 0.06 };
