@@ -193,6 +193,19 @@ async function parent(): Promise<void> {
     seconds,
     note: `each: ${own.map((x) => x.toFixed(2)).join(', ')}`,
   });
+  // The spread above mixes two things: which mode each process settled in, and how fast the
+  // machine was while it ran (this VM drifts by a third within a minute, both modes alike).
+  // Against each process's own polling-off pool, only the first is left.
+  emitFigure({
+    suite: SUITE,
+    workload: 'fresh-sequential-p50-spread-vs-off',
+    label: 'wsfutures spread of (p50 / its busyPollMicros 0 p50) (max/min)',
+    value: Math.max(...own) / Math.min(...own),
+    unit: 'x',
+    count: n,
+    seconds,
+    note: `the polling-off p50s themselves spread ${(Math.max(...offP50s) / Math.min(...offP50s)).toFixed(2)}x`,
+  });
   const hogPolling = results.flatMap((r) => r.hog.polling);
   const hogOff = results.flatMap((r) => r.hog.off);
   const hogNote = `${each}, a process spinning on all ${availableParallelism()} cores beside them; p50 of each: ${
