@@ -53,8 +53,8 @@
  *   Not fixed slices of the wall clock: a caller whose round trips come in short runs (tens of
  *   ms, with pauses between) would miss such slices again and again, and keep a stale verdict
  *   (a first answer that took a millisecond while the code was cold). Windows that keep
- *   confirming sleep come half as often (every 256 ms); a switch, or a probe that brings the polled estimate
- *   below the slept one, brings them back to every 128 ms. The first polled probe in a window
+ *   confirming sleep come half as often (every 256 ms); a switch, or a probe that brings the
+ *   polled estimate below the slept one, brings them back to every 128 ms. The first polled probe in a window
  *   starts the polled figures afresh. So whatever changed, the rule finds out within a window
  *   or two (a quarter of a second), and switches; probing costs at most 4 ms of polling per
  *   128–256 ms.
