@@ -11,9 +11,10 @@
  * How long: the coordinator decides for both sides of a round trip. Its `PollRule`
  * (shared/poll-rule.ts) measures round trips with both sides polling and with both asleep, polls
  * while that makes answers come sooner (up to the budget for each answer), probes now and then
- * to find out whether that changed, and does not poll at all while other work waits for the cores (`coresContended` below). With each message it tells the
- * task thread how long to poll for the next one after answering (`run`'s `poll`), which the
- * thread does (`pollFor`), within its own budget. A poll stops as soon as the answer is in.
+ * to find out whether that changed, and does not poll at all while other work waits for the
+ * cores (`coresContended` below). With each message it tells the task thread how long to poll
+ * for the next one after answering (`run`'s `poll`), which the thread does (`pollFor`), within
+ * its own budget. A poll stops as soon as the answer is in.
  *
  * How: a chain of (ref'ed) setImmediate callbacks. While an immediate is pending, Node's event
  * loop polls with a zero timeout, so sockets are still read as soon as data is there. A budget
